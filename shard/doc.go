@@ -1,0 +1,26 @@
+// Package shard holds one shard's part of the follow graph in memory.
+//
+// A Store keeps, for each user whose home is the shard, three lists:
+// following (users it follows), followers (users following it) and mutual
+// (users it follows that follow it back), each with a followTime per entry,
+// and their counts. It implements the semantics of the product brief §2:
+// batch follow with per-target codes, the following cap, idempotent writes,
+// stable cursor paging newest first, counts and relationship checks.
+//
+// The forward and reverse sides of an edge are separate calls: Follow and
+// Unfollow change the actor's side on the actor's Store and report which
+// edges changed; the caller (the replication layer) delivers AddFollower or
+// RemoveFollower to the target's Store, which may be another shard. Both
+// reverse calls are idempotent.
+//
+// The Store has no goroutines, I/O or clock: followTime comes from the
+// caller, so replicas that apply the same operations end in the same state.
+// View captures a point-in-time copy cheaply (copy-on-write by generation)
+// for snapshots, streamed by View.WriteTo and rebuilt by ReadFrom.
+//
+// Memory layout (see docs/ARCHITECTURE.md): user IDs are interned to 32-bit
+// uids; lists live in headerless blocks of 10-byte entries carved from large
+// pointer-free chunks in size classes; large lists are paged with a time
+// index and a uid index. The garbage collector sees a few thousand pointers
+// whatever the graph's size.
+package shard

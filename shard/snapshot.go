@@ -1,0 +1,550 @@
+package shard
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"sync/atomic"
+)
+
+// Views and snapshots.
+//
+// View captures a point-in-time, read-only view of the Store in time
+// proportional to the number of chunks (not entries): it copies the
+// top-level chunk slices and starts a new generation. From then on every
+// write copies a block, page index or table chunk from an older generation
+// before changing it, and memory freed meanwhile is held back until the View
+// is released. The View can therefore be streamed from another goroutine
+// while writes continue, with no lock and no pause.
+//
+// Stream format, version 1 (all integers little-endian or uvarint):
+//
+//	magic "fgstore\x00" | version u32
+//	frames: payloadLen u32 (1..1 MiB) | crc32c(payload) u32 | payload
+//
+// The concatenated payloads hold three records:
+//
+//	'S' count, then count × (shared u8, suffix len u8, suffix)
+//	    every user ID the Store knows, in ascending byte order, each
+//	    sharing a prefix with the one before; a user is then named by
+//	    its rank in this order
+//	'L' count, then count × (rank delta, 3 × list)           users with lists
+//	    list = n, then n × (peer rank, time), in list order; time is
+//	    absolute for the first entry, then the (non-negative) difference
+//	    to the previous one
+//	'E' users, entries of each kind                          end and totals
+//
+// Nothing in the stream depends on how uids happened to be allocated, so any
+// two Stores holding the same graph write identical bytes, whatever their
+// histories (the FSM determinism tests rely on this).
+
+// Snapshot errors. Errors from ReadFrom wrap one of these.
+var (
+	ErrSnapshotCorrupt   = errors.New("shard: snapshot is corrupt")
+	ErrSnapshotTruncated = errors.New("shard: snapshot is truncated")
+	ErrSnapshotVersion   = errors.New("shard: unsupported snapshot version")
+)
+
+const (
+	snapMagic    = "fgstore\x00"
+	snapVersion  = 1
+	maxFrame     = 1 << 20
+	targetFrame  = 256 << 10
+	maxSnapUID   = 1<<31 - 1
+	recStrings   = 'S'
+	recLists     = 'L'
+	recEnd       = 'E'
+	snapHdrBytes = len(snapMagic) + 4
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+// View is a frozen, read-only copy of a Store's state. It must be released.
+type View struct {
+	st       state
+	nusers   int
+	counts   [numKinds]int64
+	live     *atomic.Int32
+	released atomic.Bool
+}
+
+// View captures the Store's current state. It is a write: call it with the
+// same exclusion as Follow. The View may then be used from any goroutine.
+func (s *Store) View() *View {
+	s.beginWrite()
+	s.frozen = s.gen
+	s.gen++
+	s.liveViews.Add(1)
+	s.viewsLive = true
+	v := &View{live: &s.liveViews, nusers: s.nusers, counts: s.counts}
+	v.st.users = s.st.users.clone()
+	v.st.nuids = s.st.nuids
+	v.st.large = s.st.large.clone()
+	for c := range s.st.blocks {
+		v.st.blocks[c].uids = append([][]uint32(nil), s.st.blocks[c].uids...)
+		v.st.blocks[c].times = append([][]byte(nil), s.st.blocks[c].times...)
+	}
+	v.st.strs = append(strMem(nil), s.st.strs...)
+	return v
+}
+
+// Release lets the Store reuse the memory the View holds. It is safe to call
+// from any goroutine, more than once.
+func (v *View) Release() {
+	if v.released.CompareAndSwap(false, true) {
+		v.live.Add(-1)
+	}
+}
+
+// Edges returns the number of following entries in the View.
+func (v *View) Edges() int64 { return v.counts[kFollowing] }
+
+type frameWriter struct {
+	w   io.Writer
+	buf []byte
+	n   int64
+	err error
+}
+
+func (f *frameWriter) flush() {
+	if f.err != nil || len(f.buf) == 0 {
+		return
+	}
+	var hdr [8]byte
+	binary.LittleEndian.PutUint32(hdr[0:], uint32(len(f.buf)))
+	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(f.buf, crcTable))
+	if _, f.err = f.w.Write(hdr[:]); f.err == nil {
+		_, f.err = f.w.Write(f.buf)
+	}
+	f.n += int64(len(f.buf)) + 8
+	f.buf = f.buf[:0]
+}
+
+func (f *frameWriter) maybeFlush() {
+	if len(f.buf) >= targetFrame {
+		f.flush()
+	}
+}
+
+// WriteTo streams the View in the snapshot format.
+func (v *View) WriteTo(w io.Writer) (int64, error) {
+	var hdr [snapHdrBytes]byte
+	copy(hdr[:], snapMagic)
+	binary.LittleEndian.PutUint32(hdr[len(snapMagic):], snapVersion)
+	if _, err := w.Write(hdr[:]); err != nil {
+		return 0, err
+	}
+	f := &frameWriter{w: w, buf: make([]byte, 0, 4096), n: int64(len(hdr))}
+	st := &v.st
+
+	// Users are written in ID order and named by their rank in it, so the
+	// bytes depend only on the graph, not on the history of uid
+	// allocation: any two Stores with the same lists write the same bytes.
+	order := make([]uint32, 0, v.nusers)
+	for uid := uint32(0); uid < st.nuids; uid++ {
+		if st.user(uid).slen != 0 {
+			order = append(order, uid)
+		}
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(st.idBytes(a), st.idBytes(b)) })
+	rank := make([]uint32, st.nuids)
+	withLists := 0
+	for i, uid := range order {
+		rank[uid] = uint32(i)
+		if !st.user(uid).empty() {
+			withLists++
+		}
+	}
+
+	f.buf = append(f.buf, recStrings)
+	f.buf = binary.AppendUvarint(f.buf, uint64(len(order)))
+	var prevID []byte
+	for _, uid := range order {
+		id := st.idBytes(uid)
+		shared := 0
+		for shared < len(id) && shared < len(prevID) && id[shared] == prevID[shared] {
+			shared++
+		}
+		f.buf = append(f.buf, byte(shared), byte(len(id)-shared))
+		f.buf = append(f.buf, id[shared:]...)
+		prevID = id
+		f.maybeFlush()
+	}
+
+	f.buf = append(f.buf, recLists)
+	f.buf = binary.AppendUvarint(f.buf, uint64(withLists))
+	prev := int64(-1)
+	for i, uid := range order {
+		u := st.user(uid)
+		if u.empty() || f.err != nil {
+			continue
+		}
+		f.buf = binary.AppendUvarint(f.buf, uint64(int64(i)-prev))
+		prev = int64(i)
+		for k := range numKinds {
+			r := u.sets[k]
+			f.buf = binary.AppendUvarint(f.buf, uint64(r.n))
+			first, last := true, int64(0)
+			st.each(r, func(peer uint32, t int64) {
+				f.buf = binary.AppendUvarint(f.buf, uint64(rank[peer]))
+				if first {
+					f.buf = binary.AppendUvarint(f.buf, uint64(t))
+					first = false
+				} else {
+					f.buf = binary.AppendUvarint(f.buf, uint64(last-t))
+				}
+				last = t
+				f.maybeFlush()
+			})
+		}
+	}
+
+	f.buf = append(f.buf, recEnd)
+	f.buf = binary.AppendUvarint(f.buf, uint64(len(order)))
+	for k := range numKinds {
+		f.buf = binary.AppendUvarint(f.buf, uint64(v.counts[k]))
+	}
+	f.flush()
+	return f.n, f.err
+}
+
+// frameReader reads verified frame payloads. It never reads past the end of
+// the last frame it needs, so a snapshot can be followed by other data.
+type frameReader struct {
+	r   io.Reader
+	buf []byte
+	pos int
+}
+
+func (f *frameReader) next() error {
+	var hdr [8]byte
+	if _, err := io.ReadFull(f.r, hdr[:]); err != nil {
+		return truncated(err)
+	}
+	n := binary.LittleEndian.Uint32(hdr[0:])
+	if n == 0 || n > maxFrame {
+		return fmt.Errorf("%w: frame length %d", ErrSnapshotCorrupt, n)
+	}
+	if cap(f.buf) < int(n) {
+		f.buf = make([]byte, n)
+	}
+	f.buf = f.buf[:n]
+	if _, err := io.ReadFull(f.r, f.buf); err != nil {
+		return truncated(err)
+	}
+	if crc32.Checksum(f.buf, crcTable) != binary.LittleEndian.Uint32(hdr[4:]) {
+		return fmt.Errorf("%w: frame checksum mismatch", ErrSnapshotCorrupt)
+	}
+	f.pos = 0
+	return nil
+}
+
+func truncated(err error) error {
+	if err == io.EOF || err == io.ErrUnexpectedEOF {
+		return fmt.Errorf("%w: %v", ErrSnapshotTruncated, err)
+	}
+	return err
+}
+
+func (f *frameReader) ReadByte() (byte, error) {
+	if f.pos == len(f.buf) {
+		if err := f.next(); err != nil {
+			return 0, err
+		}
+	}
+	c := f.buf[f.pos]
+	f.pos++
+	return c, nil
+}
+
+func (f *frameReader) uvarint() (uint64, error) {
+	if len(f.buf)-f.pos >= binary.MaxVarintLen64 {
+		x, n := binary.Uvarint(f.buf[f.pos:])
+		if n <= 0 {
+			return 0, fmt.Errorf("%w: bad varint", ErrSnapshotCorrupt)
+		}
+		f.pos += n
+		return x, nil
+	}
+	x, err := binary.ReadUvarint(f)
+	if err != nil && !errors.Is(err, ErrSnapshotTruncated) && !errors.Is(err, ErrSnapshotCorrupt) {
+		return 0, fmt.Errorf("%w: %v", ErrSnapshotCorrupt, err)
+	}
+	return x, err
+}
+
+// bytes reads n bytes into dst.
+func (f *frameReader) bytes(dst []byte) error {
+	for len(dst) > 0 {
+		if f.pos == len(f.buf) {
+			if err := f.next(); err != nil {
+				return err
+			}
+		}
+		k := copy(dst, f.buf[f.pos:])
+		f.pos += k
+		dst = dst[k:]
+	}
+	return nil
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrSnapshotCorrupt}, args...)...)
+}
+
+// ReadFrom builds a Store from a snapshot written by View.WriteTo. The
+// result is identical to the Store the View was taken from: same lists,
+// same counts, same numbering of users.
+func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
+	s, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var hdr [snapHdrBytes]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, truncated(err)
+	}
+	if string(hdr[:len(snapMagic)]) != snapMagic {
+		return nil, corrupt("bad magic")
+	}
+	if v := binary.LittleEndian.Uint32(hdr[len(snapMagic):]); v != snapVersion {
+		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrSnapshotVersion, v, snapVersion)
+	}
+	d := &loader{s: s, f: &frameReader{r: r}}
+	if err := d.load(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+type loader struct {
+	s      *Store
+	f      *frameReader
+	mark   []uint32 // per uid: serial of the last list it appeared in
+	refs   []uint32 // per uid: entries naming it
+	serial uint32
+	buf    []entry
+}
+
+func (d *loader) tag(want byte) error {
+	c, err := d.f.ReadByte()
+	if err != nil {
+		return err
+	}
+	if c != want {
+		return corrupt("record %q where %q expected", c, want)
+	}
+	return nil
+}
+
+func (d *loader) load() error {
+	s, f := d.s, d.f
+	if err := d.tag(recStrings); err != nil {
+		return err
+	}
+	count, err := f.uvarint()
+	if err != nil {
+		return err
+	}
+	if count > maxSnapUID {
+		return corrupt("%d users", count)
+	}
+	var prevID string
+	var idbuf [maxIDLen]byte
+	prevLen := 0
+	for i := range count {
+		shared, err := f.ReadByte()
+		if err != nil {
+			return err
+		}
+		suffix, err := f.ReadByte()
+		if err != nil {
+			return err
+		}
+		n := int(shared) + int(suffix)
+		if int(shared) > prevLen || n == 0 || n > maxIDLen || (i > 0 && suffix == 0) {
+			return corrupt("bad ID lengths %d+%d", shared, suffix)
+		}
+		if err := f.bytes(idbuf[shared:n]); err != nil {
+			return err
+		}
+		id := string(idbuf[:n])
+		if !ValidUserID(id) {
+			return corrupt("invalid user ID %q", id)
+		}
+		if i > 0 && id <= prevID {
+			return corrupt("user IDs out of order at %q", id)
+		}
+		prevID, prevLen = id, n
+		u := uint32(i)
+		s.st.nuids = u + 1
+		s.st.users.ensure(u, s.gen)
+		*s.userMut(u) = userRec{str: s.salloc.alloc(id), slen: uint8(n)}
+		s.index.insert(s.index.hash(id), u)
+		s.nusers++
+	}
+	d.mark = make([]uint32, s.st.nuids)
+	d.refs = make([]uint32, s.st.nuids)
+
+	if err := d.tag(recLists); err != nil {
+		return err
+	}
+	if count, err = f.uvarint(); err != nil {
+		return err
+	}
+	if count > uint64(s.nusers) {
+		return corrupt("%d users with lists, %d users", count, s.nusers)
+	}
+	uid := int64(-1)
+	for range count {
+		delta, err := f.uvarint()
+		if err != nil {
+			return err
+		}
+		if delta == 0 || delta > uint64(s.st.nuids) || uid+int64(delta) >= int64(s.st.nuids) {
+			return corrupt("bad uid delta %d", delta)
+		}
+		uid += int64(delta)
+		if s.st.user(uint32(uid)).slen == 0 {
+			return corrupt("lists for unknown uid %d", uid)
+		}
+		for k := range numKinds {
+			if err := d.list(uint32(uid), k); err != nil {
+				return err
+			}
+		}
+		if s.st.user(uint32(uid)).empty() {
+			return corrupt("uid %d listed with no entries", uid)
+		}
+	}
+
+	if err := d.tag(recEnd); err != nil {
+		return err
+	}
+	nuids, err := f.uvarint()
+	if err != nil {
+		return err
+	}
+	if nuids != uint64(s.st.nuids) {
+		return corrupt("trailer says %d uids, read %d", nuids, s.st.nuids)
+	}
+	for k := range numKinds {
+		c, err := f.uvarint()
+		if err != nil {
+			return err
+		}
+		if c != uint64(s.counts[k]) {
+			return corrupt("trailer says %d entries of kind %d, read %d", c, k, s.counts[k])
+		}
+	}
+	if f.pos != len(f.buf) {
+		return corrupt("%d bytes after the end record", len(f.buf)-f.pos)
+	}
+	for u := range s.st.nuids {
+		rec := s.userMut(u)
+		rec.refs = d.refs[u]
+		if rec.refs == 0 && rec.empty() {
+			return corrupt("uid %d is neither referenced nor has lists", u)
+		}
+	}
+	return nil
+}
+
+// list reads one list of owner and builds it.
+func (d *loader) list(owner uint32, k setKind) error {
+	s, f := d.s, d.f
+	n, err := f.uvarint()
+	if err != nil {
+		return err
+	}
+	if n > uint64(s.st.nuids) {
+		return corrupt("list of %d entries, %d users", n, s.st.nuids)
+	}
+	if n == 0 {
+		return nil
+	}
+	d.serial++
+	d.buf = d.buf[:0]
+	var last int64
+	for i := range n {
+		p, err := f.uvarint()
+		if err != nil {
+			return err
+		}
+		tv, err := f.uvarint()
+		if err != nil {
+			return err
+		}
+		// Every uid below nuids is live: the 'S' record numbers users densely.
+		if p >= uint64(s.st.nuids) || uint32(p) == owner {
+			return corrupt("uid %d: bad entry %d", owner, p)
+		}
+		peer := uint32(p)
+		var t int64
+		if i == 0 {
+			if tv > maxTime {
+				return corrupt("time %d out of range", tv)
+			}
+			t = int64(tv)
+		} else {
+			if tv > uint64(last) {
+				return corrupt("time goes below zero")
+			}
+			t = last - int64(tv)
+			prev := d.buf[len(d.buf)-1]
+			if t == prev.t && compareIDs(s.st.idBytes(prev.uid), s.st.idBytes(peer)) >= 0 {
+				return corrupt("uid %d: list out of order", owner)
+			}
+		}
+		if d.mark[peer] == d.serial {
+			return corrupt("uid %d: entry %d appears twice", owner, peer)
+		}
+		d.mark[peer] = d.serial
+		last = t
+		d.buf = append(d.buf, entry{peer, t})
+	}
+	d.build(&s.userMut(owner).sets[k], d.buf)
+	for _, e := range d.buf {
+		d.refs[e.uid]++
+	}
+	s.counts[k] += int64(n)
+	return nil
+}
+
+// build bulk-loads entries, given in list order, into an empty list.
+func (d *loader) build(r *setRef, es []entry) {
+	s := d.s
+	r.n = uint32(len(es))
+	fill := func(es []entry) uint32 {
+		h := s.allocBlock(len(es))
+		b := s.block(h)
+		for i, e := range es {
+			b.set(i, e.uid, e.t)
+		}
+		return h
+	}
+	if len(es) <= maxBlock {
+		r.h = fill(es)
+		return
+	}
+	idx := s.allocLarge()
+	ls := s.st.large.get(idx)
+	ls.tp = make([]tpage, 0, (len(es)+maxBlock-1)/maxBlock)
+	for rest := es; len(rest) > 0; {
+		k := min(len(rest), maxBlock)
+		ls.tp = append(ls.tp, tpage{t: rest[0].t, u: rest[0].uid, h: fill(rest[:k]), n: uint32(k)})
+		rest = rest[k:]
+	}
+	byUID := append([]entry(nil), es...)
+	slices.SortFunc(byUID, func(a, b entry) int { return cmp.Compare(a.uid, b.uid) })
+	ls.up = s.buildUpages(make([]upage, 0, len(es)/(maxBlock*3/4)+1), byUID)
+	r.h = largeBit | idx
+}
+
+// compareIDs orders IDs as lists do on ties (byte-wise ascending).
+func compareIDs(a, b []byte) int { return bytes.Compare(a, b) }

@@ -1,0 +1,552 @@
+package shard
+
+import (
+	"sync/atomic"
+
+	"github.com/followgraph/followgraph/codes"
+)
+
+// Store holds one shard's part of the follow graph: for every user whose
+// home is this shard, the user's following, followers and mutual lists with
+// their followTimes, and the counts.
+//
+// Concurrency: a Store is a deterministic state machine with no goroutines,
+// I/O or clock. Write methods (Follow, Unfollow, AddFollower,
+// RemoveFollower, View) need exclusive access. Read methods (List, Scan,
+// Info, Check, Counts, Stats) change nothing and may run concurrently with
+// each other, but not with a write: guard a Store with a sync.RWMutex.
+// A View, once taken, may be read from any goroutine while writes continue.
+type Store struct {
+	cfg Config
+	st  state
+
+	balloc blockAlloc
+	salloc strAlloc
+	index  internTable
+	free   uidHeap // free uids below st.nuids
+
+	nlarge       uint32
+	nlargeLive   int
+	largeFree    []uint32
+	largePending []uint32
+
+	// Generations for copy-on-write: see View.
+	gen       uint32
+	frozen    uint32
+	viewsLive bool         // cached liveViews > 0 for the current write
+	liveViews atomic.Int32 // Views not yet released
+
+	counts [numKinds]int64 // entries per kind
+	nusers int             // uids in use
+}
+
+// New returns an empty Store.
+func New(cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Store{cfg: cfg, index: newInternTable(), gen: 1}
+	s.cfg.CursorKey = append([]byte(nil), cfg.CursorKey...)
+	s.balloc.mem = &s.st.blocks
+	s.salloc.mem = &s.st.strs
+	return s, nil
+}
+
+// Config returns the Store's configuration.
+func (s *Store) Config() Config { return s.cfg }
+
+// beginWrite prepares a write: it notices released Views and reuses the
+// memory they held.
+func (s *Store) beginWrite() {
+	live := s.liveViews.Load() > 0
+	if !live && s.viewsLive {
+		s.reclaim()
+	}
+	s.viewsLive = live
+}
+
+func (s *Store) reclaim() {
+	s.balloc.reclaim()
+	s.salloc.reclaim()
+	s.largeFree = append(s.largeFree, s.largePending...)
+	s.largePending = s.largePending[:0]
+}
+
+func (s *Store) eqID(uid uint32, id string) bool {
+	return string(s.st.idBytes(uid)) == id
+}
+
+// uidOf returns the uid of id if the Store knows it.
+func (s *Store) uidOf(id string) (uint32, bool) {
+	return s.index.lookup(id, s.index.hash(id), s.eqID)
+}
+
+// intern returns id's uid, allocating one if needed. id must be valid.
+func (s *Store) intern(id string) uint32 {
+	h := s.index.hash(id)
+	if uid, ok := s.index.lookup(id, h, s.eqID); ok {
+		return uid
+	}
+	var uid uint32
+	if len(s.free) > 0 {
+		uid = s.free.pop()
+	} else {
+		uid = s.st.nuids
+		s.st.nuids++
+		s.st.users.ensure(uid, s.gen)
+	}
+	u := s.userMut(uid)
+	*u = userRec{str: s.salloc.alloc(id), slen: uint8(len(id))}
+	s.index.insert(h, uid)
+	s.nusers++
+	return uid
+}
+
+func (s *Store) userMut(uid uint32) *userRec {
+	return s.st.users.mut(uid, s.gen, s.frozen, s.viewsLive)
+}
+
+// release frees uid if nothing refers to it any more.
+func (s *Store) release(uid uint32) {
+	u := s.st.user(uid)
+	if u.slen == 0 || u.refs != 0 || !u.empty() {
+		return
+	}
+	id := s.st.idBytes(uid)
+	s.index.remove(s.index.hash(string(id)), uid)
+	s.salloc.release(u.str, u.slen, s.viewsLive)
+	*s.userMut(uid) = userRec{}
+	s.free.push(uid)
+	s.nusers--
+}
+
+func (s *Store) ref(uid uint32, d int32) {
+	u := s.userMut(uid)
+	u.refs = uint32(int32(u.refs) + d)
+}
+
+// insert adds (peer, t) to owner's list k and counts the reference.
+func (s *Store) insert(owner uint32, k setKind, peer uint32, t int64) {
+	key := s.st.idBytes(peer)
+	s.setInsert(&s.userMut(owner).sets[k], peer, t, key)
+	s.ref(peer, 1)
+	s.counts[k]++
+}
+
+// remove deletes peer, whose entry has time t, from owner's list k.
+func (s *Store) remove(owner uint32, k setKind, peer uint32, t int64) {
+	key := s.st.idBytes(peer)
+	s.setRemove(&s.userMut(owner).sets[k], peer, t, key)
+	s.ref(peer, -1)
+	s.counts[k]--
+}
+
+func (s *Store) lookup(owner uint32, k setKind, peer uint32) (int64, bool) {
+	return s.st.lookup(s.st.user(owner).sets[k], peer)
+}
+
+// Result is the outcome of one target of Follow or Unfollow.
+type Result struct {
+	UserID string
+	Code   codes.Code
+	// Info explains a non-zero Code.
+	Info string
+	// Changed reports that the edge was created (Follow) or removed
+	// (Unfollow) by this call; the replication layer delivers exactly
+	// these to the target's shard.
+	Changed bool
+	// Time is the edge's followTime: the new one for a created edge, the
+	// existing one for an edge already there, the removed one for a
+	// removed edge.
+	Time int64
+}
+
+const (
+	infoInvalidID = "invalid user ID"
+	infoSelf      = "cannot follow or unfollow yourself"
+	infoLimit     = "following limit reached"
+)
+
+func (s *Store) checkBatch(actor string, n, limit int) error {
+	if err := ValidateUserID(actor); err != nil {
+		return err
+	}
+	if n < 1 || n > limit {
+		return codes.New(codes.InvalidParam, "%d targets: want 1 to %d", n, limit)
+	}
+	return nil
+}
+
+// Follow makes actor follow each target, at time now (Unix milliseconds,
+// chosen by the caller so that replicas agree). It returns one Result per
+// target, in order. Following someone already followed succeeds and keeps
+// the original time. A request over the limits fails as a whole.
+//
+// Follow changes the actor's side only: following(actor) and, when the
+// target already follows the actor, mutual(actor). The caller delivers
+// AddFollower(target, actor, Time) for each Changed result to the target's
+// Store.
+func (s *Store) Follow(actor string, targets []string, now int64) ([]Result, error) {
+	if err := s.checkBatch(actor, len(targets), s.cfg.MaxTargets); err != nil {
+		return nil, err
+	}
+	if now < 0 || now > maxTime {
+		return nil, codes.New(codes.InvalidParam, "followTime %d out of range", now)
+	}
+	s.beginWrite()
+	res := make([]Result, len(targets))
+	a := s.intern(actor)
+	for i, target := range targets {
+		r := &res[i]
+		r.UserID = target
+		switch {
+		case !ValidUserID(target):
+			r.Code, r.Info = codes.InvalidParam, infoInvalidID
+			continue
+		case target == actor:
+			r.Code, r.Info = codes.InvalidParam, infoSelf
+			continue
+		}
+		b := s.intern(target)
+		if t, ok := s.lookup(a, kFollowing, b); ok {
+			r.Time = t
+			continue
+		}
+		if int(s.st.user(a).sets[kFollowing].n) >= s.cfg.MaxFollowing {
+			r.Code, r.Info = codes.FollowingLimit, infoLimit
+			s.release(b)
+			continue
+		}
+		s.insert(a, kFollowing, b, now)
+		if tb, ok := s.lookup(a, kFollowers, b); ok {
+			s.insert(a, kMutual, b, max(now, tb))
+		}
+		r.Changed, r.Time = true, now
+	}
+	s.release(a)
+	return res, nil
+}
+
+// Unfollow makes actor stop following each target. Unfollowing someone not
+// followed succeeds. The caller delivers RemoveFollower(target, actor, Time)
+// for each Changed result to the target's Store.
+func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
+	if err := s.checkBatch(actor, len(targets), s.cfg.MaxTargets); err != nil {
+		return nil, err
+	}
+	s.beginWrite()
+	res := make([]Result, len(targets))
+	a, known := s.uidOf(actor)
+	for i, target := range targets {
+		r := &res[i]
+		r.UserID = target
+		switch {
+		case !ValidUserID(target):
+			r.Code, r.Info = codes.InvalidParam, infoInvalidID
+			continue
+		case target == actor:
+			r.Code, r.Info = codes.InvalidParam, infoSelf
+			continue
+		case !known:
+			continue
+		}
+		b, ok := s.uidOf(target)
+		if !ok {
+			continue
+		}
+		t, ok := s.lookup(a, kFollowing, b)
+		if !ok {
+			continue
+		}
+		if tm, ok := s.lookup(a, kMutual, b); ok {
+			s.remove(a, kMutual, b, tm)
+		}
+		s.remove(a, kFollowing, b, t)
+		r.Changed, r.Time = true, t
+		s.release(b)
+	}
+	if known {
+		s.release(a)
+	}
+	return res, nil
+}
+
+// AddFollower records, on followee's home Store, that follower follows
+// followee since t. It is idempotent: delivering the same edge again
+// changes nothing. If follower is already recorded with another time, the
+// new delivery wins (deliveries arrive in the follower shard's commit
+// order). It reports whether anything changed. With MaxFollowers set, a new
+// follower over the cap is refused with codes.ErrFollowersLimit.
+func (s *Store) AddFollower(followee, follower string, t int64) (bool, error) {
+	if err := s.checkEdge(followee, follower, t); err != nil {
+		return false, err
+	}
+	s.beginWrite()
+	b := s.intern(followee)
+	a := s.intern(follower)
+	changed, err := s.addFollower(b, a, t)
+	s.release(a)
+	s.release(b)
+	return changed, err
+}
+
+func (s *Store) addFollower(b, a uint32, t int64) (bool, error) {
+	if old, ok := s.lookup(b, kFollowers, a); ok {
+		if old == t {
+			return false, nil
+		}
+		s.dropFollower(b, a, old)
+	} else if s.cfg.MaxFollowers > 0 && int(s.st.user(b).sets[kFollowers].n) >= s.cfg.MaxFollowers {
+		return false, codes.New(codes.FollowersLimit, "followers limit (%d) reached", s.cfg.MaxFollowers)
+	}
+	s.insert(b, kFollowers, a, t)
+	if tf, ok := s.lookup(b, kFollowing, a); ok {
+		s.insert(b, kMutual, a, max(t, tf))
+	}
+	return true, nil
+}
+
+func (s *Store) dropFollower(b, a uint32, t int64) {
+	if tm, ok := s.lookup(b, kMutual, a); ok {
+		s.remove(b, kMutual, a, tm)
+	}
+	s.remove(b, kFollowers, a, t)
+}
+
+// RemoveFollower records, on followee's home Store, that follower no
+// longer follows followee; t is the followTime of the edge being removed.
+// It is idempotent, and a removal whose time does not match the recorded
+// edge (a stale delivery) changes nothing. It reports whether anything
+// changed.
+func (s *Store) RemoveFollower(followee, follower string, t int64) (bool, error) {
+	if err := s.checkEdge(followee, follower, t); err != nil {
+		return false, err
+	}
+	s.beginWrite()
+	b, ok1 := s.uidOf(followee)
+	a, ok2 := s.uidOf(follower)
+	if !ok1 || !ok2 {
+		return false, nil
+	}
+	old, ok := s.lookup(b, kFollowers, a)
+	if !ok || old != t {
+		return false, nil
+	}
+	s.dropFollower(b, a, t)
+	s.release(a)
+	s.release(b)
+	return true, nil
+}
+
+func (s *Store) checkEdge(followee, follower string, t int64) error {
+	if err := ValidateUserID(followee); err != nil {
+		return err
+	}
+	if err := ValidateUserID(follower); err != nil {
+		return err
+	}
+	if followee == follower {
+		return codes.New(codes.InvalidParam, "%s", infoSelf)
+	}
+	if t < 0 || t > maxTime {
+		return codes.New(codes.InvalidParam, "followTime %d out of range", t)
+	}
+	return nil
+}
+
+// Item is one entry of a list page.
+type Item struct {
+	UserID     string
+	FollowTime int64
+}
+
+// List returns a page of user's list k: up to limit entries (0 means
+// Config.DefaultPage) after cursor ("" for the first page), newest first,
+// and the cursor of the next page ("" at the end).
+func (s *Store) List(k Kind, user, cursor string, limit int) ([]Item, string, error) {
+	var items []Item
+	next, err := s.Scan(k, user, cursor, limit, func(id []byte, t int64) {
+		items = append(items, Item{UserID: string(id), FollowTime: t})
+	})
+	return items, next, err
+}
+
+// Scan is List with a visitor instead of a slice: fn sees each entry's ID
+// (valid only during the call) and followTime, in list order. It is the
+// allocation-free path for encoders.
+func (s *Store) Scan(k Kind, user, cursor string, limit int, fn func(id []byte, t int64)) (string, error) {
+	if !k.valid() {
+		return "", codes.New(codes.InvalidParam, "unknown list kind %d", k)
+	}
+	if err := ValidateUserID(user); err != nil {
+		return "", err
+	}
+	if limit == 0 {
+		limit = s.cfg.DefaultPage
+	}
+	if limit < 0 || limit > s.cfg.MaxPage {
+		return "", codes.New(codes.InvalidParam, "limit %d: want 1 to %d", limit, s.cfg.MaxPage)
+	}
+	var pos cursorPos
+	after := cursor != ""
+	if after {
+		var err error
+		if pos, err = decodeCursor(s.cfg.CursorKey, user, k, cursor); err != nil {
+			return "", err
+		}
+	}
+	uid, ok := s.uidOf(user)
+	if !ok {
+		return "", nil
+	}
+	var lastT int64
+	var lastU uint32
+	more := s.st.scan(s.st.user(uid).sets[k.set()], after, pos.t, pos.id, limit, func(peer uint32, t int64) {
+		fn(s.st.idBytes(peer), t)
+		lastT, lastU = t, peer
+	})
+	if !more {
+		return "", nil
+	}
+	return encodeCursor(s.cfg.CursorKey, user, k, lastT, s.st.idBytes(lastU)), nil
+}
+
+// Info is the counts of one user.
+type Info struct {
+	UserID    string
+	Code      codes.Code
+	Following uint32
+	Followers uint32
+	Mutual    uint32
+}
+
+// Info returns the counts of each user. An invalid ID gets code 30001 in
+// its item; more than MaxInfo users fail the request.
+func (s *Store) Info(users []string) ([]Info, error) {
+	if len(users) < 1 || len(users) > s.cfg.MaxInfo {
+		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(users), s.cfg.MaxInfo)
+	}
+	res := make([]Info, len(users))
+	for i, id := range users {
+		res[i] = s.info(id)
+	}
+	return res, nil
+}
+
+func (s *Store) info(id string) Info {
+	r := Info{UserID: id}
+	if !ValidUserID(id) {
+		r.Code = codes.InvalidParam
+		return r
+	}
+	if uid, ok := s.uidOf(id); ok {
+		u := s.st.user(uid)
+		r.Following, r.Followers, r.Mutual = u.sets[kFollowing].n, u.sets[kFollowers].n, u.sets[kMutual].n
+	}
+	return r
+}
+
+// Counts returns one user's counts.
+func (s *Store) Counts(user string) (following, followers, mutual int, err error) {
+	if err := ValidateUserID(user); err != nil {
+		return 0, 0, 0, err
+	}
+	r := s.info(user)
+	return int(r.Following), int(r.Followers), int(r.Mutual), nil
+}
+
+// FollowType is the relation between an actor and a target, numbered as in
+// the REST API: bit 1 means the target follows the actor, bit 2 the actor
+// follows the target.
+type FollowType uint8
+
+// Follow types.
+const (
+	NoRelation   FollowType = 0
+	FollowsActor FollowType = 1 // the target is the actor's follower
+	FollowedBy   FollowType = 2 // the actor follows the target
+	BothWays     FollowType = 3
+)
+
+// CheckResult is the relation of the actor with one target.
+type CheckResult struct {
+	UserID string
+	Code   codes.Code
+	Type   FollowType
+}
+
+// Check returns the relation between actor and each target, read from the
+// actor's home Store. An invalid target ID gets code 30001 in its item;
+// checking oneself gives NoRelation.
+func (s *Store) Check(actor string, targets []string) ([]CheckResult, error) {
+	if err := ValidateUserID(actor); err != nil {
+		return nil, err
+	}
+	if len(targets) < 1 || len(targets) > s.cfg.MaxCheck {
+		return nil, codes.New(codes.InvalidParam, "%d targets: want 1 to %d", len(targets), s.cfg.MaxCheck)
+	}
+	res := make([]CheckResult, len(targets))
+	a, known := s.uidOf(actor)
+	var u *userRec
+	if known {
+		u = s.st.user(a)
+	}
+	for i, target := range targets {
+		r := &res[i]
+		r.UserID = target
+		if !ValidUserID(target) {
+			r.Code = codes.InvalidParam
+			continue
+		}
+		if !known || target == actor {
+			continue
+		}
+		b, ok := s.uidOf(target)
+		if !ok {
+			continue
+		}
+		if _, ok := s.st.lookup(u.sets[kFollowers], b); ok {
+			r.Type |= FollowsActor
+		}
+		if _, ok := s.st.lookup(u.sets[kFollowing], b); ok {
+			r.Type |= FollowedBy
+		}
+	}
+	return res, nil
+}
+
+// Stats describes a Store's size.
+type Stats struct {
+	// Users is the number of user IDs the Store knows: its own users and
+	// the users its lists name.
+	Users int
+	// Following, Followers and Mutual count list entries of each kind.
+	// Following is the number of follow edges whose follower lives here.
+	Following, Followers, Mutual int64
+	// LargeLists is the number of lists kept in the paged form.
+	LargeLists int
+	// BlockBytes, StringBytes and IndexBytes are the memory held by entry
+	// blocks, ID strings and the intern index.
+	BlockBytes, StringBytes, IndexBytes int64
+}
+
+// Stats returns the Store's size.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Users:       s.nusers,
+		Following:   s.counts[kFollowing],
+		Followers:   s.counts[kFollowers],
+		Mutual:      s.counts[kMutual],
+		LargeLists:  s.nlargeLive,
+		BlockBytes:  s.balloc.bytes(),
+		StringBytes: int64(len(s.st.strs)) * strChunkSize,
+		IndexBytes:  int64(len(s.index.slots)) * 8,
+	}
+}
+
+// HasUser reports whether the Store knows id (as a user of its own or as a
+// peer in one of its lists).
+func (s *Store) HasUser(id string) bool {
+	_, ok := s.uidOf(id)
+	return ok
+}
