@@ -1,0 +1,162 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// DefaultShards is the shard count of a new data directory when Config
+// does not set one.
+const DefaultShards = 16
+
+// Config configures a Node. Start from DefaultConfig.
+type Config struct {
+	// NodeID names this node in raft configurations.
+	NodeID string
+	// DataDir holds the node's metadata, and per shard the raft log,
+	// stable store and snapshots.
+	DataDir string
+	// Shards is the number of shards of a new cluster. 0 means: what the
+	// data directory says, or DefaultShards for a new one. A node refuses
+	// to start if it is set and differs from the data directory's.
+	Shards int
+	// Store holds the limits of every shard's Store. Its CursorKey, when
+	// empty, is derived from the cluster ID.
+	Store shard.Config
+	// Logger receives the node's structured logs (and raft's).
+	Logger hclog.Logger
+
+	// Raft tuning. See docs/ARCHITECTURE.md for how these were chosen.
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	MaxAppendEntries   int
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	SnapshotRetain     int
+	// NoSync turns off fsync of the raft log. Only for tests and
+	// benchmarks that measure something else: acknowledged writes may be
+	// lost on a crash.
+	NoSync bool
+
+	// Group commit: at most MaxBatch commands (and MaxBatchBytes of
+	// encoded commands) share one log entry, and at most MaxInflight
+	// entries per shard are in flight in raft. While they are, new
+	// commands queue up and go out together in the next entry, so batches
+	// grow with load while a lone command goes out at once.
+	MaxBatch      int
+	MaxBatchBytes int
+	MaxInflight   int
+	// QueueDepth bounds the commands waiting per shard; beyond it, writes
+	// fail with codes.Overloaded.
+	QueueDepth int
+	// ApplyTimeout bounds how long a write may wait to be committed.
+	ApplyTimeout time.Duration
+
+	// Relay of reverse edges to other shards.
+	RelayBatch int           // records per delivery
+	RelayRetry time.Duration // first retry delay after a failed delivery (doubles, up to 2s)
+	AckEvery   time.Duration // how often delivered records are acknowledged (and dropped)
+	// MaxOutbox bounds a shard's undelivered records; while it is
+	// exceeded, new writes to the shard fail with codes.Overloaded.
+	MaxOutbox int
+
+	// Sender delivers records to other shards. Nil means this node holds
+	// every shard (a single node): deliveries go to the local shard.
+	Sender Sender
+	// Transports makes each shard's raft transport. Nil means in-memory
+	// transports (a single node, replication factor 1).
+	Transports TransportFactory
+}
+
+// DefaultConfig returns the single-node defaults.
+func DefaultConfig() Config {
+	return Config{
+		NodeID:             "node1",
+		DataDir:            "followd-data",
+		Store:              shard.DefaultConfig(),
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      5 * time.Millisecond,
+		MaxAppendEntries:   128,
+		SnapshotThreshold:  8192,
+		SnapshotInterval:   30 * time.Second,
+		TrailingLogs:       10240,
+		SnapshotRetain:     2,
+		MaxBatch:           512,
+		MaxBatchBytes:      1 << 20,
+		MaxInflight:        4,
+		QueueDepth:         8192,
+		ApplyTimeout:       10 * time.Second,
+		RelayBatch:         2048,
+		RelayRetry:         20 * time.Millisecond,
+		AckEvery:           50 * time.Millisecond,
+		MaxOutbox:          1 << 20,
+	}
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.NodeID == "":
+		return errors.New("cluster: NodeID is empty")
+	case c.DataDir == "":
+		return errors.New("cluster: DataDir is empty")
+	case c.Shards < 0 || c.Shards > 4096:
+		return fmt.Errorf("cluster: Shards (%d) must be between 1 and 4096, or 0", c.Shards)
+	case c.MaxBatch < 1 || c.MaxBatchBytes < 1024 || c.MaxInflight < 1 || c.QueueDepth < 1:
+		return fmt.Errorf("cluster: MaxBatch (%d), MaxBatchBytes (%d), MaxInflight (%d) and QueueDepth (%d) must be positive (bytes at least 1024)",
+			c.MaxBatch, c.MaxBatchBytes, c.MaxInflight, c.QueueDepth)
+	case c.RelayBatch < 1 || c.RelayRetry <= 0 || c.AckEvery <= 0 || c.MaxOutbox < 1:
+		return errors.New("cluster: RelayBatch, RelayRetry, AckEvery and MaxOutbox must be positive")
+	case c.ApplyTimeout <= 0:
+		return errors.New("cluster: ApplyTimeout must be positive")
+	case c.TrailingLogs < c.SnapshotThreshold/2:
+		return fmt.Errorf("cluster: TrailingLogs (%d) below half of SnapshotThreshold (%d) leaves slow followers no log to catch up from", c.TrailingLogs, c.SnapshotThreshold)
+	}
+	if err := c.Store.Validate(); err != nil {
+		return err
+	}
+	return raft.ValidateConfig(c.raftConfig())
+}
+
+func (c *Config) raftConfig() *raft.Config {
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(c.NodeID)
+	rc.HeartbeatTimeout = c.HeartbeatTimeout
+	rc.ElectionTimeout = c.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
+	rc.CommitTimeout = c.CommitTimeout
+	rc.MaxAppendEntries = c.MaxAppendEntries
+	rc.BatchApplyCh = true
+	rc.SnapshotThreshold = c.SnapshotThreshold
+	rc.SnapshotInterval = c.SnapshotInterval
+	rc.TrailingLogs = c.TrailingLogs
+	rc.NoLegacyTelemetry = true
+	return rc
+}
+
+// Sender delivers a batch of outbox records from shard src to shard dst
+// and returns the highest sequence from src that dst has applied. It must
+// be safe for concurrent use. The relay calls it for one (src, dst) pair at
+// a time, in sequence order.
+type Sender interface {
+	Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (applied uint64, err error)
+}
+
+// TransportFactory makes the raft transport of one shard.
+type TransportFactory interface {
+	Transport(shard int) (raft.Transport, error)
+	// Servers returns the initial voters of a new shard.
+	Servers(shard int) []raft.Server
+}

@@ -1,0 +1,224 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+)
+
+// The relay delivers a shard's outbox to the other shards, exactly once
+// and in order.
+//
+// While this node leads the shard, one goroutine per destination shard
+// sends the destination's pending records, oldest first, in batches, one
+// batch at a time, and learns from each reply the highest sequence the
+// destination has applied (durably: it went through the destination's raft
+// log). It continues from there, so records are never skipped and order per
+// (source, destination) is the commit order. The destination ignores
+// sequences it has already applied, so sending a record twice (after a
+// timeout, a crash or a leader change) is harmless. Periodically, the
+// confirmed positions are written to this shard's log as an acknowledgement
+// entry, which drops the delivered records from the outbox; a new leader
+// starts again from the oldest unacknowledged record.
+type relay struct {
+	s     *Shard
+	kicks []chan struct{}
+
+	mu        sync.Mutex
+	running   bool
+	delivered []uint64 // per destination: highest sequence it confirmed, this term
+	waiters   [][]*waiter
+}
+
+type waiter struct {
+	seq uint64
+	ch  chan error
+}
+
+func newRelay(s *Shard) *relay {
+	n := len(s.node.shards)
+	r := &relay{s: s, kicks: make([]chan struct{}, n), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
+	for i := range r.kicks {
+		r.kicks[i] = make(chan struct{}, 1)
+	}
+	return r
+}
+
+// kick tells destination d's stream that records are pending.
+func (r *relay) kick(d int) {
+	select {
+	case r.kicks[d] <- struct{}{}:
+	default:
+	}
+}
+
+// run relays until ctx ends (this node stops leading the shard).
+func (r *relay) run(ctx context.Context) {
+	r.mu.Lock()
+	r.running = true
+	clear(r.delivered)
+	r.mu.Unlock()
+	var wg sync.WaitGroup
+	for d := range r.kicks {
+		if d == r.s.id {
+			continue
+		}
+		wg.Go(func() { r.stream(ctx, d) })
+	}
+	wg.Go(func() { r.acker(ctx) })
+	wg.Wait()
+	r.mu.Lock()
+	r.running = false
+	for d, ws := range r.waiters {
+		for _, w := range ws {
+			w.ch <- r.s.notLeader()
+		}
+		r.waiters[d] = nil
+	}
+	r.mu.Unlock()
+}
+
+func (r *relay) stream(ctx context.Context, d int) {
+	cfg := r.s.cfg
+	backoff := cfg.RelayRetry
+	var after uint64 // highest sequence d confirmed in this term
+	warned := false
+	for {
+		recs := r.s.fsm.Pending(d, after, cfg.RelayBatch)
+		if len(recs) == 0 {
+			select {
+			case <-r.kicks[d]:
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		applied, err := cfg.Sender.Deliver(ctx, d, r.s.id, recs)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !warned {
+				r.s.log.Warn("relay: delivery failed, retrying", "dst", d, "records", len(recs), "error", err)
+				warned = true
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			backoff = min(2*backoff, 2*time.Second)
+			continue
+		}
+		if warned {
+			r.s.log.Info("relay: delivering again", "dst", d)
+			warned = false
+		}
+		backoff = cfg.RelayRetry
+		if applied+1 < recs[0].Seq {
+			// d has applied less than what we already acknowledged:
+			// it lost durable state. Nothing here can replay it.
+			r.s.log.Error("relay: destination is behind acknowledged records; reverse edges were lost", "dst", d, "applied", applied, "oldest", recs[0].Seq)
+			select {
+			case <-time.After(2 * time.Second):
+			case <-ctx.Done():
+				return
+			}
+		}
+		after = applied
+		r.confirm(d, applied)
+	}
+}
+
+// confirm records that d has applied up to seq and wakes sync writers.
+func (r *relay) confirm(d int, seq uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if seq > r.delivered[d] {
+		r.delivered[d] = seq
+	}
+	ws := r.waiters[d][:0]
+	for _, w := range r.waiters[d] {
+		if w.seq <= seq {
+			w.ch <- nil
+		} else {
+			ws = append(ws, w)
+		}
+	}
+	r.waiters[d] = ws
+}
+
+// acker writes the confirmed positions to the log, which drops delivered
+// records from the outbox.
+func (r *relay) acker(ctx context.Context) {
+	t := time.NewTicker(r.s.cfg.AckEvery)
+	defer t.Stop()
+	acked := make([]uint64, len(r.kicks))
+	var buf bytes.Buffer
+	var acks []fsm.Watermark
+	for {
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return
+		}
+		acks = acks[:0]
+		r.mu.Lock()
+		for d, seq := range r.delivered {
+			if seq > acked[d] {
+				acks = append(acks, fsm.Watermark{Shard: d, Seq: seq})
+			}
+		}
+		r.mu.Unlock()
+		if len(acks) == 0 {
+			continue
+		}
+		if err := r.s.propose(fsm.EncodeAck(&buf, acks)); err != nil {
+			if ctx.Err() == nil {
+				r.s.log.Debug("relay: ack not committed", "error", err)
+			}
+			continue
+		}
+		for _, a := range acks {
+			acked[a.Shard] = a.Seq
+		}
+	}
+}
+
+// wait returns once every watermark's shard has applied this shard's
+// records up to the watermark.
+func (r *relay) wait(ctx context.Context, ws []fsm.Watermark) error {
+	for _, w := range ws {
+		r.mu.Lock()
+		if !r.running {
+			r.mu.Unlock()
+			return r.s.notLeader()
+		}
+		if r.delivered[w.Shard] >= w.Seq {
+			r.mu.Unlock()
+			continue
+		}
+		if h := r.s.fsm.Head(w.Shard); h == 0 || h > w.Seq {
+			// Acknowledged, so applied.
+			r.mu.Unlock()
+			continue
+		}
+		wt := &waiter{seq: w.Seq, ch: make(chan error, 1)}
+		r.waiters[w.Shard] = append(r.waiters[w.Shard], wt)
+		r.mu.Unlock()
+		select {
+		case err := <-wt.ch:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			return codes.New(codes.Timeout, "the write is committed, but its reverse side was not applied in time")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,461 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"go.etcd.io/bbolt"
+)
+
+// Shard is one shard's raft group on this node, with its FSM, group-commit
+// batcher and relay.
+type Shard struct {
+	id    int
+	node  *Node
+	cfg   *Config
+	log   hclog.Logger
+	fsm   *fsm.FSM
+	raft  *raft.Raft
+	logs  *raftboltdb.BoltStore
+	trans raft.Transport
+
+	props    chan *proposal
+	inflight chan *batch
+	stop     chan struct{} // closed by close: no new work
+	done     chan struct{} // closed when the batcher and completer exited
+	wg       sync.WaitGroup
+	relay    *relay
+
+	mu      sync.Mutex
+	ready   chan struct{} // closed while this node leads and has caught up
+	leading bool
+	isReady atomic.Bool
+	closing atomic.Bool
+	lastT   int64 // last followTime proposed (batcher only)
+}
+
+// WriteOptions are per-request options of a write.
+type WriteOptions struct {
+	// Sync makes the write return only once its reverse side (the
+	// followers and mutual lists on the targets' shards) is applied too.
+	Sync bool
+}
+
+type proposal struct {
+	cmd  fsm.Command
+	res  fsm.CommandResult
+	err  error
+	done chan struct{}
+}
+
+type batch struct {
+	props []*proposal
+	fut   raft.ApplyFuture
+}
+
+func openShard(n *Node, id int) (*Shard, error) {
+	cfg := &n.cfg
+	dir := filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%03d", id))
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, err
+	}
+	log := n.log.Named(fmt.Sprintf("shard-%d", id))
+	s := &Shard{
+		id: id, node: n, cfg: cfg, log: log,
+		props:    make(chan *proposal, cfg.QueueDepth),
+		inflight: make(chan *batch, cfg.MaxInflight),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		ready:    make(chan struct{}),
+	}
+	// The relay exists before the FSM, which may apply entries (and
+	// queue records) as soon as raft starts.
+	s.relay = newRelay(s)
+	var err error
+	s.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: len(n.shards), Store: cfg.Store, Logger: log, OnRecords: s.onRecords})
+	if err != nil {
+		return nil, err
+	}
+	s.logs, err = raftboltdb.New(raftboltdb.Options{
+		Path:   filepath.Join(dir, "raft.db"),
+		NoSync: cfg.NoSync,
+		// Without freelist syncing, bolt writes less per commit; the
+		// freelist is rebuilt by scanning on open.
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("raft log: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, log.Named("snapshots"))
+	if err != nil {
+		s.logs.Close()
+		return nil, err
+	}
+	s.trans, err = cfg.Transports.Transport(id)
+	if err != nil {
+		s.logs.Close()
+		return nil, err
+	}
+	rc := cfg.raftConfig()
+	rc.Logger = log.Named("raft")
+	has, err := raft.HasExistingState(s.logs, s.logs, snaps)
+	if err != nil {
+		s.logs.Close()
+		return nil, err
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	if err != nil {
+		s.logs.Close()
+		return nil, err
+	}
+	if !has {
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: cfg.Transports.Servers(id)})
+		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			s.raft.Shutdown()
+			s.logs.Close()
+			return nil, fmt.Errorf("bootstrap: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// start launches the shard's goroutines.
+func (s *Shard) start() {
+	s.wg.Add(3)
+	go func() { defer s.wg.Done(); s.batcher() }()
+	go func() { defer s.wg.Done(); s.completer() }()
+	go func() { defer s.wg.Done(); s.watchLeadership() }()
+}
+
+// watchLeadership tracks whether this node leads the shard. After winning
+// leadership it waits for a barrier, so that every entry committed by
+// earlier terms is applied before it serves reads or runs the relay.
+func (s *Shard) watchLeadership() {
+	var cancelRelay context.CancelFunc
+	relayDone := make(chan struct{})
+	close(relayDone)
+	setLeading := func(lead bool) {
+		if lead {
+			f := s.raft.Barrier(s.cfg.ApplyTimeout)
+			if err := f.Error(); err != nil {
+				s.log.Warn("barrier after election failed", "error", err)
+				return
+			}
+			s.mu.Lock()
+			s.leading = true
+			s.isReady.Store(true)
+			close(s.ready)
+			s.mu.Unlock()
+			var ctx context.Context
+			ctx, cancelRelay = context.WithCancel(context.Background())
+			relayDone = make(chan struct{})
+			go func() { defer close(relayDone); s.relay.run(ctx) }()
+			s.log.Debug("leading", "index", s.fsm.Index())
+			return
+		}
+		s.mu.Lock()
+		if s.leading {
+			s.leading = false
+			s.isReady.Store(false)
+			s.ready = make(chan struct{})
+		}
+		s.mu.Unlock()
+		if cancelRelay != nil {
+			cancelRelay()
+			<-relayDone
+			cancelRelay = nil
+		}
+	}
+	// LeaderCh only reports changes; a single voter may already lead.
+	if s.raft.State() == raft.Leader {
+		setLeading(true)
+	}
+	for {
+		select {
+		case lead := <-s.raft.LeaderCh():
+			setLeading(lead)
+		case <-s.stop:
+			setLeading(false)
+			return
+		}
+	}
+}
+
+func (s *Shard) readyCh() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ready
+}
+
+// Ready reports whether this node leads the shard and has caught up.
+func (s *Shard) Ready() bool { return s.isReady.Load() }
+
+// ID returns the shard number.
+func (s *Shard) ID() int { return s.id }
+
+// FSM returns the shard's state machine.
+func (s *Shard) FSM() *fsm.FSM { return s.fsm }
+
+// Raft returns the shard's raft instance.
+func (s *Shard) Raft() *raft.Raft { return s.raft }
+
+func (s *Shard) notLeader() error {
+	if s.closing.Load() {
+		return codes.New(codes.ShuttingDown, "node is shutting down")
+	}
+	addr, id := s.raft.LeaderWithID()
+	if addr == "" {
+		return codes.New(codes.ShardUnavailable, "shard %d has no leader", s.id)
+	}
+	return codes.New(codes.NotLeader, "shard %d is led by %s at %s", s.id, id, addr)
+}
+
+// Read runs fn on the shard's Store if this node leads the shard and has
+// caught up; fn must not keep the Store. Reads do not go through raft.
+func (s *Shard) Read(fn func(*shard.Store) error) error {
+	if !s.isReady.Load() {
+		return s.notLeader()
+	}
+	return s.fsm.Read(fn)
+}
+
+// Write proposes a follow or unfollow and waits for it to be committed and
+// applied (and, with opt.Sync, for its reverse side to be applied too).
+func (s *Shard) Write(ctx context.Context, op fsm.Op, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {
+	if err := shard.ValidateUserID(actor); err != nil {
+		return nil, err
+	}
+	if len(targets) < 1 || len(targets) > s.cfg.Store.MaxTargets {
+		return nil, codes.New(codes.InvalidParam, "%d targets: want 1 to %d", len(targets), s.cfg.Store.MaxTargets)
+	}
+	if !s.isReady.Load() {
+		return nil, s.notLeader()
+	}
+	if st := s.fsm.Outbox(); st.Records >= s.cfg.MaxOutbox {
+		return nil, codes.New(codes.Overloaded, "shard %d has %d undelivered reverse edges", s.id, st.Records)
+	}
+	p := &proposal{cmd: fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
+	select {
+	case s.props <- p:
+	case <-s.stop:
+		return nil, codes.New(codes.ShuttingDown, "node is shutting down")
+	case <-ctx.Done():
+		return nil, ctxErr(ctx)
+	default:
+		return nil, codes.New(codes.Overloaded, "shard %d write queue is full", s.id)
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		// The write may still commit; writes are idempotent, so the
+		// client may retry.
+		return nil, ctxErr(ctx)
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.res.Err != nil {
+		return nil, p.res.Err
+	}
+	if opt.Sync && len(p.res.Waits) > 0 {
+		if err := s.relay.wait(ctx, p.res.Waits); err != nil {
+			return p.res.Results, err
+		}
+	}
+	return p.res.Results, nil
+}
+
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return codes.New(codes.Timeout, "deadline exceeded; the write may still be applied (retrying is safe)")
+	}
+	return codes.New(codes.Timeout, "canceled; the write may still be applied (retrying is safe)")
+}
+
+// batcher groups queued commands into log entries. It proposes as soon as
+// an in-flight slot is free, so a lone command goes out at once, and under
+// load every entry carries whatever queued while the previous ones were
+// committing.
+func (s *Shard) batcher() {
+	defer close(s.inflight)
+	var buf bytes.Buffer
+	cmds := make([]fsm.Command, 0, s.cfg.MaxBatch)
+	for {
+		var first *proposal
+		select {
+		case first = <-s.props:
+		case <-s.stop:
+			s.drainQueue()
+			return
+		}
+		// The inflight channel's capacity is the in-flight limit: sending
+		// blocks while it is full, and commands keep queueing meanwhile.
+		b := &batch{props: []*proposal{first}}
+		size := len(first.cmd.Actor) + 16*len(first.cmd.Targets)
+	fill:
+		for len(b.props) < s.cfg.MaxBatch && size < s.cfg.MaxBatchBytes {
+			select {
+			case p := <-s.props:
+				b.props = append(b.props, p)
+				size += len(p.cmd.Actor) + 16*len(p.cmd.Targets)
+			default:
+				break fill
+			}
+		}
+		cmds = cmds[:0]
+		for _, p := range b.props {
+			cmds = append(cmds, p.cmd)
+		}
+		now := time.Now().UnixMilli()
+		if now < s.lastT {
+			now = s.lastT // the wall clock went back: keep followTimes monotonic
+		}
+		s.lastT = now
+		data := fsm.EncodeBatch(&buf, now, cmds)
+		b.fut = s.raft.Apply(bytes.Clone(data), s.cfg.ApplyTimeout)
+		select {
+		case s.inflight <- b:
+		case <-s.stop:
+			s.finish(b)
+			s.drainQueue()
+			return
+		}
+	}
+}
+
+// drainQueue fails queued commands at shutdown.
+func (s *Shard) drainQueue() {
+	for {
+		select {
+		case p := <-s.props:
+			p.err = codes.New(codes.ShuttingDown, "node is shutting down")
+			close(p.done)
+		default:
+			return
+		}
+	}
+}
+
+// completer waits for entries in order and hands out their results.
+func (s *Shard) completer() {
+	defer close(s.done)
+	for b := range s.inflight {
+		s.finish(b)
+	}
+}
+
+func (s *Shard) finish(b *batch) {
+	err := b.fut.Error()
+	var resp *fsm.BatchResponse
+	if err == nil {
+		switch r := b.fut.Response().(type) {
+		case *fsm.BatchResponse:
+			resp = r
+		case error:
+			err = codes.New(codes.ShardUnavailable, "shard %d: %v", s.id, r)
+		default:
+			err = codes.New(codes.Internal, "shard %d: unexpected apply response %T", s.id, r)
+		}
+	} else {
+		err = s.raftErr(err)
+	}
+	for i, p := range b.props {
+		if err != nil {
+			p.err = err
+		} else {
+			p.res = resp.Commands[i]
+		}
+		close(p.done)
+	}
+}
+
+// raftErr maps a raft error to a code.
+func (s *Shard) raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		return s.notLeader()
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return codes.New(codes.ShuttingDown, "shard %d is shut down", s.id)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return codes.New(codes.Timeout, "shard %d: raft did not take the entry in time", s.id)
+	}
+	return codes.New(codes.Internal, "shard %d: %v", s.id, err)
+}
+
+// Deliver applies records from shard src through this shard's raft log and
+// returns the highest sequence from src applied here.
+func (s *Shard) Deliver(ctx context.Context, src int, recs []fsm.Record) (uint64, error) {
+	if !s.isReady.Load() {
+		return 0, s.notLeader()
+	}
+	var buf bytes.Buffer
+	data := fsm.EncodeDeliver(&buf, src, recs)
+	timeout := s.cfg.ApplyTimeout
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = min(timeout, time.Until(dl))
+	}
+	f := s.raft.Apply(data, timeout)
+	if err := f.Error(); err != nil {
+		return 0, s.raftErr(err)
+	}
+	switch r := f.Response().(type) {
+	case *fsm.DeliverResponse:
+		return r.Applied, nil
+	case error:
+		return 0, codes.New(codes.ShardUnavailable, "shard %d: %v", s.id, r)
+	}
+	return 0, codes.New(codes.Internal, "shard %d: unexpected deliver response", s.id)
+}
+
+// propose applies an entry directly (acks).
+func (s *Shard) propose(data []byte) error {
+	f := s.raft.Apply(data, s.cfg.ApplyTimeout)
+	if err := f.Error(); err != nil {
+		return s.raftErr(err)
+	}
+	return nil
+}
+
+// Lag describes the relay's backlog.
+type Lag struct {
+	Records int           // undelivered reverse edges
+	Oldest  time.Duration // age of the oldest one
+}
+
+// Lag returns the relay's backlog.
+func (s *Shard) Lag() Lag {
+	st := s.fsm.Outbox()
+	l := Lag{Records: st.Records}
+	if st.Oldest > 0 {
+		l.Oldest = time.Duration(max(0, time.Now().UnixMilli()-st.Oldest)) * time.Millisecond
+	}
+	return l
+}
+
+func (s *Shard) onRecords(dst int) { s.relay.kick(dst) }
+
+// close stops the shard: queued writes fail with ShuttingDown, in-flight
+// entries complete, then raft and the log store shut down.
+func (s *Shard) close() error {
+	s.closing.Store(true)
+	close(s.stop)
+	s.wg.Wait()
+	err := s.raft.Shutdown().Error()
+	if c, ok := s.trans.(raft.WithClose); ok {
+		c.Close()
+	}
+	return errors.Join(err, s.logs.Close())
+}

@@ -1,0 +1,422 @@
+// Package fsm is the raft finite-state machine of one shard: a shard.Store,
+// the shard's outbox of reverse edges for other shards, and the per-source
+// record of deliveries applied. It decodes log entries (see entry.go),
+// applies them deterministically, and snapshots and restores the whole
+// state.
+//
+// FSM implements raft.FSM and raft.BatchingFSM. Reads go straight to the
+// Store under a read lock (see Read); they never pass through raft.
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"sync"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+)
+
+// ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's
+// bytes, modulo the number of shards. It is part of the data format: a
+// cluster's shard count is fixed when it is created.
+func ShardOf(user string, shards int) int {
+	h := fnv.New64a()
+	h.Write([]byte(user))
+	return int(h.Sum64() % uint64(shards))
+}
+
+// Config describes the shard an FSM holds.
+type Config struct {
+	Shard  int // this shard's number
+	Shards int // shards in the cluster
+	Store  shard.Config
+	Logger hclog.Logger
+	// OnRecords, if set, is called (under the FSM's lock, so it must not
+	// block or call back) when records for shard dst are queued.
+	OnRecords func(dst int)
+}
+
+// FSM is the state machine of one shard.
+//
+// Concurrency: raft calls Apply, ApplyBatch, Snapshot and Restore from one
+// goroutine. Read may be called from any goroutine at any time. The
+// FSMSnapshot returned by Snapshot is persisted concurrently with Apply.
+type FSM struct {
+	cfg Config
+	log hclog.Logger
+
+	mu    sync.RWMutex
+	store *shard.Store
+	// outbox[d] holds this shard's undelivered records for shard d, in
+	// sequence order; nextSeq[d] is the sequence the next one gets.
+	outbox  [][]Record
+	nextSeq []uint64
+	// applied[s] is the highest sequence from shard s applied here.
+	applied []uint64
+	// index is the raft index of the last entry applied.
+	index uint64
+	// failed is set when an entry could not be applied; see Apply.
+	failed error
+
+	dec *decoder // used by the apply goroutine only
+}
+
+// New returns an FSM holding an empty shard.
+func New(cfg Config) (*FSM, error) {
+	if cfg.Shards < 1 || cfg.Shard < 0 || cfg.Shard >= cfg.Shards {
+		return nil, fmt.Errorf("fsm: shard %d of %d", cfg.Shard, cfg.Shards)
+	}
+	s, err := shard.New(cfg.Store)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	f := &FSM{cfg: cfg, log: cfg.Logger, store: s, dec: newDecoder()}
+	f.reset()
+	return f, nil
+}
+
+func (f *FSM) reset() {
+	n := f.cfg.Shards
+	f.outbox = make([][]Record, n)
+	f.nextSeq = make([]uint64, n)
+	for i := range f.nextSeq {
+		f.nextSeq[i] = 1
+	}
+	f.applied = make([]uint64, n)
+}
+
+// CommandResult is the outcome of one Command of a batch.
+type CommandResult struct {
+	Results []shard.Result
+	Err     error
+	// Waits lists, for each other shard this command's targets live on,
+	// the outbox sequence that shard must have applied for the reverse
+	// side of this command (and of every earlier one) to be visible: what
+	// a sync write waits for.
+	Waits []Watermark
+}
+
+// Watermark is a position in the record stream to one shard.
+type Watermark struct {
+	Shard int
+	Seq   uint64
+}
+
+// BatchResponse is Apply's response to a TypeBatch entry.
+type BatchResponse struct {
+	Commands []CommandResult
+}
+
+// DeliverResponse is Apply's response to a TypeDeliver entry: the highest
+// sequence from the source now applied here.
+type DeliverResponse struct {
+	Applied uint64
+}
+
+// ErrFailed is the response to every entry after an entry failed to apply.
+var ErrFailed = errors.New("fsm: shard halted after an entry failed to apply")
+
+// Apply applies one committed log entry.
+//
+// Failure policy: an entry of an unknown version or type, or one that does
+// not decode, was nevertheless committed, so every replica has it. Skipping
+// it would let replicas that understand it diverge from this one. Instead
+// the FSM halts: it logs the entry's index and the reason, returns the error
+// for this entry and ErrFailed for every later one, refuses to snapshot (so
+// the entry stays in the log), and Failed reports it. The shard stops
+// serving; a build that understands the entry replays it from the log after
+// a restart. Other shards of the node are not affected.
+func (f *FSM) Apply(l *raft.Log) any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.apply(l)
+}
+
+// ApplyBatch applies consecutive committed entries under one lock.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]any, len(logs))
+	for i, l := range logs {
+		out[i] = f.apply(l)
+	}
+	return out
+}
+
+func (f *FSM) apply(l *raft.Log) any {
+	if l.Index > f.index {
+		f.index = l.Index
+	}
+	if l.Type != raft.LogCommand {
+		return nil
+	}
+	if f.failed != nil {
+		return ErrFailed
+	}
+	e, err := f.dec.decode(l.Data)
+	if err != nil {
+		f.failed = fmt.Errorf("entry %d (term %d): %w", l.Index, l.Term, err)
+		f.log.Error("halting shard: cannot apply log entry", "shard", f.cfg.Shard, "index", l.Index, "term", l.Term, "error", err)
+		return f.failed
+	}
+	switch e.typ {
+	case TypeBatch:
+		return f.applyBatch(e)
+	case TypeDeliver:
+		return f.applyDeliver(e)
+	case TypeAck:
+		f.applyAck(e)
+	}
+	return nil
+}
+
+func (f *FSM) applyBatch(e entry) *BatchResponse {
+	resp := &BatchResponse{Commands: make([]CommandResult, len(e.cmds))}
+	for i, c := range e.cmds {
+		cr := &resp.Commands[i]
+		switch c.Op {
+		case OpFollow:
+			cr.Results, cr.Err = f.store.Follow(c.Actor, c.Targets, e.time)
+		case OpUnfollow:
+			cr.Results, cr.Err = f.store.Unfollow(c.Actor, c.Targets)
+		default:
+			cr.Err = codes.New(codes.InvalidParam, "unknown write operation %d", c.Op)
+		}
+		if cr.Err != nil {
+			continue
+		}
+		for _, r := range cr.Results {
+			if r.Code != codes.OK {
+				continue
+			}
+			d := ShardOf(r.UserID, f.cfg.Shards)
+			if r.Changed {
+				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.time)
+			}
+			if d != f.cfg.Shard {
+				cr.Waits = addWait(cr.Waits, d, f.nextSeq[d]-1)
+			}
+		}
+	}
+	return resp
+}
+
+func addWait(ws []Watermark, d int, seq uint64) []Watermark {
+	for i := range ws {
+		if ws[i].Shard == d {
+			ws[i].Seq = max(ws[i].Seq, seq)
+			return ws
+		}
+	}
+	return append(ws, Watermark{d, seq})
+}
+
+// reverse applies or queues the reverse side of a changed edge.
+func (f *FSM) reverse(d int, add bool, followee, follower string, t, created int64) {
+	if d == f.cfg.Shard {
+		// Same shard: both sides change in the same entry.
+		f.applyReverse(add, followee, follower, t)
+		return
+	}
+	f.outbox[d] = append(f.outbox[d], Record{Seq: f.nextSeq[d], Add: add, Followee: followee, Follower: follower, Time: t, Created: created})
+	f.nextSeq[d]++
+	if f.cfg.OnRecords != nil {
+		f.cfg.OnRecords(d)
+	}
+}
+
+func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
+	var err error
+	if add {
+		_, err = f.store.AddFollower(followee, follower, t)
+	} else {
+		_, err = f.store.RemoveFollower(followee, follower, t)
+	}
+	if err != nil {
+		// Deterministic on every replica; the forward edge stands. With a
+		// followers cap, this is how a refused follower shows up.
+		f.log.Warn("reverse edge not applied", "shard", f.cfg.Shard, "followee", followee, "follower", follower, "error", err)
+	}
+}
+
+func (f *FSM) applyDeliver(e entry) *DeliverResponse {
+	if e.src < 0 || e.src >= f.cfg.Shards {
+		f.log.Error("delivery from unknown shard ignored", "shard", f.cfg.Shard, "src", e.src)
+		return &DeliverResponse{}
+	}
+	for _, r := range e.recs {
+		switch {
+		case r.Seq <= f.applied[e.src]:
+			continue // a redelivery: already applied
+		case r.Seq != f.applied[e.src]+1:
+			// A gap: the sender skipped records. Apply nothing more; the
+			// response tells it where to resume.
+			f.log.Warn("gap in delivery", "shard", f.cfg.Shard, "src", e.src, "want", f.applied[e.src]+1, "got", r.Seq)
+			return &DeliverResponse{Applied: f.applied[e.src]}
+		}
+		f.applyReverse(r.Add, r.Followee, r.Follower, r.Time)
+		f.applied[e.src] = r.Seq
+	}
+	return &DeliverResponse{Applied: f.applied[e.src]}
+}
+
+func (f *FSM) applyAck(e entry) {
+	for _, a := range e.acks {
+		if a.Shard < 0 || a.Shard >= f.cfg.Shards {
+			continue
+		}
+		q := f.outbox[a.Shard]
+		k := 0
+		for k < len(q) && q[k].Seq <= a.Seq {
+			k++
+		}
+		q = q[k:]
+		// Reslicing keeps the acknowledged records reachable until the
+		// next reallocation; copy once the dead prefix dominates.
+		if cap(q) > 1024 && cap(q) > 4*len(q) {
+			q = append([]Record(nil), q...)
+		}
+		if len(q) == 0 {
+			q = nil
+		}
+		f.outbox[a.Shard] = q
+	}
+}
+
+// Head returns the sequence of the first undelivered record for shard d, or
+// 0 when everything queued for d has been acknowledged.
+func (f *FSM) Head(d int) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if q := f.outbox[d]; len(q) > 0 {
+		return q[0].Seq
+	}
+	return 0
+}
+
+// Read runs fn with the shard's Store, read-locked. fn must not keep the
+// Store or anything it hands out.
+func (f *FSM) Read(fn func(*shard.Store) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.failed != nil {
+		return codes.New(codes.ShardUnavailable, "shard %d halted: %v", f.cfg.Shard, f.failed)
+	}
+	return fn(f.store)
+}
+
+// Failed returns the error that halted the FSM, or nil.
+func (f *FSM) Failed() error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.failed
+}
+
+// Index returns the raft index of the last entry applied.
+func (f *FSM) Index() uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.index
+}
+
+// Pending returns, for shard d, the undelivered records from index from
+// on (at most max), for the relay. The records are shared: do not modify.
+func (f *FSM) Pending(d int, afterSeq uint64, max int) []Record {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	q := f.outbox[d]
+	i := 0
+	for i < len(q) && q[i].Seq <= afterSeq {
+		i++
+	}
+	q = q[i:]
+	if len(q) > max {
+		q = q[:max]
+	}
+	return q
+}
+
+// OutboxStats describes the undelivered records.
+type OutboxStats struct {
+	Records int   // undelivered records, all destinations
+	Oldest  int64 // Created of the oldest undelivered record (0 if none)
+	// Heads[d] is the sequence of the first undelivered record for shard
+	// d (0 if none); Next[d] the sequence the next record gets.
+	Heads, Next []uint64
+}
+
+// Outbox returns the outbox's state.
+func (f *FSM) Outbox() OutboxStats {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	st := OutboxStats{Heads: make([]uint64, len(f.outbox)), Next: append([]uint64(nil), f.nextSeq...)}
+	for d, q := range f.outbox {
+		st.Records += len(q)
+		if len(q) > 0 {
+			st.Heads[d] = q[0].Seq
+			if st.Oldest == 0 || q[0].Created < st.Oldest {
+				st.Oldest = q[0].Created
+			}
+		}
+	}
+	return st
+}
+
+// Applied returns the highest sequence from shard src applied here.
+func (f *FSM) Applied(src int) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.applied[src]
+}
+
+// Snapshot captures the state: a Store View and copies of the outbox's
+// slice headers (records are immutable). It takes microseconds.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed != nil {
+		// Keep the failed entry in the log for a build that can apply it.
+		return nil, fmt.Errorf("fsm: refusing to snapshot a halted shard: %w", f.failed)
+	}
+	return &snapshot{
+		shard:   f.cfg.Shard,
+		shards:  f.cfg.Shards,
+		view:    f.store.View(),
+		outbox:  append([][]Record(nil), f.outbox...),
+		nextSeq: append([]uint64(nil), f.nextSeq...),
+		applied: append([]uint64(nil), f.applied...),
+	}, nil
+}
+
+// Restore replaces the state with a snapshot's.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readSnapshot(rc, f.cfg)
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
+	f.failed = nil
+	return nil
+}
+
+// WriteSnapshot writes the current state in the snapshot format (for tests
+// and tools; raft uses Snapshot and Persist).
+func (f *FSM) WriteSnapshot(w io.Writer) error {
+	s, err := f.Snapshot()
+	if err != nil {
+		return err
+	}
+	defer s.Release()
+	return s.(*snapshot).write(w)
+}

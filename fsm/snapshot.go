@@ -1,0 +1,200 @@
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+
+	"github.com/followgraph/followgraph/shard"
+	"github.com/hashicorp/raft"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Snapshot format, version 1:
+//
+//	magic "fgfsm\0\0\0" | version u32 | shard u32 | shards u32
+//	metaLen u32 | crc32c(meta) u32 | meta
+//	the shard.Store stream (see shard/snapshot.go)
+//
+// meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards]],
+// outbox[d] = [[seq, add, followee, follower, time, created]...]. All of it
+// is canonical, so two FSMs with the same state write the same bytes.
+
+const (
+	snapMagic   = "fgfsm\x00\x00\x00"
+	snapVersion = 1
+	maxMeta     = 1 << 30
+)
+
+// Snapshot errors; errors from Restore wrap one of these or one of the
+// shard.ErrSnapshot* errors.
+var (
+	ErrSnapshotCorrupt = errors.New("fsm: snapshot is corrupt")
+	ErrSnapshotVersion = errors.New("fsm: unsupported snapshot version")
+	ErrSnapshotShard   = errors.New("fsm: snapshot is of another shard")
+)
+
+var crcTable = crc32.MakeTable(crc32.Castagnoli)
+
+type snapshot struct {
+	shard, shards int
+	view          *shard.View
+	outbox        [][]Record
+	nextSeq       []uint64
+	applied       []uint64
+}
+
+// Persist streams the snapshot to sink. It runs concurrently with Apply.
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	bw := bufio.NewWriterSize(sink, 256<<10)
+	err := s.write(bw)
+	if err == nil {
+		err = bw.Flush()
+	}
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+// Release frees the Store view.
+func (s *snapshot) Release() { s.view.Release() }
+
+func (s *snapshot) write(w io.Writer) error {
+	var meta bytes.Buffer
+	e := newEncoder(&meta)
+	e.EncodeArrayLen(3)
+	for _, seqs := range [][]uint64{s.nextSeq, s.applied} {
+		e.EncodeArrayLen(len(seqs))
+		for _, v := range seqs {
+			e.EncodeUint(v)
+		}
+	}
+	e.EncodeArrayLen(len(s.outbox))
+	for _, q := range s.outbox {
+		e.EncodeArrayLen(len(q))
+		for _, r := range q {
+			e.EncodeArrayLen(6)
+			e.EncodeUint(r.Seq)
+			e.EncodeBool(r.Add)
+			e.EncodeString(r.Followee)
+			e.EncodeString(r.Follower)
+			e.EncodeInt(r.Time)
+			e.EncodeInt(r.Created)
+		}
+	}
+	hdr := make([]byte, 0, 28)
+	hdr = append(hdr, snapMagic...)
+	hdr = binary.LittleEndian.AppendUint32(hdr, snapVersion)
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(s.shard))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(s.shards))
+	hdr = binary.LittleEndian.AppendUint32(hdr, uint32(meta.Len()))
+	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(meta.Bytes(), crcTable))
+	if _, err := w.Write(hdr); err != nil {
+		return err
+	}
+	if _, err := w.Write(meta.Bytes()); err != nil {
+		return err
+	}
+	_, err := s.view.WriteTo(w)
+	return err
+}
+
+type restored struct {
+	store   *shard.Store
+	outbox  [][]Record
+	nextSeq []uint64
+	applied []uint64
+}
+
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrSnapshotCorrupt}, args...)...)
+}
+
+func readSnapshot(r io.Reader, cfg Config) (*restored, error) {
+	br := bufio.NewReaderSize(r, 256<<10)
+	hdr := make([]byte, 28)
+	if _, err := io.ReadFull(br, hdr); err != nil {
+		return nil, fmt.Errorf("%w: header: %v", shard.ErrSnapshotTruncated, err)
+	}
+	if string(hdr[:8]) != snapMagic {
+		return nil, corrupt("bad magic")
+	}
+	le := binary.LittleEndian
+	if v := le.Uint32(hdr[8:]); v != snapVersion {
+		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrSnapshotVersion, v, snapVersion)
+	}
+	if sh, n := int(le.Uint32(hdr[12:])), int(le.Uint32(hdr[16:])); sh != cfg.Shard || n != cfg.Shards {
+		return nil, fmt.Errorf("%w: shard %d of %d, this is shard %d of %d", ErrSnapshotShard, sh, n, cfg.Shard, cfg.Shards)
+	}
+	n := le.Uint32(hdr[20:])
+	if n > maxMeta {
+		return nil, corrupt("meta of %d bytes", n)
+	}
+	// Read what is there rather than allocate what the header claims.
+	meta, err := io.ReadAll(io.LimitReader(br, int64(n)))
+	if err != nil {
+		return nil, err
+	}
+	if len(meta) != int(n) {
+		return nil, fmt.Errorf("%w: meta", shard.ErrSnapshotTruncated)
+	}
+	if crc32.Checksum(meta, crcTable) != le.Uint32(hdr[24:]) {
+		return nil, corrupt("meta checksum mismatch")
+	}
+	st := &restored{}
+	if err := st.decodeMeta(meta, cfg.Shards); err != nil {
+		return nil, err
+	}
+	if st.store, err = shard.ReadFrom(br, cfg.Store); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+func (st *restored) decodeMeta(meta []byte, shards int) error {
+	r := bytes.NewReader(meta)
+	d := &decoder{d: msgpack.NewDecoder(r), r: r}
+	d.arrayLen(3, 3)
+	st.nextSeq = make([]uint64, d.arrayLen(shards, shards))
+	for i := range st.nextSeq {
+		st.nextSeq[i] = d.uint()
+	}
+	st.applied = make([]uint64, d.arrayLen(shards, shards))
+	for i := range st.applied {
+		st.applied[i] = d.uint()
+	}
+	st.outbox = make([][]Record, d.arrayLen(shards, shards))
+	for i := range st.outbox {
+		n := d.arrayLen(-1, maxRecords*64)
+		for range n {
+			d.arrayLen(6, 6)
+			rec := Record{Seq: d.uint(), Add: d.bool(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
+			if d.err != nil {
+				break
+			}
+			// Records are consecutive and below the next sequence.
+			if want := st.nextSeq[i] - uint64(n) + uint64(len(st.outbox[i])); rec.Seq != want || rec.Seq == 0 {
+				return corrupt("outbox %d: record %d where %d expected", i, rec.Seq, want)
+			}
+			st.outbox[i] = append(st.outbox[i], rec)
+		}
+	}
+	if d.err != nil {
+		return corrupt("meta: %v", d.err)
+	}
+	if r.Len() != 0 {
+		return corrupt("meta: %d trailing bytes", r.Len())
+	}
+	for i, v := range st.nextSeq {
+		if v == 0 {
+			return corrupt("next sequence of shard %d is 0", i)
+		}
+	}
+	return nil
+}
