@@ -91,7 +91,7 @@ func DefaultConfig() Config {
 		MaxAppendEntries:   128,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,
-		TrailingLogs:       10240,
+		TrailingLogs:       16384,
 		SnapshotRetain:     2,
 		MaxBatch:           512,
 		MaxBatchBytes:      1 << 20,

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -173,5 +175,51 @@ func TestRestartKeepsData(t *testing.T) {
 	defer n.Close()
 	if f := followers(t, n, "star"); len(f) != 50 {
 		t.Fatalf("%d followers of star after restart", len(f))
+	}
+}
+
+// Under sustained writes, snapshots compact the raft log: the number of
+// entries kept stays near TrailingLogs + SnapshotThreshold, and the log
+// file stops growing.
+func TestLogStaysBounded(t *testing.T) {
+	cfg := testConfig(t, t.TempDir())
+	cfg.Shards = 1
+	cfg.SnapshotThreshold = 200
+	cfg.TrailingLogs = 100
+	cfg.SnapshotInterval = 50 * time.Millisecond
+	cfg.MaxBatch = 1 // one entry per write, to make many entries
+	n := openNode(t, cfg)
+	defer n.Close()
+	s := n.Shard(0)
+	ctx := context.Background()
+	write := func(from, to int) {
+		for i := from; i < to; i++ {
+			if _, err := n.Follow(ctx, fmt.Sprintf("u%d", i%300), []string{fmt.Sprintf("v%d", i)}, WriteOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if i%3 == 0 {
+				if _, err := n.Unfollow(ctx, fmt.Sprintf("u%d", i%300), []string{fmt.Sprintf("v%d", i)}, WriteOptions{}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	size := func() int64 {
+		fi, err := os.Stat(filepath.Join(cfg.DataDir, "shard-000", "raft.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Size()
+	}
+	write(0, 2000)
+	mid := size()
+	write(2000, 6000)
+	first, _ := s.logs.FirstIndex()
+	last, _ := s.logs.LastIndex()
+	if kept := last - first + 1; kept > cfg.TrailingLogs+cfg.SnapshotThreshold+200 {
+		t.Fatalf("log keeps %d entries (first %d, last %d)", kept, first, last)
+	}
+	if end := size(); end > 2*mid {
+		t.Fatalf("log file grew from %d to %d bytes", mid, end)
 	}
 }

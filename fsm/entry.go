@@ -250,38 +250,48 @@ func (d *decoder) decode(data []byte) (entry, error) {
 	case TypeBatch:
 		d.arrayLen(2, 2)
 		e.time = d.int()
+		// Capacities grow with what is actually read, not with what the
+		// entry claims.
 		n := d.arrayLen(-1, maxCommands)
-		e.cmds = make([]Command, n)
-		for i := range e.cmds {
+		e.cmds = make([]Command, 0, min(n, 64))
+		for range n {
 			d.arrayLen(3, 3)
-			c := &e.cmds[i]
+			var c Command
 			c.Op = Op(d.uint())
 			c.Actor = d.string()
-			c.Targets = make([]string, d.arrayLen(-1, maxTargets))
-			for j := range c.Targets {
-				c.Targets[j] = d.string()
+			k := d.arrayLen(-1, maxTargets)
+			c.Targets = make([]string, 0, min(k, 32))
+			for range k {
+				c.Targets = append(c.Targets, d.string())
 			}
+			if d.err != nil {
+				break
+			}
+			e.cmds = append(e.cmds, c)
 		}
 	case TypeDeliver:
 		d.arrayLen(2, 2)
 		e.src = int(d.uint())
 		n := d.arrayLen(-1, maxRecords)
-		e.recs = make([]Record, n)
-		for i := range e.recs {
+		e.recs = make([]Record, 0, min(n, 64))
+		for range n {
 			d.arrayLen(6, 6)
-			r := &e.recs[i]
-			r.Seq = d.uint()
-			r.Add = d.bool()
-			r.Followee = d.string()
-			r.Follower = d.string()
-			r.Time = d.int()
-			r.Created = d.int()
+			r := Record{Seq: d.uint(), Add: d.bool(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
+			if d.err != nil {
+				break
+			}
+			e.recs = append(e.recs, r)
 		}
 	case TypeAck:
-		e.acks = make([]Watermark, d.arrayLen(-1, maxRecords))
-		for i := range e.acks {
+		n := d.arrayLen(-1, maxRecords)
+		e.acks = make([]Watermark, 0, min(n, 64))
+		for range n {
 			d.arrayLen(2, 2)
-			e.acks[i] = Watermark{Shard: int(d.uint()), Seq: d.uint()}
+			w := Watermark{Shard: int(d.uint()), Seq: d.uint()}
+			if d.err != nil {
+				break
+			}
+			e.acks = append(e.acks, w)
 		}
 	default:
 		return e, fmt.Errorf("%w: type %d", ErrUnknownEntry, e.typ)

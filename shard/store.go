@@ -550,3 +550,18 @@ func (s *Store) HasUser(id string) bool {
 	_, ok := s.uidOf(id)
 	return ok
 }
+
+// EachUser calls fn with the ID of every user that has a non-empty list in
+// this Store (the shard's own users), in no particular order, until fn
+// returns false. It is a read.
+func (s *Store) EachUser(fn func(id string) bool) {
+	for uid := uint32(0); uid < s.st.nuids; uid++ {
+		u := s.st.user(uid)
+		if u.slen == 0 || u.empty() {
+			continue
+		}
+		if !fn(string(s.st.idBytes(uid))) {
+			return
+		}
+	}
+}
