@@ -70,6 +70,11 @@ type Config struct {
 	// exceeded, new writes to the shard fail with codes.Overloaded.
 	MaxOutbox int
 
+	// OnCommit, if set, is called after each batch entry commits with the
+	// time from proposal to commit and the number of commands it carried
+	// (for metrics). It must not block.
+	OnCommit func(shard int, d time.Duration, commands int)
+
 	// Sender delivers records to other shards. Nil means this node holds
 	// every shard (a single node): deliveries go to the local shard.
 	Sender Sender

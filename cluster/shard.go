@@ -64,6 +64,7 @@ type proposal struct {
 type batch struct {
 	props []*proposal
 	fut   raft.ApplyFuture
+	start time.Time
 }
 
 func openShard(n *Node, id int) (*Shard, error) {
@@ -110,7 +111,7 @@ func openShard(n *Node, id int) (*Shard, error) {
 		return nil, err
 	}
 	rc := cfg.raftConfig()
-	rc.Logger = log.Named("raft")
+	rc.Logger = quietInfo{log.Named("raft")}
 	has, err := raft.HasExistingState(s.logs, s.logs, snaps)
 	if err != nil {
 		s.logs.Close()
@@ -325,6 +326,7 @@ func (s *Shard) batcher() {
 		}
 		s.lastT = now
 		data := fsm.EncodeBatch(&buf, now, cmds)
+		b.start = time.Now()
 		b.fut = s.raft.Apply(bytes.Clone(data), s.cfg.ApplyTimeout)
 		select {
 		case s.inflight <- b:
@@ -359,6 +361,9 @@ func (s *Shard) completer() {
 
 func (s *Shard) finish(b *batch) {
 	err := b.fut.Error()
+	if s.cfg.OnCommit != nil && err == nil {
+		s.cfg.OnCommit(s.id, time.Since(b.start), len(b.props))
+	}
 	var resp *fsm.BatchResponse
 	if err == nil {
 		switch r := b.fut.Response().(type) {
@@ -459,3 +464,20 @@ func (s *Shard) close() error {
 	}
 	return errors.Join(err, s.logs.Close())
 }
+
+// quietInfo demotes raft's info logs (elections, snapshots: a dozen lines
+// per shard at every start) to debug; warnings and errors pass through.
+type quietInfo struct{ hclog.Logger }
+
+func (q quietInfo) Info(msg string, args ...any) { q.Logger.Debug(msg, args...) }
+
+func (q quietInfo) Log(level hclog.Level, msg string, args ...any) {
+	if level == hclog.Info {
+		level = hclog.Debug
+	}
+	q.Logger.Log(level, msg, args...)
+}
+
+func (q quietInfo) Named(name string) hclog.Logger      { return quietInfo{q.Logger.Named(name)} }
+func (q quietInfo) ResetNamed(name string) hclog.Logger { return quietInfo{q.Logger.ResetNamed(name)} }
+func (q quietInfo) With(args ...any) hclog.Logger       { return quietInfo{q.Logger.With(args...)} }

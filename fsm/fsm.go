@@ -11,12 +11,12 @@ package fsm
 import (
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"sync"
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -24,11 +24,7 @@ import (
 // ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's
 // bytes, modulo the number of shards. It is part of the data format: a
 // cluster's shard count is fixed when it is created.
-func ShardOf(user string, shards int) int {
-	h := fnv.New64a()
-	h.Write([]byte(user))
-	return int(h.Sum64() % uint64(shards))
-}
+func ShardOf(user string, shards int) int { return wire.ShardOf(user, shards) }
 
 // Config describes the shard an FSM holds.
 type Config struct {
@@ -311,6 +307,14 @@ func (f *FSM) Read(fn func(*shard.Store) error) error {
 		return codes.New(codes.ShardUnavailable, "shard %d halted: %v", f.cfg.Shard, f.failed)
 	}
 	return fn(f.store)
+}
+
+// ReadAny runs fn with the Store read-locked, even when the FSM has halted
+// (for statistics).
+func (f *FSM) ReadAny(fn func(*shard.Store)) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	fn(f.store)
 }
 
 // Failed returns the error that halted the FSM, or nil.

@@ -1,0 +1,488 @@
+// Package client is the Go client of followgraph.
+//
+//	c, err := client.New(ctx, client.Config{Addrs: []string{"127.0.0.1:7700"}})
+//	...
+//	res, err := c.Follow(ctx, "alice", []string{"bob", "carol"})
+//	page, err := c.Followers(ctx, "bob", client.Limit(50))
+//
+// A Client is safe for concurrent use. It keeps a small pool of connections
+// per node and pipelines requests on them (many requests in flight per
+// connection, written together). It routes each request to the leader of
+// the user's shard, as the node's shard map says, and retries retryable
+// failures (not leader, shard unavailable, overloaded, timeouts, broken
+// connections) with backoff: every operation is idempotent, so a retry can
+// never apply a write twice. Errors carry a codes.Code; compare them with
+// errors.Is against the sentinels here (client.ErrInvalidParam, ...).
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// Result types, shared with the protocol.
+type (
+	// Result is the outcome of one target of Follow or Unfollow.
+	Result = wire.Result
+	// Item is one list entry.
+	Item = wire.Item
+	// Page is a page of a list and the cursor of the next one.
+	Page = wire.Page
+	// Info is one user's counts.
+	Info = wire.Info
+	// Check is the relation of the actor with one target: FollowType 0
+	// none, 1 the target follows the actor, 2 the actor follows the
+	// target, 3 both.
+	Check = wire.Check
+	// Status is a node's status.
+	Status = wire.Status
+	// ShardMap says which node leads each shard.
+	ShardMap = wire.ShardMap
+)
+
+// Errors. Every error a Client returns matches one of these with errors.Is
+// when the server (or the client) reported that code.
+var (
+	ErrInvalidParam       = codes.ErrInvalidParam
+	ErrInternal           = codes.ErrInternal
+	ErrTimeout            = codes.ErrTimeout
+	ErrNotLeader          = codes.ErrNotLeader
+	ErrShardUnavailable   = codes.ErrShardUnavailable
+	ErrOverloaded         = codes.ErrOverloaded
+	ErrAuthFailed         = codes.ErrAuthFailed
+	ErrFrameTooLarge      = codes.ErrFrameTooLarge
+	ErrUnsupportedVersion = codes.ErrUnsupportedVersion
+	ErrShuttingDown       = codes.ErrShuttingDown
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("client: closed")
+)
+
+// Config configures a Client.
+type Config struct {
+	// Addrs are the nodes to start from (host:port). Required.
+	Addrs []string
+	// Token is sent in the handshake when the servers require one.
+	Token string
+	// ConnsPerNode is the number of connections kept to each node
+	// (default 2).
+	ConnsPerNode int
+	// MaxInflight bounds the requests in flight on one connection
+	// (default 512); more wait for a slot.
+	MaxInflight int
+	// DialTimeout bounds connecting and the handshake (default 3s).
+	DialTimeout time.Duration
+	// RequestTimeout bounds a call whose context has no deadline
+	// (default 10s), retries included.
+	RequestTimeout time.Duration
+	// Retries is how many times a retryable failure is retried
+	// (default 4; negative for none).
+	Retries int
+	// RetryBackoff is the first retry delay, doubling each time with
+	// jitter (default 10ms).
+	RetryBackoff time.Duration
+	// MaxFrame bounds a frame (default 1 MiB; the server's welcome may
+	// lower it).
+	MaxFrame int
+	// Name identifies the client in server logs.
+	Name string
+}
+
+func (c *Config) defaults() error {
+	if len(c.Addrs) == 0 {
+		return errors.New("client: Config.Addrs is empty")
+	}
+	if c.ConnsPerNode <= 0 {
+		c.ConnsPerNode = 2
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = 512
+	}
+	if c.DialTimeout <= 0 {
+		c.DialTimeout = 3 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.Retries == 0 {
+		c.Retries = 4
+	}
+	if c.RetryBackoff <= 0 {
+		c.RetryBackoff = 10 * time.Millisecond
+	}
+	if c.MaxFrame <= 0 {
+		c.MaxFrame = wire.DefaultMaxFrame
+	}
+	if c.Name == "" {
+		c.Name = "followgraph-go"
+	}
+	return nil
+}
+
+// Client talks to a followgraph cluster (or a single node).
+type Client struct {
+	cfg Config
+
+	mu      sync.Mutex
+	pools   map[string]*pool
+	smap    wire.ShardMap
+	shards  int
+	welcome wire.Welcome
+	closed  bool
+}
+
+// New connects to the first reachable address, learns the shard map and
+// returns a Client.
+func New(ctx context.Context, cfg Config) (*Client, error) {
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	c := &Client{cfg: cfg, pools: map[string]*pool{}}
+	var errs []error
+	for _, addr := range cfg.Addrs {
+		cn, err := c.conn(ctx, addr)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", addr, err))
+			if codes.Of(err) == codes.AuthFailed || codes.Of(err) == codes.UnsupportedVersion {
+				break
+			}
+			continue
+		}
+		c.welcome = cn.welcome
+		c.shards = cn.welcome.Shards
+		if err := c.refreshMap(ctx); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		return c, nil
+	}
+	c.Close()
+	return nil, fmt.Errorf("client: no node reachable: %w", errors.Join(errs...))
+}
+
+// Close closes every connection. Calls in flight fail.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	pools := c.pools
+	c.pools = map[string]*pool{}
+	c.mu.Unlock()
+	for _, p := range pools {
+		p.close()
+	}
+	return nil
+}
+
+// Welcome returns the handshake response of the first node reached.
+func (c *Client) Welcome() wire.Welcome { return c.welcome }
+
+// conn returns a connection to addr, dialling if needed.
+func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	p := c.pools[addr]
+	if p == nil {
+		p = &pool{c: c, addr: addr, conns: make([]*conn, c.cfg.ConnsPerNode)}
+		c.pools[addr] = p
+	}
+	c.mu.Unlock()
+	return p.get(ctx)
+}
+
+// refreshMap asks any node for the shard map.
+func (c *Client) refreshMap(ctx context.Context) error {
+	var lastErr error
+	for _, addr := range c.candidates() {
+		cn, err := c.conn(ctx, addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		body, err := cn.call(ctx, wire.OpShardMap, wire.AppendEmpty)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		m, err := wire.ParseShardMap(body)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		c.mu.Lock()
+		if m.Version >= c.smap.Version || c.smap.Shards == 0 {
+			c.smap = m
+			c.shards = m.Shards
+		}
+		c.mu.Unlock()
+		return nil
+	}
+	return lastErr
+}
+
+// candidates lists known node addresses, seeds first.
+func (c *Client) candidates() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, a := range c.cfg.Addrs {
+		if !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
+	for _, l := range c.smap.Leaders {
+		if l.Addr != "" && !seen[l.Addr] {
+			seen[l.Addr] = true
+			out = append(out, l.Addr)
+		}
+	}
+	return out
+}
+
+// route returns the address to send a request for shard to (-1: any).
+func (c *Client) route(shard, attempt int) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if shard >= 0 {
+		for _, l := range c.smap.Leaders {
+			if l.Shard == shard && l.Addr != "" {
+				if attempt == 0 || attempt%2 == 1 {
+					return l.Addr
+				}
+			}
+		}
+	}
+	// No known leader (or the leader keeps failing): any node forwards.
+	return c.cfg.Addrs[(attempt+rand.IntN(len(c.cfg.Addrs)))%len(c.cfg.Addrs)]
+}
+
+// ShardOf returns the shard of a user.
+func (c *Client) ShardOf(user string) int {
+	c.mu.Lock()
+	n := c.shards
+	c.mu.Unlock()
+	return wire.ShardOf(user, n)
+}
+
+// do sends a request for shard (or any node for -1) with retries.
+func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte) []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	backoff := c.cfg.RetryBackoff
+	for attempt := 0; ; attempt++ {
+		addr := c.route(shard, attempt)
+		cn, err := c.conn(ctx, addr)
+		var resp []byte
+		if err == nil {
+			resp, err = cn.call(ctx, op, body)
+		}
+		if err == nil {
+			return resp, nil
+		}
+		if !retryable(err) || attempt >= c.cfg.Retries || ctx.Err() != nil {
+			if ctx.Err() != nil && codes.Of(err) != codes.Timeout {
+				return nil, codes.New(codes.Timeout, "%v (last error: %v)", ctx.Err(), err)
+			}
+			return nil, err
+		}
+		if codes.Of(err) == codes.NotLeader || codes.Of(err) == codes.ShardUnavailable {
+			c.refreshMap(ctx)
+		}
+		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
+		select {
+		case <-time.After(backoff + jitter):
+		case <-ctx.Done():
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+func retryable(err error) bool {
+	if errors.Is(err, ErrClosed) {
+		return false
+	}
+	var ce *codes.Error
+	if errors.As(err, &ce) {
+		return ce.Code.Retryable()
+	}
+	return true // connection errors: the request may be resent
+}
+
+// WriteOption modifies a write.
+type WriteOption func(*wire.WriteRequest)
+
+// Sync makes Follow and Unfollow return only once the reverse side (the
+// targets' followers and mutual lists, possibly on other shards) is applied.
+func Sync() WriteOption { return func(w *wire.WriteRequest) { w.Sync = true } }
+
+func (c *Client) write(ctx context.Context, op wire.Op, actor string, targets []string, opts []WriteOption) ([]Result, error) {
+	req := wire.WriteRequest{Actor: actor, Targets: targets}
+	for _, o := range opts {
+		o(&req)
+	}
+	body, err := c.do(ctx, c.ShardOf(actor), op, func(b []byte) []byte { return wire.AppendWriteRequest(b, req) })
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseResults(body)
+}
+
+// Follow makes actor follow each target (1 to 20). It returns one Result
+// per target; following someone already followed succeeds.
+func (c *Client) Follow(ctx context.Context, actor string, targets []string, opts ...WriteOption) ([]Result, error) {
+	return c.write(ctx, wire.OpFollow, actor, targets, opts)
+}
+
+// Unfollow makes actor stop following each target (1 to 20).
+func (c *Client) Unfollow(ctx context.Context, actor string, targets []string, opts ...WriteOption) ([]Result, error) {
+	return c.write(ctx, wire.OpUnfollow, actor, targets, opts)
+}
+
+// ListOption modifies a list request.
+type ListOption func(*wire.ListRequest)
+
+// Cursor continues from a previous page's NextCursor.
+func Cursor(cursor string) ListOption { return func(l *wire.ListRequest) { l.Cursor = cursor } }
+
+// Limit sets the page size (1 to 500; the server's default is 100).
+func Limit(n int) ListOption { return func(l *wire.ListRequest) { l.Limit = n } }
+
+func (c *Client) list(ctx context.Context, op wire.Op, user string, opts []ListOption) (Page, error) {
+	req := wire.ListRequest{User: user}
+	for _, o := range opts {
+		o(&req)
+	}
+	body, err := c.do(ctx, c.ShardOf(user), op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
+	if err != nil {
+		return Page{}, err
+	}
+	return wire.ParsePage(body)
+}
+
+// Followers returns a page of user's followers, newest first.
+func (c *Client) Followers(ctx context.Context, user string, opts ...ListOption) (Page, error) {
+	return c.list(ctx, wire.OpFollowers, user, opts)
+}
+
+// Following returns a page of the users user follows, newest first.
+func (c *Client) Following(ctx context.Context, user string, opts ...ListOption) (Page, error) {
+	return c.list(ctx, wire.OpFollowing, user, opts)
+}
+
+// Mutual returns a page of user's mutual follows, by the time the relation
+// became mutual, newest first.
+func (c *Client) Mutual(ctx context.Context, user string, opts ...ListOption) (Page, error) {
+	return c.list(ctx, wire.OpMutual, user, opts)
+}
+
+// Info returns the counts of each user (1 to 100), in order. Users on
+// different shards are asked of their shards' leaders in parallel.
+func (c *Client) Info(ctx context.Context, users ...string) ([]Info, error) {
+	if len(users) == 0 {
+		return nil, codes.New(codes.InvalidParam, "no users")
+	}
+	byShard := map[int][]int{}
+	for i, u := range users {
+		s := c.ShardOf(u)
+		byShard[s] = append(byShard[s], i)
+	}
+	out := make([]Info, len(users))
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for s, idx := range byShard {
+		wg.Go(func() {
+			part := make([]string, len(idx))
+			for j, i := range idx {
+				part[j] = users[i]
+			}
+			body, err := c.do(ctx, s, wire.OpInfo, func(b []byte) []byte { return wire.AppendUsersRequest(b, part) })
+			var is []Info
+			if err == nil {
+				is, err = wire.ParseInfos(body)
+			}
+			if err == nil && len(is) != len(part) {
+				err = codes.New(codes.Internal, "info: %d results for %d users", len(is), len(part))
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				return
+			}
+			for j, i := range idx {
+				out[i] = is[j]
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	return out, nil
+}
+
+// Check returns the relation of actor with each target (1 to 100).
+func (c *Client) Check(ctx context.Context, actor string, targets ...string) ([]Check, error) {
+	req := wire.CheckRequest{Actor: actor, Targets: targets}
+	body, err := c.do(ctx, c.ShardOf(actor), wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseChecks(body)
+}
+
+// Status returns the status of the node at addr ("" for the first seed).
+func (c *Client) Status(ctx context.Context, addr string) (Status, error) {
+	if addr == "" {
+		addr = c.cfg.Addrs[0]
+	}
+	cn, err := c.conn(ctx, addr)
+	if err != nil {
+		return Status{}, err
+	}
+	body, err := cn.call(ctx, wire.OpStatus, wire.AppendEmpty)
+	if err != nil {
+		return Status{}, err
+	}
+	return wire.ParseStatus(body)
+}
+
+// ShardMap returns the client's current shard map, refreshed from a node.
+func (c *Client) ShardMap(ctx context.Context) (ShardMap, error) {
+	if err := c.refreshMap(ctx); err != nil {
+		return ShardMap{}, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.smap, nil
+}
+
+// Ping round-trips an empty request to the node at addr ("" for the first
+// seed).
+func (c *Client) Ping(ctx context.Context, addr string) error {
+	if addr == "" {
+		addr = c.cfg.Addrs[0]
+	}
+	cn, err := c.conn(ctx, addr)
+	if err != nil {
+		return err
+	}
+	_, err = cn.call(ctx, wire.OpPing, wire.AppendEmpty)
+	return err
+}

@@ -1,0 +1,286 @@
+package client
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// pool keeps ConnsPerNode connections to one node and hands them out round
+// robin, replacing broken ones.
+type pool struct {
+	c    *Client
+	addr string
+
+	mu    sync.Mutex
+	conns []*conn
+	next  int
+	dial  sync.Mutex // one dial at a time per node
+}
+
+func (p *pool) get(ctx context.Context) (*conn, error) {
+	p.mu.Lock()
+	i := p.next % len(p.conns)
+	p.next++
+	cn := p.conns[i]
+	p.mu.Unlock()
+	if cn != nil && !cn.broken.Load() {
+		return cn, nil
+	}
+	p.dial.Lock()
+	defer p.dial.Unlock()
+	p.mu.Lock()
+	cn = p.conns[i]
+	p.mu.Unlock()
+	if cn != nil && !cn.broken.Load() {
+		return cn, nil
+	}
+	cn, err := dial(ctx, p.addr, &p.c.cfg)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	p.conns[i] = cn
+	p.mu.Unlock()
+	return cn, nil
+}
+
+func (p *pool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, cn := range p.conns {
+		if cn != nil {
+			cn.close(ErrClosed)
+		}
+	}
+}
+
+// conn is one pipelined connection: callers queue framed requests, one
+// writer goroutine sends them (many per write when they queue up), one
+// reader goroutine matches responses to callers by request id.
+type conn struct {
+	nc       net.Conn
+	welcome  wire.Welcome
+	maxFrame int
+
+	queue  chan *call
+	sem    chan struct{}
+	nextID atomic.Uint32
+
+	mu      sync.Mutex
+	pending map[uint32]*call
+	err     error // set once the connection is broken
+	broken  atomic.Bool
+	done    chan struct{}
+}
+
+type call struct {
+	frame []byte
+	id    uint32
+	resp  []byte
+	err   error
+	done  chan struct{}
+}
+
+var (
+	callPool  = sync.Pool{New: func() any { return &call{done: make(chan struct{}, 1)} }}
+	frameBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+)
+
+func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, codes.New(codes.ShardUnavailable, "connect to %s: %v", addr, err)
+	}
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
+	// Handshake, synchronously.
+	dl, _ := ctx.Deadline()
+	nc.SetDeadline(dl)
+	b, start := wire.AppendRequestHeader(nil, 0, wire.OpHello)
+	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name}), start)
+	if _, err := nc.Write(b); err != nil {
+		nc.Close()
+		return nil, codes.New(codes.ShardUnavailable, "handshake with %s: %v", addr, err)
+	}
+	br := bufio.NewReaderSize(nc, 32<<10)
+	payload, err := wire.ReadFrame(br, nil, cfg.MaxFrame)
+	if err != nil {
+		nc.Close()
+		return nil, codes.New(codes.ShardUnavailable, "handshake with %s: %v", addr, err)
+	}
+	_, body, err := wire.ParseResponseHeader(payload)
+	if err != nil {
+		nc.Close()
+		return nil, err // the server's reason: auth, version, ...
+	}
+	w, err := wire.ParseWelcome(body)
+	if err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	cn := &conn{
+		nc: nc, welcome: w, maxFrame: min(cfg.MaxFrame, w.MaxFrame),
+		queue:   make(chan *call, cfg.MaxInflight),
+		sem:     make(chan struct{}, cfg.MaxInflight),
+		pending: map[uint32]*call{},
+		done:    make(chan struct{}),
+	}
+	go cn.writer()
+	go cn.reader(br, cfg.MaxFrame)
+	return cn, nil
+}
+
+// call sends one request and waits for its response body.
+func (cn *conn) call(ctx context.Context, op wire.Op, body func([]byte) []byte) ([]byte, error) {
+	select {
+	case cn.sem <- struct{}{}:
+	case <-ctx.Done():
+		return nil, codes.New(codes.Timeout, "waiting for a connection slot: %v", ctx.Err())
+	case <-cn.done:
+		return nil, cn.failure()
+	}
+	defer func() { <-cn.sem }()
+	cl := callPool.Get().(*call)
+	cl.id = cn.nextID.Add(1)
+	bp := frameBufs.Get().(*[]byte)
+	b, start := wire.AppendRequestHeader((*bp)[:0], cl.id, op)
+	b = wire.EndFrame(body(b), start)
+	if len(b)-4 > cn.maxFrame {
+		*bp = b
+		frameBufs.Put(bp)
+		callPool.Put(cl)
+		return nil, codes.New(codes.FrameTooLarge, "request of %d bytes exceeds the frame limit %d", len(b)-4, cn.maxFrame)
+	}
+	cl.frame = b
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return nil, cn.failure()
+	}
+	cn.pending[cl.id] = cl
+	cn.mu.Unlock()
+	select {
+	case cn.queue <- cl:
+	case <-cn.done:
+		return nil, cn.failure()
+	case <-ctx.Done():
+		cn.mu.Lock()
+		delete(cn.pending, cl.id)
+		cn.mu.Unlock()
+		return nil, codes.New(codes.Timeout, "%v before the request was sent", ctx.Err())
+	}
+	select {
+	case <-cl.done:
+		resp, err := cl.resp, cl.err
+		*bp = cl.frame[:0]
+		frameBufs.Put(bp)
+		cl.resp, cl.err, cl.frame = nil, nil, nil
+		callPool.Put(cl)
+		return resp, err
+	case <-ctx.Done():
+		// Abandon the call: the reader drops its response when it comes.
+		cn.mu.Lock()
+		delete(cn.pending, cl.id)
+		cn.mu.Unlock()
+		return nil, codes.New(codes.Timeout, "%v (the request may still be applied; retrying is safe)", ctx.Err())
+	case <-cn.done:
+		return nil, cn.failure()
+	}
+}
+
+func (cn *conn) failure() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	var ce *codes.Error
+	if errors.As(cn.err, &ce) || errors.Is(cn.err, ErrClosed) {
+		return cn.err
+	}
+	return codes.New(codes.ShardUnavailable, "connection to %s lost: %v", cn.nc.RemoteAddr(), cn.err)
+}
+
+func (cn *conn) writer() {
+	bw := bufio.NewWriterSize(cn.nc, 32<<10)
+	for {
+		var cl *call
+		select {
+		case cl = <-cn.queue:
+		case <-cn.done:
+			return
+		}
+		if _, err := bw.Write(cl.frame); err != nil {
+			cn.close(err)
+			return
+		}
+		if len(cn.queue) == 0 {
+			if err := bw.Flush(); err != nil {
+				cn.close(err)
+				return
+			}
+		}
+	}
+}
+
+func (cn *conn) reader(br *bufio.Reader, max int) {
+	for {
+		payload, err := wire.ReadFrame(br, nil, max)
+		if err != nil {
+			cn.close(err)
+			return
+		}
+		id, body, err := wire.ParseResponseHeader(payload)
+		var ce *codes.Error
+		if err != nil && !errors.As(err, &ce) {
+			cn.close(fmt.Errorf("malformed response: %w", err))
+			return
+		}
+		if id == 0 && err != nil {
+			// A connection-level error from the server (for example
+			// overloaded, or shutting down); it closes the connection.
+			cn.close(err)
+			return
+		}
+		cn.mu.Lock()
+		cl := cn.pending[id]
+		delete(cn.pending, id)
+		cn.mu.Unlock()
+		if cl == nil {
+			continue // abandoned by its caller
+		}
+		cl.resp, cl.err = body, err
+		cl.done <- struct{}{}
+	}
+}
+
+// close breaks the connection and fails its pending calls.
+func (cn *conn) close(err error) {
+	cn.mu.Lock()
+	if cn.err != nil {
+		cn.mu.Unlock()
+		return
+	}
+	cn.err = err
+	cn.broken.Store(true)
+	pending := cn.pending
+	cn.pending = map[uint32]*call{}
+	close(cn.done)
+	cn.mu.Unlock()
+	cn.nc.Close()
+	for _, cl := range pending {
+		cl.err = cn.failure()
+		cl.done <- struct{}{}
+	}
+}

@@ -1,0 +1,288 @@
+// Command followd is the followgraph daemon.
+//
+// With no flags it starts a single node with data in ./followd-data, the
+// client protocol on 127.0.0.1:7700 and HTTP (metrics, health) on
+// 127.0.0.1:7780. Every flag can also be set by an environment variable:
+// FOLLOWD_ and the flag's name in capitals with - as _ (FOLLOWD_DATA_DIR).
+// Flags win over the environment. See docs/OPERATIONS.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/wire"
+	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "followd:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// options are followd's flags.
+type options struct {
+	dataDir         string
+	listen          string
+	httpAddr        string
+	advertise       string
+	nodeID          string
+	shards          int
+	token           string
+	logLevel        string
+	logJSON         bool
+	gogc            int
+	memoryLimit     string
+	maxConns        int
+	maxFrame        int
+	shutdownTimeout time.Duration
+	noSync          bool
+}
+
+func parseFlags(args []string, out io.Writer) (*options, error) {
+	o := &options{}
+	fs := flag.NewFlagSet("followd", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.StringVar(&o.dataDir, "data-dir", "followd-data", "directory for the node's data (created if missing)")
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:7700", "address of the client protocol")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7780", "address of the HTTP endpoints /metrics, /healthz, /readyz (empty: off)")
+	fs.StringVar(&o.advertise, "advertise", "", "client address to give out in shard maps (default: the listen address)")
+	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
+	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
+	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
+	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
+	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
+	fs.IntVar(&o.gogc, "gogc", 25, "garbage collector target percentage (GOGC); the graph is pointer-free, so a low value costs little CPU and saves memory")
+	fs.StringVar(&o.memoryLimit, "memory-limit", "", "soft memory limit for the Go runtime, e.g. 8GiB (GOMEMLIMIT; empty: none)")
+	fs.IntVar(&o.maxConns, "max-conns", 10000, "most client connections at once")
+	fs.IntVar(&o.maxFrame, "max-frame", wire.DefaultMaxFrame, "largest protocol frame, in bytes")
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time given to requests in flight on shutdown")
+	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
+		fs.PrintDefaults()
+	}
+	// The environment supplies defaults; flags override.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "FOLLOWD_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok {
+			if err := f.Value.Set(v); err != nil && envErr == nil {
+				envErr = fmt.Errorf("%s=%q: %v", name, v, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	return o, nil
+}
+
+// parseBytes reads sizes like 512MiB, 8GiB, 1000000.
+func parseBytes(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil || n <= 0 {
+				return 0, fmt.Errorf("bad size %q", s)
+			}
+			return int64(n * float64(u.mult)), nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("bad size %q", s)
+	}
+	return n, nil
+}
+
+// daemon is a running followd.
+type daemon struct {
+	log     hclog.Logger
+	node    *cluster.Node
+	server  *wire.Server
+	ln      net.Listener
+	httpSrv *http.Server
+	httpLn  net.Listener
+	served  chan error
+	opts    *options
+}
+
+// start brings a node up and serves it. started, if not nil, receives the
+// daemon once it serves (tests use it).
+func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
+	level := hclog.LevelFromString(o.logLevel)
+	if level == hclog.NoLevel {
+		return nil, fmt.Errorf("unknown log level %q", o.logLevel)
+	}
+	log := hclog.New(&hclog.LoggerOptions{Name: "followd", Level: level, Output: logOut, JSONFormat: o.logJSON})
+	// Memory policy: the graph lives in pointer-free chunks, so a GC cycle
+	// marks little and can run often; a low GOGC keeps RSS near the live
+	// heap. An explicit GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(o.gogc)
+	}
+	if o.memoryLimit != "" {
+		n, err := parseBytes(o.memoryLimit)
+		if err != nil {
+			return nil, fmt.Errorf("--memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(n)
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", o.listen, err)
+	}
+	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1)}
+	advertise := o.advertise
+	if advertise == "" {
+		advertise = ln.Addr().String()
+	}
+	m := newMetrics(version)
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID = o.nodeID
+	cfg.DataDir = o.dataDir
+	cfg.Shards = o.shards
+	cfg.Logger = log.Named("node")
+	cfg.NoSync = o.noSync
+	cfg.OnCommit = m.onCommit
+	if o.noSync {
+		log.Warn("raft log fsync is OFF (--unsafe-no-fsync): acknowledged writes can be lost on power failure")
+	}
+	d.node, err = cluster.Open(ctx, cfg)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	m.reg.MustRegister(newNodeCollector(d.node))
+	svc := cluster.NewService(d.node, advertise, version)
+	scfg := wire.DefaultServerConfig()
+	scfg.Token = o.token
+	scfg.MaxConns = o.maxConns
+	scfg.MaxFrame = o.maxFrame
+	scfg.Welcome = svc.Welcome()
+	scfg.Logger = log.Named("wire")
+	scfg.Observer = m
+	d.server, err = wire.NewServer(scfg, svc)
+	if err != nil {
+		d.node.Close()
+		ln.Close()
+		return nil, err
+	}
+	go func() { d.served <- d.server.Serve(ln) }()
+	if o.httpAddr != "" {
+		d.httpLn, err = net.Listen("tcp", o.httpAddr)
+		if err != nil {
+			d.stop(context.Background())
+			return nil, fmt.Errorf("listen %s: %w", o.httpAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+			var bad []string
+			for i := range d.node.Shards() {
+				s := d.node.Shard(i)
+				if !s.Ready() {
+					bad = append(bad, strconv.Itoa(i))
+				} else if err := s.FSM().Failed(); err != nil {
+					bad = append(bad, strconv.Itoa(i)+" (halted)")
+				}
+			}
+			if len(bad) > 0 {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprintf(w, "not ready: shards %s have no local leader or have not caught up\n", strings.Join(bad, ", "))
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go d.httpSrv.Serve(d.httpLn)
+	}
+	httpAddr := ""
+	if d.httpLn != nil {
+		httpAddr = d.httpLn.Addr().String()
+	}
+	log.Info("followd ready", "version", version, "listen", ln.Addr().String(), "http", httpAddr,
+		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.Meta().ClusterID, "auth", o.token != "")
+	return d, nil
+}
+
+// stop shuts down in order: stop taking requests and finish those in
+// flight, then stop the shards (which finish queued writes), then HTTP.
+func (d *daemon) stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.shutdownTimeout)
+	defer cancel()
+	var errs []error
+	if d.server != nil {
+		if err := d.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("wire: %w", err))
+		}
+	} else {
+		d.ln.Close()
+	}
+	if err := d.node.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("node: %w", err))
+	}
+	if d.httpSrv != nil {
+		d.httpSrv.Shutdown(ctx)
+	}
+	d.log.Info("followd stopped")
+	return errors.Join(errs...)
+}
+
+// run is main without the process: it parses args, starts, and serves until
+// ctx ends. If ready is not nil, it receives the daemon once it serves.
+func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *daemon) error {
+	o, err := parseFlags(args, logOut)
+	if err != nil {
+		return err
+	}
+	d, err := start(ctx, o, logOut)
+	if err != nil {
+		return err
+	}
+	if ready != nil {
+		ready <- d
+	}
+	select {
+	case <-ctx.Done():
+		d.log.Info("shutting down", "reason", context.Cause(ctx))
+	case err := <-d.served:
+		d.log.Error("client listener failed", "error", err)
+	}
+	return d.stop(context.Background())
+}

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are followd's Prometheus metrics. Request metrics come from the
+// wire server (wire.Observer), commit latency from the shards'
+// batchers; shard sizes, leadership and relay lag are read at scrape time.
+type metrics struct {
+	reg         *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	conns       prometheus.Gauge
+	rejected    prometheus.Counter
+	commit      prometheus.Histogram
+	commitBatch prometheus.Histogram
+	opNames     [256]string
+}
+
+// latency buckets from 50µs to ~1.6s, doubling.
+var buckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
+
+func newMetrics(version string) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "followgraph_requests_total", Help: "Requests served, by operation and result code (0 is success).",
+		}, []string{"op", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "followgraph_request_duration_seconds", Help: "Time from a request's arrival to its response being queued, by operation.", Buckets: buckets,
+		}, []string{"op"}),
+		conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "followgraph_connections", Help: "Open client connections.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "followgraph_connections_rejected_total", Help: "Connections refused over the connection limit.",
+		}),
+		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "followgraph_raft_commit_duration_seconds", Help: "Time from proposing a batch log entry to its commit and apply.", Buckets: buckets,
+		}),
+		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "followgraph_raft_batch_commands", Help: "Client writes per batch log entry (group commit).", Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}),
+	}
+	for i := range m.opNames {
+		m.opNames[i] = "unknown"
+	}
+	for _, op := range wire.Ops() {
+		m.opNames[op] = op.String()
+	}
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "followgraph_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}})
+	build.Set(1)
+	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.commit, m.commitBatch, build,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// wire.Observer
+
+func (m *metrics) Request(op wire.Op, code codes.Code, d time.Duration) {
+	name := m.opNames[op]
+	m.requests.WithLabelValues(name, strconv.Itoa(int(code))).Inc()
+	m.latency.WithLabelValues(name).Observe(d.Seconds())
+}
+func (m *metrics) ConnOpened()   { m.conns.Inc() }
+func (m *metrics) ConnClosed()   { m.conns.Dec() }
+func (m *metrics) ConnRejected() { m.rejected.Inc() }
+
+func (m *metrics) onCommit(_ int, d time.Duration, cmds int) {
+	m.commit.Observe(d.Seconds())
+	m.commitBatch.Observe(float64(cmds))
+}
+
+// nodeCollector reads each shard's state at scrape time.
+type nodeCollector struct {
+	n                                                   *cluster.Node
+	users, following, followers, mutual, leader, index *prometheus.Desc
+	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
+}
+
+func newNodeCollector(n *cluster.Node) *nodeCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, []string{"shard"}, nil)
+	}
+	return &nodeCollector{
+		n:          n,
+		users:      d("followgraph_shard_users", "User IDs the shard's store knows (its users and the peers its lists name)."),
+		following:  d("followgraph_shard_edges", "Follow edges whose follower lives on the shard (following entries)."),
+		followers:  d("followgraph_shard_follower_entries", "Followers entries on the shard."),
+		mutual:     d("followgraph_shard_mutual_entries", "Mutual entries on the shard."),
+		leader:     d("followgraph_shard_leader", "1 if this node leads the shard and serves it."),
+		index:      d("followgraph_shard_applied_index", "Raft index of the last entry the shard applied."),
+		lagRecords: d("followgraph_relay_pending_records", "Reverse edges committed on the shard and not yet acknowledged by their destination shard."),
+		lagAge:     d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
+		heapBlocks: d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
+		halted:     d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
+	}
+}
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted} {
+		ch <- d
+	}
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	g := func(d *prometheus.Desc, v float64, shard string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, shard)
+	}
+	for i := range c.n.Shards() {
+		s := c.n.Shard(i)
+		label := strconv.Itoa(i)
+		var st shard.Stats
+		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
+		g(c.users, float64(st.Users), label)
+		g(c.following, float64(st.Following), label)
+		g(c.followers, float64(st.Followers), label)
+		g(c.mutual, float64(st.Mutual), label)
+		g(c.heapBlocks, float64(st.BlockBytes+st.StringBytes+st.IndexBytes), label)
+		lead := 0.0
+		if s.Ready() && s.Raft().State() == raft.Leader {
+			lead = 1
+		}
+		g(c.leader, lead, label)
+		g(c.index, float64(s.FSM().Index()), label)
+		lag := s.Lag()
+		g(c.lagRecords, float64(lag.Records), label)
+		g(c.lagAge, lag.Oldest.Seconds(), label)
+		halted := 0.0
+		if s.FSM().Failed() != nil {
+			halted = 1
+		}
+		g(c.halted, halted, label)
+	}
+}

@@ -1,0 +1,493 @@
+package wire
+
+import (
+	"fmt"
+
+	"github.com/followgraph/followgraph/codes"
+)
+
+// Request and response bodies. Each is a msgpack array; docs/PROTOCOL.md
+// lists them. Append* encode, Parse* decode; decoders check every length
+// against the protocol's limits before using it.
+
+// Hello is the handshake request, the first frame of every connection.
+type Hello struct {
+	Version int
+	Token   string
+	Client  string // free text, for logs
+}
+
+// AppendHello encodes a hello body: [version, token, client].
+func AppendHello(b []byte, h Hello) []byte {
+	b = appendArray(b, 3)
+	b = appendUint(b, uint64(h.Version))
+	b = appendStr(b, h.Token)
+	return appendStr(b, h.Client)
+}
+
+// ParseHello decodes a hello body.
+func ParseHello(body []byte) (Hello, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	v := r.uint()
+	h := Hello{Token: r.str(maxTokenLen), Client: r.str(256)}
+	if v > 1<<16 {
+		r.fail()
+	}
+	h.Version = int(v)
+	return h, wrap(r.done(), "hello")
+}
+
+// Welcome is the handshake response.
+type Welcome struct {
+	Version   int
+	Server    string // software version
+	MaxFrame  int
+	NodeID    string
+	Shards    int
+	ClusterID string
+}
+
+// AppendWelcome encodes [version, server, maxFrame, node, shards, cluster].
+func AppendWelcome(b []byte, w Welcome) []byte {
+	b = appendArray(b, 6)
+	b = appendUint(b, uint64(w.Version))
+	b = appendStr(b, w.Server)
+	b = appendUint(b, uint64(w.MaxFrame))
+	b = appendStr(b, w.NodeID)
+	b = appendUint(b, uint64(w.Shards))
+	return appendStr(b, w.ClusterID)
+}
+
+// ParseWelcome decodes a welcome body.
+func ParseWelcome(body []byte) (Welcome, error) {
+	r := reader{b: body}
+	r.arrayN(6)
+	w := Welcome{Version: int(r.uint()), Server: r.str(256), MaxFrame: int(r.uint()), NodeID: r.str(256), Shards: int(r.uint()), ClusterID: r.str(256)}
+	if w.Shards < 1 || w.Shards > 1<<16 {
+		r.fail()
+	}
+	return w, wrap(r.done(), "welcome")
+}
+
+func wrap(err error, what string) error {
+	if err != nil {
+		return codes.New(codes.InvalidParam, "malformed %s body", what)
+	}
+	return nil
+}
+
+// WriteRequest is a Follow or Unfollow: [actor, [target...], flags]; flags
+// bit 0 asks for a sync write.
+type WriteRequest struct {
+	Actor   string
+	Targets []string
+	Sync    bool
+}
+
+// AppendWriteRequest encodes a write request body.
+func AppendWriteRequest(b []byte, w WriteRequest) []byte {
+	b = appendArray(b, 3)
+	b = appendStr(b, w.Actor)
+	b = appendArray(b, len(w.Targets))
+	for _, t := range w.Targets {
+		b = appendStr(b, t)
+	}
+	var flags uint64
+	if w.Sync {
+		flags |= 1
+	}
+	return appendUint(b, flags)
+}
+
+// ParseWriteRequest decodes a write request body. Strings are copied: the
+// request outlives the frame.
+func ParseWriteRequest(body []byte) (WriteRequest, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	w := WriteRequest{Actor: r.str(maxIDLen * 4)}
+	n := r.array(maxList)
+	w.Targets = make([]string, 0, min(n, 32))
+	for range n {
+		w.Targets = append(w.Targets, r.str(maxIDLen*4))
+	}
+	flags := r.uint()
+	w.Sync = flags&1 != 0
+	return w, wrap(r.done(), "write request")
+}
+
+// Result is the outcome of one target of a write: [userID, code, info].
+type Result struct {
+	UserID string
+	Code   codes.Code
+	Info   string
+}
+
+// AppendResults encodes write results.
+func AppendResults(b []byte, rs []Result) []byte {
+	b = appendArray(b, len(rs))
+	for _, r := range rs {
+		b = appendArray(b, 3)
+		b = appendStr(b, r.UserID)
+		b = appendUint(b, uint64(r.Code))
+		b = appendStr(b, r.Info)
+	}
+	return b
+}
+
+// ParseResults decodes write results.
+func ParseResults(body []byte) ([]Result, error) {
+	r := reader{b: body}
+	n := r.array(maxList)
+	rs := make([]Result, 0, min(n, 32))
+	for range n {
+		r.arrayN(3)
+		rs = append(rs, Result{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint()), Info: r.str(1 << 12)})
+	}
+	return rs, wrap(r.done(), "write results")
+}
+
+// ListRequest asks for a page: [user, cursor, limit].
+type ListRequest struct {
+	User   string
+	Cursor string
+	Limit  int
+}
+
+// AppendListRequest encodes a list request body.
+func AppendListRequest(b []byte, l ListRequest) []byte {
+	b = appendArray(b, 3)
+	b = appendStr(b, l.User)
+	b = appendStr(b, l.Cursor)
+	return appendUint(b, uint64(max(l.Limit, 0)))
+}
+
+// ParseListRequest decodes a list request body. Its strings share the
+// frame's memory: use them before the frame is reused.
+func ParseListRequest(body []byte) (ListRequest, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	l := ListRequest{User: r.strView(maxIDLen * 4), Cursor: r.strView(maxCursorLen)}
+	limit := r.uint()
+	if limit > 1<<20 {
+		r.fail()
+	}
+	l.Limit = int(limit)
+	return l, wrap(r.done(), "list request")
+}
+
+// Item is one list entry: [userID, followTime].
+type Item struct {
+	UserID     string
+	FollowTime int64
+}
+
+// Page is a list response: [[item...], nextCursor].
+type Page struct {
+	Items      []Item
+	NextCursor string
+}
+
+// AppendPageStart begins a page of n items; append each with AppendItem,
+// then finish with AppendPageEnd.
+func AppendPageStart(b []byte, n int) []byte {
+	b = appendArray(b, 2)
+	return appendArray(b, n)
+}
+
+// AppendItem appends one list entry.
+func AppendItem(b []byte, id []byte, t int64) []byte {
+	b = appendArray(b, 2)
+	b = appendStrBytes(b, id)
+	return appendInt(b, t)
+}
+
+// AppendPageEnd appends the next cursor.
+func AppendPageEnd(b []byte, next string) []byte { return appendStr(b, next) }
+
+// ParsePage decodes a list response.
+func ParsePage(body []byte) (Page, error) {
+	r := reader{b: body}
+	r.arrayN(2)
+	n := r.array(1 << 16)
+	p := Page{Items: make([]Item, 0, min(n, 512))}
+	for range n {
+		r.arrayN(2)
+		p.Items = append(p.Items, Item{UserID: r.str(maxIDLen * 4), FollowTime: r.int()})
+	}
+	p.NextCursor = r.str(maxCursorLen)
+	return p, wrap(r.done(), "page")
+}
+
+// UsersRequest is an Info request: [[user...]].
+type UsersRequest struct {
+	Users []string
+}
+
+// AppendUsersRequest encodes an info request body.
+func AppendUsersRequest(b []byte, users []string) []byte {
+	b = appendArray(b, 1)
+	b = appendArray(b, len(users))
+	for _, u := range users {
+		b = appendStr(b, u)
+	}
+	return b
+}
+
+// ParseUsersRequest decodes an info request body (strings share the frame).
+func ParseUsersRequest(body []byte) ([]string, error) {
+	r := reader{b: body}
+	r.arrayN(1)
+	n := r.array(maxList)
+	us := make([]string, 0, min(n, 128))
+	for range n {
+		us = append(us, r.strView(maxIDLen*4))
+	}
+	return us, wrap(r.done(), "info request")
+}
+
+// Info is one user's counts: [userID, code, following, followers, mutual].
+type Info struct {
+	UserID    string
+	Code      codes.Code
+	Following uint64
+	Followers uint64
+	Mutual    uint64
+}
+
+// AppendInfos encodes info results.
+func AppendInfos(b []byte, is []Info) []byte {
+	b = appendArray(b, len(is))
+	for _, i := range is {
+		b = appendArray(b, 5)
+		b = appendStr(b, i.UserID)
+		b = appendUint(b, uint64(i.Code))
+		b = appendUint(b, i.Following)
+		b = appendUint(b, i.Followers)
+		b = appendUint(b, i.Mutual)
+	}
+	return b
+}
+
+// ParseInfos decodes info results.
+func ParseInfos(body []byte) ([]Info, error) {
+	r := reader{b: body}
+	n := r.array(maxList)
+	is := make([]Info, 0, min(n, 128))
+	for range n {
+		r.arrayN(5)
+		is = append(is, Info{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint()), Following: r.uint(), Followers: r.uint(), Mutual: r.uint()})
+	}
+	return is, wrap(r.done(), "info results")
+}
+
+// CheckRequest is [actor, [target...]].
+type CheckRequest struct {
+	Actor   string
+	Targets []string
+}
+
+// AppendCheckRequest encodes a check request body.
+func AppendCheckRequest(b []byte, c CheckRequest) []byte {
+	b = appendArray(b, 2)
+	b = appendStr(b, c.Actor)
+	b = appendArray(b, len(c.Targets))
+	for _, t := range c.Targets {
+		b = appendStr(b, t)
+	}
+	return b
+}
+
+// ParseCheckRequest decodes a check request body (strings share the frame).
+func ParseCheckRequest(body []byte) (CheckRequest, error) {
+	r := reader{b: body}
+	r.arrayN(2)
+	c := CheckRequest{Actor: r.strView(maxIDLen * 4)}
+	n := r.array(maxList)
+	c.Targets = make([]string, 0, min(n, 128))
+	for range n {
+		c.Targets = append(c.Targets, r.strView(maxIDLen*4))
+	}
+	return c, wrap(r.done(), "check request")
+}
+
+// Check is one relation: [userID, code, followType].
+type Check struct {
+	UserID     string
+	Code       codes.Code
+	FollowType uint8
+}
+
+// AppendChecks encodes check results.
+func AppendChecks(b []byte, cs []Check) []byte {
+	b = appendArray(b, len(cs))
+	for _, c := range cs {
+		b = appendArray(b, 3)
+		b = appendStr(b, c.UserID)
+		b = appendUint(b, uint64(c.Code))
+		b = appendUint(b, uint64(c.FollowType))
+	}
+	return b
+}
+
+// ParseChecks decodes check results.
+func ParseChecks(body []byte) ([]Check, error) {
+	r := reader{b: body}
+	n := r.array(maxList)
+	cs := make([]Check, 0, min(n, 128))
+	for range n {
+		r.arrayN(3)
+		c := Check{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint())}
+		ft := r.uint()
+		if ft > 3 {
+			r.fail()
+		}
+		c.FollowType = uint8(ft)
+		cs = append(cs, c)
+	}
+	return cs, wrap(r.done(), "check results")
+}
+
+// ParseEmpty decodes an empty request body (an empty array).
+func ParseEmpty(body []byte) error {
+	r := reader{b: body}
+	r.arrayN(0)
+	return wrap(r.done(), "empty")
+}
+
+// AppendEmpty appends an empty array.
+func AppendEmpty(b []byte) []byte { return appendArray(b, 0) }
+
+// ShardStatus describes one shard on one node.
+type ShardStatus struct {
+	Shard        int
+	Leader       bool   // this node leads it
+	LeaderID     string // the leader's node ID, if known
+	LeaderAddr   string // the leader's client address, if known
+	Ready        bool
+	AppliedIndex uint64
+	Users        uint64
+	Following    uint64 // follow edges whose follower lives here
+	Followers    uint64
+	Mutual       uint64
+	LagRecords   uint64
+	LagOldestMs  uint64
+	Halted       string // why the shard's state machine halted, if it did
+}
+
+// Status is a node's status.
+type Status struct {
+	NodeID    string
+	Server    string
+	ClusterID string
+	UptimeSec uint64
+	Addr      string
+	Shards    []ShardStatus
+}
+
+// AppendStatus encodes a status body:
+// [node, server, cluster, uptime, addr, [shard...]], shard = [shard,
+// leader, leaderID, leaderAddr, ready, applied, users, following,
+// followers, mutual, lagRecords, lagOldestMs, halted].
+func AppendStatus(b []byte, s Status) []byte {
+	b = appendArray(b, 6)
+	b = appendStr(b, s.NodeID)
+	b = appendStr(b, s.Server)
+	b = appendStr(b, s.ClusterID)
+	b = appendUint(b, s.UptimeSec)
+	b = appendStr(b, s.Addr)
+	b = appendArray(b, len(s.Shards))
+	for _, sh := range s.Shards {
+		b = appendArray(b, 13)
+		b = appendUint(b, uint64(sh.Shard))
+		b = appendBool(b, sh.Leader)
+		b = appendStr(b, sh.LeaderID)
+		b = appendStr(b, sh.LeaderAddr)
+		b = appendBool(b, sh.Ready)
+		b = appendUint(b, sh.AppliedIndex)
+		b = appendUint(b, sh.Users)
+		b = appendUint(b, sh.Following)
+		b = appendUint(b, sh.Followers)
+		b = appendUint(b, sh.Mutual)
+		b = appendUint(b, sh.LagRecords)
+		b = appendUint(b, sh.LagOldestMs)
+		b = appendStr(b, sh.Halted)
+	}
+	return b
+}
+
+// ParseStatus decodes a status body.
+func ParseStatus(body []byte) (Status, error) {
+	r := reader{b: body}
+	r.arrayN(6)
+	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
+	n := r.array(1 << 16)
+	for range n {
+		r.arrayN(13)
+		sh := ShardStatus{Shard: int(r.uint()), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
+			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
+			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12)}
+		if r.err != nil {
+			break
+		}
+		s.Shards = append(s.Shards, sh)
+	}
+	return s, wrap(r.done(), "status")
+}
+
+// ShardMap says where each shard's leader is: [version, shards,
+// [[shard, leaderID, leaderAddr]...]]. An empty address means unknown.
+type ShardMap struct {
+	Version uint64
+	Shards  int
+	Leaders []ShardLeader
+}
+
+// ShardLeader is one shard's leader.
+type ShardLeader struct {
+	Shard    int
+	LeaderID string
+	Addr     string
+}
+
+// AppendShardMap encodes a shard map.
+func AppendShardMap(b []byte, m ShardMap) []byte {
+	b = appendArray(b, 3)
+	b = appendUint(b, m.Version)
+	b = appendUint(b, uint64(m.Shards))
+	b = appendArray(b, len(m.Leaders))
+	for _, l := range m.Leaders {
+		b = appendArray(b, 3)
+		b = appendUint(b, uint64(l.Shard))
+		b = appendStr(b, l.LeaderID)
+		b = appendStr(b, l.Addr)
+	}
+	return b
+}
+
+// ParseShardMap decodes a shard map.
+func ParseShardMap(body []byte) (ShardMap, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	m := ShardMap{Version: r.uint(), Shards: int(r.uint())}
+	if m.Shards < 1 || m.Shards > 1<<16 {
+		r.fail()
+	}
+	n := r.array(1 << 16)
+	for range n {
+		r.arrayN(3)
+		l := ShardLeader{Shard: int(r.uint()), LeaderID: r.str(256), Addr: r.str(256)}
+		if r.err != nil {
+			break
+		}
+		if l.Shard >= m.Shards {
+			r.fail()
+			break
+		}
+		m.Leaders = append(m.Leaders, l)
+	}
+	return m, wrap(r.done(), "shard map")
+}
+
+// String is for logs.
+func (m ShardMap) String() string { return fmt.Sprintf("shardmap v%d (%d shards)", m.Version, m.Shards) }

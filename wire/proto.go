@@ -1,0 +1,182 @@
+// Package wire is followgraph's client protocol: length-prefixed frames
+// carrying a msgpack header and a msgpack body, over TCP. It holds the
+// frame and body codecs, shared by the server (Server, in this package) and
+// the Go client (package client), and the server itself. docs/PROTOCOL.md
+// specifies the protocol for other languages.
+package wire
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+
+	"github.com/followgraph/followgraph/codes"
+)
+
+// ProtocolVersion is the only protocol version this build speaks.
+const ProtocolVersion = 1
+
+// DefaultMaxFrame is the default largest frame, header and body, in bytes.
+const DefaultMaxFrame = 1 << 20
+
+// Op is an operation code.
+type Op uint8
+
+// Operation codes. The numbers are part of the protocol.
+const (
+	OpHello     Op = 0
+	OpFollow    Op = 1
+	OpUnfollow  Op = 2
+	OpFollowers Op = 3
+	OpFollowing Op = 4
+	OpMutual    Op = 5
+	OpInfo      Op = 6
+	OpCheck     Op = 7
+	OpStatus    Op = 8
+	OpShardMap  Op = 9
+	OpPing      Op = 10
+)
+
+var opNames = map[Op]string{
+	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
+	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
+	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping",
+}
+
+// String names the operation.
+func (o Op) String() string {
+	if n, ok := opNames[o]; ok {
+		return n
+	}
+	return fmt.Sprintf("op%d", uint8(o))
+}
+
+// Ops lists the operations, for metrics.
+func Ops() []Op {
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing}
+}
+
+// ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's bytes,
+// modulo the number of shards. Clients use it to route requests; it is part
+// of the data format.
+func ShardOf(user string, shards int) int {
+	h := fnv.New64a()
+	h.Write([]byte(user))
+	return int(h.Sum64() % uint64(shards))
+}
+
+// Limits the decoders enforce regardless of configuration.
+const (
+	maxIDLen     = 64
+	maxCursorLen = 256
+	maxTokenLen  = 1024
+	maxList      = 1 << 12
+)
+
+// Frame errors.
+var (
+	ErrFrameTooLarge = errors.New("wire: frame too large")
+	ErrFrameEmpty    = errors.New("wire: empty frame")
+)
+
+// ReadFrame reads one frame from r into buf (grown as needed, never beyond
+// max) and returns its payload. The length is checked before anything is
+// allocated.
+func ReadFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 {
+		return nil, ErrFrameEmpty
+	}
+	if uint64(n) > uint64(max) {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
+	}
+	if cap(buf) < int(n) {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf, nil
+}
+
+// beginFrame appends a length placeholder; endFrame fills it in.
+func beginFrame(b []byte) ([]byte, int) { return append(b, 0, 0, 0, 0), len(b) }
+
+func endFrame(b []byte, start int) []byte {
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+// Request header: [id, op]. Response header: [id, code]; a non-zero code's
+// body is the error message (str).
+
+// AppendRequestHeader starts a request frame.
+func AppendRequestHeader(b []byte, id uint32, op Op) ([]byte, int) {
+	b, start := beginFrame(b)
+	b = appendArray(b, 2)
+	b = appendUint(b, uint64(id))
+	return appendUint(b, uint64(op)), start
+}
+
+// EndFrame completes a frame started by Append*Header.
+func EndFrame(b []byte, start int) []byte { return endFrame(b, start) }
+
+// AppendResponseHeader starts a response frame.
+func AppendResponseHeader(b []byte, id uint32, code codes.Code) ([]byte, int) {
+	b, start := beginFrame(b)
+	b = appendArray(b, 2)
+	b = appendUint(b, uint64(id))
+	return appendUint(b, uint64(code)), start
+}
+
+// AppendError appends a complete error response frame.
+func AppendError(b []byte, id uint32, err error) []byte {
+	code := codes.Of(err)
+	b, start := AppendResponseHeader(b, id, code)
+	var e *codes.Error
+	msg := err.Error()
+	if errors.As(err, &e) && e.Msg != "" {
+		msg = e.Msg
+	}
+	return endFrame(appendStr(b, msg), start)
+}
+
+// ParseRequestHeader reads a request header and returns the body's reader.
+func ParseRequestHeader(payload []byte) (id uint32, op Op, body []byte, err error) {
+	r := reader{b: payload}
+	r.arrayN(2)
+	id64 := r.uint()
+	op64 := r.uint()
+	if r.err != nil || id64 > 0xffffffff || op64 > 0xff {
+		return 0, 0, nil, fmt.Errorf("%w: request header", ErrMsgpack)
+	}
+	return uint32(id64), Op(op64), payload[r.off:], nil
+}
+
+// ParseResponseHeader reads a response header. For a non-zero code, the
+// error carries the body's message.
+func ParseResponseHeader(payload []byte) (id uint32, body []byte, err error) {
+	r := reader{b: payload}
+	r.arrayN(2)
+	id64 := r.uint()
+	code := r.uint()
+	if r.err != nil || id64 > 0xffffffff || code > 0xffffffff {
+		return 0, nil, fmt.Errorf("%w: response header", ErrMsgpack)
+	}
+	if code != 0 {
+		br := reader{b: payload[r.off:]}
+		msg := br.str(1 << 16)
+		return uint32(id64), nil, &codes.Error{Code: codes.Code(code), Msg: msg}
+	}
+	return uint32(id64), payload[r.off:], nil
+}
