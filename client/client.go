@@ -60,6 +60,9 @@ var (
 	ErrFrameTooLarge      = codes.ErrFrameTooLarge
 	ErrUnsupportedVersion = codes.ErrUnsupportedVersion
 	ErrShuttingDown       = codes.ErrShuttingDown
+	ErrUnknownOp          = codes.ErrUnknownOp
+	ErrFollowingLimit     = codes.ErrFollowingLimit
+	ErrFollowersLimit     = codes.ErrFollowersLimit
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("client: closed")
 )
@@ -364,6 +367,9 @@ func (c *Client) list(ctx context.Context, op wire.Op, user string, opts []ListO
 	req := wire.ListRequest{User: user}
 	for _, o := range opts {
 		o(&req)
+	}
+	if req.Limit < 0 {
+		return Page{}, codes.New(codes.InvalidParam, "limit %d: want 1 to 500, or 0 for the server's default", req.Limit)
 	}
 	body, err := c.do(ctx, c.ShardOf(user), op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
 	if err != nil {

@@ -156,6 +156,10 @@ func (cn *conn) call(ctx context.Context, op wire.Op, body func([]byte) []byte) 
 	defer func() { <-cn.sem }()
 	cl := callPool.Get().(*call)
 	cl.id = cn.nextID.Add(1)
+	if cl.id == 0 {
+		// Id 0 is what the server uses for connection-level errors.
+		cl.id = cn.nextID.Add(1)
+	}
 	bp := frameBufs.Get().(*[]byte)
 	b, start := wire.AppendRequestHeader((*bp)[:0], cl.id, op)
 	b = wire.EndFrame(body(b), start)

@@ -33,6 +33,7 @@ type Shard struct {
 	trans raft.Transport
 
 	props    chan *proposal
+	sendMu   sync.RWMutex // see Write and close
 	inflight chan *batch
 	stop     chan struct{} // closed by close: no new work
 	done     chan struct{} // closed when the batcher and completer exited
@@ -249,13 +250,18 @@ func (s *Shard) Write(ctx context.Context, op fsm.Op, actor string, targets []st
 		return nil, codes.New(codes.Overloaded, "shard %d has %d undelivered reverse edges", s.id, st.Records)
 	}
 	p := &proposal{cmd: fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
+	// Under sendMu, a proposal is either queued before close marks the
+	// shard closing (and the batcher answers it), or refused.
+	s.sendMu.RLock()
+	if s.closing.Load() {
+		s.sendMu.RUnlock()
+		return nil, codes.New(codes.ShuttingDown, "node is shutting down")
+	}
 	select {
 	case s.props <- p:
-	case <-s.stop:
-		return nil, codes.New(codes.ShuttingDown, "node is shutting down")
-	case <-ctx.Done():
-		return nil, ctxErr(ctx)
+		s.sendMu.RUnlock()
 	default:
+		s.sendMu.RUnlock()
 		return nil, codes.New(codes.Overloaded, "shard %d write queue is full", s.id)
 	}
 	select {
@@ -455,7 +461,9 @@ func (s *Shard) onRecords(dst int) { s.relay.kick(dst) }
 // close stops the shard: queued writes fail with ShuttingDown, in-flight
 // entries complete, then raft and the log store shut down.
 func (s *Shard) close() error {
+	s.sendMu.Lock()
 	s.closing.Store(true)
+	s.sendMu.Unlock()
 	close(s.stop)
 	s.wg.Wait()
 	err := s.raft.Shutdown().Error()

@@ -252,15 +252,6 @@ func (r *reader) strView(max int) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// nilOr reports (and consumes) a nil.
-func (r *reader) isNil() bool {
-	if r.err == nil && r.off < len(r.b) && r.b[r.off] == 0xc0 {
-		r.off++
-		return true
-	}
-	return false
-}
-
 // done fails unless every byte was read.
 func (r *reader) done() error {
 	if r.err == nil && r.off != len(r.b) {

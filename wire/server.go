@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
@@ -147,6 +148,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		ln.Close()
 		return ErrServerClosed
 	}
 	s.ln = ln
@@ -305,8 +307,12 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 	cfg := &c.s.cfg
 	c.c.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
 	payload, err := ReadFrame(br, nil, min(cfg.MaxFrame, 64<<10))
-	if err != nil {
-		if errors.Is(err, ErrFrameTooLarge) || errors.Is(err, ErrFrameEmpty) {
+	switch {
+	case errors.Is(err, ErrFrameTooLarge):
+		c.sendNow(AppendError(nil, 0, codes.New(codes.FrameTooLarge, "expected a hello frame: %v", err)))
+		return false
+	case err != nil:
+		if errors.Is(err, ErrFrameEmpty) {
 			c.sendNow(AppendError(nil, 0, codes.New(codes.InvalidParam, "expected a hello frame: %v", err)))
 		}
 		return false
@@ -325,7 +331,7 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 		c.sendNow(AppendError(nil, id, codes.New(codes.UnsupportedVersion, "protocol version %d is not supported; this server speaks %d", h.Version, ProtocolVersion)))
 		return false
 	}
-	if cfg.Token != "" && subtle.ConstantTimeCompare([]byte(h.Token), []byte(cfg.Token)) != 1 {
+	if cfg.Token != "" && !tokenEqual(h.Token, cfg.Token) {
 		c.s.log.Warn("handshake: bad token", "remote", c.c.RemoteAddr())
 		c.sendNow(AppendError(nil, id, codes.New(codes.AuthFailed, "bad or missing token")))
 		return false
@@ -333,6 +339,13 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 	b, start := AppendResponseHeader(nil, id, codes.OK)
 	c.sendNow(EndFrame(AppendWelcome(b, cfg.Welcome), start))
 	return true
+}
+
+// tokenEqual compares in constant time, also over the length: both sides
+// are hashed first.
+func tokenEqual(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
 }
 
 // writer sends queued responses, flushing only when the queue is empty, so
@@ -368,11 +381,13 @@ func (c *conn) readLoop(br *bufio.Reader) {
 	cfg := &s.cfg
 	var buf []byte
 	var hdr [4]byte
-	for !c.stopped.Load() {
-		if len(c.sem) == 0 {
-			c.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
-		} else {
-			c.c.SetReadDeadline(time.Time{}) // requests in flight: not idle
+	for {
+		// Requests finish within RequestTimeout, far below IdleTimeout,
+		// so the idle deadline can stay armed while some are in flight.
+		c.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		// stopReading may have set its deadline just before ours.
+		if c.stopped.Load() {
+			return
 		}
 		if _, err := io.ReadFull(br, hdr[:]); err != nil {
 			c.readError(err, "")

@@ -1,0 +1,295 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/internal/testnode"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// exampleAddr is a node the examples talk to, started by TestMain.
+var exampleAddr string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "client-example")
+	if err != nil {
+		panic(err)
+	}
+	n, err := testnode.StartWith(testnode.Options{Dir: dir}, os.Stderr)
+	if err != nil {
+		panic(err)
+	}
+	exampleAddr = n.Addr
+	code := m.Run()
+	n.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newClient(t *testing.T, addr string, mod ...func(*client.Config)) *client.Client {
+	t.Helper()
+	cfg := client.Config{Addrs: []string{addr}}
+	for _, m := range mod {
+		m(&cfg)
+	}
+	c, err := client.New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func TestOperations(t *testing.T) {
+	n := testnode.Start(t, testnode.Options{})
+	c := newClient(t, n.Addr)
+	ctx := context.Background()
+	res, err := c.Follow(ctx, "alice", []string{"bob", "carol", "alice"}, client.Sync())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Code != 0 || res[1].Code != 0 || res[2].Code != codes.InvalidParam {
+		t.Fatalf("follow: %+v", res)
+	}
+	if _, err := c.Follow(ctx, "bob", []string{"alice"}, client.Sync()); err != nil {
+		t.Fatal(err)
+	}
+	p, err := c.Followers(ctx, "bob")
+	if err != nil || len(p.Items) != 1 || p.Items[0].UserID != "alice" || p.NextCursor != "" {
+		t.Fatalf("followers: %+v %v", p, err)
+	}
+	p, err = c.Following(ctx, "alice", client.Limit(1))
+	if err != nil || len(p.Items) != 1 || p.NextCursor == "" {
+		t.Fatalf("following page 1: %+v %v", p, err)
+	}
+	p2, err := c.Following(ctx, "alice", client.Limit(1), client.Cursor(p.NextCursor))
+	if err != nil || len(p2.Items) != 1 || p2.Items[0].UserID == p.Items[0].UserID || p2.NextCursor != "" {
+		t.Fatalf("following page 2: %+v %v", p2, err)
+	}
+	m, err := c.Mutual(ctx, "alice")
+	if err != nil || len(m.Items) != 1 || m.Items[0].UserID != "bob" {
+		t.Fatalf("mutual: %+v %v", m, err)
+	}
+	// Info spans shards and keeps the order.
+	users := []string{"alice", "bob", "carol", "nobody", "zed", "yan", "xu"}
+	infos, err := c.Info(ctx, users...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, in := range infos {
+		if in.UserID != users[i] {
+			t.Fatalf("info %d is for %q", i, in.UserID)
+		}
+	}
+	if infos[0].Following != 2 || infos[0].Mutual != 1 || infos[1].Followers != 1 || infos[2].Followers != 1 {
+		t.Fatalf("info: %+v", infos)
+	}
+	cs, err := c.Check(ctx, "alice", "bob", "carol", "nobody")
+	if err != nil || cs[0].FollowType != 3 || cs[1].FollowType != 2 || cs[2].FollowType != 0 {
+		t.Fatalf("check: %+v %v", cs, err)
+	}
+	if _, err := c.Unfollow(ctx, "alice", []string{"bob"}, client.Sync()); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := c.Followers(ctx, "bob"); len(p.Items) != 0 {
+		t.Fatalf("followers after unfollow: %+v", p)
+	}
+	st, err := c.Status(ctx, "")
+	if err != nil || len(st.Shards) != 4 || !st.Shards[0].Ready {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	sm, err := c.ShardMap(ctx)
+	if err != nil || sm.Shards != 4 || len(sm.Leaders) != 4 || sm.Leaders[0].Addr != n.Addr {
+		t.Fatalf("shard map: %+v %v", sm, err)
+	}
+	if err := c.Ping(ctx, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorsMatchSentinels(t *testing.T) {
+	n := testnode.Start(t, testnode.Options{})
+	c := newClient(t, n.Addr)
+	ctx := context.Background()
+	_, err := c.Follow(ctx, "a", make([]string, 21))
+	if !errors.Is(err, client.ErrInvalidParam) || errors.Is(err, client.ErrInternal) {
+		t.Fatalf("21 targets: %v", err)
+	}
+	_, err = c.Followers(ctx, "a", client.Cursor("forged"))
+	if !errors.Is(err, client.ErrInvalidParam) {
+		t.Fatalf("forged cursor: %v", err)
+	}
+	_, err = c.Followers(ctx, "a", client.Limit(501))
+	if !errors.Is(err, client.ErrInvalidParam) {
+		t.Fatalf("limit 501: %v", err)
+	}
+}
+
+func TestToken(t *testing.T) {
+	n := testnode.Start(t, testnode.Options{Token: "s3cret"})
+	_, err := client.New(context.Background(), client.Config{Addrs: []string{n.Addr}})
+	if !errors.Is(err, client.ErrAuthFailed) {
+		t.Fatalf("no token: %v", err)
+	}
+	_, err = client.New(context.Background(), client.Config{Addrs: []string{n.Addr}, Token: "wrong"})
+	if !errors.Is(err, client.ErrAuthFailed) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	c := newClient(t, n.Addr, func(c *client.Config) { c.Token = "s3cret" })
+	if _, err := c.Follow(context.Background(), "a", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Many goroutines share one connection: requests pipeline and responses
+// find their callers.
+func TestPipelinedConcurrency(t *testing.T) {
+	n := testnode.Start(t, testnode.Options{})
+	c := newClient(t, n.Addr, func(c *client.Config) { c.ConnsPerNode = 1 })
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	var errs atomic.Int64
+	for g := range 64 {
+		wg.Go(func() {
+			for i := range 20 {
+				actor := fmt.Sprintf("p%d", g)
+				if _, err := c.Follow(ctx, actor, []string{fmt.Sprintf("t%d", i)}); err != nil {
+					errs.Add(1)
+				}
+				p, err := c.Following(ctx, actor, client.Limit(500))
+				if err != nil || len(p.Items) != i+1 {
+					errs.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if errs.Load() != 0 {
+		t.Fatalf("%d errors", errs.Load())
+	}
+}
+
+// flaky fails the first calls with a retryable code, then serves.
+type flaky struct {
+	wire.Backend
+	fails atomic.Int64
+	calls atomic.Int64
+	code  codes.Code
+}
+
+func (f *flaky) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
+	f.calls.Add(1)
+	if f.fails.Add(-1) >= 0 {
+		return nil, codes.New(f.code, "injected")
+	}
+	return f.Backend.Write(ctx, op, req)
+}
+
+func startFlaky(t *testing.T, code codes.Code, fails int64) (*flaky, string) {
+	n := testnode.Start(t, testnode.Options{})
+	f := &flaky{Backend: cluster.NewService(n.Node, "", "test"), code: code}
+	f.fails.Store(fails)
+	scfg := wire.DefaultServerConfig()
+	scfg.Welcome = cluster.NewService(n.Node, "", "test").Welcome()
+	srv, err := wire.NewServer(scfg, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	return f, ln.Addr().String()
+}
+
+func TestRetries(t *testing.T) {
+	for _, code := range []codes.Code{codes.ShardUnavailable, codes.Overloaded, codes.NotLeader, codes.Timeout} {
+		f, addr := startFlaky(t, code, 2)
+		c := newClient(t, addr)
+		res, err := c.Follow(context.Background(), "a", []string{"b"})
+		if err != nil || res[0].Code != 0 {
+			t.Fatalf("%v: not retried: %v", code, err)
+		}
+		if f.calls.Load() != 3 {
+			t.Fatalf("%v: %d calls, want 3", code, f.calls.Load())
+		}
+	}
+	// Non-retryable codes are returned at once.
+	f, addr := startFlaky(t, codes.FollowingLimit, 5)
+	c := newClient(t, addr)
+	if _, err := c.Follow(context.Background(), "a", []string{"b"}); !errors.Is(err, codes.ErrFollowingLimit) || f.calls.Load() != 1 {
+		t.Fatalf("non-retryable: %v after %d calls", err, f.calls.Load())
+	}
+	// Retries stop at the configured count.
+	f, addr = startFlaky(t, codes.Overloaded, 100)
+	c = newClient(t, addr, func(c *client.Config) { c.Retries = 2 })
+	if _, err := c.Follow(context.Background(), "a", []string{"b"}); !errors.Is(err, client.ErrOverloaded) || f.calls.Load() != 3 {
+		t.Fatalf("bounded retries: %v after %d calls", err, f.calls.Load())
+	}
+}
+
+// A server restart breaks the client's connections; the next calls
+// reconnect by themselves.
+func TestReconnect(t *testing.T) {
+	dir := t.TempDir()
+	n, err := testnode.StartWith(testnode.Options{Dir: dir}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, n.Addr)
+	ctx := context.Background()
+	if _, err := c.Follow(ctx, "a", []string{"b"}); err != nil {
+		t.Fatal(err)
+	}
+	addr := n.Addr
+	n.Stop()
+	n, err = testnode.StartWith(testnode.Options{Dir: dir, Listen: addr}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	p, err := c.Following(ctx, "a")
+	if err != nil || len(p.Items) != 1 {
+		t.Fatalf("after restart: %+v %v", p, err)
+	}
+}
+
+func TestDeadline(t *testing.T) {
+	be := &blocking{release: make(chan struct{})}
+	n := testnode.Start(t, testnode.Options{})
+	be.Backend = cluster.NewService(n.Node, "", "test")
+	scfg := wire.DefaultServerConfig()
+	scfg.Welcome = cluster.NewService(n.Node, "", "test").Welcome()
+	srv, _ := wire.NewServer(scfg, be)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	go srv.Serve(ln)
+	defer func() { close(be.release); srv.Shutdown(context.Background()) }()
+	c := newClient(t, ln.Addr().String())
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Follow(ctx, "a", []string{"b"})
+	if !errors.Is(err, client.ErrTimeout) || time.Since(start) > 2*time.Second {
+		t.Fatalf("deadline: %v after %v", err, time.Since(start))
+	}
+}
+
+type blocking struct {
+	wire.Backend
+	release chan struct{}
+}
+
+func (b *blocking) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
+	<-b.release
+	return nil, codes.New(codes.Internal, "released")
+}

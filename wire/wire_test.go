@@ -1,0 +1,591 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/iotest"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/vmihailenco/msgpack/v5"
+)
+
+// Our reader accepts what another msgpack encoder writes, whatever integer
+// and string widths it picks.
+func TestReaderAcceptsOtherEncoders(t *testing.T) {
+	var buf bytes.Buffer
+	e := msgpack.NewEncoder(&buf)
+	e.EncodeArrayLen(3)
+	e.EncodeString("alice")
+	e.EncodeArrayLen(2)
+	e.EncodeString(strings.Repeat("b", 40)) // str8
+	e.EncodeString("c")
+	e.EncodeInt64(1) // int64 encoding of a small non-negative value
+	w, err := ParseWriteRequest(buf.Bytes())
+	if err != nil || w.Actor != "alice" || len(w.Targets) != 2 || w.Targets[0] != strings.Repeat("b", 40) || !w.Sync {
+		t.Fatalf("%+v %v", w, err)
+	}
+	for _, v := range []int64{0, 1, 127, 128, 255, 256, 65535, 65536, math.MaxUint32, math.MaxUint32 + 1, math.MaxInt64, -1, -32, -33, -129, math.MinInt64} {
+		b := appendInt(nil, v)
+		r := reader{b: b}
+		if got := r.int(); got != v || r.done() != nil {
+			t.Errorf("int %d: got %d (%v)", v, got, r.err)
+		}
+		var ob bytes.Buffer
+		msgpack.NewEncoder(&ob).EncodeInt64(v)
+		r = reader{b: ob.Bytes()}
+		if got := r.int(); got != v || r.done() != nil {
+			t.Errorf("int %d from msgpack lib: got %d (%v)", v, got, r.err)
+		}
+		// And the library reads ours.
+		var x int64
+		if err := msgpack.Unmarshal(b, &x); err != nil || x != v {
+			t.Errorf("library reads our %d as %d (%v)", v, x, err)
+		}
+	}
+	for _, n := range []int{0, 31, 32, 255, 256, 70000} {
+		s := strings.Repeat("x", n)
+		var out string
+		if err := msgpack.Unmarshal(appendStr(nil, s), &out); err != nil || out != s {
+			t.Errorf("str of %d: %v", n, err)
+		}
+		r := reader{b: appendStr(nil, s)}
+		if r.str(1<<20) != s || r.done() != nil {
+			t.Errorf("str of %d does not read back", n)
+		}
+	}
+}
+
+func TestBodiesRoundTrip(t *testing.T) {
+	w := WriteRequest{Actor: "a", Targets: []string{"b", "é", strings.Repeat("z", 64)}, Sync: true}
+	if got, err := ParseWriteRequest(AppendWriteRequest(nil, w)); err != nil || !slices.Equal(got.Targets, w.Targets) || got.Actor != w.Actor || !got.Sync {
+		t.Fatalf("write request: %+v %v", got, err)
+	}
+	rs := []Result{{"b", 0, ""}, {"a", codes.InvalidParam, "cannot follow yourself"}}
+	if got, err := ParseResults(AppendResults(nil, rs)); err != nil || !slices.Equal(got, rs) {
+		t.Fatalf("results: %+v %v", got, err)
+	}
+	l := ListRequest{User: "u", Cursor: "abc", Limit: 500}
+	if got, err := ParseListRequest(AppendListRequest(nil, l)); err != nil || got != l {
+		t.Fatalf("list request: %+v %v", got, err)
+	}
+	b := AppendPageStart(nil, 2)
+	b = AppendItem(b, []byte("x"), 1_700_000_000_000)
+	b = AppendItem(b, []byte("y"), 5)
+	b = AppendPageEnd(b, "next")
+	if p, err := ParsePage(b); err != nil || len(p.Items) != 2 || p.Items[0] != (Item{"x", 1_700_000_000_000}) || p.NextCursor != "next" {
+		t.Fatalf("page: %+v %v", p, err)
+	}
+	is := []Info{{"a", 0, 1, 2, 3}, {"", codes.InvalidParam, 0, 0, 0}}
+	if got, err := ParseInfos(AppendInfos(nil, is)); err != nil || !slices.Equal(got, is) {
+		t.Fatalf("infos: %+v %v", got, err)
+	}
+	cs := []Check{{"a", 0, 3}, {"b", 0, 0}}
+	if got, err := ParseChecks(AppendChecks(nil, cs)); err != nil || !slices.Equal(got, cs) {
+		t.Fatalf("checks: %+v %v", got, err)
+	}
+	st := Status{NodeID: "n", Server: "v", ClusterID: "c", UptimeSec: 5, Addr: "x:1", Shards: []ShardStatus{{Shard: 1, Leader: true, LeaderID: "n", Ready: true, AppliedIndex: 9, Users: 3, LagRecords: 2, Halted: "no"}}}
+	if got, err := ParseStatus(AppendStatus(nil, st)); err != nil || got.NodeID != "n" || len(got.Shards) != 1 || got.Shards[0] != st.Shards[0] {
+		t.Fatalf("status: %+v %v", got, err)
+	}
+	m := ShardMap{Version: 3, Shards: 2, Leaders: []ShardLeader{{0, "n1", "a:1"}, {1, "", ""}}}
+	if got, err := ParseShardMap(AppendShardMap(nil, m)); err != nil || got.Version != 3 || !slices.Equal(got.Leaders, m.Leaders) {
+		t.Fatalf("shard map: %+v %v", got, err)
+	}
+	h := Hello{Version: 1, Token: "t", Client: "c"}
+	if got, err := ParseHello(AppendHello(nil, h)); err != nil || got != h {
+		t.Fatalf("hello: %+v %v", got, err)
+	}
+	wl := Welcome{Version: 1, Server: "s", MaxFrame: 1 << 20, NodeID: "n", Shards: 16, ClusterID: "c"}
+	if got, err := ParseWelcome(AppendWelcome(nil, wl)); err != nil || got != wl {
+		t.Fatalf("welcome: %+v %v", got, err)
+	}
+}
+
+// Frames split across reads, down to one byte at a time, decode the same.
+func TestReadFrameSplit(t *testing.T) {
+	var stream []byte
+	var want [][]byte
+	for i := range 20 {
+		b, start := AppendRequestHeader(nil, uint32(i), OpFollow)
+		b = EndFrame(AppendWriteRequest(b, WriteRequest{Actor: fmt.Sprintf("a%d", i), Targets: []string{"x"}}), start)
+		stream = append(stream, b...)
+		want = append(want, b[4:])
+	}
+	for name, r := range map[string]io.Reader{
+		"whole":    bytes.NewReader(stream),
+		"one byte": iotest.OneByteReader(bytes.NewReader(stream)),
+		"half":     iotest.HalfReader(bytes.NewReader(stream)),
+	} {
+		for i := range want {
+			got, err := ReadFrame(r, nil, 1024)
+			if err != nil || !bytes.Equal(got, want[i]) {
+				t.Fatalf("%s: frame %d: %v", name, i, err)
+			}
+		}
+		if _, err := ReadFrame(r, nil, 1024); err != io.EOF {
+			t.Fatalf("%s: after the last frame: %v", name, err)
+		}
+	}
+	// Oversize is refused before reading (or allocating) the body.
+	big := binary.BigEndian.AppendUint32(nil, 1<<30)
+	if _, err := ReadFrame(bytes.NewReader(big), nil, 1024); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversize: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader([]byte{0, 0, 0, 0}), nil, 1024); !errors.Is(err, ErrFrameEmpty) {
+		t.Fatalf("empty: %v", err)
+	}
+	if _, err := ReadFrame(bytes.NewReader(stream[:10]), nil, 1024); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated: %v", err)
+	}
+}
+
+// FuzzReadFrame feeds arbitrary streams, split at a fuzzed point, to the
+// frame reader and the request header parser.
+func FuzzReadFrame(f *testing.F) {
+	b, start := AppendRequestHeader(nil, 7, OpCheck)
+	f.Add(EndFrame(AppendCheckRequest(b, CheckRequest{Actor: "a", Targets: []string{"b"}}), start), 3)
+	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"), 1)
+	f.Add([]byte{0, 0, 0, 1, 0x92}, 2)
+	f.Fuzz(func(t *testing.T, data []byte, split int) {
+		if split < 0 || split > len(data) {
+			split = len(data) / 2
+		}
+		r := io.MultiReader(bytes.NewReader(data[:split]), iotest.OneByteReader(bytes.NewReader(data[split:])))
+		for {
+			payload, err := ReadFrame(r, nil, 4096)
+			if err != nil {
+				return
+			}
+			if len(payload) == 0 || len(payload) > 4096 {
+				t.Fatalf("payload of %d bytes", len(payload))
+			}
+			ParseRequestHeader(payload)
+			ParseResponseHeader(payload)
+		}
+	})
+}
+
+// FuzzBodies runs every body decoder on arbitrary bytes: none may panic,
+// and whatever decodes re-encodes to something that decodes the same.
+func FuzzBodies(f *testing.F) {
+	f.Add(AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"b"}}))
+	f.Add(AppendListRequest(nil, ListRequest{User: "u", Cursor: "c", Limit: 3}))
+	f.Add(AppendUsersRequest(nil, []string{"a", "b"}))
+	f.Add(AppendCheckRequest(nil, CheckRequest{Actor: "a", Targets: []string{"b"}}))
+	f.Add(AppendHello(nil, Hello{Version: 1, Token: "t"}))
+	f.Add(AppendResults(nil, []Result{{"b", 30001, "x"}}))
+	f.Add(AppendStatus(nil, Status{Shards: []ShardStatus{{Shard: 1}}}))
+	f.Add(AppendShardMap(nil, ShardMap{Version: 1, Shards: 1, Leaders: []ShardLeader{{0, "n", "a"}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if w, err := ParseWriteRequest(b); err == nil {
+			if w2, err := ParseWriteRequest(AppendWriteRequest(nil, w)); err != nil || w2.Actor != w.Actor || !slices.Equal(w2.Targets, w.Targets) || w2.Sync != w.Sync {
+				t.Fatalf("write request does not round-trip: %+v", w)
+			}
+		}
+		if l, err := ParseListRequest(b); err == nil {
+			if l2, err := ParseListRequest(AppendListRequest(nil, l)); err != nil || l2 != l {
+				t.Fatalf("list request does not round-trip: %+v", l)
+			}
+		}
+		ParseUsersRequest(b)
+		ParseCheckRequest(b)
+		ParseHello(b)
+		ParseWelcome(b)
+		ParseResults(b)
+		ParsePage(b)
+		ParseInfos(b)
+		ParseChecks(b)
+		ParseStatus(b)
+		ParseShardMap(b)
+		ParseEmpty(b)
+	})
+}
+
+// fakeBackend answers from memory; writes to targets named "slow..." take
+// 100 ms, so responses come back out of order.
+type fakeBackend struct {
+	writes  atomic.Int64
+	block   chan struct{} // if set, writes wait on it
+	entered chan struct{}
+}
+
+func (f *fakeBackend) Write(ctx context.Context, op Op, req WriteRequest) ([]Result, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
+	if f.block != nil {
+		<-f.block
+	}
+	if strings.HasPrefix(req.Targets[0], "slow") {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if req.Actor == "" {
+		return nil, codes.New(codes.InvalidParam, "empty actor")
+	}
+	f.writes.Add(1)
+	out := make([]Result, len(req.Targets))
+	for i, t := range req.Targets {
+		out[i] = Result{UserID: t}
+	}
+	return out, nil
+}
+
+func (f *fakeBackend) List(ctx context.Context, op Op, req ListRequest, fn func(id []byte, t int64)) (string, error) {
+	for i := range req.Limit {
+		fn([]byte(fmt.Sprintf("%s-%d", req.User, i)), int64(i))
+	}
+	return "", nil
+}
+func (f *fakeBackend) Info(ctx context.Context, users []string) ([]Info, error) {
+	out := make([]Info, len(users))
+	for i, u := range users {
+		out[i] = Info{UserID: u, Following: uint64(len(u))}
+	}
+	return out, nil
+}
+func (f *fakeBackend) Check(ctx context.Context, req CheckRequest) ([]Check, error) {
+	return []Check{{UserID: req.Targets[0], FollowType: 2}}, nil
+}
+func (f *fakeBackend) Status(ctx context.Context) (Status, error) { return Status{NodeID: "n"}, nil }
+func (f *fakeBackend) ShardMap(ctx context.Context) (ShardMap, error) {
+	return ShardMap{Version: 1, Shards: 1}, nil
+}
+
+func startServer(t *testing.T, mod func(*ServerConfig), be Backend) *Server {
+	t.Helper()
+	cfg := DefaultServerConfig()
+	cfg.Welcome = Welcome{Server: "test", NodeID: "n", Shards: 1, ClusterID: "c"}
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := NewServer(cfg, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Serve(ln)
+	for s.Addr() == nil {
+		time.Sleep(time.Millisecond)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	return s
+}
+
+// rawConn is a test client speaking frames by hand.
+type rawConn struct {
+	t  *testing.T
+	c  net.Conn
+	br *bufio.Reader
+}
+
+func dialRaw(t *testing.T, s *Server) *rawConn {
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
+func (r *rawConn) send(id uint32, op Op, body []byte) {
+	b, start := AppendRequestHeader(nil, id, op)
+	b = EndFrame(append(b, body...), start)
+	if _, err := r.c.Write(b); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rawConn) recv() (uint32, []byte, error) {
+	payload, err := ReadFrame(r.br, nil, 1<<20)
+	if err != nil {
+		return 0, nil, fmt.Errorf("read: %w", err)
+	}
+	return ParseResponseHeader(payload)
+}
+
+func (r *rawConn) hello(token string) error {
+	r.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Token: token}))
+	_, body, err := r.recv()
+	if err != nil {
+		return err
+	}
+	_, err = ParseWelcome(body)
+	return err
+}
+
+// closed reports whether the server closes the connection within 2s
+// (after any bytes still buffered).
+func (r *rawConn) closed() bool {
+	r.c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for {
+		if _, err := r.br.ReadByte(); err != nil {
+			var ne net.Error
+			return !(errors.As(err, &ne) && ne.Timeout())
+		}
+	}
+}
+
+func TestHandshake(t *testing.T) {
+	s := startServer(t, func(c *ServerConfig) { c.Token = "s3cret" }, &fakeBackend{})
+	// Good token.
+	rc := dialRaw(t, s)
+	if err := rc.hello("s3cret"); err != nil {
+		t.Fatal(err)
+	}
+	// Wrong token: an error frame, then the connection closes.
+	rc = dialRaw(t, s)
+	if err := rc.hello("wrong"); !errors.Is(err, codes.ErrAuthFailed) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	if !rc.closed() {
+		t.Fatal("connection open after a failed handshake")
+	}
+	// Another protocol version.
+	rc = dialRaw(t, s)
+	rc.send(0, OpHello, AppendHello(nil, Hello{Version: 2, Token: "s3cret"}))
+	if _, _, err := rc.recv(); !errors.Is(err, codes.ErrUnsupportedVersion) {
+		t.Fatalf("version 2: %v", err)
+	}
+	// A request before the hello.
+	rc = dialRaw(t, s)
+	rc.send(1, OpPing, AppendEmpty(nil))
+	if _, _, err := rc.recv(); !errors.Is(err, codes.ErrInvalidParam) {
+		t.Fatalf("ping before hello: %v", err)
+	}
+	// Garbage: an HTTP request reads as a huge frame length.
+	rc = dialRaw(t, s)
+	rc.c.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	if _, _, err := rc.recv(); err == nil {
+		t.Fatal("garbage accepted")
+	}
+	if !rc.closed() {
+		t.Fatal("connection open after garbage")
+	}
+	// Silence: the handshake times out.
+	s2 := startServer(t, func(c *ServerConfig) { c.HandshakeTimeout = 100 * time.Millisecond }, &fakeBackend{})
+	rc = dialRaw(t, s2)
+	if !rc.closed() {
+		t.Fatal("silent connection kept open")
+	}
+}
+
+func TestPipeliningOutOfOrder(t *testing.T) {
+	s := startServer(t, nil, &fakeBackend{})
+	rc := dialRaw(t, s)
+	if err := rc.hello(""); err != nil {
+		t.Fatal(err)
+	}
+	// A slow write, then fast requests: the fast ones answer first.
+	rc.send(1, OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"slow"}}))
+	rc.send(2, OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"fast"}}))
+	rc.send(3, OpInfo, AppendUsersRequest(nil, []string{"abc"}))
+	rc.send(4, OpPing, AppendEmpty(nil))
+	var order []uint32
+	for range 4 {
+		id, body, err := rc.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		order = append(order, id)
+		if id == 3 {
+			is, err := ParseInfos(body)
+			if err != nil || is[0].Following != 3 {
+				t.Fatalf("info: %+v %v", is, err)
+			}
+		}
+	}
+	if order[3] != 1 {
+		t.Fatalf("response order %v: the slow write should come last", order)
+	}
+}
+
+func TestBadRequestsKeepTheConnection(t *testing.T) {
+	be := &fakeBackend{}
+	s := startServer(t, nil, be)
+	rc := dialRaw(t, s)
+	rc.hello("")
+	cases := []struct {
+		op   Op
+		body []byte
+		code codes.Code
+	}{
+		{99, AppendEmpty(nil), codes.UnknownOp},
+		{OpFollow, []byte{0xc1}, codes.InvalidParam},                             // not msgpack
+		{OpFollow, appendStr(nil, "a string"), codes.InvalidParam},               // wrong type
+		{OpInfo, AppendUsersRequest(nil, []string{"a"})[:3], codes.InvalidParam}, // truncated body
+		{OpHello, AppendHello(nil, Hello{Version: 1}), codes.InvalidParam},       // a second hello
+		{OpPing, append(AppendEmpty(nil), 0x01), codes.InvalidParam},             // trailing bytes
+	}
+	for i, c := range cases {
+		rc.send(uint32(10+i), c.op, c.body)
+		id, _, err := rc.recv()
+		if id != uint32(10+i) || codes.Of(err) != c.code {
+			t.Fatalf("case %d: id %d, err %v, want code %d", i, id, err, c.code)
+		}
+	}
+	// A frame whose header is not [id, op]: an error with id 0, and the
+	// connection still works.
+	b := EndFrame(append([]byte{0, 0, 0, 0}, appendStr(nil, "nonsense")...), 0)
+	rc.c.Write(b)
+	if id, _, err := rc.recv(); id != 0 || !errors.Is(err, codes.ErrInvalidParam) {
+		t.Fatalf("bad header: %d %v", id, err)
+	}
+	rc.send(50, OpPing, AppendEmpty(nil))
+	if id, _, err := rc.recv(); id != 50 || err != nil {
+		t.Fatalf("after bad requests: %d %v", id, err)
+	}
+	// Oversize: an error frame, then the connection closes.
+	rc.c.Write(binary.BigEndian.AppendUint32(nil, 2<<20))
+	if _, _, err := rc.recv(); !errors.Is(err, codes.ErrFrameTooLarge) {
+		t.Fatalf("oversize: %v", err)
+	}
+	if !rc.closed() {
+		t.Fatal("connection open after an oversize frame")
+	}
+}
+
+func TestInflightLimitBackPressure(t *testing.T) {
+	be := &fakeBackend{block: make(chan struct{}), entered: make(chan struct{}, 100)}
+	s := startServer(t, func(c *ServerConfig) { c.MaxInflight = 4 }, be)
+	rc := dialRaw(t, s)
+	rc.hello("")
+	for i := range 10 {
+		rc.send(uint32(i+1), OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"x"}}))
+	}
+	time.Sleep(200 * time.Millisecond)
+	if n := len(be.entered); n != 4 {
+		t.Fatalf("%d writes started with an in-flight limit of 4", n)
+	}
+	close(be.block)
+	for range 10 {
+		if _, _, err := rc.recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if be.writes.Load() != 10 {
+		t.Fatalf("%d writes done", be.writes.Load())
+	}
+}
+
+func TestConnectionLimit(t *testing.T) {
+	s := startServer(t, func(c *ServerConfig) { c.MaxConns = 2 }, &fakeBackend{})
+	a, b := dialRaw(t, s), dialRaw(t, s)
+	a.hello("")
+	b.hello("")
+	c := dialRaw(t, s)
+	if _, _, err := c.recv(); !errors.Is(err, codes.ErrOverloaded) {
+		t.Fatalf("third connection: %v", err)
+	}
+	// The first two are unaffected.
+	a.send(1, OpPing, AppendEmpty(nil))
+	if _, _, err := a.recv(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSlowAndIdleClients(t *testing.T) {
+	s := startServer(t, func(c *ServerConfig) {
+		c.IdleTimeout = 200 * time.Millisecond
+		c.ReadTimeout = 200 * time.Millisecond
+	}, &fakeBackend{})
+	// Idle: closed after IdleTimeout.
+	idle := dialRaw(t, s)
+	idle.hello("")
+	start := time.Now()
+	if !idle.closed() || time.Since(start) > 1500*time.Millisecond {
+		t.Fatal("idle connection not closed")
+	}
+	// Slow: a frame that never completes is cut off with a timeout error.
+	slow := dialRaw(t, s)
+	slow.hello("")
+	slow.c.Write([]byte{0, 0, 0, 100, 0x92})
+	if _, _, err := slow.recv(); !errors.Is(err, codes.ErrTimeout) {
+		t.Fatalf("slow frame: %v", err)
+	}
+	// Others are unaffected meanwhile.
+	ok := dialRaw(t, s)
+	ok.hello("")
+	ok.send(1, OpPing, AppendEmpty(nil))
+	if _, _, err := ok.recv(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestShutdownFinishesInflight(t *testing.T) {
+	be := &fakeBackend{block: make(chan struct{}), entered: make(chan struct{}, 100)}
+	s := startServer(t, nil, be)
+	rc := dialRaw(t, s)
+	rc.hello("")
+	for i := range 3 {
+		rc.send(uint32(i+1), OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"x"}}))
+	}
+	for range 3 {
+		<-be.entered
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case <-done:
+		t.Fatal("shutdown returned with requests in flight")
+	default:
+	}
+	close(be.block)
+	for range 3 {
+		if _, _, err := rc.recv(); err != nil {
+			t.Fatalf("in-flight request lost in shutdown: %v", err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+func TestManyConcurrentClients(t *testing.T) {
+	s := startServer(t, nil, &fakeBackend{})
+	var wg sync.WaitGroup
+	for c := range 20 {
+		wg.Go(func() {
+			rc := dialRaw(t, s)
+			if err := rc.hello(""); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range 50 {
+				rc.send(uint32(i+1), OpFollowers, AppendListRequest(nil, ListRequest{User: fmt.Sprint(c), Limit: 3}))
+			}
+			for range 50 {
+				_, body, err := rc.recv()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if p, err := ParsePage(body); err != nil || len(p.Items) != 3 {
+					t.Errorf("page %+v %v", p, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
