@@ -490,4 +490,6 @@ func ParseShardMap(body []byte) (ShardMap, error) {
 }
 
 // String is for logs.
-func (m ShardMap) String() string { return fmt.Sprintf("shardmap v%d (%d shards)", m.Version, m.Shards) }
+func (m ShardMap) String() string {
+	return fmt.Sprintf("shardmap v%d (%d shards)", m.Version, m.Shards)
+}

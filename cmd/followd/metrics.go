@@ -83,7 +83,7 @@ func (m *metrics) onCommit(_ int, d time.Duration, cmds int) {
 
 // nodeCollector reads each shard's state at scrape time.
 type nodeCollector struct {
-	n                                                   *cluster.Node
+	n                                                  *cluster.Node
 	users, following, followers, mutual, leader, index *prometheus.Desc
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
 }
