@@ -7,6 +7,8 @@ STATICCHECK := $(TOOLS)/staticcheck
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME    ?= 30s
 BENCHTIME   ?= 1s
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -X main.version=$(VERSION)
 
 .PHONY: help build run test test-short lint fuzz bench bench-memory tidy-check clean
 
@@ -15,10 +17,10 @@ help: ## list the targets
 
 build: ## build followd, followctl and followbench into bin/
 	@mkdir -p $(BIN)
-	$(GO) build -o $(BIN)/ ./cmd/...
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
 
-run: build ## start a single-node followd with the embedded defaults
-	$(BIN)/followd
+run: build ## start a single-node followd with the embedded defaults (data in ./followd-data)
+	$(BIN)/followd $(ARGS)
 
 test: ## run every test with the race detector (about a few minutes)
 	$(GO) test -race -count=1 -timeout 20m ./...

@@ -201,7 +201,7 @@ func TestUnknownEntryHaltsTheShard(t *testing.T) {
 	for name, data := range map[string][]byte{
 		"version 2": entryWith(2, 1),
 		"type 99":   entryWith(1, 99),
-		"garbage":   []byte{0xc1, 0x00},
+		"garbage":   {0xc1, 0x00},
 		"truncated": EncodeBatch(&bytes.Buffer{}, 5, []Command{{Op: OpFollow, Actor: "a", Targets: []string{"b"}}})[:10],
 	} {
 		t.Run(name, func(t *testing.T) {
