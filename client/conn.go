@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -228,6 +229,12 @@ func (cn *conn) writer() {
 		if _, err := bw.Write(cl.frame); err != nil {
 			cn.close(err)
 			return
+		}
+		if len(cn.queue) == 0 {
+			// Give goroutines about to send a chance to queue, so that
+			// under load many requests share one write; idle, this costs
+			// a scheduler round trip (well under a microsecond).
+			runtime.Gosched()
 		}
 		if len(cn.queue) == 0 {
 			if err := bw.Flush(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -249,7 +250,7 @@ func (s *Server) getBuf() []byte {
 	if b, ok := s.bufs.Get().(*[]byte); ok {
 		return (*b)[:0]
 	}
-	return make([]byte, 0, 512)
+	return make([]byte, 0, 2048)
 }
 
 func (s *Server) putBuf(b []byte) {
@@ -362,6 +363,11 @@ func (c *conn) writer() {
 			if _, err := bw.Write(frame); err != nil {
 				broken = true
 			} else if len(c.out) == 0 {
+				// Let handlers about to respond queue first, so that
+				// responses share a write under load.
+				runtime.Gosched()
+			}
+			if !broken && len(c.out) == 0 {
 				if err := bw.Flush(); err != nil {
 					broken = true
 				}
@@ -382,9 +388,13 @@ func (c *conn) readLoop(br *bufio.Reader) {
 	var buf []byte
 	var hdr [4]byte
 	for {
+		// Deadlines are armed only when a read may block: pipelined
+		// requests already buffered are parsed without touching timers.
 		// Requests finish within RequestTimeout, far below IdleTimeout,
 		// so the idle deadline can stay armed while some are in flight.
-		c.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		if br.Buffered() < 4 {
+			c.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
+		}
 		// stopReading may have set its deadline just before ours.
 		if c.stopped.Load() {
 			return
@@ -399,7 +409,9 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			c.queueError(0, codes.New(codes.FrameTooLarge, "frame of %d bytes; the limit is %d", n, cfg.MaxFrame))
 			return
 		}
-		c.c.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+		if br.Buffered() < int(n) {
+			c.c.SetReadDeadline(time.Now().Add(cfg.ReadTimeout))
+		}
 		if cap(buf) < int(n) {
 			buf = make([]byte, n)
 		}
@@ -502,8 +514,8 @@ func (c *conn) handleWrite(id uint32, op Op, req WriteRequest) {
 // buffer they may point into is only reused after they return.
 func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	start := time.Now()
-	ctx, cancel := c.ctx()
-	defer cancel()
+	// Reads never block, so they get no deadline timer.
+	ctx := context.Background()
 	b, st := AppendResponseHeader(c.s.getBuf(), id, codes.OK)
 	var err error
 	switch op {

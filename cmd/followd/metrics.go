@@ -25,6 +25,8 @@ type metrics struct {
 	commit      prometheus.Histogram
 	commitBatch prometheus.Histogram
 	opNames     [256]string
+	okCount     [256]prometheus.Counter
+	opLatency   [256]prometheus.Observer
 }
 
 // latency buckets from 50µs to ~1.6s, doubling.
@@ -58,6 +60,10 @@ func newMetrics(version string) *metrics {
 	for _, op := range wire.Ops() {
 		m.opNames[op] = op.String()
 	}
+	for i := range m.opNames {
+		m.okCount[i] = m.requests.WithLabelValues(m.opNames[i], "0")
+		m.opLatency[i] = m.latency.WithLabelValues(m.opNames[i])
+	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "followgraph_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
 	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.commit, m.commitBatch, build,
@@ -68,9 +74,14 @@ func newMetrics(version string) *metrics {
 // wire.Observer
 
 func (m *metrics) Request(op wire.Op, code codes.Code, d time.Duration) {
-	name := m.opNames[op]
-	m.requests.WithLabelValues(name, strconv.Itoa(int(code))).Inc()
-	m.latency.WithLabelValues(name).Observe(d.Seconds())
+	// Successes use pre-resolved children: label lookups hash strings,
+	// which shows in profiles at 100k requests per second.
+	if code == codes.OK {
+		m.okCount[op].Inc()
+	} else {
+		m.requests.WithLabelValues(m.opNames[op], strconv.Itoa(int(code))).Inc()
+	}
+	m.opLatency[op].Observe(d.Seconds())
 }
 func (m *metrics) ConnOpened()   { m.conns.Inc() }
 func (m *metrics) ConnClosed()   { m.conns.Dec() }

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what the tests need that Go modules do not provide: redis-server
+# (bench's Redis baseline tests start their own private server; nothing here
+# starts or depends on a system Redis service). Idempotent and silent when
+# everything is present.
+set -euo pipefail
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+[ ${#need[@]} -eq 0 ] && exit 0
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null 2>&1; then
+		SUDO=(sudo)
+	else
+		echo "deps.sh: need root or sudo to install: ${need[*]}" >&2
+		exit 1
+	fi
+fi
+if ! command -v apt-get >/dev/null 2>&1; then
+	echo "deps.sh: no apt-get; install by hand: ${need[*]}" >&2
+	exit 1
+fi
+
+install() {
+	${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -q --no-install-recommends "${need[@]}"
+}
+echo "deps.sh: installing ${need[*]}"
+if ! install; then
+	# Package lists missing or stale (fresh machines): refresh and retry.
+	${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -q
+	install
+fi
+command -v redis-server >/dev/null 2>&1 || { echo "deps.sh: redis-server still not on PATH" >&2; exit 1; }
