@@ -57,12 +57,12 @@ Run "followbench COMMAND -h" for a command's flags.
 // common are the flags every command shares.
 type common struct {
 	preset, target, token, metrics, out, charts, mix, load string
-	users, celebrities, clients, workers, batch, verify       int
-	meanFollowing, zipf, celebShare, rate                     float64
-	duration, warmup                                           time.Duration
-	seed                                                       uint64
-	pageSize, rounds, conns                                    int
-	cpuprofile                                                 string
+	users, celebrities, clients, workers, batch, verify    int
+	meanFollowing, zipf, celebShare, rate                  float64
+	duration, warmup                                       time.Duration
+	seed                                                   uint64
+	pageSize, rounds, conns                                int
+	cpuprofile                                             string
 }
 
 func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
