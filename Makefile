@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: help build run test test-short lint fuzz bench bench-memory tidy-check clean
+.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -22,7 +22,10 @@ build: ## build followd, followctl and followbench into bin/
 run: build ## start a single-node followd with the embedded defaults (data in ./followd-data)
 	$(BIN)/followd $(ARGS)
 
-test: ## run every test with the race detector (about a few minutes)
+deps: ## install what tests need beyond Go modules (redis-server), if absent
+	@./.ci/deps.sh
+
+test: deps ## run every test with the race detector (a few minutes)
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 test-short: ## the quick subset, without -race

@@ -174,7 +174,11 @@ func doOp(ctx context.Context, t Target, op string, rng *rand.Rand, g *opGen, de
 	switch op {
 	case OpFollow:
 		u := rng.IntN(g.users)
-		return t.Follow(ctx, graphgen.UserID(u), []string{g.popular(rng)})
+		target := g.popular(rng)
+		if target == graphgen.UserID(u) {
+			target = g.user(rng) // a self-follow is a client bug, not load
+		}
+		return t.Follow(ctx, graphgen.UserID(u), []string{target})
 	case OpUnfollow:
 		u := rng.IntN(g.users)
 		return t.Unfollow(ctx, graphgen.UserID(u), []string{g.followee(rng, u)})

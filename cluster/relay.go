@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"time"
@@ -159,7 +158,6 @@ func (r *relay) acker(ctx context.Context) {
 	t := time.NewTicker(r.s.cfg.AckEvery)
 	defer t.Stop()
 	acked := make([]uint64, len(r.kicks))
-	var buf bytes.Buffer
 	var acks []fsm.Watermark
 	for {
 		select {
@@ -178,7 +176,7 @@ func (r *relay) acker(ctx context.Context) {
 		if len(acks) == 0 {
 			continue
 		}
-		if err := r.s.propose(fsm.EncodeAck(&buf, acks)); err != nil {
+		if err := r.s.ack(ctx, append([]fsm.Watermark(nil), acks...)); err != nil {
 			if ctx.Err() == nil {
 				r.s.log.Debug("relay: ack not committed", "error", err)
 			}

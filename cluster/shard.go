@@ -55,17 +55,35 @@ type WriteOptions struct {
 	Sync bool
 }
 
+// proposal is one thing to commit through the batcher: a client command,
+// a delivery of records from another shard, or acknowledgements. They all
+// share log entries, so one fsync commits every stream.
 type proposal struct {
-	cmd  fsm.Command
-	res  fsm.CommandResult
-	err  error
-	done chan struct{}
+	cmd     *fsm.Command
+	dlv     *fsm.Delivery
+	acks    []fsm.Watermark
+	res     fsm.CommandResult // for a command
+	applied uint64            // for a delivery
+	err     error
+	done    chan struct{}
+	idx     int // position in its batch's commands or deliveries
+}
+
+func (p *proposal) size() int {
+	switch {
+	case p.cmd != nil:
+		return len(p.cmd.Actor) + 16*len(p.cmd.Targets)
+	case p.dlv != nil:
+		return 48 * len(p.dlv.Records)
+	}
+	return 16 * len(p.acks)
 }
 
 type batch struct {
 	props []*proposal
 	fut   raft.ApplyFuture
 	start time.Time
+	cmds  int // commands in it (for metrics)
 }
 
 func openShard(n *Node, id int) (*Shard, error) {
@@ -249,20 +267,9 @@ func (s *Shard) Write(ctx context.Context, op fsm.Op, actor string, targets []st
 	if st := s.fsm.Outbox(); st.Records >= s.cfg.MaxOutbox {
 		return nil, codes.New(codes.Overloaded, "shard %d has %d undelivered reverse edges", s.id, st.Records)
 	}
-	p := &proposal{cmd: fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
-	// Under sendMu, a proposal is either queued before close marks the
-	// shard closing (and the batcher answers it), or refused.
-	s.sendMu.RLock()
-	if s.closing.Load() {
-		s.sendMu.RUnlock()
-		return nil, codes.New(codes.ShuttingDown, "node is shutting down")
-	}
-	select {
-	case s.props <- p:
-		s.sendMu.RUnlock()
-	default:
-		s.sendMu.RUnlock()
-		return nil, codes.New(codes.Overloaded, "shard %d write queue is full", s.id)
+	p := &proposal{cmd: &fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
+	if err := s.enqueue(p); err != nil {
+		return nil, err
 	}
 	select {
 	case <-p.done:
@@ -285,6 +292,23 @@ func (s *Shard) Write(ctx context.Context, op fsm.Op, actor string, targets []st
 	return p.res.Results, nil
 }
 
+// enqueue hands a proposal to the batcher. Under sendMu, a proposal is
+// either queued before close marks the shard closing (and the batcher
+// answers it), or refused.
+func (s *Shard) enqueue(p *proposal) error {
+	s.sendMu.RLock()
+	defer s.sendMu.RUnlock()
+	if s.closing.Load() {
+		return codes.New(codes.ShuttingDown, "node is shutting down")
+	}
+	select {
+	case s.props <- p:
+		return nil
+	default:
+		return codes.New(codes.Overloaded, "shard %d write queue is full", s.id)
+	}
+}
+
 func ctxErr(ctx context.Context) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return codes.New(codes.Timeout, "deadline exceeded; the write may still be applied (retrying is safe)")
@@ -299,7 +323,7 @@ func ctxErr(ctx context.Context) error {
 func (s *Shard) batcher() {
 	defer close(s.inflight)
 	var buf bytes.Buffer
-	cmds := make([]fsm.Command, 0, s.cfg.MaxBatch)
+	var eb fsm.Batch
 	for {
 		var first *proposal
 		select {
@@ -308,32 +332,44 @@ func (s *Shard) batcher() {
 			s.drainQueue()
 			return
 		}
-		// The inflight channel's capacity is the in-flight limit: sending
-		// blocks while it is full, and commands keep queueing meanwhile.
 		b := &batch{props: []*proposal{first}}
-		size := len(first.cmd.Actor) + 16*len(first.cmd.Targets)
+		size := first.size()
 	fill:
 		for len(b.props) < s.cfg.MaxBatch && size < s.cfg.MaxBatchBytes {
 			select {
 			case p := <-s.props:
 				b.props = append(b.props, p)
-				size += len(p.cmd.Actor) + 16*len(p.cmd.Targets)
+				size += p.size()
 			default:
 				break fill
 			}
 		}
-		cmds = cmds[:0]
+		eb.Commands, eb.Deliveries, eb.Acks = eb.Commands[:0], eb.Deliveries[:0], eb.Acks[:0]
 		for _, p := range b.props {
-			cmds = append(cmds, p.cmd)
+			switch {
+			case p.cmd != nil:
+				p.idx = len(eb.Commands)
+				eb.Commands = append(eb.Commands, *p.cmd)
+			case p.dlv != nil:
+				p.idx = len(eb.Deliveries)
+				eb.Deliveries = append(eb.Deliveries, *p.dlv)
+			default:
+				eb.Acks = append(eb.Acks, p.acks...)
+			}
 		}
+		b.cmds = len(eb.Commands)
 		now := time.Now().UnixMilli()
 		if now < s.lastT {
 			now = s.lastT // the wall clock went back: keep followTimes monotonic
 		}
 		s.lastT = now
-		data := fsm.EncodeBatch(&buf, now, cmds)
+		eb.Time = now
+		data := fsm.EncodeBatch(&buf, eb)
 		b.start = time.Now()
 		b.fut = s.raft.Apply(bytes.Clone(data), s.cfg.ApplyTimeout)
+		// The inflight channel's capacity bounds the entries in flight:
+		// while it is full this blocks, and proposals keep queueing for
+		// the next entry.
 		select {
 		case s.inflight <- b:
 		case <-s.stop:
@@ -367,8 +403,8 @@ func (s *Shard) completer() {
 
 func (s *Shard) finish(b *batch) {
 	err := b.fut.Error()
-	if s.cfg.OnCommit != nil && err == nil {
-		s.cfg.OnCommit(s.id, time.Since(b.start), len(b.props))
+	if s.cfg.OnCommit != nil && err == nil && b.cmds > 0 {
+		s.cfg.OnCommit(s.id, time.Since(b.start), b.cmds)
 	}
 	var resp *fsm.BatchResponse
 	if err == nil {
@@ -383,11 +419,14 @@ func (s *Shard) finish(b *batch) {
 	} else {
 		err = s.raftErr(err)
 	}
-	for i, p := range b.props {
-		if err != nil {
+	for _, p := range b.props {
+		switch {
+		case err != nil:
 			p.err = err
-		} else {
-			p.res = resp.Commands[i]
+		case p.cmd != nil:
+			p.res = resp.Commands[p.idx]
+		case p.dlv != nil:
+			p.applied = resp.Delivered[p.idx]
 		}
 		close(p.done)
 	}
@@ -406,38 +445,37 @@ func (s *Shard) raftErr(err error) error {
 	return codes.New(codes.Internal, "shard %d: %v", s.id, err)
 }
 
-// Deliver applies records from shard src through this shard's raft log and
-// returns the highest sequence from src applied here.
+// Deliver applies records from shard src through this shard's raft log
+// (sharing entries with client writes) and returns the highest sequence
+// from src applied here.
 func (s *Shard) Deliver(ctx context.Context, src int, recs []fsm.Record) (uint64, error) {
 	if !s.isReady.Load() {
 		return 0, s.notLeader()
 	}
-	var buf bytes.Buffer
-	data := fsm.EncodeDeliver(&buf, src, recs)
-	timeout := s.cfg.ApplyTimeout
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = min(timeout, time.Until(dl))
+	p := &proposal{dlv: &fsm.Delivery{Src: src, Records: recs}, done: make(chan struct{})}
+	if err := s.enqueue(p); err != nil {
+		return 0, err
 	}
-	f := s.raft.Apply(data, timeout)
-	if err := f.Error(); err != nil {
-		return 0, s.raftErr(err)
+	select {
+	case <-p.done:
+		return p.applied, p.err
+	case <-ctx.Done():
+		return 0, ctxErr(ctx)
 	}
-	switch r := f.Response().(type) {
-	case *fsm.DeliverResponse:
-		return r.Applied, nil
-	case error:
-		return 0, codes.New(codes.ShardUnavailable, "shard %d: %v", s.id, r)
-	}
-	return 0, codes.New(codes.Internal, "shard %d: unexpected deliver response", s.id)
 }
 
-// propose applies an entry directly (acks).
-func (s *Shard) propose(data []byte) error {
-	f := s.raft.Apply(data, s.cfg.ApplyTimeout)
-	if err := f.Error(); err != nil {
-		return s.raftErr(err)
+// ack commits acknowledgements through the batcher.
+func (s *Shard) ack(ctx context.Context, acks []fsm.Watermark) error {
+	p := &proposal{acks: acks, done: make(chan struct{})}
+	if err := s.enqueue(p); err != nil {
+		return err
 	}
-	return nil
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
 }
 
 // Lag describes the relay's backlog.

@@ -20,7 +20,7 @@ func loadFSM(b *testing.B, g *graphgen.Graph) *FSM {
 	idx := uint64(0)
 	flush := func() {
 		idx++
-		f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: EncodeBatch(&buf, int64(1_700_000_000_000+idx), cmds)})
+		f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: EncodeCommands(&buf, int64(1_700_000_000_000+idx), cmds)})
 		cmds = cmds[:0]
 	}
 	for u := range g.Config().Users {

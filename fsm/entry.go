@@ -14,18 +14,21 @@ import (
 //
 //	[version, type, body]
 //
-// with version = 1. The body depends on the type:
+// with version = 1 and, today, a single type:
 //
-//	TypeBatch    [time, [[op, actor, [target...]]...]]
-//	             group-committed client writes; time (Unix ms) is the
-//	             followTime the leader chose when it proposed the entry
-//	TypeDeliver  [src, [[seq, add, followee, follower, time, created]...]]
-//	             reverse edges from shard src's outbox
-//	TypeAck      [[dst, upTo]...]
-//	             shard dst has applied this shard's records up to upTo
+//	TypeBatch  [time, commands, deliveries, acks]
+//	  time        Unix ms: the followTime the leader chose when it proposed
+//	              the entry
+//	  commands    [[op, actor, [target...]]...]   group-committed client writes
+//	  deliveries  [[src, [[seq, add, followee, follower, time, created]...]]...]
+//	              reverse edges relayed from other shards' outboxes
+//	  acks        [[dst, upTo]...]   shard dst has applied this shard's
+//	              records up to upTo
 //
-// Everything time-dependent is in the entry, so Apply is deterministic.
-// A version or type this build does not know is never skipped: see
+// Client writes, deliveries and acknowledgements share entries, so one
+// fsync commits all of them (group commit across the three streams).
+// Everything time-dependent is in the entry, so Apply is deterministic. A
+// version or type this build does not know is never skipped: see
 // ErrUnknownEntry and FSM.Apply.
 
 // EntryVersion is the log entry format version this build writes and reads.
@@ -36,9 +39,7 @@ type Type uint8
 
 // Entry types. The numbers are part of the log format.
 const (
-	TypeBatch   Type = 1
-	TypeDeliver Type = 2
-	TypeAck     Type = 3
+	TypeBatch Type = 1
 )
 
 // Op is a client write operation.
@@ -97,16 +98,31 @@ func newEncoder(buf *bytes.Buffer) *msgpack.Encoder {
 	return e
 }
 
-// EncodeBatch encodes a batch entry. Errors can only come from the buffer,
-// which never fails.
-func EncodeBatch(buf *bytes.Buffer, time int64, cmds []Command) []byte {
+// Delivery is a batch of records from shard Src, in sequence order.
+type Delivery struct {
+	Src     int
+	Records []Record
+}
+
+// Batch is the content of a TypeBatch entry.
+type Batch struct {
+	Time       int64
+	Commands   []Command
+	Deliveries []Delivery
+	Acks       []Watermark
+}
+
+// EncodeBatch encodes a batch entry into buf and returns its bytes (valid
+// until buf is reused). Errors can only come from the buffer, which never
+// fails.
+func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 	buf.Reset()
 	e := newEncoder(buf)
 	header(e, TypeBatch)
-	e.EncodeArrayLen(2)
-	e.EncodeInt(time)
-	e.EncodeArrayLen(len(cmds))
-	for _, c := range cmds {
+	e.EncodeArrayLen(4)
+	e.EncodeInt(b.Time)
+	e.EncodeArrayLen(len(b.Commands))
+	for _, c := range b.Commands {
 		e.EncodeArrayLen(3)
 		e.EncodeUint8(uint8(c.Op))
 		e.EncodeString(c.Actor)
@@ -115,37 +131,23 @@ func EncodeBatch(buf *bytes.Buffer, time int64, cmds []Command) []byte {
 			e.EncodeString(t)
 		}
 	}
-	return buf.Bytes()
-}
-
-// EncodeDeliver encodes a delivery of records from shard src.
-func EncodeDeliver(buf *bytes.Buffer, src int, recs []Record) []byte {
-	buf.Reset()
-	e := newEncoder(buf)
-	header(e, TypeDeliver)
-	e.EncodeArrayLen(2)
-	e.EncodeUint(uint64(src))
-	e.EncodeArrayLen(len(recs))
-	for _, r := range recs {
-		e.EncodeArrayLen(6)
-		e.EncodeUint(r.Seq)
-		e.EncodeBool(r.Add)
-		e.EncodeString(r.Followee)
-		e.EncodeString(r.Follower)
-		e.EncodeInt(r.Time)
-		e.EncodeInt(r.Created)
+	e.EncodeArrayLen(len(b.Deliveries))
+	for _, d := range b.Deliveries {
+		e.EncodeArrayLen(2)
+		e.EncodeUint(uint64(d.Src))
+		e.EncodeArrayLen(len(d.Records))
+		for _, r := range d.Records {
+			e.EncodeArrayLen(6)
+			e.EncodeUint(r.Seq)
+			e.EncodeBool(r.Add)
+			e.EncodeString(r.Followee)
+			e.EncodeString(r.Follower)
+			e.EncodeInt(r.Time)
+			e.EncodeInt(r.Created)
+		}
 	}
-	return buf.Bytes()
-}
-
-// EncodeAck encodes acknowledgements: each Watermark says that its shard
-// has applied this shard's records up to Seq.
-func EncodeAck(buf *bytes.Buffer, acks []Watermark) []byte {
-	buf.Reset()
-	e := newEncoder(buf)
-	header(e, TypeAck)
-	e.EncodeArrayLen(len(acks))
-	for _, a := range acks {
+	e.EncodeArrayLen(len(b.Acks))
+	for _, a := range b.Acks {
 		e.EncodeArrayLen(2)
 		e.EncodeUint(uint64(a.Shard))
 		e.EncodeUint(a.Seq)
@@ -153,14 +155,19 @@ func EncodeAck(buf *bytes.Buffer, acks []Watermark) []byte {
 	return buf.Bytes()
 }
 
-// entry is a decoded log entry.
-type entry struct {
-	typ  Type
-	time int64
-	cmds []Command
-	src  int // deliver: source shard
-	recs []Record
-	acks []Watermark
+// EncodeCommands encodes a batch of client writes.
+func EncodeCommands(buf *bytes.Buffer, time int64, cmds []Command) []byte {
+	return EncodeBatch(buf, Batch{Time: time, Commands: cmds})
+}
+
+// EncodeDeliver encodes a batch holding one delivery from shard src.
+func EncodeDeliver(buf *bytes.Buffer, src int, recs []Record) []byte {
+	return EncodeBatch(buf, Batch{Deliveries: []Delivery{{src, recs}}})
+}
+
+// EncodeAck encodes a batch holding acknowledgements.
+func EncodeAck(buf *bytes.Buffer, acks []Watermark) []byte {
+	return EncodeBatch(buf, Batch{Acks: acks})
 }
 
 type decoder struct {
@@ -232,72 +239,74 @@ func (d *decoder) string() string {
 }
 
 // decode parses one log entry.
-func (d *decoder) decode(data []byte) (entry, error) {
+func (d *decoder) decode(data []byte) (Batch, error) {
 	d.r.Reset(data)
 	d.d.Reset(d.r)
 	d.err = nil
-	var e entry
+	var b Batch
 	d.arrayLen(3, 3)
 	version := d.uint()
-	e.typ = Type(d.uint())
+	typ := Type(d.uint())
 	if d.err != nil {
-		return e, d.err
+		return b, d.err
 	}
 	if version != EntryVersion {
-		return e, fmt.Errorf("%w: version %d (this build reads %d)", ErrUnknownEntry, version, EntryVersion)
+		return b, fmt.Errorf("%w: version %d (this build reads %d)", ErrUnknownEntry, version, EntryVersion)
 	}
-	switch e.typ {
-	case TypeBatch:
-		d.arrayLen(2, 2)
-		e.time = d.int()
-		// Capacities grow with what is actually read, not with what the
-		// entry claims.
-		n := d.arrayLen(-1, maxCommands)
-		e.cmds = make([]Command, 0, min(n, 64))
-		for range n {
-			d.arrayLen(3, 3)
-			var c Command
-			c.Op = Op(d.uint())
-			c.Actor = d.string()
-			k := d.arrayLen(-1, maxTargets)
-			c.Targets = make([]string, 0, min(k, 32))
-			for range k {
-				c.Targets = append(c.Targets, d.string())
-			}
-			if d.err != nil {
-				break
-			}
-			e.cmds = append(e.cmds, c)
+	if typ != TypeBatch {
+		return b, fmt.Errorf("%w: type %d", ErrUnknownEntry, typ)
+	}
+	d.arrayLen(4, 4)
+	b.Time = d.int()
+	// Capacities grow with what is actually read, not with what the entry
+	// claims.
+	n := d.arrayLen(-1, maxCommands)
+	b.Commands = make([]Command, 0, min(n, 64))
+	for range n {
+		d.arrayLen(3, 3)
+		var c Command
+		c.Op = Op(d.uint())
+		c.Actor = d.string()
+		k := d.arrayLen(-1, maxTargets)
+		c.Targets = make([]string, 0, min(k, 32))
+		for range k {
+			c.Targets = append(c.Targets, d.string())
 		}
-	case TypeDeliver:
+		if d.err != nil {
+			break
+		}
+		b.Commands = append(b.Commands, c)
+	}
+	n = d.arrayLen(-1, maxCommands)
+	for range n {
 		d.arrayLen(2, 2)
-		e.src = int(d.uint())
-		n := d.arrayLen(-1, maxRecords)
-		e.recs = make([]Record, 0, min(n, 64))
-		for range n {
+		dl := Delivery{Src: int(d.uint())}
+		k := d.arrayLen(-1, maxRecords)
+		dl.Records = make([]Record, 0, min(k, 64))
+		for range k {
 			d.arrayLen(6, 6)
 			r := Record{Seq: d.uint(), Add: d.bool(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
 			if d.err != nil {
 				break
 			}
-			e.recs = append(e.recs, r)
+			dl.Records = append(dl.Records, r)
 		}
-	case TypeAck:
-		n := d.arrayLen(-1, maxRecords)
-		e.acks = make([]Watermark, 0, min(n, 64))
-		for range n {
-			d.arrayLen(2, 2)
-			w := Watermark{Shard: int(d.uint()), Seq: d.uint()}
-			if d.err != nil {
-				break
-			}
-			e.acks = append(e.acks, w)
+		if d.err != nil {
+			break
 		}
-	default:
-		return e, fmt.Errorf("%w: type %d", ErrUnknownEntry, e.typ)
+		b.Deliveries = append(b.Deliveries, dl)
+	}
+	n = d.arrayLen(-1, maxRecords)
+	for range n {
+		d.arrayLen(2, 2)
+		w := Watermark{Shard: int(d.uint()), Seq: d.uint()}
+		if d.err != nil {
+			break
+		}
+		b.Acks = append(b.Acks, w)
 	}
 	if d.err == nil && d.r.Len() != 0 {
 		d.fail(fmt.Errorf("%d trailing bytes", d.r.Len()))
 	}
-	return e, d.err
+	return b, d.err
 }

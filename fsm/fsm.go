@@ -106,15 +106,12 @@ type Watermark struct {
 	Seq   uint64
 }
 
-// BatchResponse is Apply's response to a TypeBatch entry.
+// BatchResponse is Apply's response to a batch entry: one result per
+// command, and for each delivery the highest sequence from its source now
+// applied here.
 type BatchResponse struct {
-	Commands []CommandResult
-}
-
-// DeliverResponse is Apply's response to a TypeDeliver entry: the highest
-// sequence from the source now applied here.
-type DeliverResponse struct {
-	Applied uint64
+	Commands  []CommandResult
+	Delivered []uint64
 }
 
 // ErrFailed is the response to every entry after an entry failed to apply.
@@ -157,30 +154,22 @@ func (f *FSM) apply(l *raft.Log) any {
 	if f.failed != nil {
 		return ErrFailed
 	}
-	e, err := f.dec.decode(l.Data)
+	b, err := f.dec.decode(l.Data)
 	if err != nil {
 		f.failed = fmt.Errorf("entry %d (term %d): %w", l.Index, l.Term, err)
 		f.log.Error("halting shard: cannot apply log entry", "shard", f.cfg.Shard, "index", l.Index, "term", l.Term, "error", err)
 		return f.failed
 	}
-	switch e.typ {
-	case TypeBatch:
-		return f.applyBatch(e)
-	case TypeDeliver:
-		return f.applyDeliver(e)
-	case TypeAck:
-		f.applyAck(e)
-	}
-	return nil
+	return f.applyBatch(b)
 }
 
-func (f *FSM) applyBatch(e entry) *BatchResponse {
-	resp := &BatchResponse{Commands: make([]CommandResult, len(e.cmds))}
-	for i, c := range e.cmds {
+func (f *FSM) applyBatch(e Batch) *BatchResponse {
+	resp := &BatchResponse{Commands: make([]CommandResult, len(e.Commands)), Delivered: make([]uint64, len(e.Deliveries))}
+	for i, c := range e.Commands {
 		cr := &resp.Commands[i]
 		switch c.Op {
 		case OpFollow:
-			cr.Results, cr.Err = f.store.Follow(c.Actor, c.Targets, e.time)
+			cr.Results, cr.Err = f.store.Follow(c.Actor, c.Targets, e.Time)
 		case OpUnfollow:
 			cr.Results, cr.Err = f.store.Unfollow(c.Actor, c.Targets)
 		default:
@@ -195,13 +184,17 @@ func (f *FSM) applyBatch(e entry) *BatchResponse {
 			}
 			d := ShardOf(r.UserID, f.cfg.Shards)
 			if r.Changed {
-				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.time)
+				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.Time)
 			}
 			if d != f.cfg.Shard {
 				cr.Waits = addWait(cr.Waits, d, f.nextSeq[d]-1)
 			}
 		}
 	}
+	for i, d := range e.Deliveries {
+		resp.Delivered[i] = f.applyDeliver(d)
+	}
+	f.applyAcks(e.Acks)
 	return resp
 }
 
@@ -243,29 +236,31 @@ func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
 	}
 }
 
-func (f *FSM) applyDeliver(e entry) *DeliverResponse {
-	if e.src < 0 || e.src >= f.cfg.Shards {
-		f.log.Error("delivery from unknown shard ignored", "shard", f.cfg.Shard, "src", e.src)
-		return &DeliverResponse{}
+// applyDeliver applies records from shard d.Src and returns the highest
+// sequence from it applied here.
+func (f *FSM) applyDeliver(d Delivery) uint64 {
+	if d.Src < 0 || d.Src >= f.cfg.Shards {
+		f.log.Error("delivery from unknown shard ignored", "shard", f.cfg.Shard, "src", d.Src)
+		return 0
 	}
-	for _, r := range e.recs {
+	for _, r := range d.Records {
 		switch {
-		case r.Seq <= f.applied[e.src]:
+		case r.Seq <= f.applied[d.Src]:
 			continue // a redelivery: already applied
-		case r.Seq != f.applied[e.src]+1:
+		case r.Seq != f.applied[d.Src]+1:
 			// A gap: the sender skipped records. Apply nothing more; the
 			// response tells it where to resume.
-			f.log.Warn("gap in delivery", "shard", f.cfg.Shard, "src", e.src, "want", f.applied[e.src]+1, "got", r.Seq)
-			return &DeliverResponse{Applied: f.applied[e.src]}
+			f.log.Warn("gap in delivery", "shard", f.cfg.Shard, "src", d.Src, "want", f.applied[d.Src]+1, "got", r.Seq)
+			return f.applied[d.Src]
 		}
 		f.applyReverse(r.Add, r.Followee, r.Follower, r.Time)
-		f.applied[e.src] = r.Seq
+		f.applied[d.Src] = r.Seq
 	}
-	return &DeliverResponse{Applied: f.applied[e.src]}
+	return f.applied[d.Src]
 }
 
-func (f *FSM) applyAck(e entry) {
-	for _, a := range e.acks {
+func (f *FSM) applyAcks(acks []Watermark) {
+	for _, a := range acks {
 		if a.Shard < 0 || a.Shard >= f.cfg.Shards {
 			continue
 		}

@@ -50,7 +50,7 @@ func randomLog(seed uint64, n int) []*raft.Log {
 				cmds = append(cmds, c)
 			}
 			now += int64(rng.IntN(3))
-			data = EncodeBatch(&buf, now, cmds)
+			data = EncodeCommands(&buf, now, cmds)
 		case 3:
 			src := 1 + rng.IntN(2)
 			var recs []Record
@@ -127,7 +127,7 @@ func TestDeterminism(t *testing.T) {
 func TestBatchResponses(t *testing.T) {
 	f := newFSM(t, 0, 4)
 	var buf bytes.Buffer
-	data := EncodeBatch(&buf, 1000, []Command{
+	data := EncodeCommands(&buf, 1000, []Command{
 		{Op: OpFollow, Actor: "a", Targets: []string{"b", "c", "a"}},
 		{Op: OpFollow, Actor: "", Targets: []string{"b"}},
 		{Op: 9, Actor: "a", Targets: []string{"b"}},
@@ -157,8 +157,8 @@ func TestDeliverIsExactlyOnce(t *testing.T) {
 	f := newFSM(t, 1, 2)
 	var buf bytes.Buffer
 	deliver := func(recs ...Record) uint64 {
-		r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: EncodeDeliver(&buf, 0, recs)}).(*DeliverResponse)
-		return r.Applied
+		r := f.Apply(&raft.Log{Type: raft.LogCommand, Data: EncodeDeliver(&buf, 0, recs)}).(*BatchResponse)
+		return r.Delivered[0]
 	}
 	rec := func(seq uint64, add bool, t int64) Record {
 		return Record{Seq: seq, Add: add, Followee: "star", Follower: "fan", Time: t}
@@ -202,12 +202,12 @@ func TestUnknownEntryHaltsTheShard(t *testing.T) {
 		"version 2": entryWith(2, 1),
 		"type 99":   entryWith(1, 99),
 		"garbage":   {0xc1, 0x00},
-		"truncated": EncodeBatch(&bytes.Buffer{}, 5, []Command{{Op: OpFollow, Actor: "a", Targets: []string{"b"}}})[:10],
+		"truncated": EncodeCommands(&bytes.Buffer{}, 5, []Command{{Op: OpFollow, Actor: "a", Targets: []string{"b"}}})[:10],
 	} {
 		t.Run(name, func(t *testing.T) {
 			f := newFSM(t, 0, 1)
 			var buf bytes.Buffer
-			ok := EncodeBatch(&buf, 5, []Command{{Op: OpFollow, Actor: "a", Targets: []string{"b"}}})
+			ok := EncodeCommands(&buf, 5, []Command{{Op: OpFollow, Actor: "a", Targets: []string{"b"}}})
 			f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: bytes.Clone(ok)})
 			before := snapshotOf(t, f)
 			resp := f.Apply(&raft.Log{Index: 2, Type: raft.LogCommand, Data: data})
@@ -306,7 +306,7 @@ func TestSlowSnapshotDoesNotBlockApply(t *testing.T) {
 	var buf bytes.Buffer
 	for i := range 4000 {
 		cmds := []Command{{Op: OpFollow, Actor: fmt.Sprintf("big%d", i), Targets: []string{"x1", "x2", "x3", "x4", "x5", "x6", "x7", "x8"}}}
-		f.Apply(&raft.Log{Type: raft.LogCommand, Data: EncodeBatch(&buf, int64(i), cmds)})
+		f.Apply(&raft.Log{Type: raft.LogCommand, Data: EncodeCommands(&buf, int64(i), cmds)})
 	}
 	want := snapshotOf(t, f)
 	if len(want) < 300<<10 {

@@ -27,7 +27,7 @@ import (
 	"github.com/followgraph/followgraph/wire"
 )
 
-var followd string // path of the built binary
+var followd, followbench string // paths of the built binaries
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "followd-e2e")
@@ -35,10 +35,11 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	followd = filepath.Join(dir, "followd")
-	build := exec.Command("go", "build", "-o", followd, "../../cmd/followd")
+	followbench = filepath.Join(dir, "followbench")
+	build := exec.Command("go", "build", "-o", dir, "../../cmd/followd", "../../cmd/followbench")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building followd:", err)
+		fmt.Fprintln(os.Stderr, "building the binaries:", err)
 		os.Exit(2)
 	}
 	code := m.Run()
@@ -589,5 +590,33 @@ func TestTokenRequired(t *testing.T) {
 	p2 := start(t, t.TempDir())
 	if _, err := client.New(context.Background(), client.Config{Addrs: []string{p2.addr}, Token: "from-env"}); err != nil {
 		t.Fatalf("env token: %v", err)
+	}
+}
+
+// followbench's smoke preset against the followd binary: the command an
+// SRE runs first. It must load, run, verify (zero violations, zero errors)
+// and write the JSON report and the charts.
+func TestFollowbenchSmoke(t *testing.T) {
+	p := start(t, t.TempDir())
+	dir := t.TempDir()
+	out := filepath.Join(dir, "r.json")
+	cmd := exec.Command(followbench, "run", "--preset", "smoke", "--target", "followd://"+p.addr, "--metrics", "http://"+p.http, "--out", out)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("followbench: %v\n%s", err, b)
+	}
+	text := string(b)
+	for _, want := range []string{"p99 ms", "0 violations", "bytes/edge", "report: " + out, "charts: "} {
+		if !strings.Contains(text, want) {
+			t.Fatalf("output lacks %q:\n%s", want, text)
+		}
+	}
+	for _, f := range []string{out, filepath.Join(dir, "r-latency.png"), filepath.Join(dir, "r-throughput.png")} {
+		if fi, err := os.Stat(f); err != nil || fi.Size() == 0 {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	if m := regexp.MustCompile(`(?m)^\s+all\s.*\s(\S+)$`).FindStringSubmatch(text); m == nil || m[1] != "0" {
+		t.Fatalf("errors in the run:\n%s", text)
 	}
 }
