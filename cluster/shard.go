@@ -169,10 +169,27 @@ func (s *Shard) watchLeadership() {
 	close(relayDone)
 	setLeading := func(lead bool) {
 		if lead {
-			f := s.raft.Barrier(s.cfg.ApplyTimeout)
-			if err := f.Error(); err != nil {
-				s.log.Warn("barrier after election failed", "error", err)
+			s.mu.Lock()
+			already := s.leading
+			s.mu.Unlock()
+			if already {
+				// LeaderCh repeats what the initial State check saw.
 				return
+			}
+			for {
+				err := s.raft.Barrier(s.cfg.ApplyTimeout).Error()
+				if err == nil {
+					break
+				}
+				if s.raft.State() != raft.Leader {
+					return // lost it meanwhile; LeaderCh will say so
+				}
+				s.log.Warn("barrier after election failed, retrying", "error", err)
+				select {
+				case <-s.stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
 			}
 			s.mu.Lock()
 			s.leading = true

@@ -523,11 +523,21 @@ func (l *Log) append(logs []*raft.Log) error {
 		nOffsets int
 	}
 	var ws []written
+	nSegs := len(l.segs)
+	// rollback undoes the in-memory effects of a failed append: the entries
+	// were not acknowledged, and segments created for them are removed (if
+	// that fails, recovery treats what they hold as an unacknowledged
+	// prefix of the batch or as garbage).
 	rollback := func() {
 		for _, w := range ws {
 			w.s.tail = w.tail
 			w.s.offsets = w.s.offsets[:w.nOffsets]
 		}
+		for _, s := range l.segs[nSegs:] {
+			s.f.Close()
+			os.Remove(s.path)
+		}
+		l.segs = l.segs[:nSegs]
 	}
 
 	for i := 0; i < len(logs); {
