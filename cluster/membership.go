@@ -1,0 +1,376 @@
+package cluster
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/memberlist"
+)
+
+// Membership: who is in the cluster, gossiped with hashicorp/memberlist.
+//
+// Each node gossips a small NodeMeta: its identity and addresses, whether
+// it is active or draining, and two bitmaps over the shards: the shards it
+// leads and the shards it hosts a replica of. Every node (and, through the
+// wire protocol's shard map, every client) builds the shard map from these.
+// Gossip is for liveness and routing hints only: a shard's raft
+// configuration is the authority on its replicas, and its leader reconciles
+// that configuration with the live membership (see placement.go).
+
+// Node states gossiped in NodeMeta.
+const (
+	NodeActive   uint8 = 0
+	NodeDraining uint8 = 1 // moving its replicas and leaderships away
+)
+
+// metaVersion is the NodeMeta encoding version.
+const metaVersion = 1
+
+// NodeMeta is what a node says about itself.
+type NodeMeta struct {
+	ID         string
+	ClientAddr string
+	RaftAddr   string
+	State      uint8
+	Shards     int
+	Leads      Bitmap // shards this node leads
+	Hosts      Bitmap // shards this node hosts a replica of
+}
+
+// Bitmap is a set of shards.
+type Bitmap []byte
+
+// NewBitmap returns an empty set over n shards.
+func NewBitmap(n int) Bitmap { return make(Bitmap, (n+7)/8) }
+
+// Has reports whether shard i is in the set.
+func (b Bitmap) Has(i int) bool { return i>>3 < len(b) && b[i>>3]&(1<<(i&7)) != 0 }
+
+// Set adds or removes shard i.
+func (b Bitmap) Set(i int, on bool) {
+	if on {
+		b[i>>3] |= 1 << (i & 7)
+	} else {
+		b[i>>3] &^= 1 << (i & 7)
+	}
+}
+
+// Count returns the number of shards in the set.
+func (b Bitmap) Count() int {
+	n := 0
+	for _, c := range b {
+		for ; c != 0; c &= c - 1 {
+			n++
+		}
+	}
+	return n
+}
+
+// Encode renders meta in memberlist's metadata (at most 512 bytes): version
+// u8 | state u8 | shards u16 | 3 × (len u8, string) | leads | hosts. At
+// 1,024 shards the two bitmaps take 256 bytes, leaving room for addresses.
+func (m NodeMeta) Encode() ([]byte, error) {
+	b := []byte{metaVersion, m.State}
+	b = binary.BigEndian.AppendUint16(b, uint16(m.Shards))
+	for _, s := range []string{m.ID, m.ClientAddr, m.RaftAddr} {
+		if len(s) > 255 {
+			return nil, fmt.Errorf("cluster: %q is too long for node metadata", s)
+		}
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	n := (m.Shards + 7) / 8
+	if len(m.Leads) != n || len(m.Hosts) != n {
+		return nil, errors.New("cluster: bitmaps do not match the shard count")
+	}
+	b = append(b, m.Leads...)
+	b = append(b, m.Hosts...)
+	if len(b) > memberlist.MetaMaxSize {
+		return nil, fmt.Errorf("cluster: node metadata of %d bytes exceeds %d", len(b), memberlist.MetaMaxSize)
+	}
+	return b, nil
+}
+
+// DecodeNodeMeta parses metadata written by Encode.
+func DecodeNodeMeta(b []byte) (NodeMeta, error) {
+	var m NodeMeta
+	bad := fmt.Errorf("cluster: malformed node metadata (%d bytes)", len(b))
+	if len(b) < 4 || b[0] != metaVersion {
+		return m, bad
+	}
+	m.State = b[1]
+	m.Shards = int(binary.BigEndian.Uint16(b[2:]))
+	b = b[4:]
+	var strs [3]string
+	for i := range strs {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return m, bad
+		}
+		strs[i] = string(b[1 : 1+b[0]])
+		b = b[1+b[0]:]
+	}
+	m.ID, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2]
+	n := (m.Shards + 7) / 8
+	if len(b) != 2*n {
+		return m, bad
+	}
+	m.Leads, m.Hosts = Bitmap(slices.Clone(b[:n])), Bitmap(slices.Clone(b[n:]))
+	return m, nil
+}
+
+// MembershipConfig configures gossip.
+type MembershipConfig struct {
+	// BindAddr is the gossip address (host:port), UDP and TCP.
+	BindAddr string
+	// AdvertiseAddr is the gossip address others should use (default:
+	// BindAddr; required when binding to 0.0.0.0).
+	AdvertiseAddr string
+	// Join lists seed gossip addresses; it may include this node's own.
+	Join []string
+	// Local is this node's metadata.
+	Local NodeMeta
+	// Fast shortens memberlist's timers, for tests on loopback.
+	Fast   bool
+	Logger hclog.Logger
+	// OnChange is called (never concurrently) after any membership or
+	// metadata change.
+	OnChange func()
+}
+
+// Member is a node as gossip knows it.
+type Member struct {
+	Meta  NodeMeta
+	Alive bool      // alive or suspect
+	Since time.Time // when it was last seen changing state
+}
+
+// Membership tracks the cluster's nodes.
+type Membership struct {
+	cfg  MembershipConfig
+	log  hclog.Logger
+	ml   *memberlist.Memberlist
+	stop chan struct{}
+	wg   sync.WaitGroup
+
+	mu      sync.Mutex
+	local   NodeMeta
+	members map[string]*Member // by node ID
+	changes chan struct{}
+}
+
+// NewMembership starts gossip and, in the background, joins the seeds
+// (retrying until one answers or Close).
+func NewMembership(cfg MembershipConfig) (*Membership, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	host, portS, err := net.SplitHostPort(cfg.BindAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: gossip address %q: %w", cfg.BindAddr, err)
+	}
+	port, _ := strconv.Atoi(portS)
+	mc := memberlist.DefaultLANConfig()
+	if cfg.Fast {
+		mc = memberlist.DefaultLocalConfig()
+		mc.ProbeInterval = 200 * time.Millisecond
+		mc.ProbeTimeout = 100 * time.Millisecond
+		mc.GossipInterval = 50 * time.Millisecond
+		mc.SuspicionMult = 2
+	}
+	mc.Name = cfg.Local.ID
+	mc.BindAddr, mc.BindPort = host, port
+	if cfg.AdvertiseAddr != "" {
+		ah, ap, err := net.SplitHostPort(cfg.AdvertiseAddr)
+		if err != nil {
+			return nil, fmt.Errorf("cluster: gossip advertise address %q: %w", cfg.AdvertiseAddr, err)
+		}
+		mc.AdvertiseAddr = ah
+		mc.AdvertisePort, _ = strconv.Atoi(ap)
+	}
+	mc.Logger = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.LogOutput = nil
+	m := &Membership{cfg: cfg, log: cfg.Logger, local: cfg.Local, members: map[string]*Member{}, stop: make(chan struct{}), changes: make(chan struct{}, 1)}
+	mc.Delegate = (*metaDelegate)(m)
+	mc.Events = (*eventDelegate)(m)
+	if _, err := m.local.Encode(); err != nil {
+		return nil, err
+	}
+	m.ml, err = memberlist.Create(mc)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: gossip: %w", err)
+	}
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.notifier() }()
+	go func() { defer m.wg.Done(); m.joiner() }()
+	return m, nil
+}
+
+// joiner joins the seeds, retrying with backoff until one answers. Seeds
+// naming this node itself are skipped.
+func (m *Membership) joiner() {
+	self := m.ml.LocalNode().Address()
+	var seeds []string
+	for _, s := range m.cfg.Join {
+		if s != self && s != m.cfg.BindAddr && s != m.cfg.AdvertiseAddr {
+			seeds = append(seeds, s)
+		}
+	}
+	if len(seeds) == 0 {
+		return
+	}
+	backoff := 100 * time.Millisecond
+	for {
+		n, err := m.ml.Join(seeds)
+		if n > 0 {
+			m.log.Info("joined the cluster", "contacted", n)
+			return
+		}
+		m.log.Warn("no seed answered yet; retrying", "seeds", seeds, "error", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-m.stop:
+			return
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+// notifier calls OnChange after changes, coalescing bursts.
+func (m *Membership) notifier() {
+	for {
+		select {
+		case <-m.changes:
+			if m.cfg.OnChange != nil {
+				m.cfg.OnChange()
+			}
+		case <-m.stop:
+			return
+		}
+	}
+}
+
+func (m *Membership) changed() {
+	select {
+	case m.changes <- struct{}{}:
+	default:
+	}
+}
+
+// Update changes this node's metadata and gossips it.
+func (m *Membership) Update(fn func(*NodeMeta)) error {
+	m.mu.Lock()
+	fn(&m.local)
+	_, err := m.local.Encode()
+	m.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	m.changed()
+	return m.ml.UpdateNode(5 * time.Second)
+}
+
+// Local returns this node's metadata.
+func (m *Membership) Local() NodeMeta {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.local
+	l.Leads, l.Hosts = slices.Clone(l.Leads), slices.Clone(l.Hosts)
+	return l
+}
+
+// Members returns every node gossip knows of, alive or not, sorted by ID.
+func (m *Membership) Members() []Member {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]Member, 0, len(m.members))
+	for _, mb := range m.members {
+		out = append(out, *mb)
+	}
+	slices.SortFunc(out, func(a, b Member) int {
+		switch {
+		case a.Meta.ID < b.Meta.ID:
+			return -1
+		case a.Meta.ID > b.Meta.ID:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// Alive returns the alive (or suspect) members, sorted by ID.
+func (m *Membership) Alive() []Member {
+	var out []Member
+	for _, mb := range m.Members() {
+		if mb.Alive {
+			out = append(out, mb)
+		}
+	}
+	return out
+}
+
+// Close leaves the cluster (telling the others) and stops gossip.
+func (m *Membership) Close() error {
+	select {
+	case <-m.stop:
+		return nil
+	default:
+	}
+	close(m.stop)
+	err := m.ml.Leave(2 * time.Second)
+	err = errors.Join(err, m.ml.Shutdown())
+	m.wg.Wait()
+	return err
+}
+
+// metaDelegate serves this node's metadata to memberlist.
+type metaDelegate Membership
+
+func (d *metaDelegate) NodeMeta(limit int) []byte {
+	m := (*Membership)(d)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := m.local.Encode()
+	if err != nil || len(b) > limit {
+		m.log.Error("node metadata does not fit", "bytes", len(b), "limit", limit, "error", err)
+		return nil
+	}
+	return b
+}
+func (d *metaDelegate) NotifyMsg([]byte)                           {}
+func (d *metaDelegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
+func (d *metaDelegate) LocalState(join bool) []byte                { return nil }
+func (d *metaDelegate) MergeRemoteState(buf []byte, join bool)     {}
+
+// eventDelegate keeps the member table. memberlist calls it from one
+// goroutine at a time, and it must not block.
+type eventDelegate Membership
+
+func (d *eventDelegate) set(n *memberlist.Node, alive bool) {
+	m := (*Membership)(d)
+	meta, err := DecodeNodeMeta(n.Meta)
+	if err != nil {
+		m.log.Warn("ignoring a node with bad metadata", "node", n.Name, "error", err)
+		return
+	}
+	m.mu.Lock()
+	prev := m.members[meta.ID]
+	mb := &Member{Meta: meta, Alive: alive, Since: time.Now()}
+	if prev != nil && prev.Alive == alive {
+		mb.Since = prev.Since // metadata update: state unchanged
+	}
+	m.members[meta.ID] = mb
+	m.mu.Unlock()
+	m.changed()
+}
+
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.set(n, true) }
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.set(n, false) }
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.set(n, n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect) }
