@@ -132,6 +132,13 @@ func newRedisTarget(t *testing.T, args ...string) *RedisTarget {
 	return r
 }
 
+// followAt makes actor follow targets at an explicit time (both sides, in
+// one MULTI/EXEC, as Follow does), to build ties deterministically.
+func followAt(t *testing.T, r *RedisTarget, score float64, actor string, targets ...string) {
+	t.Helper()
+	must(t, r.tx(context.Background(), r.appendFollows(nil, actor, targets, score)))
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -320,37 +327,43 @@ func TestRedisListPagingTies(t *testing.T) {
 	r := newRedisTarget(t)
 	ctx := context.Background()
 
-	// 250 followers in one Load batch: all share one score.
-	var batch []FollowBatch
+	// 250 followers in the same millisecond (concurrent follows can do
+	// that): a 250-way tie.
+	s0 := float64(time.Now().Add(-time.Minute).UnixMilli())
 	var want []string
 	for i := 0; i < 250; i++ {
 		u := fmt.Sprintf("f%03d", i)
 		want = append(want, u)
-		batch = append(batch, FollowBatch{Actor: u, Targets: []string{"celeb"}})
+		followAt(t, r, s0, u, "celeb")
 	}
-	must(t, r.Load(ctx, batch))
 	for _, limit := range []int{7, 10, 250, 500} {
 		items := listAll(t, r, Followers, "celeb", limit)
 		checkOrder(t, items, want)
-		if items[0].Time != items[249].Time {
-			t.Fatalf("Load gave different scores: %d..%d", items[0].Time, items[249].Time)
+		if items[0].Time != items[249].Time || items[0].Time != int64(s0) {
+			t.Fatalf("tie has scores %d..%d, want %d", items[0].Time, items[249].Time, int64(s0))
 		}
 	}
 
-	// Later follows in two more ties, so pages cross score boundaries.
-	time.Sleep(3 * time.Millisecond)
-	for i := 0; i < 12; i++ {
+	// Later follows: a 6-way tie one millisecond later, so pages cross
+	// score boundaries; then one Load call of 3 batches, each batch its
+	// own millisecond (the call's time + i); then plain follows.
+	for i := 0; i < 6; i++ {
 		u := fmt.Sprintf("g%02d", i)
 		want = append(want, u)
-		batch = append(batch[:0], FollowBatch{Actor: u, Targets: []string{"celeb"}})
-		if i == 6 {
-			time.Sleep(3 * time.Millisecond)
-		}
-		if i <= 6 {
-			must(t, r.Load(ctx, batch)) // each Load call is its own tie
-		} else {
-			must(t, r.Follow(ctx, u, []string{"celeb"}))
-		}
+		followAt(t, r, s0+1, u, "celeb")
+	}
+	var batch []FollowBatch
+	for i := 6; i < 9; i++ {
+		u := fmt.Sprintf("g%02d", i)
+		want = append(want, u)
+		batch = append(batch, FollowBatch{Actor: u, Targets: []string{"celeb"}})
+	}
+	must(t, r.Load(ctx, batch))
+	time.Sleep(10 * time.Millisecond) // past the Load's last batch time
+	for i := 9; i < 12; i++ {
+		u := fmt.Sprintf("g%02d", i)
+		want = append(want, u)
+		must(t, r.Follow(ctx, u, []string{"celeb"}))
 	}
 	for _, limit := range []int{1, 3, 7, 131, 262} {
 		items := listAll(t, r, Followers, "celeb", limit)
@@ -358,10 +371,21 @@ func TestRedisListPagingTies(t *testing.T) {
 		if !strings.HasPrefix(items[len(items)-1].User, "f") || !strings.HasPrefix(items[0].User, "g") {
 			t.Fatalf("limit %d: first %s, last %s", limit, items[0].User, items[len(items)-1].User)
 		}
+		times := map[string]int64{}
+		for _, it := range items {
+			times[it.User] = it.Time
+		}
+		if times["g07"] != times["g06"]+1 || times["g08"] != times["g06"]+2 {
+			t.Fatalf("Load batch times %d, %d, %d: want consecutive milliseconds", times["g06"], times["g07"], times["g08"])
+		}
+		if times["g05"] != int64(s0)+1 || times["g09"] <= times["g08"] {
+			t.Fatalf("times: g05 %d (want %d), g08 %d, g09 %d", times["g05"], int64(s0)+1, times["g08"], times["g09"])
+		}
 	}
 	checkCounts(t, r, []string{"celeb"}, []Counts{{Followers: 262}})
 
-	// The following side pages the same way: one actor, 250 targets.
+	// The following side pages the same way: one actor, 250 targets in
+	// one Load call of 13 batches of up to 20 targets, a tie each.
 	var targets []string
 	batch = batch[:0]
 	for i := 0; i < 250; i += 20 {
@@ -373,7 +397,20 @@ func TestRedisListPagingTies(t *testing.T) {
 		batch = append(batch, b)
 	}
 	must(t, r.Load(ctx, batch))
-	checkOrder(t, listAll(t, r, Following, "fan", 7), targets)
+	fan := listAll(t, r, Following, "fan", 7)
+	checkOrder(t, fan, targets)
+	var t0 int64
+	for _, it := range fan {
+		if it.User == "t000" {
+			t0 = it.Time
+		}
+	}
+	for _, it := range fan {
+		j, _ := strconv.Atoi(it.User[1:])
+		if it.Time != t0+int64(j/20) {
+			t.Fatalf("following(fan): %s at %d, want batch %d's time %d", it.User, it.Time, j/20, t0+int64(j/20))
+		}
+	}
 
 	// Limit 0 is 100; unknown users have empty lists.
 	p, err := r.List(ctx, Followers, "celeb", "", 0)
@@ -407,9 +444,19 @@ func TestRedisMutualPaging(t *testing.T) {
 	r := newRedisTarget(t)
 	ctx := context.Background()
 
-	// m follows u00..u39 (one Load: one score); u00..u29 follow back, the
-	// last 10 of them later, so their mutual time is the later one.
+	// One Load call (batch i at the call's time + i): u00..u19 follow m,
+	// as do v1 and v2 (followers of m that m does not follow: not mutual),
+	// then m follows u00..u39 in two batches, after all the follow-backs:
+	// u00..u19 are mutual at the time of m's first batch, one 20-way tie.
+	// u20..u29 follow back later, so their mutual time is their own.
 	var batch []FollowBatch
+	var want []string
+	for i := 0; i < 20; i++ {
+		u := fmt.Sprintf("u%02d", i)
+		want = append(want, u)
+		batch = append(batch, FollowBatch{Actor: u, Targets: []string{"m"}})
+	}
+	batch = append(batch, FollowBatch{Actor: "v1", Targets: []string{"m"}}, FollowBatch{Actor: "v2", Targets: []string{"m"}})
 	for i := 0; i < 40; i += 20 {
 		b := FollowBatch{Actor: "m"}
 		for j := i; j < i+20; j++ {
@@ -417,16 +464,8 @@ func TestRedisMutualPaging(t *testing.T) {
 		}
 		batch = append(batch, b)
 	}
-	var want []string
-	for i := 0; i < 20; i++ {
-		u := fmt.Sprintf("u%02d", i)
-		want = append(want, u)
-		batch = append(batch, FollowBatch{Actor: u, Targets: []string{"m"}})
-	}
-	// Followers of m that m does not follow: not mutual.
-	batch = append(batch, FollowBatch{Actor: "v1", Targets: []string{"m"}}, FollowBatch{Actor: "v2", Targets: []string{"m"}})
 	must(t, r.Load(ctx, batch))
-	time.Sleep(3 * time.Millisecond)
+	time.Sleep(time.Duration(len(batch)+5) * time.Millisecond) // past the Load's last batch time
 	for i := 20; i < 30; i++ {
 		u := fmt.Sprintf("u%02d", i)
 		want = append(want, u)
@@ -463,6 +502,12 @@ func TestRedisMutualPaging(t *testing.T) {
 		if !slices.Equal(first, want[20:]) {
 			t.Fatalf("limit %d: mutual starts with %v, want the later %v", limit, first, want[20:])
 		}
+		// Then u00..u19, one tie (at m's first Load batch), by user.
+		for i, it := range items[10:] {
+			if it.User != want[i] || it.Time != items[10].Time {
+				t.Fatalf("limit %d: mutual item %d is %s at %d, want %s at %d", limit, 10+i, it.User, it.Time, want[i], items[10].Time)
+			}
+		}
 	}
 	// The mutual list from the other side: u05's only mutual is m.
 	if items := listAll(t, r, Mutual, "u05", 10); len(items) != 1 || items[0].User != "m" {
@@ -484,7 +529,7 @@ func TestRedisMemoryInfoFlush(t *testing.T) {
 	if in.Kind != "redis" || in.Addr == "" || in.Version == "" || in.Version[0] < '0' || in.Version[0] > '9' {
 		t.Fatalf("Info = %+v", in)
 	}
-	for _, s := range []string{"appendonly=no", "appendfsync=", "save= "} {
+	for _, s := range []string{"appendonly=no", "appendfsync=", "save= ", "client=rueidis auto-pipelining", "conns=4"} {
 		if !strings.Contains(in.Notes, s) {
 			t.Errorf("Info notes %q lack %q", in.Notes, s)
 		}
@@ -493,7 +538,7 @@ func TestRedisMemoryInfoFlush(t *testing.T) {
 	must(t, r.Flush(ctx))
 	checkCounts(t, r, []string{"a", "b", "c"}, []Counts{{}, {}, {}})
 	checkTypes(t, r, "a", []string{"b"}, []uint8{0})
-	if n, err := r.Client().DBSize(ctx).Result(); err != nil || n != 0 {
+	if n, err := r.Client().Do(ctx, r.Client().B().Dbsize().Build()).AsInt64(); err != nil || n != 0 {
 		t.Fatalf("after Flush: %d keys, %v", n, err)
 	}
 }

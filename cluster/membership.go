@@ -371,6 +371,8 @@ func (d *eventDelegate) set(n *memberlist.Node, alive bool) {
 	m.changed()
 }
 
-func (d *eventDelegate) NotifyJoin(n *memberlist.Node)   { d.set(n, true) }
-func (d *eventDelegate) NotifyLeave(n *memberlist.Node)  { d.set(n, false) }
-func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) { d.set(n, n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect) }
+func (d *eventDelegate) NotifyJoin(n *memberlist.Node)  { d.set(n, true) }
+func (d *eventDelegate) NotifyLeave(n *memberlist.Node) { d.set(n, false) }
+func (d *eventDelegate) NotifyUpdate(n *memberlist.Node) {
+	d.set(n, n.State == memberlist.StateAlive || n.State == memberlist.StateSuspect)
+}
