@@ -91,7 +91,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.workers, "load-workers", 32, "concurrent loaders")
 	fs.IntVar(&c.batch, "load-batch", 64, "follow requests (of up to 20 targets) per load batch")
 	fs.IntVar(&c.rounds, "rounds", 4, "compare: alternate the targets this many times")
-	fs.IntVar(&c.conns, "conns", 4, "connections per node (followd) or pool size hint (redis)")
+	fs.IntVar(&c.conns, "conns", 4, "client connections per node (followd), or rueidis pipeline connections (redis)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write followbench's own CPU profile here (to see what the load generator costs)")
 	return fs
 }
