@@ -43,6 +43,8 @@ type Config struct {
 	SnapshotInterval   time.Duration
 	TrailingLogs       uint64
 	SnapshotRetain     int
+	// WALSegmentSize is the preallocated size of a raft log segment file.
+	WALSegmentSize int64
 	// NoSync turns off fsync of the raft log. Only for tests and
 	// benchmarks that measure something else: acknowledged writes may be
 	// lost on a crash.
@@ -98,6 +100,7 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       16384,
 		SnapshotRetain:     2,
+		WALSegmentSize:     8 << 20,
 		MaxBatch:           512,
 		MaxBatchBytes:      1 << 20,
 		MaxInflight:        4,

@@ -13,6 +13,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/wal"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -29,7 +30,8 @@ type Shard struct {
 	log   hclog.Logger
 	fsm   *fsm.FSM
 	raft  *raft.Raft
-	logs  *raftboltdb.BoltStore
+	logs   *wal.Log
+	stable *raftboltdb.BoltStore
 	trans raft.Transport
 
 	props    chan *proposal
@@ -109,43 +111,59 @@ func openShard(n *Node, id int) (*Shard, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.logs, err = raftboltdb.New(raftboltdb.Options{
-		Path:   filepath.Join(dir, "raft.db"),
-		NoSync: cfg.NoSync,
-		// Without freelist syncing, bolt writes less per commit; the
-		// freelist is rebuilt by scanning on open.
-		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bbolt.FreelistMapType},
-	})
+	// The raft log is a write-ahead log of preallocated segments: one
+	// fdatasync per append and no B+tree (internal/wal). Term and vote,
+	// written only on elections, stay in bolt.
+	s.logs, err = wal.Open(filepath.Join(dir, "wal"), wal.Config{SegmentSize: cfg.WALSegmentSize, NoSync: cfg.NoSync, Logger: log.Named("wal")})
 	if err != nil {
 		return nil, fmt.Errorf("raft log: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, log.Named("snapshots"))
+	s.stable, err = raftboltdb.New(raftboltdb.Options{
+		Path:        filepath.Join(dir, "stable.db"),
+		NoSync:      cfg.NoSync,
+		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
+	})
 	if err != nil {
 		s.logs.Close()
+		return nil, fmt.Errorf("raft stable store: %w", err)
+	}
+	closeStores := func() {
+		s.logs.Close()
+		s.stable.Close()
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, log.Named("snapshots"))
+	if err != nil {
+		closeStores()
 		return nil, err
 	}
 	s.trans, err = cfg.Transports.Transport(id)
 	if err != nil {
-		s.logs.Close()
+		closeStores()
 		return nil, err
 	}
 	rc := cfg.raftConfig()
 	rc.Logger = quietInfo{log.Named("raft")}
-	has, err := raft.HasExistingState(s.logs, s.logs, snaps)
+	has, err := raft.HasExistingState(s.logs, s.stable, snaps)
 	if err != nil {
-		s.logs.Close()
+		closeStores()
 		return nil, err
 	}
-	s.raft, err = raft.NewRaft(rc, s.fsm, s.logs, s.logs, snaps, s.trans)
+	// Recent entries stay in memory for followers and replays.
+	cached, err := raft.NewLogCache(1024, s.logs)
 	if err != nil {
-		s.logs.Close()
+		closeStores()
+		return nil, err
+	}
+	s.raft, err = raft.NewRaft(rc, s.fsm, cached, s.stable, snaps, s.trans)
+	if err != nil {
+		closeStores()
 		return nil, err
 	}
 	if !has {
 		f := s.raft.BootstrapCluster(raft.Configuration{Servers: cfg.Transports.Servers(id)})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.raft.Shutdown()
-			s.logs.Close()
+			closeStores()
 			return nil, fmt.Errorf("bootstrap: %w", err)
 		}
 	}
@@ -525,7 +543,7 @@ func (s *Shard) close() error {
 	if c, ok := s.trans.(raft.WithClose); ok {
 		c.Close()
 	}
-	return errors.Join(err, s.logs.Close())
+	return errors.Join(err, s.logs.Close(), s.stable.Close())
 }
 
 // quietInfo demotes raft's info logs (elections, snapshots: a dozen lines

@@ -19,7 +19,7 @@ const (
 	segmentExt       = ".wal"
 	segmentDigits    = 20 // enough for any uint64 in decimal
 	zeroChunk        = 1 << 20
-	scanBufferSize   = 1 << 20
+	scanBufferSize   = 256 << 10
 	maxSegmentSize   = 1<<32 - 1 // offsets are uint32
 	minSegmentSize   = 64 << 10
 	dirPerm          = 0o755
@@ -86,19 +86,38 @@ func fdatasync(fd int) error {
 	}
 }
 
-// preallocate reserves size bytes for f, which is empty. fallocate allocates
-// the blocks (so later writes cannot fail with ENOSPC) and sets the file size
-// up front, so that fdatasync after an append has no size to persist. File
-// systems without fallocate get the zeros written instead.
+// preallocate gives the empty file f size bytes of allocated, zeroed and
+// already written blocks, so that fdatasync after an append has neither a
+// size change nor an allocation to persist:
+//
+//  1. fallocate(FALLOC_FL_WRITE_ZEROES) (Linux 6.17+, where the device can
+//     zero blocks itself) does all of that at once;
+//  2. else fallocate(0) reserves the blocks (contiguous, and an ENOSPC now
+//     rather than mid-append), and zeros are written over them: ext4 keeps
+//     fallocated blocks as "unwritten" extents, and the first fdatasync
+//     after writing into one must commit a journal transaction to mark it
+//     written. Measured on the project VM, 7.5 KB append+fdatasync took
+//     about 30% longer (780 vs 610 µs median) on a fallocated file than on a
+//     zero-filled one, while writing 16 MiB of zeros costs about 17 ms once
+//     per segment;
+//  3. file systems without fallocate just get the zeros.
 func preallocate(f *os.File, size int64) error {
-	err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+	fd := int(f.Fd())
+	err := unix.Fallocate(fd, unix.FALLOC_FL_WRITE_ZEROES, 0, size)
 	if err == nil {
 		return nil
 	}
-	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) && !errors.Is(err, unix.EINVAL) {
+	if !fallocateUnsupported(err) {
+		return fmt.Errorf("wal: fallocate %s: %w", f.Name(), err)
+	}
+	if err := unix.Fallocate(fd, 0, 0, size); err != nil && !fallocateUnsupported(err) {
 		return fmt.Errorf("wal: fallocate %s: %w", f.Name(), err)
 	}
 	return writeZeros(f, 0, size)
+}
+
+func fallocateUnsupported(err error) bool {
+	return errors.Is(err, unix.EOPNOTSUPP) || errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EINVAL)
 }
 
 // writeZeros writes zero bytes over [off, end).
@@ -155,7 +174,7 @@ func (r *scanResult) lastIndex() uint64 { return r.firstIndex + uint64(len(r.off
 // is not part of the log. Only I/O errors are returned as errors.
 func scanSegment(f *os.File, size int64) (scanResult, error) {
 	var res scanResult
-	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), scanBufferSize)
+	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), int(min(size, scanBufferSize)))
 	le := binary.LittleEndian
 	var hdr [recordHeaderSize]byte
 	var body []byte

@@ -8,13 +8,17 @@
 // The log lives in one directory, which Open locks (flock) against a second
 // opener. It is a sequence of segment files named NNNNNNNNNNNNNNNNNNNN.wal,
 // the zero-padded decimal index of the first entry the segment holds. A
-// segment is preallocated (fallocate, or zeros where that is unsupported) to
-// Config.SegmentSize when it is created, and the file and the directory are
-// synced once at that point. A StoreLogs batch is never split across
-// segments: if it does not fit in the rest of the current segment, the
-// segment is left as it is (sealed) and the batch goes to a new segment, made
-// larger than SegmentSize if the batch needs it. Only a batch larger than the
-// 4 GiB limit of a segment is split (see StoreLogs).
+// segment is preallocated to Config.SegmentSize when it is created, with
+// zeros actually written (see preallocate for why), and the file and the
+// directory are synced once at that point. A StoreLogs batch is not split
+// across segments: if it does not fit in the rest of the current segment,
+// that segment is left as it is (sealed) and the batch goes to a new
+// segment, made larger than SegmentSize if the batch needs it. Only a batch
+// larger than the 4 GiB limit of a segment is split (see Log.append).
+//
+// A prefix compaction removes the segments that hold only deleted entries
+// and renames the segment holding the new first index to that index; a
+// suffix truncation zeroes the deleted records and removes later segments.
 //
 // # Records
 //
@@ -32,10 +36,12 @@
 // When StoreLogs returns nil, its entries are durable (unless
 // Config.NoSync). When DeleteRange returns nil, the deletion is durable: a
 // crash cannot bring back deleted entries. A crash in the middle of a call
-// leaves the log in the state before the call or, for StoreLogs, that state
-// plus a prefix of the batch; for DeleteRange, a state between before and
-// after that is itself a contiguous log. Open never fails because of a torn
-// or garbled tail: it keeps the longest valid prefix.
+// leaves a valid log: for StoreLogs, the state before the call plus a prefix
+// (possibly empty) of the batch; for DeleteRange, a contiguous part of the
+// log between the states before and after. Open never fails because of a
+// torn or garbled tail: it keeps the longest valid prefix. It does not tell a
+// torn write from a corrupted record in the middle of the log either: the
+// log ends before the first invalid record, and a warning is logged.
 //
 // Recovery relies on one invariant: in every segment, every byte after the
 // last record is zero. Preallocation makes new segments zero; a suffix
@@ -45,10 +51,22 @@
 // end marker could expose an old record that happens to start exactly where
 // the new records end and to continue their index sequence.
 //
+// # Raft specifics
+//
+// Log implements raft.MonotonicLogStore, so raft deletes the whole log after
+// installing a snapshot rather than leaving a gap before the next entries.
+// FirstIndex and LastIndex behave as raft's InmemStore does for the ranges
+// raft deletes, including both returning 0 once everything is deleted, after
+// which the log may restart at any index. A failed write or sync is sticky:
+// the Log refuses further changes until it is reopened, because after a
+// failed fsync the state of the file is unknown (raft then steps down).
+//
 // # In memory
 //
 // Per segment, the offset of each entry's record (4 bytes per entry); for the
-// log, its first and last index and last term. GetLog is one pread.
+// log, its first and last index and last term. GetLog is one pread and does
+// not wait for the fdatasync of a concurrent StoreLogs (see Log). All segment
+// files stay open.
 package wal
 
 import (
@@ -109,23 +127,35 @@ type Stats struct {
 }
 
 // Log is a raft.LogStore backed by segment files in one directory. It is
-// safe for concurrent use: GetLog, FirstIndex, LastIndex and Stats share a
-// read lock (GetLog reads with pread, which needs no file position), and
-// writes and deletions take the write lock.
+// safe for concurrent use.
+//
+// Two locks: wmu serializes the changes (StoreLogs, DeleteRange, Close);
+// mu protects the in-memory state that readers (GetLog, FirstIndex,
+// LastIndex, Stats) use, and is held for reading by them (GetLog reads with
+// pread, which needs no file position, so reads run in parallel). StoreLogs
+// holds mu only for the moment it publishes the new entries, not while it
+// writes and fdatasyncs them: the new bytes go after the published end of
+// the log, where no reader looks, and so the leader's replication goroutines
+// reading recent entries do not queue behind every fsync of the next batch.
+// The rare deletions hold mu throughout, which keeps them simple. Holding
+// wmu, a changer may read the state without mu (nobody else changes it) but
+// must hold mu to change it.
 type Log struct {
 	cfg    Config
 	logger hclog.Logger
 
+	wmu      sync.Mutex
 	mu       sync.RWMutex
 	dir      *os.File // open for fsync and for the flock
 	segs     []*segment
 	first    uint64 // 0 iff the log is empty, and then last and lastTerm are 0 too
 	last     uint64
 	lastTerm uint64
-	wbuf     []byte // reused encode buffer
 	closed   bool
+	wbuf     []byte   // reused encode buffer (wmu)
+	obuf     []uint32 // reused offsets buffer (wmu)
 
-	// failed is set when a write or sync of log data failed. The file's
+	// failed (wmu) is set when a write or sync of log data failed. The file's
 	// contents (and after a failed fsync, the page cache's) are then
 	// unknown, so the log refuses further changes until it is reopened and
 	// recovery establishes what is really on disk.
@@ -160,6 +190,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 		l.closeFiles()
 		return nil, err
 	}
+	l.logger.Debug("wal: opened", "dir", dir, "segments", len(l.segs), "first", l.first, "last", l.last)
 	return l, nil
 }
 
@@ -469,37 +500,50 @@ func (l *Log) StoreLogs(logs []*raft.Log) error {
 		}
 	}
 
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	if err := l.checkWritable(); err != nil {
 		return err
 	}
-	if l.first != 0 {
-		switch {
-		case start <= l.first:
-			if err := l.reset(); err != nil {
-				return err
-			}
-		case start <= l.last:
-			l.logger.Info("wal: StoreLogs overwrites the log suffix", "from", start, "last", l.last)
-			if err := l.truncateSuffix(start); err != nil {
-				return err
-			}
-		case start > l.last+1:
-			l.logger.Warn("wal: StoreLogs leaves a gap, dropping the whole log", "first", l.first, "last", l.last, "new", start)
-			if err := l.reset(); err != nil {
-				return err
-			}
+	if l.first == 0 || start == l.last+1 {
+		if logs[0].Term < l.lastTerm {
+			return fmt.Errorf("wal: StoreLogs term %d at index %d is below the last term %d", logs[0].Term, start, l.lastTerm)
+		}
+		return l.append(logs, false)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock() // held during append too: rare, and simpler
+	switch {
+	case start <= l.first:
+		if err := l.reset(); err != nil {
+			return err
+		}
+	case start <= l.last:
+		// Check the term before deleting anything, so that a refused
+		// batch leaves the log as it was.
+		prev, err := l.readTerm(l.findSegment(start-1), start-1)
+		if err != nil {
+			return err
+		}
+		if logs[0].Term < prev {
+			return fmt.Errorf("wal: StoreLogs term %d at index %d is below the previous term %d", logs[0].Term, start, prev)
+		}
+		l.logger.Info("wal: StoreLogs overwrites the log suffix", "from", start, "last", l.last)
+		if err := l.truncateSuffix(start); err != nil {
+			return err
+		}
+	default: // start > l.last+1
+		l.logger.Warn("wal: StoreLogs leaves a gap, dropping the whole log", "first", l.first, "last", l.last, "new", start)
+		if err := l.reset(); err != nil {
+			return err
 		}
 	}
-	if l.first != 0 && logs[0].Term < l.lastTerm {
-		return fmt.Errorf("wal: StoreLogs term %d at index %d is below the last term %d", logs[0].Term, start, l.lastTerm)
-	}
-	return l.append(logs)
+	return l.append(logs, true)
 }
 
 // append writes logs, which start at last+1 (or anywhere if the log is
-// empty).
+// empty), and publishes them under mu once they are durable. The caller
+// holds wmu, and maybe mu.
 //
 // The batch goes entirely into the current segment if it fits there with its
 // end marker; otherwise into a new segment of max(SegmentSize, batch) bytes.
@@ -509,85 +553,91 @@ func (l *Log) StoreLogs(logs []*raft.Log) error {
 // beyond maxSegmentSize are split, over several new segments; a crash can
 // then leave a later segment complete behind a torn earlier one, which
 // recovery treats as the gap it is and discards.
-func (l *Log) append(logs []*raft.Log) error {
-	sizes := make([]int64, len(logs))
+func (l *Log) append(logs []*raft.Log, holdingMu bool) error {
+	var sizesBuf [64]int64
+	sizes := sizesBuf[:0]
 	var total int64
-	for i, e := range logs {
-		sizes[i] = recordSize(e)
-		total += sizes[i]
+	for _, e := range logs {
+		n := recordSize(e)
+		sizes = append(sizes, n)
+		total += n
 	}
 
-	type written struct {
+	// A chunk is the part of the batch written to one segment.
+	type chunk struct {
 		s        *segment
-		tail     int64 // tail before the write, to roll back on error
-		nOffsets int
+		created  bool
+		from, to int   // the chunk's offsets in l.obuf
+		tail     int64 // the segment's tail after the chunk
 	}
-	var ws []written
-	nSegs := len(l.segs)
-	// rollback undoes the in-memory effects of a failed append: the entries
-	// were not acknowledged, and segments created for them are removed (if
-	// that fails, recovery treats what they hold as an unacknowledged
-	// prefix of the batch or as garbage).
-	rollback := func() {
-		for _, w := range ws {
-			w.s.tail = w.tail
-			w.s.offsets = w.s.offsets[:w.nOffsets]
+	var chunksBuf [1]chunk
+	chunks := chunksBuf[:0]
+	// abandon removes the segments created for a batch that failed: they
+	// were never published. (If removing fails, recovery sees an
+	// unacknowledged prefix of the batch, or garbage.)
+	abandon := func() {
+		for _, c := range chunks {
+			if c.created {
+				c.s.f.Close()
+				os.Remove(c.s.path)
+			}
 		}
-		for _, s := range l.segs[nSegs:] {
-			s.f.Close()
-			os.Remove(s.path)
-		}
-		l.segs = l.segs[:nSegs]
 	}
-
+	l.obuf = l.obuf[:0]
 	for i := 0; i < len(logs); {
-		var s *segment
-		if n := len(l.segs); n > 0 && len(ws) == 0 {
-			s = l.segs[n-1]
+		c := chunk{}
+		if n := len(l.segs); n > 0 && len(chunks) == 0 {
+			c.s, c.tail = l.segs[n-1], l.segs[n-1].tail
 		}
-		if s == nil || s.tail+total+endMarkerSize > s.size {
+		if c.s == nil || c.tail+total+endMarkerSize > c.s.size {
 			size := min(max(l.cfg.SegmentSize, total+endMarkerSize), maxSegmentSize)
-			ns, err := createSegment(l.dir, logs[i].Index, size, l.cfg.NoSync)
+			s, err := createSegment(l.dir, logs[i].Index, size, l.cfg.NoSync)
 			if err != nil {
-				rollback()
+				abandon()
 				return err
 			}
-			l.segs = append(l.segs, ns)
-			s = ns
+			c = chunk{s: s, created: true}
 		}
-		j, used := i, int64(0)
-		for j < len(logs) && s.tail+used+sizes[j]+endMarkerSize <= s.size {
-			used += sizes[j]
-			j++
-		}
+		start := c.tail
+		c.from = len(l.obuf)
 		buf := l.wbuf[:0]
-		for _, e := range logs[i:j] {
-			buf = appendRecord(buf, e)
+		j := i
+		for ; j < len(logs) && c.tail+sizes[j]+endMarkerSize <= c.s.size; j++ {
+			l.obuf = append(l.obuf, uint32(c.tail))
+			c.tail += sizes[j]
+			buf = appendRecord(buf, logs[j])
 		}
+		c.to = len(l.obuf)
 		buf = append(buf, zeros[:endMarkerSize]...)
-		ws = append(ws, written{s, s.tail, len(s.offsets)})
-		off := s.tail
-		for k := i; k < j; k++ {
-			s.offsets = append(s.offsets, uint32(off))
-			off += sizes[k]
-		}
-		_, err := s.f.WriteAt(buf, s.tail)
-		s.tail += used
+		chunks = append(chunks, c)
+		_, err := c.s.f.WriteAt(buf, start)
 		if cap(buf) <= 4<<20 { // don't keep a giant batch's buffer forever
 			l.wbuf = buf
 		}
 		if err != nil {
-			rollback()
-			return l.fail(fmt.Errorf("wal: write %s: %w", s.path, err))
+			abandon()
+			return l.fail(fmt.Errorf("wal: write %s: %w", c.s.path, err))
 		}
-		total -= used
+		total -= c.tail - start
 		i = j
 	}
-	for _, w := range ws {
-		if err := l.datasync(w.s); err != nil {
-			rollback()
+	for _, c := range chunks {
+		if err := l.datasync(c.s); err != nil {
+			abandon()
 			return l.fail(err)
 		}
+	}
+
+	if !holdingMu {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+	}
+	for _, c := range chunks {
+		if c.created {
+			l.segs = append(l.segs, c.s)
+		}
+		c.s.offsets = append(c.s.offsets, l.obuf[c.from:c.to]...)
+		c.s.tail = c.tail
 	}
 	if l.first == 0 {
 		l.first = logs[0].Index
@@ -611,6 +661,8 @@ func (l *Log) append(logs []*raft.Log) error {
 // nothing (InmemStore would still move its bounds). A range strictly inside
 // the log would leave a hole and is refused.
 func (l *Log) DeleteRange(min, max uint64) error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if err := l.checkWritable(); err != nil {
@@ -765,6 +817,8 @@ func (l *Log) Stats() Stats {
 // Close closes the files and releases the directory lock. Entries are
 // already durable: Close does not sync.
 func (l *Log) Close() error {
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
