@@ -492,3 +492,31 @@ func (c *Client) Ping(ctx context.Context, addr string) error {
 	_, err = cn.call(ctx, wire.OpPing, wire.AppendEmpty)
 	return err
 }
+
+// NewLazy returns a Client that connects only when first used. Servers use
+// it to reach their peers (forwarding, relaying), whose addresses they learn
+// from gossip.
+func NewLazy(cfg Config) (*Client, error) {
+	if len(cfg.Addrs) == 0 {
+		cfg.Addrs = []string{"127.0.0.1:0"} // never dialled: Call names its node
+	}
+	if err := cfg.defaults(); err != nil {
+		return nil, err
+	}
+	return &Client{cfg: cfg, pools: map[string]*pool{}, shards: 1}, nil
+}
+
+// Call sends one request to the node at addr, without routing or retries,
+// and returns the response body. body appends the request body.
+func (c *Client) Call(ctx context.Context, addr string, op wire.Op, body func([]byte) []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
+	}
+	cn, err := c.conn(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	return cn.call(ctx, op, body)
+}

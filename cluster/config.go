@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/followgraph/followgraph/fsm"
@@ -77,6 +78,39 @@ type Config struct {
 	// (for metrics). It must not block.
 	OnCommit func(shard int, d time.Duration, commands int)
 
+	// Cluster mode: a node with a RaftAddr is a member of a cluster (see
+	// clustermode.go); without one it is a single node, as above.
+	//
+	// RaftAddr is the raft listener, one port for every shard;
+	// RaftAdvertise the address peers dial (default: RaftAddr).
+	RaftAddr, RaftAdvertise string
+	// RaftDial, if set, replaces the raft port's dialer (tests inject
+	// partitions with it).
+	RaftDial func(addr string, timeout time.Duration) (net.Conn, error)
+	// GossipAddr is memberlist's address (UDP and TCP); GossipAdvertise
+	// the one peers use.
+	GossipAddr, GossipAdvertise string
+	// ClientAddr is this node's client address as other nodes and clients
+	// should use it (shard maps, forwarding).
+	ClientAddr string
+	// Token is presented to other nodes when forwarding and relaying.
+	Token string
+	// Join lists gossip seeds (it may include this node's own address).
+	Join []string
+	// BootstrapExpect creates a new cluster once this many nodes see each
+	// other (0: join an existing cluster only).
+	BootstrapExpect int
+	// Replicas is the number of voters of each shard (default 3).
+	Replicas int
+	// DeadTimeout is how long a node must have been gone before its
+	// replicas are re-created elsewhere (never on a single suspicion).
+	DeadTimeout time.Duration
+	// ReconcileInterval is how often each shard leader compares its
+	// replicas with the live membership.
+	ReconcileInterval time.Duration
+	// FastGossip shortens gossip timers (tests on loopback).
+	FastGossip bool
+
 	// Sender delivers records to other shards. Nil means this node holds
 	// every shard (a single node): deliveries go to the local shard.
 	Sender Sender
@@ -110,6 +144,9 @@ func DefaultConfig() Config {
 		RelayRetry:         20 * time.Millisecond,
 		AckEvery:           50 * time.Millisecond,
 		MaxOutbox:          1 << 20,
+		Replicas:           3,
+		DeadTimeout:        30 * time.Second,
+		ReconcileInterval:  2 * time.Second,
 	}
 }
 
@@ -131,6 +168,22 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: ApplyTimeout must be positive")
 	case c.TrailingLogs < c.SnapshotThreshold/2:
 		return fmt.Errorf("cluster: TrailingLogs (%d) below half of SnapshotThreshold (%d) leaves slow followers no log to catch up from", c.TrailingLogs, c.SnapshotThreshold)
+	}
+	if c.clusterMode() {
+		switch {
+		case c.GossipAddr == "":
+			return errors.New("cluster: GossipAddr is required with RaftAddr")
+		case c.ClientAddr == "":
+			return errors.New("cluster: ClientAddr is required with RaftAddr")
+		case c.Replicas < 1:
+			return fmt.Errorf("cluster: Replicas (%d) must be at least 1", c.Replicas)
+		case c.BootstrapExpect < 0:
+			return fmt.Errorf("cluster: BootstrapExpect (%d) must not be negative", c.BootstrapExpect)
+		case c.DeadTimeout <= 0 || c.ReconcileInterval <= 0:
+			return errors.New("cluster: DeadTimeout and ReconcileInterval must be positive")
+		case c.Shards > 1024:
+			return fmt.Errorf("cluster: at most 1024 shards in a cluster (gossip metadata), not %d", c.Shards)
+		}
 	}
 	if err := c.Store.Validate(); err != nil {
 		return err

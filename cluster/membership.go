@@ -36,6 +36,7 @@ const metaVersion = 1
 // NodeMeta is what a node says about itself.
 type NodeMeta struct {
 	ID         string
+	ClusterID  string // empty until the node belongs to a cluster
 	ClientAddr string
 	RaftAddr   string
 	State      uint8
@@ -74,12 +75,12 @@ func (b Bitmap) Count() int {
 }
 
 // Encode renders meta in memberlist's metadata (at most 512 bytes): version
-// u8 | state u8 | shards u16 | 3 × (len u8, string) | leads | hosts. At
+// u8 | state u8 | shards u16 | 4 × (len u8, string) | leads | hosts. At
 // 1,024 shards the two bitmaps take 256 bytes, leaving room for addresses.
 func (m NodeMeta) Encode() ([]byte, error) {
 	b := []byte{metaVersion, m.State}
 	b = binary.BigEndian.AppendUint16(b, uint16(m.Shards))
-	for _, s := range []string{m.ID, m.ClientAddr, m.RaftAddr} {
+	for _, s := range []string{m.ID, m.ClusterID, m.ClientAddr, m.RaftAddr} {
 		if len(s) > 255 {
 			return nil, fmt.Errorf("cluster: %q is too long for node metadata", s)
 		}
@@ -108,7 +109,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	m.State = b[1]
 	m.Shards = int(binary.BigEndian.Uint16(b[2:]))
 	b = b[4:]
-	var strs [3]string
+	var strs [4]string
 	for i := range strs {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return m, bad
@@ -116,7 +117,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		strs[i] = string(b[1 : 1+b[0]])
 		b = b[1+b[0]:]
 	}
-	m.ID, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2]
+	m.ID, m.ClusterID, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2], strs[3]
 	n := (m.Shards + 7) / 8
 	if len(b) != 2*n {
 		return m, bad

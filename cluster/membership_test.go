@@ -11,7 +11,7 @@ import (
 )
 
 func TestNodeMetaFitsAt1024Shards(t *testing.T) {
-	m := NodeMeta{ID: "node-with-a-long-name-01", ClientAddr: "10.200.200.200:7700", RaftAddr: "10.200.200.200:7701", Shards: 1024,
+	m := NodeMeta{ID: "node-with-a-long-name-01", ClusterID: "0123456789abcdef0123456789abcdef", ClientAddr: "10.200.200.200:7700", RaftAddr: "10.200.200.200:7701", Shards: 1024,
 		Leads: NewBitmap(1024), Hosts: NewBitmap(1024), State: NodeDraining}
 	for i := 0; i < 1024; i += 3 {
 		m.Leads.Set(i, true)
@@ -28,7 +28,7 @@ func TestNodeMetaFitsAt1024Shards(t *testing.T) {
 		t.Fatalf("%d bytes", len(b))
 	}
 	back, err := DecodeNodeMeta(b)
-	if err != nil || back.ID != m.ID || back.RaftAddr != m.RaftAddr || back.State != NodeDraining || back.Leads.Count() != m.Leads.Count() || !back.Hosts.Has(1) || back.Hosts.Has(2) {
+	if err != nil || back.ID != m.ID || back.ClusterID != m.ClusterID || back.RaftAddr != m.RaftAddr || back.State != NodeDraining || back.Leads.Count() != m.Leads.Count() || !back.Hosts.Has(1) || back.Hosts.Has(2) {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
 	for _, bad := range [][]byte{nil, {9}, b[:10], append(b, 0)} {

@@ -8,14 +8,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
+	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/internal/raftmux"
 	"github.com/followgraph/followgraph/fsm"
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -23,13 +28,46 @@ import (
 // Node runs the shards of one followgraph node: one raft group per shard,
 // each with its FSM, group-commit batcher and relay.
 type Node struct {
-	cfg    Config
-	log    hclog.Logger
-	meta   Meta
+	cfg     Config
+	log     hclog.Logger
+	meta    Meta
+	nshards int
+
+	// shards[i] is nil for a shard this node hosts no replica of (only in
+	// cluster mode, where replicas are opened as they are assigned).
+	mu     sync.RWMutex
 	shards []*Shard
+
+	// Cluster mode only (see clustermode.go).
+	mux     *raftmux.Mux
+	members *Membership
+	peers   *client.Client
+	stop    chan struct{}
+	wg      sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error
+
+	mapMu   sync.Mutex
+	mapHash uint64
+	mapVer  uint64
+}
+
+// mapVersion numbers shard maps: it grows whenever this node builds one
+// that differs from the last. Clients compare versions from one node only,
+// and refresh on "not leader" anyway.
+func (n *Node) mapVersion(m wire.ShardMap) uint64 {
+	h := fnv.New64a()
+	for _, l := range m.Leaders {
+		fmt.Fprintf(h, "%d %s %s;", l.Shard, l.LeaderID, l.Addr)
+	}
+	n.mapMu.Lock()
+	defer n.mapMu.Unlock()
+	if v := h.Sum64(); v != n.mapHash || n.mapVer == 0 {
+		n.mapHash = v
+		n.mapVer++
+	}
+	return n.mapVer
 }
 
 // Meta is what a data directory records about its cluster. It is written
@@ -58,30 +96,25 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	if cfg.clusterMode() {
+		return openCluster(ctx, n)
+	}
 	if err := n.loadMeta(); err != nil {
 		return nil, err
 	}
-	if len(n.cfg.Store.CursorKey) == 0 {
-		// Cursors must survive restarts and leader changes, so the key is
-		// derived from the cluster's identity.
-		k := sha256.Sum256([]byte("followgraph cursor key\x00" + n.meta.ClusterID))
-		n.cfg.Store.CursorKey = k[:]
-	}
+	n.setCursorKey()
 	if n.cfg.Sender == nil {
 		n.cfg.Sender = localSender{n}
 	}
 	if n.cfg.Transports == nil {
 		n.cfg.Transports = &inmemTransports{node: raft.ServerID(cfg.NodeID)}
 	}
-	n.shards = make([]*Shard, n.meta.Shards)
-	for i := range n.shards {
-		s, err := openShard(n, i)
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("shard %d: %w", i, err)
-		}
-		n.shards[i] = s
+	n.nshards = n.meta.Shards
+	n.shards = make([]*Shard, n.nshards)
+	if err := n.openAll(func(i int) []raft.Server { return n.cfg.Transports.Servers(i) }, nil); err != nil {
+		n.Close()
+		return nil, err
 	}
 	for _, s := range n.shards {
 		s.start()
@@ -92,6 +125,44 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.log.Info("node ready", "node", cfg.NodeID, "shards", len(n.shards), "cluster", n.meta.ClusterID, "data", cfg.DataDir)
 	return n, nil
+}
+
+// openAll opens shards in parallel (restoring a snapshot and replaying
+// the log is most of a restart, and shards are independent): every shard,
+// or those for which want returns true.
+func (n *Node) openAll(boot func(int) []raft.Server, want func(int) bool) error {
+	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
+	errs := make([]error, n.nshards)
+	var wg sync.WaitGroup
+	for i := range n.nshards {
+		if want != nil && !want(i) {
+			continue
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			s, err := openShard(n, i, boot(i))
+			if err != nil {
+				errs[i] = fmt.Errorf("shard %d: %w", i, err)
+				return
+			}
+			n.mu.Lock()
+			n.shards[i] = s
+			n.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// setCursorKey derives the cursor key from the cluster ID: cursors must
+// survive restarts and leader changes, so every replica of every shard
+// needs the same key.
+func (n *Node) setCursorKey() {
+	if len(n.cfg.Store.CursorKey) == 0 && n.meta.ClusterID != "" {
+		k := sha256.Sum256([]byte("followgraph cursor key\x00" + n.meta.ClusterID))
+		n.cfg.Store.CursorKey = k[:]
+	}
 }
 
 func (n *Node) loadMeta() error {
@@ -153,21 +224,38 @@ func syncFile(path string) error {
 // Meta returns the data directory's metadata.
 func (n *Node) Meta() Meta { return n.meta }
 
-// Shards returns the number of shards.
-func (n *Node) Shards() int { return len(n.shards) }
+// Shards returns the number of shards of the cluster.
+func (n *Node) Shards() int { return n.nshards }
 
-// Shard returns shard i.
-func (n *Node) Shard(i int) *Shard { return n.shards[i] }
+// Shard returns shard i, or nil if this node hosts no replica of it.
+func (n *Node) Shard(i int) *Shard {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	if i < 0 || i >= len(n.shards) {
+		return nil
+	}
+	return n.shards[i]
+}
 
 // ShardOf returns the shard of a user.
-func (n *Node) ShardOf(user string) int { return fsm.ShardOf(user, len(n.shards)) }
+func (n *Node) ShardOf(user string) int { return fsm.ShardOf(user, n.nshards) }
+
+// local returns the shard of user if this node hosts it, or an error
+// naming where it is.
+func (n *Node) local(user string) (*Shard, error) {
+	i := n.ShardOf(user)
+	if s := n.Shard(i); s != nil {
+		return s, nil
+	}
+	return nil, n.elsewhere(i)
+}
 
 // Config returns the node's configuration (with defaults filled in).
 func (n *Node) Config() Config { return n.cfg }
 
-// WaitReady waits until every shard is ready to serve.
+// WaitReady waits until every local shard is ready to serve.
 func (n *Node) WaitReady(ctx context.Context) error {
-	for _, s := range n.shards {
+	for _, s := range n.localShards() {
 		select {
 		case <-s.readyCh():
 		case <-ctx.Done():
@@ -177,9 +265,9 @@ func (n *Node) WaitReady(ctx context.Context) error {
 	return nil
 }
 
-// Ready reports whether every shard is ready to serve.
+// Ready reports whether every local shard is ready to serve.
 func (n *Node) Ready() bool {
-	for _, s := range n.shards {
+	for _, s := range n.localShards() {
 		if !s.Ready() {
 			return false
 		}
@@ -187,16 +275,40 @@ func (n *Node) Ready() bool {
 	return true
 }
 
+// localShards returns the shards this node hosts.
+func (n *Node) localShards() []*Shard {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	var out []*Shard
+	for _, s := range n.shards {
+		if s != nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // Close stops the node: it refuses new writes, lets queued writes finish,
 // stops relays, and shuts down raft and the stores. Safe to call more than
 // once.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		close(n.stop)
 		var errs []error
-		for _, s := range n.shards {
-			if s != nil {
-				errs = append(errs, s.close())
-			}
+		// Leave gossip first, so peers stop routing here, then stop the
+		// shards, then the raft port.
+		if n.members != nil {
+			errs = append(errs, n.members.Close())
+		}
+		n.wg.Wait()
+		for _, s := range n.localShards() {
+			errs = append(errs, s.close())
+		}
+		if n.mux != nil {
+			errs = append(errs, n.mux.Close())
+		}
+		if n.peers != nil {
+			n.peers.Close()
 		}
 		n.closeErr = errors.Join(errs...)
 		n.log.Info("node stopped", "node", n.cfg.NodeID)
@@ -204,19 +316,32 @@ func (n *Node) Close() error {
 	return n.closeErr
 }
 
-// Follow makes actor follow targets, on actor's shard.
+// Follow makes actor follow targets, on actor's shard (which must be
+// local: see Service for routing).
 func (n *Node) Follow(ctx context.Context, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {
-	return n.shards[n.ShardOf(actor)].Write(ctx, fsm.OpFollow, actor, targets, opt)
+	s, err := n.local(actor)
+	if err != nil {
+		return nil, err
+	}
+	return s.Write(ctx, fsm.OpFollow, actor, targets, opt)
 }
 
 // Unfollow makes actor stop following targets, on actor's shard.
 func (n *Node) Unfollow(ctx context.Context, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {
-	return n.shards[n.ShardOf(actor)].Write(ctx, fsm.OpUnfollow, actor, targets, opt)
+	s, err := n.local(actor)
+	if err != nil {
+		return nil, err
+	}
+	return s.Write(ctx, fsm.OpUnfollow, actor, targets, opt)
 }
 
 // Read runs fn on the Store of user's shard (see Shard.Read).
 func (n *Node) Read(user string, fn func(*shard.Store) error) error {
-	return n.shards[n.ShardOf(user)].Read(fn)
+	s, err := n.local(user)
+	if err != nil {
+		return err
+	}
+	return s.Read(fn)
 }
 
 // Info returns the counts of users, which may live on different shards.
@@ -248,10 +373,11 @@ func (n *Node) Info(users []string) ([]shard.Info, error) {
 type localSender struct{ n *Node }
 
 func (l localSender) Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (uint64, error) {
-	if dst < 0 || dst >= len(l.n.shards) {
-		return 0, codes.New(codes.InvalidParam, "no shard %d", dst)
+	s := l.n.Shard(dst)
+	if s == nil {
+		return 0, l.n.elsewhere(dst)
 	}
-	return l.n.shards[dst].Deliver(ctx, src, recs)
+	return s.Deliver(ctx, src, recs)
 }
 
 // inmemTransports gives each shard of a single node an in-memory

@@ -1,8 +1,15 @@
 package cluster
 
 import (
+	"context"
 	"hash/fnv"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
+
+	"github.com/followgraph/followgraph/wire"
+	"github.com/hashicorp/raft"
 )
 
 // Placement: where a shard's replicas should live.
@@ -54,4 +61,183 @@ func Preferred(shard int, nodes []string) []string {
 func Replicas(shard int, nodes []string, n int) []string {
 	p := Preferred(shard, nodes)
 	return p[:min(n, len(p))]
+}
+
+// reconciler runs the periodic duties of a cluster node: it drops replicas
+// whose shard removed this node, and on each shard it leads, reconciles the
+// replica set with the live membership (see reconcile).
+func (n *Node) reconciler() {
+	t := time.NewTicker(n.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+		}
+		for _, s := range n.localShards() {
+			if s.raft.State() == raft.Shutdown {
+				n.dropReplica(s)
+				continue
+			}
+			if s.Ready() {
+				n.reconcile(s)
+			}
+		}
+	}
+}
+
+// dropReplica closes and deletes a replica this node no longer belongs to
+// (its shard removed it, so its raft shut down).
+func (n *Node) dropReplica(s *Shard) {
+	select {
+	case <-n.stop:
+		return // shutting down: raft stopped for that reason
+	default:
+	}
+	n.mu.Lock()
+	if n.shards[s.id] != s {
+		n.mu.Unlock()
+		return
+	}
+	n.shards[s.id] = nil
+	n.mu.Unlock()
+	if err := s.close(); err != nil {
+		n.log.Warn("closing a removed replica", "shard", s.id, "error", err)
+	}
+	if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, shardDir(s.id))); err != nil {
+		n.log.Warn("deleting a removed replica", "shard", s.id, "error", err)
+	}
+	n.members.Update(func(m *NodeMeta) { m.Hosts.Set(s.id, false); m.Leads.Set(s.id, false) })
+	n.log.Info("removed from shard; replica deleted", "shard", s.id)
+}
+
+// reconcile runs on the leader of shard s and takes at most one step
+// towards the desired replica set:
+//
+//  1. promote a non-voter that has caught up;
+//  2. add, as a non-voter, a desired node that is missing (raft sends it a
+//     snapshot and the log; quorum does not depend on it meanwhile);
+//  3. once the desired voters are in place, remove servers that are not
+//     desired: nodes gone for longer than DeadTimeout, draining nodes,
+//     surplus replicas (the leader hands over leadership before it would
+//     remove itself);
+//  4. hand leadership to the shard's preferred node (the first desired
+//     voter), so that leaderships spread evenly.
+//
+// The desired set is the shard's top Replicas nodes by rendezvous hash
+// among eligible nodes: active members of this cluster that are alive or
+// have been gone for less than DeadTimeout (a single suspicion never moves
+// a replica).
+func (n *Node) reconcile(s *Shard) {
+	f := s.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	conf := f.Configuration()
+	now := time.Now()
+	byID := map[string]Member{}
+	var eligible []string
+	for _, m := range n.members.Members() {
+		byID[m.Meta.ID] = m
+		gone := !m.Alive && now.Sub(m.Since) >= n.cfg.DeadTimeout
+		if m.Meta.ClusterID == n.meta.ClusterID && m.Meta.State == NodeActive && !gone {
+			eligible = append(eligible, m.Meta.ID)
+		}
+	}
+	desired := Replicas(s.id, eligible, n.cfg.Replicas)
+	inConf := map[string]raft.ServerSuffrage{}
+	for _, sv := range conf.Servers {
+		inConf[string(sv.ID)] = sv.Suffrage
+	}
+	self := n.cfg.NodeID
+	alive := func(id string) bool { m, ok := byID[id]; return ok && m.Alive }
+
+	// 1. Promote a caught-up non-voter that is desired.
+	for _, id := range desired {
+		if inConf[id] == raft.Nonvoter && alive(id) && n.caughtUp(s, byID[id]) {
+			n.log.Info("promoting replica", "shard", s.id, "node", id)
+			s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(byID[id].Meta.RaftAddr), 0, 5*time.Second)
+			return
+		}
+	}
+	// 2. Add a missing desired node as a non-voter.
+	for _, id := range desired {
+		if _, ok := inConf[id]; !ok && alive(id) {
+			n.log.Info("adding replica", "shard", s.id, "node", id)
+			s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(byID[id].Meta.RaftAddr), 0, 5*time.Second)
+			return
+		}
+	}
+	// 3. Remove servers that are not desired, once the desired voters are
+	// all in place (or as many as there are eligible nodes).
+	voters := 0
+	for _, id := range desired {
+		if inConf[id] == raft.Voter {
+			voters++
+		}
+	}
+	if voters >= len(desired) {
+		for _, sv := range conf.Servers {
+			id := string(sv.ID)
+			if slices.Contains(desired, id) {
+				continue
+			}
+			if id == self {
+				n.handOff(s, desired, byID)
+				return
+			}
+			n.log.Info("removing replica", "shard", s.id, "node", id, "alive", alive(id))
+			s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+			return
+		}
+	}
+	// 4. Spread leaderships: the first desired voter should lead.
+	if len(desired) > 0 && desired[0] != self && inConf[desired[0]] == raft.Voter && alive(desired[0]) && n.caughtUp(s, byID[desired[0]]) {
+		n.handOff(s, desired, byID)
+	}
+}
+
+// handOff transfers s's leadership to the first desired voter that is
+// alive.
+func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
+	for _, id := range desired {
+		if id == n.cfg.NodeID {
+			continue
+		}
+		m, ok := byID[id]
+		if !ok || !m.Alive {
+			continue
+		}
+		n.log.Info("handing over leadership", "shard", s.id, "to", id)
+		if err := s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr)).Error(); err != nil {
+			n.log.Warn("leadership transfer failed", "shard", s.id, "to", id, "error", err)
+		}
+		return
+	}
+}
+
+// caughtUpLag is how far behind the leader's last index a replica may be
+// and still count as caught up (entries are batches, so this is small).
+const caughtUpLag = 64
+
+// caughtUp asks node m how far it has applied shard s.
+func (n *Node) caughtUp(s *Shard, m Member) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
+	if err != nil {
+		return false
+	}
+	st, err := wire.ParseStatus(body)
+	if err != nil {
+		return false
+	}
+	last := s.raft.LastIndex()
+	for _, sh := range st.Shards {
+		if sh.Shard == s.id {
+			return sh.AppliedIndex+caughtUpLag >= last
+		}
+	}
+	return false
 }

@@ -39,7 +39,7 @@ type waiter struct {
 }
 
 func newRelay(s *Shard) *relay {
-	n := len(s.node.shards)
+	n := s.node.nshards
 	r := &relay{s: s, kicks: make([]chan struct{}, n), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
 	for i := range r.kicks {
 		r.kicks[i] = make(chan struct{}, 1)

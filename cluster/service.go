@@ -12,7 +12,10 @@ import (
 )
 
 // Service serves the wire protocol from a Node: it is the wire.Backend of
-// followd.
+// followd. A request for a shard this node leads is served here; in a
+// cluster, any other request is forwarded to the shard's leader (once: a
+// request that arrives from another node is not forwarded again), so a
+// simple client may talk to any node.
 type Service struct {
 	n       *Node
 	addr    string // this node's client address, for status and shard maps
@@ -28,7 +31,26 @@ func NewService(n *Node, addr, version string) *Service {
 
 // Welcome is the handshake response of this node.
 func (s *Service) Welcome() wire.Welcome {
+	s.n.mu.RLock()
+	defer s.n.mu.RUnlock()
 	return wire.Welcome{Server: s.version, NodeID: s.n.cfg.NodeID, Shards: s.n.Shards(), ClusterID: s.n.meta.ClusterID}
+}
+
+// route returns the shard that serves user here, or the address of the
+// node to forward to, or an error.
+func (s *Service) route(ctx context.Context, user string) (*Shard, string, error) {
+	i := s.n.ShardOf(user)
+	sh := s.n.Shard(i)
+	if sh != nil && sh.Ready() {
+		return sh, "", nil
+	}
+	if sh != nil && !s.n.cfg.clusterMode() {
+		return sh, "", nil // single node: the shard says why it is not ready
+	}
+	if addr, ok := s.n.leaderAddr(i); ok && !wire.FromPeer(ctx) {
+		return nil, addr, nil
+	}
+	return nil, "", s.n.elsewhere(i)
 }
 
 func (s *Service) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
@@ -39,7 +61,18 @@ func (s *Service) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) 
 	if err := shard.ValidateUserID(req.Actor); err != nil {
 		return nil, err
 	}
-	res, err := s.n.shards[s.n.ShardOf(req.Actor)].Write(ctx, fop, req.Actor, req.Targets, WriteOptions{Sync: req.Sync})
+	sh, addr, err := s.route(ctx, req.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		body, err := s.n.peers.Call(ctx, addr, op, func(b []byte) []byte { return wire.AppendWriteRequest(b, req) })
+		if err != nil {
+			return nil, err
+		}
+		return wire.ParseResults(body)
+	}
+	res, err := sh.Write(ctx, fop, req.Actor, req.Targets, WriteOptions{Sync: req.Sync})
 	if err != nil {
 		return nil, err
 	}
@@ -60,8 +93,26 @@ func (s *Service) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn
 	if err := shard.ValidateUserID(req.User); err != nil {
 		return "", err
 	}
+	sh, addr, err := s.route(ctx, req.User)
+	if err != nil {
+		return "", err
+	}
+	if addr != "" {
+		body, err := s.n.peers.Call(ctx, addr, op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
+		if err != nil {
+			return "", err
+		}
+		p, err := wire.ParsePage(body)
+		if err != nil {
+			return "", err
+		}
+		for _, it := range p.Items {
+			fn([]byte(it.UserID), it.FollowTime)
+		}
+		return p.NextCursor, nil
+	}
 	var next string
-	err := s.n.Read(req.User, func(st *shard.Store) error {
+	err = sh.Read(func(st *shard.Store) error {
 		var err error
 		next, err = st.Scan(k, req.User, req.Cursor, req.Limit, fn)
 		return err
@@ -70,14 +121,44 @@ func (s *Service) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn
 }
 
 func (s *Service) Info(ctx context.Context, users []string) ([]wire.Info, error) {
-	is, err := s.n.Info(users)
-	if err != nil {
-		return nil, err
+	if len(users) < 1 || len(users) > s.n.cfg.Store.MaxInfo {
+		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(users), s.n.cfg.Store.MaxInfo)
 	}
-	out := make([]wire.Info, len(is))
-	for i, r := range is {
-		// The user ID may share the request frame: copy it.
-		out[i] = wire.Info{UserID: users[i], Code: r.Code, Following: uint64(r.Following), Followers: uint64(r.Followers), Mutual: uint64(r.Mutual)}
+	out := make([]wire.Info, len(users))
+	for i, u := range users {
+		// The user ID may share the request frame: the result keeps its
+		// own copy.
+		out[i] = wire.Info{UserID: string([]byte(u))}
+		if !shard.ValidUserID(u) {
+			out[i].Code = codes.InvalidParam
+			continue
+		}
+		sh, addr, err := s.route(ctx, u)
+		if err != nil {
+			return nil, err
+		}
+		if addr != "" {
+			body, err := s.n.peers.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte { return wire.AppendUsersRequest(b, []string{u}) })
+			if err != nil {
+				return nil, err
+			}
+			is, err := wire.ParseInfos(body)
+			if err != nil || len(is) != 1 {
+				return nil, codes.New(codes.Internal, "forwarded info: %v", err)
+			}
+			out[i] = is[0]
+			continue
+		}
+		err = sh.Read(func(st *shard.Store) error {
+			r, err := st.Info([]string{u})
+			if err == nil {
+				out[i].Code, out[i].Following, out[i].Followers, out[i].Mutual = r[0].Code, uint64(r[0].Following), uint64(r[0].Followers), uint64(r[0].Mutual)
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return out, nil
 }
@@ -86,25 +167,49 @@ func (s *Service) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Chec
 	if err := shard.ValidateUserID(req.Actor); err != nil {
 		return nil, err
 	}
+	sh, addr, err := s.route(ctx, req.Actor)
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		body, err := s.n.peers.Call(ctx, addr, wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
+		if err != nil {
+			return nil, err
+		}
+		return wire.ParseChecks(body)
+	}
 	var out []wire.Check
-	err := s.n.Read(req.Actor, func(st *shard.Store) error {
+	err = sh.Read(func(st *shard.Store) error {
 		cs, err := st.Check(req.Actor, req.Targets)
 		if err != nil {
 			return err
 		}
 		out = make([]wire.Check, len(cs))
 		for i, c := range cs {
-			out[i] = wire.Check{UserID: req.Targets[i], Code: c.Code, FollowType: uint8(c.Type)}
+			out[i] = wire.Check{UserID: string([]byte(req.Targets[i])), Code: c.Code, FollowType: uint8(c.Type)}
 		}
 		return nil
 	})
 	return out, err
 }
 
+// Deliver applies relayed records to a shard this node leads.
+func (s *Service) Deliver(ctx context.Context, req wire.DeliverRequest) (uint64, error) {
+	sh := s.n.Shard(req.Dst)
+	if sh == nil || !sh.Ready() {
+		return 0, s.n.elsewhere(req.Dst)
+	}
+	recs := make([]fsm.Record, len(req.Records))
+	for i, r := range req.Records {
+		recs[i] = fsm.Record(r)
+	}
+	return sh.Deliver(ctx, req.Src, recs)
+}
+
 func (s *Service) Status(ctx context.Context) (wire.Status, error) {
-	st := wire.Status{NodeID: s.n.cfg.NodeID, Server: s.version, ClusterID: s.n.meta.ClusterID,
+	st := wire.Status{NodeID: s.n.cfg.NodeID, Server: s.version, ClusterID: s.Welcome().ClusterID,
 		UptimeSec: uint64(time.Since(s.started).Seconds()), Addr: s.addr}
-	for _, sh := range s.n.shards {
+	for _, sh := range s.n.localShards() {
 		st.Shards = append(st.Shards, s.shardStatus(sh))
 	}
 	return st, nil
@@ -116,6 +221,8 @@ func (s *Service) shardStatus(sh *Shard) wire.ShardStatus {
 	ss.LeaderID = string(id)
 	if ss.Leader {
 		ss.LeaderAddr = s.addr
+	} else if m, ok := s.n.leaderOf(sh.id); ok {
+		ss.LeaderAddr = m.Meta.ClientAddr
 	}
 	if err := sh.fsm.Failed(); err != nil {
 		ss.Halted = err.Error()
@@ -130,13 +237,16 @@ func (s *Service) shardStatus(sh *Shard) wire.ShardStatus {
 }
 
 func (s *Service) ShardMap(ctx context.Context) (wire.ShardMap, error) {
-	m := wire.ShardMap{Version: 1, Shards: s.n.Shards()}
-	for _, sh := range s.n.shards {
-		l := wire.ShardLeader{Shard: sh.id}
-		if sh.Ready() {
+	m := wire.ShardMap{Shards: s.n.Shards()}
+	for i := range s.n.Shards() {
+		l := wire.ShardLeader{Shard: i}
+		if sh := s.n.Shard(i); sh != nil && sh.Ready() {
 			l.LeaderID, l.Addr = s.n.cfg.NodeID, s.addr
+		} else if mb, ok := s.n.leaderOf(i); ok {
+			l.LeaderID, l.Addr = mb.Meta.ID, mb.Meta.ClientAddr
 		}
 		m.Leaders = append(m.Leaders, l)
 	}
+	m.Version = s.n.mapVersion(m)
 	return m, nil
 }

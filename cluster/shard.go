@@ -88,9 +88,11 @@ type batch struct {
 	cmds  int // commands in it (for metrics)
 }
 
-func openShard(n *Node, id int) (*Shard, error) {
+// openShard opens shard id's replica on this node. boot, if not empty, is
+// the configuration to bootstrap a new shard with.
+func openShard(n *Node, id int, boot []raft.Server) (*Shard, error) {
 	cfg := &n.cfg
-	dir := filepath.Join(cfg.DataDir, fmt.Sprintf("shard-%03d", id))
+	dir := filepath.Join(cfg.DataDir, shardDir(id))
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
@@ -107,7 +109,7 @@ func openShard(n *Node, id int) (*Shard, error) {
 	// queue records) as soon as raft starts.
 	s.relay = newRelay(s)
 	var err error
-	s.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: len(n.shards), Store: cfg.Store, Logger: log, OnRecords: s.onRecords})
+	s.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: n.nshards, Store: cfg.Store, Logger: log, OnRecords: s.onRecords})
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +161,8 @@ func openShard(n *Node, id int) (*Shard, error) {
 		closeStores()
 		return nil, err
 	}
-	if !has {
-		f := s.raft.BootstrapCluster(raft.Configuration{Servers: cfg.Transports.Servers(id)})
+	if !has && len(boot) > 0 {
+		f := s.raft.BootstrapCluster(raft.Configuration{Servers: boot})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			s.raft.Shutdown()
 			closeStores()
@@ -219,15 +221,20 @@ func (s *Shard) watchLeadership() {
 			relayDone = make(chan struct{})
 			go func() { defer close(relayDone); s.relay.run(ctx) }()
 			s.log.Debug("leading", "index", s.fsm.Index())
+			s.node.leadershipChanged(s.id, true)
 			return
 		}
 		s.mu.Lock()
+		was := s.leading
 		if s.leading {
 			s.leading = false
 			s.isReady.Store(false)
 			s.ready = make(chan struct{})
 		}
 		s.mu.Unlock()
+		if was {
+			s.node.leadershipChanged(s.id, false)
+		}
 		if cancelRelay != nil {
 			cancelRelay()
 			<-relayDone

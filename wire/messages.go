@@ -493,3 +493,75 @@ func ParseShardMap(body []byte) (ShardMap, error) {
 func (m ShardMap) String() string {
 	return fmt.Sprintf("shardmap v%d (%d shards)", m.Version, m.Shards)
 }
+
+// PeerName is the client name nodes use in the hello when they talk to
+// each other. A server does not forward requests that arrive on such a
+// connection again: a forwarded request is served or refused where it lands.
+const PeerName = "followd-peer"
+
+// Record is one reverse edge relayed between shards (see fsm.Record).
+type Record struct {
+	Seq      uint64
+	Add      bool
+	Followee string
+	Follower string
+	Time     int64
+	Created  int64
+}
+
+// DeliverRequest is [dst, src, [[seq, add, followee, follower, time,
+// created]...]]; the response is [applied].
+type DeliverRequest struct {
+	Dst, Src int
+	Records  []Record
+}
+
+// AppendDeliverRequest encodes a delivery.
+func AppendDeliverRequest(b []byte, d DeliverRequest) []byte {
+	b = appendArray(b, 3)
+	b = appendUint(b, uint64(d.Dst))
+	b = appendUint(b, uint64(d.Src))
+	b = appendArray(b, len(d.Records))
+	for _, r := range d.Records {
+		b = appendArray(b, 6)
+		b = appendUint(b, r.Seq)
+		b = appendBool(b, r.Add)
+		b = appendStr(b, r.Followee)
+		b = appendStr(b, r.Follower)
+		b = appendInt(b, r.Time)
+		b = appendInt(b, r.Created)
+	}
+	return b
+}
+
+// ParseDeliverRequest decodes a delivery (strings are copied).
+func ParseDeliverRequest(body []byte) (DeliverRequest, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	d := DeliverRequest{Dst: int(r.uint()), Src: int(r.uint())}
+	n := r.array(1 << 20)
+	d.Records = make([]Record, 0, min(n, 256))
+	for range n {
+		r.arrayN(6)
+		rec := Record{Seq: r.uint(), Add: r.bool(), Followee: r.str(maxIDLen * 4), Follower: r.str(maxIDLen * 4), Time: r.int(), Created: r.int()}
+		if r.err != nil {
+			break
+		}
+		d.Records = append(d.Records, rec)
+	}
+	if d.Dst > 1<<16 || d.Src > 1<<16 {
+		r.fail()
+	}
+	return d, wrap(r.done(), "deliver request")
+}
+
+// AppendUint64 encodes [v] (the delivery response).
+func AppendUint64(b []byte, v uint64) []byte { return appendUint(appendArray(b, 1), v) }
+
+// ParseUint64 decodes [v].
+func ParseUint64(body []byte) (uint64, error) {
+	r := reader{b: body}
+	r.arrayN(1)
+	v := r.uint()
+	return v, wrap(r.done(), "uint")
+}

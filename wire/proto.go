@@ -37,12 +37,15 @@ const (
 	OpStatus    Op = 8
 	OpShardMap  Op = 9
 	OpPing      Op = 10
+	// OpDeliver carries reverse edges between the nodes of a cluster (the
+	// relay); clients do not use it.
+	OpDeliver Op = 11
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
-	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping",
+	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver",
 }
 
 // String names the operation.
@@ -55,7 +58,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver}
 }
 
 // ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's bytes,

@@ -34,6 +34,17 @@ type Backend interface {
 	Check(ctx context.Context, req CheckRequest) ([]Check, error)
 	Status(ctx context.Context) (Status, error)
 	ShardMap(ctx context.Context) (ShardMap, error)
+	// Deliver applies relayed reverse edges (cluster-internal).
+	Deliver(ctx context.Context, req DeliverRequest) (uint64, error)
+}
+
+type peerKey struct{}
+
+// FromPeer reports whether a request came from another node (which
+// identified itself with PeerName): such requests are not forwarded again.
+func FromPeer(ctx context.Context) bool {
+	v, _ := ctx.Value(peerKey{}).(bool)
+	return v
 }
 
 // Observer receives the server's metrics. Methods are called concurrently.
@@ -72,6 +83,9 @@ type ServerConfig struct {
 	Welcome  Welcome
 	Logger   hclog.Logger
 	Observer Observer
+	// Forwards says the backend may forward reads to other nodes (a
+	// cluster): reads then get a deadline too.
+	Forwards bool
 }
 
 // DefaultServerConfig returns the defaults.
@@ -116,6 +130,7 @@ type Server struct {
 	wg       sync.WaitGroup // connection goroutines
 	stopping chan struct{}
 	bufs     sync.Pool
+	forwards bool
 }
 
 // NewServer returns a server for backend.
@@ -131,7 +146,7 @@ func NewServer(cfg ServerConfig, backend Backend) (*Server, error) {
 	}
 	cfg.Welcome.Version = ProtocolVersion
 	cfg.Welcome.MaxFrame = cfg.MaxFrame
-	return &Server{cfg: cfg, backend: backend, log: cfg.Logger, obs: cfg.Observer, conns: map[*conn]struct{}{}, stopping: make(chan struct{})}, nil
+	return &Server{cfg: cfg, backend: backend, log: cfg.Logger, obs: cfg.Observer, conns: map[*conn]struct{}{}, stopping: make(chan struct{}), forwards: cfg.Forwards}, nil
 }
 
 type nopObserver struct{}
@@ -261,8 +276,9 @@ func (s *Server) putBuf(b []byte) {
 }
 
 type conn struct {
-	s   *Server
-	c   net.Conn
+	s    *Server
+	c    net.Conn
+	peer bool // the client is another node
 	out chan []byte
 	sem chan struct{}
 	wg  sync.WaitGroup // handlers in flight
@@ -337,6 +353,7 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 		c.sendNow(AppendError(nil, id, codes.New(codes.AuthFailed, "bad or missing token")))
 		return false
 	}
+	c.peer = h.Client == PeerName
 	b, start := AppendResponseHeader(nil, id, codes.OK)
 	c.sendNow(EndFrame(AppendWelcome(b, cfg.Welcome), start))
 	return true
@@ -442,6 +459,13 @@ func (c *conn) readLoop(br *bufio.Reader) {
 				continue
 			}
 			go c.handleWrite(id, op, req)
+		case OpDeliver:
+			req, err := ParseDeliverRequest(body)
+			if err != nil {
+				c.finish(id, op, time.Now(), nil, err)
+				continue
+			}
+			go c.handleDeliver(id, req)
 		default:
 			c.handleRead(id, op, body)
 		}
@@ -493,8 +517,15 @@ func (c *conn) finish(id uint32, op Op, start time.Time, frame []byte, err error
 	c.wg.Done()
 }
 
+func (c *conn) base() context.Context {
+	if c.peer {
+		return context.WithValue(context.Background(), peerKey{}, true)
+	}
+	return context.Background()
+}
+
 func (c *conn) ctx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), c.s.cfg.RequestTimeout)
+	return context.WithTimeout(c.base(), c.s.cfg.RequestTimeout)
 }
 
 func (c *conn) handleWrite(id uint32, op Op, req WriteRequest) {
@@ -510,12 +541,31 @@ func (c *conn) handleWrite(id uint32, op Op, req WriteRequest) {
 	c.finish(id, op, start, EndFrame(AppendResults(b, res), st), nil)
 }
 
+func (c *conn) handleDeliver(id uint32, req DeliverRequest) {
+	start := time.Now()
+	ctx, cancel := c.ctx()
+	defer cancel()
+	applied, err := c.s.backend.Deliver(ctx, req)
+	if err != nil {
+		c.finish(id, OpDeliver, start, nil, err)
+		return
+	}
+	b, st := AppendResponseHeader(c.s.getBuf(), id, codes.OK)
+	c.finish(id, OpDeliver, start, EndFrame(AppendUint64(b, applied), st), nil)
+}
+
 // handleRead serves a read inline: reads take microseconds, and the frame
 // buffer they may point into is only reused after they return.
 func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	start := time.Now()
-	// Reads never block, so they get no deadline timer.
-	ctx := context.Background()
+	// Reads never block, so they get no deadline timer (on this node; a
+	// forwarded read gets one below).
+	ctx := c.base()
+	if !c.peer && c.s.forwards {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.s.cfg.RequestTimeout)
+		defer cancel()
+	}
 	b, st := AppendResponseHeader(c.s.getBuf(), id, codes.OK)
 	var err error
 	switch op {

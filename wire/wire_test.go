@@ -589,3 +589,18 @@ func TestManyConcurrentClients(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+func (f *fakeBackend) Deliver(ctx context.Context, req DeliverRequest) (uint64, error) {
+	return uint64(len(req.Records)), nil
+}
+
+func TestDeliverRoundTrip(t *testing.T) {
+	d := DeliverRequest{Dst: 3, Src: 1, Records: []Record{{1, true, "a", "b", 5, 4}, {2, false, "a", "b", 5, 6}}}
+	got, err := ParseDeliverRequest(AppendDeliverRequest(nil, d))
+	if err != nil || got.Dst != 3 || got.Src != 1 || !slices.Equal(got.Records, d.Records) {
+		t.Fatalf("%+v %v", got, err)
+	}
+	if v, err := ParseUint64(AppendUint64(nil, 77)); err != nil || v != 77 {
+		t.Fatal(v, err)
+	}
+}

@@ -92,6 +92,12 @@ type Config struct {
 	// held before it is closed. Default 5s.
 	HoldTimeout time.Duration
 
+	// OnUnknownShard, if set, is called (on its own goroutine) when a peer
+	// opens a stream for a shard that has no Layer here: a node that was
+	// just added to a shard's replicas opens the shard when the leader
+	// first contacts it. The stream is held meanwhile (HoldTimeout).
+	OnUnknownShard func(shard uint32)
+
 	// AcceptQueue is the number of accepted streams a Layer queues before
 	// raft takes them; beyond it new streams for that shard are closed
 	// (raft retries). Default 64.
@@ -472,6 +478,9 @@ func (m *Mux) dispatch(shard uint32, st *yamux.Stream, peer string) {
 	h.timer = time.AfterFunc(m.cfg.HoldTimeout, func() { m.expireHeld(h) })
 	m.held = append(m.held, h)
 	m.mu.Unlock()
+	if m.cfg.OnUnknownShard != nil {
+		go m.cfg.OnUnknownShard(shard)
+	}
 }
 
 func (m *Mux) expireHeld(h *heldStream) {

@@ -1,0 +1,429 @@
+package cluster
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/raftmux"
+	"github.com/followgraph/followgraph/wire"
+	"github.com/hashicorp/raft"
+)
+
+// Cluster mode.
+//
+// A node with a raft address runs as a member of a cluster: its shards'
+// raft groups talk to the other nodes over one multiplexed port
+// (internal/raftmux), gossip (membership.go) tells who is alive and who
+// leads what, and each shard has Replicas voters spread over the nodes by
+// rendezvous hashing (placement.go). A node opens a shard's replica when
+// the shard is bootstrapped with it, when the shard's leader first
+// contacts it (it was added to the shard), or at start when it finds the
+// shard's data on disk.
+
+func (c *Config) clusterMode() bool { return c.RaftAddr != "" }
+
+// openCluster is Open in cluster mode. It returns once the node's existing
+// shards are open and gossip has started; joining, bootstrapping and
+// elections continue in the background (see Ready).
+func openCluster(ctx context.Context, n *Node) (*Node, error) {
+	cfg := &n.cfg
+	if err := n.loadClusterMeta(); err != nil {
+		return nil, err
+	}
+	n.setCursorKey()
+	ln, err := net.Listen("tcp", cfg.RaftAddr)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: raft listener %s: %w", cfg.RaftAddr, err)
+	}
+	n.mux, err = raftmux.New(raftmux.Config{
+		Listener:       ln,
+		Advertise:      cfg.RaftAdvertise,
+		Dial:           cfg.RaftDial,
+		Logger:         n.log.Named("raftmux"),
+		OnUnknownShard: func(s uint32) { n.adopt(int(s)) },
+	})
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	cfg.Transports = &muxTransports{n: n}
+	if cfg.Sender == nil {
+		cfg.Sender = &netSender{n: n}
+	}
+	n.peers, err = client.NewLazy(client.Config{Token: cfg.Token, Name: wire.PeerName, ConnsPerNode: 2, Retries: -1, RequestTimeout: 10 * time.Second})
+	if err != nil {
+		n.mux.Close()
+		return nil, err
+	}
+	n.shards = make([]*Shard, n.nshards)
+	local := NodeMeta{ID: cfg.NodeID, ClusterID: n.meta.ClusterID, ClientAddr: cfg.ClientAddr, RaftAddr: n.mux.Addr(),
+		Shards: n.nshards, Leads: NewBitmap(n.nshards), Hosts: NewBitmap(n.nshards)}
+	// Shards with data on disk rejoin their groups.
+	onDisk := func(i int) bool {
+		_, err := os.Stat(filepath.Join(cfg.DataDir, shardDir(i)))
+		return err == nil
+	}
+	if err := n.openAll(func(int) []raft.Server { return nil }, onDisk); err != nil {
+		n.Close()
+		return nil, err
+	}
+	for _, s := range n.localShards() {
+		local.Hosts.Set(s.id, true)
+	}
+	n.members, err = NewMembership(MembershipConfig{
+		BindAddr: cfg.GossipAddr, AdvertiseAddr: cfg.GossipAdvertise, Join: cfg.Join,
+		Local: local, Fast: cfg.FastGossip, Logger: n.log.Named("gossip"),
+	})
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	for _, s := range n.localShards() {
+		s.start()
+	}
+	if n.meta.ClusterID == "" {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.bootstrapper() }()
+	}
+	n.wg.Add(1)
+	go func() { defer n.wg.Done(); n.reconciler() }()
+	n.log.Info("cluster node started", "node", cfg.NodeID, "raft", n.mux.Addr(), "gossip", cfg.GossipAddr,
+		"join", strings.Join(cfg.Join, ","), "shards", n.nshards, "hosting", len(n.localShards()), "cluster", n.meta.ClusterID)
+	return n, nil
+}
+
+func shardDir(i int) string { return fmt.Sprintf("shard-%03d", i) }
+
+// loadClusterMeta reads the data directory's metadata, if any. A fresh
+// directory gets its metadata once the node learns the cluster's ID (at
+// bootstrap, or from gossip when it joins an existing cluster).
+func (n *Node) loadClusterMeta() error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+		return err
+	}
+	path := filepath.Join(n.cfg.DataDir, metaFile)
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
+		if err := json.Unmarshal(b, &n.meta); err != nil {
+			return fmt.Errorf("cluster: %s: %w", path, err)
+		}
+		if n.meta.Version != 1 || n.meta.Shards < 1 || n.meta.ClusterID == "" {
+			return fmt.Errorf("cluster: %s: unsupported or incomplete metadata", path)
+		}
+		if n.cfg.Shards != 0 && n.cfg.Shards != n.meta.Shards {
+			return fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d", ErrShardCount, n.cfg.DataDir, n.meta.Shards, n.meta.ClusterID, n.cfg.Shards)
+		}
+		if n.meta.NodeID != n.cfg.NodeID {
+			return fmt.Errorf("cluster: %s belongs to node %q, not %q: a node's ID cannot change", n.cfg.DataDir, n.meta.NodeID, n.cfg.NodeID)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		entries, _ := os.ReadDir(n.cfg.DataDir)
+		if len(entries) > 0 {
+			return fmt.Errorf("cluster: %s is not empty but has no %s; refusing to use it", n.cfg.DataDir, metaFile)
+		}
+		n.meta = Meta{Version: 1, Shards: n.cfg.Shards, NodeID: n.cfg.NodeID}
+		if n.meta.Shards == 0 {
+			n.meta.Shards = DefaultShards
+		}
+	default:
+		return err
+	}
+	n.nshards = n.meta.Shards
+	return nil
+}
+
+// joinCluster records the cluster ID in the data directory (once) and in
+// gossip. It must happen before the first shard of the cluster is opened.
+func (n *Node) joinCluster(id string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.meta.ClusterID != "" {
+		if n.meta.ClusterID != id {
+			return fmt.Errorf("cluster: this node belongs to cluster %s, not %s", n.meta.ClusterID, id)
+		}
+		return nil
+	}
+	n.meta.ClusterID = id
+	n.meta.Created = time.Now().UTC()
+	if err := writeMeta(n.cfg.DataDir, n.meta); err != nil {
+		n.meta.ClusterID = ""
+		return err
+	}
+	n.setCursorKey()
+	n.log.Info("joined cluster", "cluster", id)
+	return n.members.Update(func(m *NodeMeta) { m.ClusterID = id })
+}
+
+func writeMeta(dir string, m Meta) error {
+	path := filepath.Join(dir, metaFile)
+	b, _ := json.MarshalIndent(m, "", "  ")
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
+		return err
+	}
+	if err := syncFile(tmp); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncFile(dir)
+}
+
+// bootstrapStable is how long the set of live nodes must stay the same
+// before a new cluster is bootstrapped from it.
+const bootstrapStable = 2 * time.Second
+
+// bootstrapper creates the cluster's shards once BootstrapExpect nodes see
+// each other, or adopts the ID of a cluster that already exists.
+//
+// Every node computes the same plan from the same member list: the
+// BootstrapExpect members with the lowest IDs form the initial node set;
+// each shard's replicas are its top Replicas nodes by rendezvous hash over
+// that set, and only the first of them bootstraps the shard (raft's
+// BootstrapCluster on one server), so each shard is bootstrapped exactly
+// once. The member list must have been stable for a moment, so that nodes
+// still joining do not make the plans differ.
+func (n *Node) bootstrapper() {
+	var last []string
+	var since time.Time
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-tick.C:
+		}
+		n.mu.RLock()
+		known := n.meta.ClusterID
+		n.mu.RUnlock()
+		if known != "" {
+			return
+		}
+		alive := n.members.Alive()
+		// A cluster already exists: this node joins it; its leaders will
+		// give it replicas.
+		for _, m := range alive {
+			if m.Meta.ClusterID != "" {
+				if m.Meta.Shards != n.nshards {
+					n.log.Error("cannot join: the cluster has another shard count", "cluster", m.Meta.ClusterID, "theirs", m.Meta.Shards, "ours", n.nshards)
+					return
+				}
+				if err := n.joinCluster(m.Meta.ClusterID); err != nil {
+					n.log.Error("cannot join cluster", "error", err)
+				}
+				return
+			}
+		}
+		if n.cfg.BootstrapExpect == 0 {
+			continue // waiting to be found by an existing cluster
+		}
+		var ids []string
+		for _, m := range alive {
+			ids = append(ids, m.Meta.ID)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, last) {
+			last, since = ids, time.Now()
+			continue
+		}
+		if len(ids) < n.cfg.BootstrapExpect || time.Since(since) < bootstrapStable {
+			continue
+		}
+		if err := n.bootstrap(alive); err != nil {
+			n.log.Error("bootstrap failed; retrying", "error", err)
+			continue
+		}
+		return
+	}
+}
+
+func (n *Node) bootstrap(alive []Member) error {
+	set := alive[:n.cfg.BootstrapExpect] // sorted by ID
+	var ids []string
+	raftAddr := map[string]string{}
+	for _, m := range set {
+		if m.Meta.Shards != n.nshards {
+			return fmt.Errorf("node %s has %d shards, this node %d: start every node with the same --shards", m.Meta.ID, m.Meta.Shards, n.nshards)
+		}
+		ids = append(ids, m.Meta.ID)
+		raftAddr[m.Meta.ID] = m.Meta.RaftAddr
+	}
+	if !slices.Contains(ids, n.cfg.NodeID) {
+		n.log.Info("not among the bootstrap nodes; waiting to be given replicas", "nodes", strings.Join(ids, ","))
+		return nil
+	}
+	h := sha256.Sum256([]byte("followgraph cluster\x00" + strconv.Itoa(n.nshards) + "\x00" + strings.Join(ids, "\x00")))
+	if err := n.joinCluster(hex.EncodeToString(h[:16])); err != nil {
+		return err
+	}
+	replicas := n.cfg.Replicas
+	created := 0
+	for i := range n.nshards {
+		reps := Replicas(i, ids, replicas)
+		if !slices.Contains(reps, n.cfg.NodeID) {
+			continue
+		}
+		var boot []raft.Server
+		if reps[0] == n.cfg.NodeID {
+			for _, id := range reps {
+				boot = append(boot, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(id), Address: raft.ServerAddress(raftAddr[id])})
+			}
+			created++
+		}
+		if err := n.openReplica(i, boot); err != nil {
+			return fmt.Errorf("shard %d: %w", i, err)
+		}
+	}
+	n.log.Info("bootstrapped the cluster", "nodes", strings.Join(ids, ","), "shards bootstrapped here", created, "replicas here", len(n.localShards()))
+	return nil
+}
+
+// openReplica opens and starts shard i here (bootstrapping it with boot if
+// not empty), unless it is open already.
+func (n *Node) openReplica(i int, boot []raft.Server) error {
+	n.mu.Lock()
+	if n.shards[i] != nil {
+		n.mu.Unlock()
+		return nil
+	}
+	select {
+	case <-n.stop:
+		n.mu.Unlock()
+		return errors.New("cluster: node is closing")
+	default:
+	}
+	s, err := openShard(n, i, boot)
+	if err != nil {
+		n.mu.Unlock()
+		return err
+	}
+	n.shards[i] = s
+	n.mu.Unlock()
+	s.start()
+	return n.members.Update(func(m *NodeMeta) { m.Hosts.Set(i, true) })
+}
+
+// adopt opens shard i when its leader contacts this node: the node was
+// added to the shard's replicas.
+func (n *Node) adopt(i int) {
+	if i < 0 || i >= n.nshards || n.Shard(i) != nil {
+		return
+	}
+	n.mu.RLock()
+	known := n.meta.ClusterID
+	n.mu.RUnlock()
+	if known == "" {
+		n.log.Warn("contacted for a shard before joining a cluster; ignoring", "shard", i)
+		return
+	}
+	if err := n.openReplica(i, nil); err != nil {
+		n.log.Error("cannot open replica", "shard", i, "error", err)
+		return
+	}
+	n.log.Info("opened a new replica", "shard", i)
+}
+
+// leadershipChanged gossips this node's leaderships.
+func (n *Node) leadershipChanged(shard int, lead bool) {
+	if n.members == nil {
+		return
+	}
+	if err := n.members.Update(func(m *NodeMeta) { m.Leads.Set(shard, lead) }); err != nil {
+		n.log.Warn("cannot gossip leadership", "shard", shard, "error", err)
+	}
+}
+
+// leaderOf returns the member gossip says leads shard i.
+func (n *Node) leaderOf(i int) (Member, bool) {
+	if n.members == nil {
+		return Member{}, false
+	}
+	for _, m := range n.members.Alive() {
+		if m.Meta.Leads.Has(i) && m.Meta.ClientAddr != "" {
+			return m, true
+		}
+	}
+	return Member{}, false
+}
+
+// elsewhere is the error for a request about shard i that this node does
+// not serve.
+func (n *Node) elsewhere(i int) error {
+	if m, ok := n.leaderOf(i); ok {
+		return codes.New(codes.NotLeader, "shard %d is led by %s at %s", i, m.Meta.ID, m.Meta.ClientAddr)
+	}
+	return codes.New(codes.ShardUnavailable, "shard %d has no known leader", i)
+}
+
+// leaderAddr returns the client address of shard i's leader, if another
+// node.
+func (n *Node) leaderAddr(i int) (string, bool) {
+	m, ok := n.leaderOf(i)
+	if !ok || m.Meta.ID == n.cfg.NodeID {
+		return "", false
+	}
+	return m.Meta.ClientAddr, true
+}
+
+// Members returns gossip's view of the cluster (nil on a single node).
+func (n *Node) Members() []Member {
+	if n.members == nil {
+		return nil
+	}
+	return n.members.Members()
+}
+
+// muxTransports gives each shard a raft transport over the node's
+// multiplexed raft port.
+type muxTransports struct{ n *Node }
+
+func (t *muxTransports) Transport(shard int) (raft.Transport, error) {
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream:  t.n.mux.Layer(uint32(shard)),
+		MaxPool: 2,
+		Timeout: 10 * time.Second,
+		Logger:  t.n.log.Named("raft-transport"),
+	}), nil
+}
+
+func (t *muxTransports) Servers(int) []raft.Server { return nil }
+
+// netSender relays records to the leader of the destination shard, here or
+// on another node.
+type netSender struct{ n *Node }
+
+func (s *netSender) Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (uint64, error) {
+	if sh := s.n.Shard(dst); sh != nil && sh.Ready() {
+		return sh.Deliver(ctx, src, recs)
+	}
+	addr, ok := s.n.leaderAddr(dst)
+	if !ok {
+		return 0, s.n.elsewhere(dst)
+	}
+	req := wire.DeliverRequest{Dst: dst, Src: src, Records: make([]wire.Record, len(recs))}
+	for i, r := range recs {
+		req.Records[i] = wire.Record(r)
+	}
+	body, err := s.n.peers.Call(ctx, addr, wire.OpDeliver, func(b []byte) []byte { return wire.AppendDeliverRequest(b, req) })
+	if err != nil {
+		return 0, err
+	}
+	return wire.ParseUint64(body)
+}
