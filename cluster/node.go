@@ -17,8 +17,8 @@ import (
 
 	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/codes"
-	"github.com/followgraph/followgraph/internal/raftmux"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/raftmux"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"

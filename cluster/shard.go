@@ -24,15 +24,15 @@ import (
 // Shard is one shard's raft group on this node, with its FSM, group-commit
 // batcher and relay.
 type Shard struct {
-	id    int
-	node  *Node
-	cfg   *Config
-	log   hclog.Logger
-	fsm   *fsm.FSM
-	raft  *raft.Raft
+	id     int
+	node   *Node
+	cfg    *Config
+	log    hclog.Logger
+	fsm    *fsm.FSM
+	raft   *raft.Raft
 	logs   *wal.Log
 	stable *raftboltdb.BoltStore
-	trans raft.Transport
+	trans  raft.Transport
 
 	props    chan *proposal
 	sendMu   sync.RWMutex // see Write and close

@@ -279,9 +279,9 @@ type conn struct {
 	s    *Server
 	c    net.Conn
 	peer bool // the client is another node
-	out chan []byte
-	sem chan struct{}
-	wg  sync.WaitGroup // handlers in flight
+	out  chan []byte
+	sem  chan struct{}
+	wg   sync.WaitGroup // handlers in flight
 
 	stopped atomic.Bool
 }
