@@ -217,19 +217,31 @@ func (n *Node) bootstrapper() {
 			return
 		}
 		alive := n.members.Alive()
-		// A cluster already exists: this node joins it; its leaders will
-		// give it replicas.
+		// A cluster exists already. If it is the one this node's own plan
+		// makes (another bootstrap node was quicker), this node does its
+		// part of the bootstrap; otherwise it joins as a new node and the
+		// shards' leaders give it replicas.
 		for _, m := range alive {
-			if m.Meta.ClusterID != "" {
-				if m.Meta.Shards != n.nshards {
-					n.log.Error("cannot join: the cluster has another shard count", "cluster", m.Meta.ClusterID, "theirs", m.Meta.Shards, "ours", n.nshards)
-					return
-				}
-				if err := n.joinCluster(m.Meta.ClusterID); err != nil {
-					n.log.Error("cannot join cluster", "error", err)
-				}
+			if m.Meta.ClusterID == "" {
+				continue
+			}
+			if m.Meta.Shards != n.nshards {
+				n.log.Error("cannot join: the cluster has another shard count", "cluster", m.Meta.ClusterID, "theirs", m.Meta.Shards, "ours", n.nshards)
 				return
 			}
+			if n.cfg.BootstrapExpect > 0 && len(alive) >= n.cfg.BootstrapExpect {
+				if id, ids := n.plan(alive); id == m.Meta.ClusterID && slices.Contains(ids, n.cfg.NodeID) {
+					if err := n.bootstrap(alive); err != nil {
+						n.log.Error("bootstrap failed; retrying", "error", err)
+						continue
+					}
+					return
+				}
+			}
+			if err := n.joinCluster(m.Meta.ClusterID); err != nil {
+				n.log.Error("cannot join cluster", "error", err)
+			}
+			return
 		}
 		if n.cfg.BootstrapExpect == 0 {
 			continue // waiting to be found by an existing cluster
@@ -254,23 +266,31 @@ func (n *Node) bootstrapper() {
 	}
 }
 
-func (n *Node) bootstrap(alive []Member) error {
-	set := alive[:n.cfg.BootstrapExpect] // sorted by ID
+// plan returns the cluster ID and node set a bootstrap from alive (sorted
+// by ID) makes: the first BootstrapExpect nodes.
+func (n *Node) plan(alive []Member) (string, []string) {
 	var ids []string
+	for _, m := range alive[:n.cfg.BootstrapExpect] {
+		ids = append(ids, m.Meta.ID)
+	}
+	h := sha256.Sum256([]byte("followgraph cluster\x00" + strconv.Itoa(n.nshards) + "\x00" + strings.Join(ids, "\x00")))
+	return hex.EncodeToString(h[:16]), ids
+}
+
+func (n *Node) bootstrap(alive []Member) error {
+	id, ids := n.plan(alive)
 	raftAddr := map[string]string{}
-	for _, m := range set {
+	for _, m := range alive[:n.cfg.BootstrapExpect] {
 		if m.Meta.Shards != n.nshards {
 			return fmt.Errorf("node %s has %d shards, this node %d: start every node with the same --shards", m.Meta.ID, m.Meta.Shards, n.nshards)
 		}
-		ids = append(ids, m.Meta.ID)
 		raftAddr[m.Meta.ID] = m.Meta.RaftAddr
 	}
 	if !slices.Contains(ids, n.cfg.NodeID) {
 		n.log.Info("not among the bootstrap nodes; waiting to be given replicas", "nodes", strings.Join(ids, ","))
 		return nil
 	}
-	h := sha256.Sum256([]byte("followgraph cluster\x00" + strconv.Itoa(n.nshards) + "\x00" + strings.Join(ids, "\x00")))
-	if err := n.joinCluster(hex.EncodeToString(h[:16])); err != nil {
+	if err := n.joinCluster(id); err != nil {
 		return err
 	}
 	replicas := n.cfg.Replicas

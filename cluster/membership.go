@@ -164,6 +164,7 @@ type Membership struct {
 	local   NodeMeta
 	members map[string]*Member // by node ID
 	changes chan struct{}
+	dirty   chan struct{}
 }
 
 // NewMembership starts gossip and, in the background, joins the seeds
@@ -197,7 +198,7 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	}
 	mc.Logger = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
 	mc.LogOutput = nil
-	m := &Membership{cfg: cfg, log: cfg.Logger, local: cfg.Local, members: map[string]*Member{}, stop: make(chan struct{}), changes: make(chan struct{}, 1)}
+	m := &Membership{cfg: cfg, log: cfg.Logger, local: cfg.Local, members: map[string]*Member{}, stop: make(chan struct{}), changes: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 	mc.Delegate = (*metaDelegate)(m)
 	mc.Events = (*eventDelegate)(m)
 	if _, err := m.local.Encode(); err != nil {
@@ -207,8 +208,9 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: gossip: %w", err)
 	}
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.notifier() }()
+	go func() { defer m.wg.Done(); m.broadcaster() }()
 	go func() { defer m.wg.Done(); m.joiner() }()
 	return m, nil
 }
@@ -264,17 +266,40 @@ func (m *Membership) changed() {
 	}
 }
 
-// Update changes this node's metadata and gossips it.
+// Update changes this node's metadata; a background goroutine gossips it
+// (bursts of updates, such as leadership changes at start, coalesce into
+// few broadcasts, and callers never wait for the network).
 func (m *Membership) Update(fn func(*NodeMeta)) error {
 	m.mu.Lock()
+	prev := m.local
+	prev.Leads, prev.Hosts = slices.Clone(prev.Leads), slices.Clone(prev.Hosts)
 	fn(&m.local)
-	_, err := m.local.Encode()
-	m.mu.Unlock()
-	if err != nil {
+	if _, err := m.local.Encode(); err != nil {
+		m.local = prev
+		m.mu.Unlock()
 		return err
 	}
+	m.mu.Unlock()
+	select {
+	case m.dirty <- struct{}{}:
+	default:
+	}
 	m.changed()
-	return m.ml.UpdateNode(5 * time.Second)
+	return nil
+}
+
+// broadcaster gossips metadata updates.
+func (m *Membership) broadcaster() {
+	for {
+		select {
+		case <-m.dirty:
+		case <-m.stop:
+			return
+		}
+		if err := m.ml.UpdateNode(5 * time.Second); err != nil {
+			m.log.Debug("metadata broadcast not confirmed", "error", err)
+		}
+	}
 }
 
 // Local returns this node's metadata.
