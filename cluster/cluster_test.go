@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
 )
 
 // testCluster runs several cluster-mode nodes in this process, each with
@@ -255,5 +257,175 @@ func (tc *testCluster) dump() {
 		for _, mb := range m.node.Members() {
 			tc.t.Logf("%s sees %s alive=%v leads=%d hosts=%d", m.id, mb.Meta.ID, mb.Alive, mb.Meta.Leads.Count(), mb.Meta.Hosts.Count())
 		}
+	}
+}
+
+// addNode starts one more node that joins the running cluster.
+func (tc *testCluster) addNode(shards int) *testMember {
+	m := &testMember{id: fmt.Sprintf("n%d", len(tc.nodes)+1), dir: tc.t.TempDir(), addr: freePort(tc.t)}
+	cfg := tc.nodes[0].cfg
+	cfg.NodeID, cfg.DataDir, cfg.ClientAddr = m.id, m.dir, m.addr
+	cfg.RaftAddr, cfg.GossipAddr = freePort(tc.t), freePort(tc.t)
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: testWriter{tc.t}})
+	cfg.Join = tc.join
+	m.cfg = cfg
+	tc.nodes = append(tc.nodes, m)
+	tc.start(m)
+	return m
+}
+
+// replicas returns, per shard, the voters in the leader's configuration.
+func (tc *testCluster) replicas(shards int) map[int][]string {
+	out := map[int][]string{}
+	for _, m := range tc.nodes {
+		if m.stopped {
+			continue
+		}
+		for _, s := range m.node.localShards() {
+			if !s.Ready() {
+				continue
+			}
+			cf := s.raft.GetConfiguration()
+			if cf.Error() != nil {
+				continue
+			}
+			for _, sv := range cf.Configuration().Servers {
+				if sv.Suffrage == raft.Voter {
+					out[s.id] = append(out[s.id], string(sv.ID))
+				}
+			}
+		}
+	}
+	return out
+}
+
+// writeAll follows through every shard and returns the actors used.
+func writeAll(t *testing.T, c *client.Client, tag string, n int) []string {
+	t.Helper()
+	var actors []string
+	for i := range n {
+		a := fmt.Sprintf("%s-%d", tag, i)
+		if _, err := c.Follow(context.Background(), a, []string{"hub-" + tag}, client.Sync()); err != nil {
+			t.Fatalf("follow %s: %v", a, err)
+		}
+		actors = append(actors, a)
+	}
+	return actors
+}
+
+func TestClusterLeaderFailover(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	c := tc.client()
+	before := writeAll(t, c, "before", 40)
+	// Kill the leader of shard 0.
+	victim := tc.leaders(shards)[0]
+	var m *testMember
+	for _, x := range tc.nodes {
+		if x.id == victim {
+			m = x
+		}
+	}
+	start := time.Now()
+	tc.stop(m)
+	tc.waitLeaders(shards, 30*time.Second)
+	t.Logf("every shard led again %v after stopping %s", time.Since(start).Round(time.Millisecond), victim)
+	// Writes and reads work through the survivors, and nothing was lost.
+	c2 := tc.client()
+	writeAll(t, c2, "after", 40)
+	info, err := c2.Info(context.Background(), "hub-before", "hub-after")
+	if err != nil || info[0].Followers != uint64(len(before)) || info[1].Followers != 40 {
+		t.Fatalf("after failover: %+v %v", info, err)
+	}
+}
+
+func TestClusterJoinAndRebalance(t *testing.T) {
+	const shards = 8
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	c := tc.client()
+	writeAll(t, c, "pre", 30)
+	n4 := tc.addNode(shards)
+	// The new node gets the replicas that rendezvous hashing gives it,
+	// caught up and promoted to voter; every shard keeps 3 voters.
+	var eligible []string
+	for _, m := range tc.nodes {
+		eligible = append(eligible, m.id)
+	}
+	waitFor(t, "rebalanced replicas", 60*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			want := Replicas(i, eligible, 3)
+			got := reps[i]
+			if len(got) != 3 {
+				return false
+			}
+			for _, id := range want {
+				if !slices.Contains(got, id) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	if n4.node.Shard(0) == nil && len(n4.node.localShards()) == 0 {
+		t.Fatal("the new node hosts nothing")
+	}
+	// Its data is complete: read through it.
+	c4 := tc.client(n4.addr)
+	info, err := c4.Info(context.Background(), "hub-pre")
+	if err != nil || info[0].Followers != 30 {
+		t.Fatalf("through the new node: %+v %v", info, err)
+	}
+}
+
+func TestClusterDeadNodeReplaced(t *testing.T) {
+	const shards = 8
+	tc := newTestCluster(t, 4, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	c := tc.client()
+	writeAll(t, c, "x", 20)
+	dead := tc.nodes[3]
+	tc.stop(dead)
+	// After DeadTimeout (3s here), every shard has 3 voters, none of them
+	// the dead node.
+	waitFor(t, "re-replication", 60*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], dead.id) {
+				return false
+			}
+		}
+		return true
+	})
+	info, err := tc.client().Info(context.Background(), "hub-x")
+	if err != nil || info[0].Followers != 20 {
+		t.Fatalf("after re-replication: %+v %v", info, err)
+	}
+}
+
+func TestClusterDrain(t *testing.T) {
+	const shards = 8
+	tc := newTestCluster(t, 4, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	writeAll(t, tc.client(), "d", 20)
+	target := tc.nodes[1]
+	if err := target.node.SetDraining(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drain", 60*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], target.id) {
+				return false
+			}
+		}
+		return len(target.node.localShards()) == 0
+	})
+	tc.stop(target)
+	info, err := tc.client().Info(context.Background(), "hub-d")
+	if err != nil || info[0].Followers != 20 {
+		t.Fatalf("after drain: %+v %v", info, err)
 	}
 }

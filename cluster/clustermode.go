@@ -447,3 +447,64 @@ func (s *netSender) Deliver(ctx context.Context, dst, src int, recs []fsm.Record
 	}
 	return wire.ParseUint64(body)
 }
+
+// HandOffLeaderships transfers the leadership of every shard this node
+// leads to another replica, so that a planned shutdown costs no election
+// timeout. It gives up on a shard after ctx ends.
+func (n *Node) HandOffLeaderships(ctx context.Context) int {
+	moved := 0
+	for _, s := range n.localShards() {
+		if s.raft.State() != raft.Leader {
+			continue
+		}
+		f := s.raft.LeadershipTransfer()
+		done := make(chan error, 1)
+		go func() { done <- f.Error() }()
+		select {
+		case err := <-done:
+			if err == nil {
+				moved++
+			} else {
+				n.log.Warn("leadership transfer failed", "shard", s.id, "error", err)
+			}
+		case <-ctx.Done():
+			return moved
+		}
+	}
+	return moved
+}
+
+// SetDraining marks this node as draining (or active again): leaders move
+// its replicas to other nodes and it hands its leaderships over.
+func (n *Node) SetDraining(on bool) error {
+	if n.members == nil {
+		return codes.New(codes.InvalidParam, "a single node cannot be drained")
+	}
+	state := NodeActive
+	if on {
+		state = NodeDraining
+	}
+	n.log.Info("draining", "on", on)
+	return n.members.Update(func(m *NodeMeta) { m.State = state })
+}
+
+// Healthy reports whether every local shard has a leader (here or on
+// another node) and, if this node leads it, has caught up.
+func (n *Node) Healthy() (bad []int) {
+	for _, s := range n.localShards() {
+		if s.fsm.Failed() != nil {
+			bad = append(bad, s.id)
+			continue
+		}
+		if s.raft.State() == raft.Leader {
+			if !s.Ready() {
+				bad = append(bad, s.id)
+			}
+			continue
+		}
+		if addr, _ := s.raft.LeaderWithID(); addr == "" {
+			bad = append(bad, s.id)
+		}
+	}
+	return bad
+}

@@ -84,6 +84,44 @@ func (n *Node) reconciler() {
 				n.reconcile(s)
 			}
 		}
+		n.dropRemoved()
+	}
+}
+
+// dropRemoved deletes the follower replicas whose shard's leader no
+// longer lists this node. A follower removed from a configuration often
+// never receives the entry that removes it (the leader stops sending to
+// it), so it asks the leaders.
+func (n *Node) dropRemoved() {
+	byLeader := map[string][]*Shard{}
+	for _, s := range n.localShards() {
+		if s.raft.State() != raft.Follower {
+			continue
+		}
+		if m, ok := n.leaderOf(s.id); ok && m.Meta.ID != n.cfg.NodeID {
+			byLeader[m.Meta.ClientAddr] = append(byLeader[m.Meta.ClientAddr], s)
+		}
+	}
+	for addr, shards := range byLeader {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		body, err := n.peers.Call(ctx, addr, wire.OpStatus, wire.AppendEmpty)
+		cancel()
+		if err != nil {
+			continue
+		}
+		st, err := wire.ParseStatus(body)
+		if err != nil {
+			continue
+		}
+		for _, s := range shards {
+			for _, ss := range st.Shards {
+				if ss.Shard == s.id && ss.Leader && len(ss.Voters) > 0 &&
+					!slices.Contains(ss.Voters, n.cfg.NodeID) && !slices.Contains(ss.Nonvoters, n.cfg.NodeID) {
+					n.log.Info("the shard's leader no longer lists this node", "shard", s.id, "leader", st.NodeID)
+					n.dropReplica(s)
+				}
+			}
+		}
 	}
 }
 
@@ -192,7 +230,12 @@ func (n *Node) reconcile(s *Shard) {
 			return
 		}
 	}
-	// 4. Spread leaderships: the first desired voter should lead.
+	// 4. Spread leaderships: the first desired voter should lead. A
+	// draining node hands its leaderships over at once.
+	if n.members.Local().State == NodeDraining {
+		n.handOff(s, desired, byID)
+		return
+	}
 	if len(desired) > 0 && desired[0] != self && inConf[desired[0]] == raft.Voter && alive(desired[0]) && n.caughtUp(s, byID[desired[0]]) {
 		n.handOff(s, desired, byID)
 	}

@@ -227,6 +227,15 @@ func (s *Service) shardStatus(sh *Shard) wire.ShardStatus {
 	if err := sh.fsm.Failed(); err != nil {
 		ss.Halted = err.Error()
 	}
+	if f := sh.raft.GetConfiguration(); f.Error() == nil {
+		for _, sv := range f.Configuration().Servers {
+			if sv.Suffrage == raft.Voter {
+				ss.Voters = append(ss.Voters, string(sv.ID))
+			} else {
+				ss.Nonvoters = append(ss.Nonvoters, string(sv.ID))
+			}
+		}
+	}
 	sh.fsm.ReadAny(func(st *shard.Store) {
 		stats := st.Stats()
 		ss.Users, ss.Following, ss.Followers, ss.Mutual = uint64(stats.Users), uint64(stats.Following), uint64(stats.Followers), uint64(stats.Mutual)

@@ -373,6 +373,9 @@ type ShardStatus struct {
 	LagRecords   uint64
 	LagOldestMs  uint64
 	Halted       string // why the shard's state machine halted, if it did
+	// Voters and Nonvoters are the shard's raft configuration as this
+	// node knows it (authoritative when Leader is true).
+	Voters, Nonvoters []string
 }
 
 // Status is a node's status.
@@ -388,7 +391,8 @@ type Status struct {
 // AppendStatus encodes a status body:
 // [node, server, cluster, uptime, addr, [shard...]], shard = [shard,
 // leader, leaderID, leaderAddr, ready, applied, users, following,
-// followers, mutual, lagRecords, lagOldestMs, halted].
+// followers, mutual, lagRecords, lagOldestMs, halted, [voter...],
+// [nonvoter...]].
 func AppendStatus(b []byte, s Status) []byte {
 	b = appendArray(b, 6)
 	b = appendStr(b, s.NodeID)
@@ -398,7 +402,7 @@ func AppendStatus(b []byte, s Status) []byte {
 	b = appendStr(b, s.Addr)
 	b = appendArray(b, len(s.Shards))
 	for _, sh := range s.Shards {
-		b = appendArray(b, 13)
+		b = appendArray(b, 15)
 		b = appendUint(b, uint64(sh.Shard))
 		b = appendBool(b, sh.Leader)
 		b = appendStr(b, sh.LeaderID)
@@ -412,6 +416,12 @@ func AppendStatus(b []byte, s Status) []byte {
 		b = appendUint(b, sh.LagRecords)
 		b = appendUint(b, sh.LagOldestMs)
 		b = appendStr(b, sh.Halted)
+		for _, ids := range [][]string{sh.Voters, sh.Nonvoters} {
+			b = appendArray(b, len(ids))
+			for _, id := range ids {
+				b = appendStr(b, id)
+			}
+		}
 	}
 	return b
 }
@@ -423,10 +433,16 @@ func ParseStatus(body []byte) (Status, error) {
 	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
 	n := r.array(1 << 16)
 	for range n {
-		r.arrayN(13)
+		r.arrayN(15)
 		sh := ShardStatus{Shard: int(r.uint()), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
 			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
 			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12)}
+		for _, dst := range []*[]string{&sh.Voters, &sh.Nonvoters} {
+			k := r.array(64)
+			for range k {
+				*dst = append(*dst, r.str(256))
+			}
+		}
 		if r.err != nil {
 			break
 		}

@@ -97,7 +97,8 @@ func TestBodiesRoundTrip(t *testing.T) {
 		t.Fatalf("checks: %+v %v", got, err)
 	}
 	st := Status{NodeID: "n", Server: "v", ClusterID: "c", UptimeSec: 5, Addr: "x:1", Shards: []ShardStatus{{Shard: 1, Leader: true, LeaderID: "n", Ready: true, AppliedIndex: 9, Users: 3, LagRecords: 2, Halted: "no"}}}
-	if got, err := ParseStatus(AppendStatus(nil, st)); err != nil || got.NodeID != "n" || len(got.Shards) != 1 || got.Shards[0] != st.Shards[0] {
+	st.Shards[0].Voters, st.Shards[0].Nonvoters = []string{"a", "b"}, []string{"c"}
+	if got, err := ParseStatus(AppendStatus(nil, st)); err != nil || got.NodeID != "n" || len(got.Shards) != 1 || got.Shards[0].AppliedIndex != 9 || !slices.Equal(got.Shards[0].Voters, []string{"a", "b"}) || !slices.Equal(got.Shards[0].Nonvoters, []string{"c"}) {
 		t.Fatalf("status: %+v %v", got, err)
 	}
 	m := ShardMap{Version: 3, Shards: 2, Leaders: []ShardLeader{{0, "n1", "a:1"}, {1, "", ""}}}

@@ -50,6 +50,12 @@ type options struct {
 	listen          string
 	httpAddr        string
 	advertise       string
+	raftAddr        string
+	gossipAddr      string
+	join            string
+	bootstrapExpect int
+	replicas        int
+	deadTimeout     time.Duration
 	nodeID          string
 	shards          int
 	token           string
@@ -70,7 +76,13 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.dataDir, "data-dir", "followd-data", "directory for the node's data (created if missing)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7700", "address of the client protocol")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7780", "address of the HTTP endpoints /metrics, /healthz, /readyz (empty: off)")
-	fs.StringVar(&o.advertise, "advertise", "", "client address to give out in shard maps (default: the listen address)")
+	fs.StringVar(&o.advertise, "advertise", "", "host (or IP) other nodes and clients should use to reach this node, when listening on 0.0.0.0 (default: the listen host)")
+	fs.StringVar(&o.raftAddr, "raft-addr", "", "cluster: raft address, one port for every shard (default: the listen host, port 7701, when --join or --bootstrap-expect is set)")
+	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "cluster: gossip address, UDP and TCP (default: the listen host, port 7702, when --join or --bootstrap-expect is set)")
+	fs.StringVar(&o.join, "join", "", "cluster: gossip addresses of other nodes, comma-separated; may include this node's own; retried until one answers")
+	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "cluster: create a new cluster once this many nodes see each other (give every initial node the same value and --join list)")
+	fs.IntVar(&o.replicas, "replicas", 3, "cluster: voters per shard")
+	fs.DurationVar(&o.deadTimeout, "dead-timeout", 30*time.Second, "cluster: how long a node must be gone before its replicas are re-created elsewhere")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
 	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
@@ -106,6 +118,15 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	return o, nil
+}
+
+// withHost puts host (given as HOST or HOST:PORT) in front of addr's port.
+func withHost(host, addr string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, port)
 }
 
 // parseBytes reads sizes like 512MiB, 8GiB, 1000000.
@@ -168,9 +189,9 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		return nil, fmt.Errorf("listen %s: %w", o.listen, err)
 	}
 	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1)}
-	advertise := o.advertise
-	if advertise == "" {
-		advertise = ln.Addr().String()
+	advertise := ln.Addr().String()
+	if o.advertise != "" {
+		advertise = withHost(o.advertise, ln.Addr().String())
 	}
 	m := newMetrics(version)
 	cfg := cluster.DefaultConfig()
@@ -180,6 +201,30 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	cfg.Logger = log.Named("node")
 	cfg.NoSync = o.noSync
 	cfg.OnCommit = m.onCommit
+	inCluster := o.raftAddr != "" || o.join != "" || o.bootstrapExpect > 0
+	if inCluster {
+		host, _, _ := net.SplitHostPort(o.listen)
+		if o.raftAddr == "" {
+			o.raftAddr = net.JoinHostPort(host, "7701")
+		}
+		if o.gossipAddr == "" {
+			o.gossipAddr = net.JoinHostPort(host, "7702")
+		}
+		cfg.RaftAddr, cfg.GossipAddr, cfg.ClientAddr = o.raftAddr, o.gossipAddr, advertise
+		if o.advertise != "" {
+			cfg.RaftAdvertise = withHost(o.advertise, o.raftAddr)
+			cfg.GossipAdvertise = withHost(o.advertise, o.gossipAddr)
+		}
+		for _, j := range strings.Split(o.join, ",") {
+			if j = strings.TrimSpace(j); j != "" {
+				cfg.Join = append(cfg.Join, j)
+			}
+		}
+		cfg.BootstrapExpect = o.bootstrapExpect
+		cfg.Replicas = o.replicas
+		cfg.DeadTimeout = o.deadTimeout
+		cfg.Token = o.token
+	}
 	if o.noSync {
 		log.Warn("raft log fsync is OFF (--unsafe-no-fsync): acknowledged writes can be lost on power failure")
 	}
@@ -197,6 +242,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	scfg.Welcome = svc.Welcome()
 	scfg.Logger = log.Named("wire")
 	scfg.Observer = m
+	scfg.Forwards = inCluster
 	d.server, err = wire.NewServer(scfg, svc)
 	if err != nil {
 		d.node.Close()
@@ -220,18 +266,9 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			var bad []string
-			for i := range d.node.Shards() {
-				s := d.node.Shard(i)
-				if !s.Ready() {
-					bad = append(bad, strconv.Itoa(i))
-				} else if err := s.FSM().Failed(); err != nil {
-					bad = append(bad, strconv.Itoa(i)+" (halted)")
-				}
-			}
-			if len(bad) > 0 {
+			if bad := d.node.Healthy(); len(bad) > 0 {
 				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: shards %s have no local leader or have not caught up\n", strings.Join(bad, ", "))
+				fmt.Fprintf(w, "not ready: shards %v have no leader, have not caught up, or halted\n", bad)
 				return
 			}
 			fmt.Fprintln(w, "ready")
@@ -244,7 +281,8 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		httpAddr = d.httpLn.Addr().String()
 	}
 	log.Info("followd ready", "version", version, "listen", ln.Addr().String(), "http", httpAddr,
-		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.Meta().ClusterID, "auth", o.token != "")
+		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.Meta().ClusterID, "auth", o.token != "",
+		"raft", o.raftAddr, "gossip", o.gossipAddr, "join", o.join)
 	return d, nil
 }
 
@@ -254,6 +292,12 @@ func (d *daemon) stop(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, d.opts.shutdownTimeout)
 	defer cancel()
 	var errs []error
+	if d.node.Members() != nil {
+		// In a cluster, hand leaderships over first: clients move to the
+		// new leaders without waiting for an election timeout.
+		moved := d.node.HandOffLeaderships(ctx)
+		d.log.Info("handed leaderships over", "shards", moved)
+	}
 	if d.server != nil {
 		if err := d.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("wire: %w", err))
