@@ -520,3 +520,24 @@ func (c *Client) Call(ctx context.Context, addr string, op wire.Op, body func([]
 	}
 	return cn.call(ctx, op, body)
 }
+
+// Drain asks node (by ID) to move its replicas and leaderships to other
+// nodes (on), or to stop (off). Any node forwards the request.
+func (c *Client) Drain(ctx context.Context, node string, on bool) error {
+	_, err := c.do(ctx, -1, wire.OpDrain, func(b []byte) []byte { return wire.AppendDrainRequest(b, wire.DrainRequest{Node: node, On: on}) })
+	return err
+}
+
+// ScanUsers lists users of shard, starting at from (0 first), from the
+// shard's leader; the result's Next is where to continue (0 at the end).
+// The position is the leader's own, so restart the scan if the leader
+// changes (followctl verify runs at a quiescent moment).
+func (c *Client) ScanUsers(ctx context.Context, shard int, from uint64, limit int) (wire.UserPage, error) {
+	body, err := c.do(ctx, shard, wire.OpScanUsers, func(b []byte) []byte {
+		return wire.AppendScanRequest(b, wire.ScanRequest{Shard: shard, From: from, Limit: limit})
+	})
+	if err != nil {
+		return wire.UserPage{}, err
+	}
+	return wire.ParseUserPage(body)
+}

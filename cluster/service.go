@@ -212,6 +212,10 @@ func (s *Service) Status(ctx context.Context) (wire.Status, error) {
 	for _, sh := range s.n.localShards() {
 		st.Shards = append(st.Shards, s.shardStatus(sh))
 	}
+	for _, m := range s.n.Members() {
+		st.Members = append(st.Members, wire.MemberStatus{NodeID: m.Meta.ID, ClientAddr: m.Meta.ClientAddr, RaftAddr: m.Meta.RaftAddr,
+			Alive: m.Alive, Draining: m.Meta.State == NodeDraining, Leads: m.Meta.Leads.Count(), Hosts: m.Meta.Hosts.Count()})
+	}
 	return st, nil
 }
 
@@ -258,4 +262,43 @@ func (s *Service) ShardMap(ctx context.Context) (wire.ShardMap, error) {
 	}
 	m.Version = s.n.mapVersion(m)
 	return m, nil
+}
+
+// Drain marks req.Node as draining (forwarding to it if it is another
+// node).
+func (s *Service) Drain(ctx context.Context, req wire.DrainRequest) error {
+	if req.Node == s.n.cfg.NodeID {
+		return s.n.SetDraining(req.On)
+	}
+	if wire.FromPeer(ctx) {
+		return codes.New(codes.InvalidParam, "node %q is not this node", req.Node)
+	}
+	for _, m := range s.n.Members() {
+		if m.Meta.ID == req.Node {
+			_, err := s.n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpDrain, func(b []byte) []byte { return wire.AppendDrainRequest(b, req) })
+			return err
+		}
+	}
+	return codes.New(codes.InvalidParam, "no node %q in the cluster", req.Node)
+}
+
+// ScanUsers lists users of a shard this node leads.
+func (s *Service) ScanUsers(ctx context.Context, req wire.ScanRequest) (wire.UserPage, error) {
+	if req.Shard < 0 || req.Shard >= s.n.Shards() {
+		return wire.UserPage{}, codes.New(codes.InvalidParam, "no shard %d", req.Shard)
+	}
+	sh := s.n.Shard(req.Shard)
+	if sh == nil || !sh.Ready() {
+		return wire.UserPage{}, s.n.elsewhere(req.Shard)
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	var p wire.UserPage
+	err := sh.Read(func(st *shard.Store) error {
+		p.Next = uint64(st.ScanUsers(uint32(req.From), limit, func(id string) { p.Users = append(p.Users, id) }))
+		return nil
+	})
+	return p, err
 }

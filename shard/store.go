@@ -565,3 +565,23 @@ func (s *Store) EachUser(fn func(id string) bool) {
 		}
 	}
 }
+
+// ScanUsers calls fn with the IDs of up to limit users that have lists in
+// this Store, in uid order starting at uid from, and returns the uid to
+// continue from (0 when done). uids are this Store's own numbering, so a
+// scan is only meaningful against one replica at a quiescent moment (what
+// followctl verify needs).
+func (s *Store) ScanUsers(from uint32, limit int, fn func(id string)) uint32 {
+	for uid := from; uid < s.st.nuids; uid++ {
+		u := s.st.user(uid)
+		if u.slen == 0 || u.empty() {
+			continue
+		}
+		if limit == 0 {
+			return uid
+		}
+		fn(string(s.st.idBytes(uid)))
+		limit--
+	}
+	return 0
+}

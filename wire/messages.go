@@ -386,15 +386,31 @@ type Status struct {
 	UptimeSec uint64
 	Addr      string
 	Shards    []ShardStatus
+	// Members is the cluster as this node's gossip sees it (empty on a
+	// single node).
+	Members []MemberStatus
+}
+
+// MemberStatus is one node as gossip sees it.
+type MemberStatus struct {
+	NodeID     string
+	ClientAddr string
+	RaftAddr   string
+	Alive      bool
+	Draining   bool
+	Leads      int // shards it leads
+	Hosts      int // replicas it holds
 }
 
 // AppendStatus encodes a status body:
-// [node, server, cluster, uptime, addr, [shard...]], shard = [shard,
+// [node, server, cluster, uptime, addr, [shard...], [member...]],
+// member = [node, clientAddr, raftAddr, alive, draining, leads, hosts],
+// shard = [shard,
 // leader, leaderID, leaderAddr, ready, applied, users, following,
 // followers, mutual, lagRecords, lagOldestMs, halted, [voter...],
 // [nonvoter...]].
 func AppendStatus(b []byte, s Status) []byte {
-	b = appendArray(b, 6)
+	b = appendArray(b, 7)
 	b = appendStr(b, s.NodeID)
 	b = appendStr(b, s.Server)
 	b = appendStr(b, s.ClusterID)
@@ -423,13 +439,24 @@ func AppendStatus(b []byte, s Status) []byte {
 			}
 		}
 	}
+	b = appendArray(b, len(s.Members))
+	for _, m := range s.Members {
+		b = appendArray(b, 7)
+		b = appendStr(b, m.NodeID)
+		b = appendStr(b, m.ClientAddr)
+		b = appendStr(b, m.RaftAddr)
+		b = appendBool(b, m.Alive)
+		b = appendBool(b, m.Draining)
+		b = appendUint(b, uint64(m.Leads))
+		b = appendUint(b, uint64(m.Hosts))
+	}
 	return b
 }
 
 // ParseStatus decodes a status body.
 func ParseStatus(body []byte) (Status, error) {
 	r := reader{b: body}
-	r.arrayN(6)
+	r.arrayN(7)
 	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
 	n := r.array(1 << 16)
 	for range n {
@@ -448,7 +475,92 @@ func ParseStatus(body []byte) (Status, error) {
 		}
 		s.Shards = append(s.Shards, sh)
 	}
+	n = r.array(1 << 12)
+	for range n {
+		r.arrayN(7)
+		m := MemberStatus{NodeID: r.str(256), ClientAddr: r.str(256), RaftAddr: r.str(256), Alive: r.bool(), Draining: r.bool(), Leads: int(r.uint()), Hosts: int(r.uint())}
+		if r.err != nil {
+			break
+		}
+		s.Members = append(s.Members, m)
+	}
 	return s, wrap(r.done(), "status")
+}
+
+// DrainRequest is [node, on].
+type DrainRequest struct {
+	Node string
+	On   bool
+}
+
+// AppendDrainRequest encodes a drain request.
+func AppendDrainRequest(b []byte, d DrainRequest) []byte {
+	b = appendArray(b, 2)
+	b = appendStr(b, d.Node)
+	return appendBool(b, d.On)
+}
+
+// ParseDrainRequest decodes a drain request (strings are copied).
+func ParseDrainRequest(body []byte) (DrainRequest, error) {
+	r := reader{b: body}
+	r.arrayN(2)
+	d := DrainRequest{Node: r.str(256), On: r.bool()}
+	return d, wrap(r.done(), "drain request")
+}
+
+// ScanRequest is [shard, from, limit].
+type ScanRequest struct {
+	Shard int
+	From  uint64
+	Limit int
+}
+
+// AppendScanRequest encodes a user scan request.
+func AppendScanRequest(b []byte, s ScanRequest) []byte {
+	b = appendArray(b, 3)
+	b = appendUint(b, uint64(s.Shard))
+	b = appendUint(b, s.From)
+	return appendUint(b, uint64(s.Limit))
+}
+
+// ParseScanRequest decodes a user scan request.
+func ParseScanRequest(body []byte) (ScanRequest, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	s := ScanRequest{Shard: int(r.uint()), From: r.uint(), Limit: int(r.uint())}
+	if s.Shard > 1<<16 || s.Limit > 10000 || s.From > 1<<32 {
+		r.fail()
+	}
+	return s, wrap(r.done(), "scan request")
+}
+
+// UserPage is a scan response: [[user...], next].
+type UserPage struct {
+	Users []string
+	Next  uint64
+}
+
+// AppendUserPage encodes a scan response.
+func AppendUserPage(b []byte, p UserPage) []byte {
+	b = appendArray(b, 2)
+	b = appendArray(b, len(p.Users))
+	for _, u := range p.Users {
+		b = appendStr(b, u)
+	}
+	return appendUint(b, p.Next)
+}
+
+// ParseUserPage decodes a scan response.
+func ParseUserPage(body []byte) (UserPage, error) {
+	r := reader{b: body}
+	r.arrayN(2)
+	n := r.array(10000)
+	p := UserPage{Users: make([]string, 0, min(n, 1000))}
+	for range n {
+		p.Users = append(p.Users, r.str(maxIDLen*4))
+	}
+	p.Next = r.uint()
+	return p, wrap(r.done(), "user page")
 }
 
 // ShardMap says where each shard's leader is: [version, shards,

@@ -40,12 +40,18 @@ const (
 	// OpDeliver carries reverse edges between the nodes of a cluster (the
 	// relay); clients do not use it.
 	OpDeliver Op = 11
+	// OpDrain asks a node to move its replicas and leaderships away (or
+	// to stop doing so): [node, on]; the response is empty.
+	OpDrain Op = 12
+	// OpScanUsers lists the users of a shard, for followctl verify:
+	// [shard, from, limit] -> [[user...], next]; next is 0 at the end.
+	OpScanUsers Op = 13
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
-	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver",
+	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
 }
 
 // String names the operation.
@@ -58,7 +64,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers}
 }
 
 // ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's bytes,

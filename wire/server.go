@@ -36,6 +36,10 @@ type Backend interface {
 	ShardMap(ctx context.Context) (ShardMap, error)
 	// Deliver applies relayed reverse edges (cluster-internal).
 	Deliver(ctx context.Context, req DeliverRequest) (uint64, error)
+	// Drain marks a node as draining (or active again).
+	Drain(ctx context.Context, req DrainRequest) error
+	// ScanUsers lists the users of a shard this node leads.
+	ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error)
 }
 
 type peerKey struct{}
@@ -622,6 +626,23 @@ func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	case OpPing:
 		if err = ParseEmpty(body); err == nil {
 			b = AppendEmpty(b)
+		}
+	case OpDrain:
+		var req DrainRequest
+		if req, err = ParseDrainRequest(body); err != nil {
+			break
+		}
+		if err = c.s.backend.Drain(ctx, req); err == nil {
+			b = AppendEmpty(b)
+		}
+	case OpScanUsers:
+		var req ScanRequest
+		if req, err = ParseScanRequest(body); err != nil {
+			break
+		}
+		var p UserPage
+		if p, err = c.s.backend.ScanUsers(ctx, req); err == nil {
+			b = AppendUserPage(b, p)
 		}
 	case OpHello:
 		err = codes.New(codes.InvalidParam, "hello is only valid as the first frame")

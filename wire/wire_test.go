@@ -605,3 +605,8 @@ func TestDeliverRoundTrip(t *testing.T) {
 		t.Fatal(v, err)
 	}
 }
+
+func (f *fakeBackend) Drain(ctx context.Context, req DrainRequest) error { return nil }
+func (f *fakeBackend) ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error) {
+	return UserPage{Users: []string{"x"}}, nil
+}
