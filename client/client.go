@@ -20,6 +20,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,6 +136,7 @@ type Client struct {
 
 	mu      sync.Mutex
 	pools   map[string]*pool
+	down    map[string]time.Time // unreachable nodes, until when to avoid them
 	smap    wire.ShardMap
 	shards  int
 	welcome wire.Welcome
@@ -204,9 +207,24 @@ func (c *Client) conn(ctx context.Context, addr string) (*conn, error) {
 // refreshMap asks any node for the shard map.
 func (c *Client) refreshMap(ctx context.Context) error {
 	var lastErr error
-	for _, addr := range c.candidates() {
+	cands := c.candidates()
+	c.mu.Lock()
+	now := time.Now()
+	slices.SortStableFunc(cands, func(a, b string) int {
+		da, db := now.Before(c.down[a]), now.Before(c.down[b])
+		switch {
+		case da == db:
+			return 0
+		case db:
+			return -1
+		}
+		return 1
+	})
+	c.mu.Unlock()
+	for _, addr := range cands {
 		cn, err := c.conn(ctx, addr)
 		if err != nil {
+			c.markDown(addr)
 			lastErr = err
 			continue
 		}
@@ -256,17 +274,65 @@ func (c *Client) candidates() []string {
 func (c *Client) route(shard, attempt int) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	now := time.Now()
 	if shard >= 0 {
 		for _, l := range c.smap.Leaders {
-			if l.Shard == shard && l.Addr != "" {
+			if l.Shard == shard && l.Addr != "" && now.After(c.down[l.Addr]) {
 				if attempt == 0 || attempt%2 == 1 {
 					return l.Addr
 				}
 			}
 		}
 	}
-	// No known leader (or the leader keeps failing): any node forwards.
-	return c.cfg.Addrs[(attempt+rand.IntN(len(c.cfg.Addrs)))%len(c.cfg.Addrs)]
+	// No known leader, the leader is unreachable, or it keeps failing: any
+	// node forwards. Prefer nodes that answered recently.
+	var live []string
+	for _, a := range c.cfg.Addrs {
+		if now.After(c.down[a]) {
+			live = append(live, a)
+		}
+	}
+	if len(live) == 0 {
+		live = c.cfg.Addrs
+	}
+	return live[(attempt+rand.IntN(len(live)))%len(live)]
+}
+
+// markDown records that addr could not be reached; routing avoids it for
+// a moment.
+func (c *Client) markDown(addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.down == nil {
+		c.down = map[string]time.Time{}
+	}
+	c.down[addr] = time.Now().Add(downFor)
+}
+
+// downFor is how long an unreachable node is avoided.
+const downFor = 2 * time.Second
+
+// learnLeader updates the map from a "not leader" reply, which names the
+// shard's leader: the next attempt goes there without a map refresh.
+func (c *Client) learnLeader(shard int, err error) bool {
+	var ce *codes.Error
+	if shard < 0 || !errors.As(err, &ce) || ce.Code != codes.NotLeader {
+		return false
+	}
+	i := strings.LastIndex(ce.Msg, " at ")
+	if i < 0 {
+		return false
+	}
+	addr := strings.TrimSpace(ce.Msg[i+4:])
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for j := range c.smap.Leaders {
+		if c.smap.Leaders[j].Shard == shard {
+			c.smap.Leaders[j].Addr = addr
+			return true
+		}
+	}
+	return false
 }
 
 // ShardOf returns the shard of a user.
@@ -301,7 +367,13 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 			}
 			return nil, err
 		}
-		if codes.Of(err) == codes.NotLeader || codes.Of(err) == codes.ShardUnavailable {
+		if cn == nil || errors.Is(err, errConnLost) {
+			c.markDown(addr)
+		}
+		switch {
+		case c.learnLeader(shard, err):
+			continue // straight to the named leader
+		case codes.Of(err) == codes.NotLeader || codes.Of(err) == codes.ShardUnavailable:
 			c.refreshMap(ctx)
 		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))

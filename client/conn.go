@@ -207,6 +207,9 @@ func (cn *conn) call(ctx context.Context, op wire.Op, body func([]byte) []byte) 
 	}
 }
 
+// errConnLost marks errors of broken connections (the node may be down).
+var errConnLost = errors.New("connection lost")
+
 func (cn *conn) failure() error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -214,7 +217,7 @@ func (cn *conn) failure() error {
 	if errors.As(cn.err, &ce) || errors.Is(cn.err, ErrClosed) {
 		return cn.err
 	}
-	return codes.New(codes.ShardUnavailable, "connection to %s lost: %v", cn.nc.RemoteAddr(), cn.err)
+	return fmt.Errorf("%w: %w", codes.New(codes.ShardUnavailable, "connection to %s lost: %v", cn.nc.RemoteAddr(), cn.err), errConnLost)
 }
 
 func (cn *conn) writer() {
