@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -31,6 +32,11 @@ type RunParams struct {
 	Rate     float64 `json:"rate"`
 	PageSize int     `json:"pageSize"`
 	Seed     uint64  `json:"seed"`
+	// LagProbe, when positive, measures the reverse-side lag this many
+	// times a second: a follow, then polling the followee's side until
+	// the edge shows, reported as the "reverse-lag" operation (time from
+	// the follow's acknowledgement to visibility).
+	LagProbe float64 `json:"lagProbe"`
 }
 
 // ParamsFor returns the parameters of a preset.
@@ -74,7 +80,7 @@ func Run(ctx context.Context, t Target, p RunParams, progress Progress) (*Report
 	if info, err := t.Info(ctx); err == nil {
 		rep.Target = info
 	}
-	ops := AllOps
+	ops := append(slices.Clone(AllOps), OpReverseLag)
 	index := map[string]int{}
 	for i, op := range ops {
 		index[op] = i
@@ -132,6 +138,9 @@ func Run(ctx context.Context, t Target, p RunParams, progress Progress) (*Report
 				done.Add(1)
 			}
 		})
+	}
+	if p.LagProbe > 0 {
+		wg.Go(func() { lagProbe(ctx, t, p, g, rec, index[OpReverseLag], end) })
 	}
 	// Progress while running.
 	stop := make(chan struct{})
@@ -215,4 +224,47 @@ func doOp(ctx context.Context, t Target, op string, rng *rand.Rand, g *opGen, de
 		return nil
 	}
 	return fmt.Errorf("unknown op %q", op)
+}
+
+// OpReverseLag is the pseudo-operation lag probes are reported as.
+const OpReverseLag = "reverse-lag"
+
+// lagProbe follows, then polls the followee's side until the edge is
+// visible there, and records the delay from the acknowledgement.
+func lagProbe(ctx context.Context, t Target, p RunParams, g *graphgen.Graph, rec *recorder, op int, end time.Time) {
+	rng := rand.New(rand.NewPCG(p.Seed, 7777))
+	tick := time.NewTicker(time.Duration(float64(time.Second) / p.LagProbe))
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+			return
+		}
+		if time.Now().After(end) {
+			return
+		}
+		actor := fmt.Sprintf("lagprobe-%d-%d", p.Seed, i)
+		target := graphgen.UserID(rng.IntN(g.Config().Users))
+		if err := t.Follow(ctx, actor, []string{target}); err != nil {
+			continue
+		}
+		acked := time.Now()
+		code := ""
+		for {
+			ft, err := t.Check(ctx, target, []string{actor})
+			if err == nil && ft[0]&1 != 0 {
+				break
+			}
+			if time.Since(acked) > 10*time.Second {
+				code = strconv.Itoa(int(codes.Timeout))
+				break
+			}
+			time.Sleep(200 * time.Microsecond)
+		}
+		done := time.Now()
+		if done.After(rec.start) {
+			rec.record(0, op, done.Sub(acked), code, done)
+		}
+	}
 }

@@ -63,6 +63,7 @@ type common struct {
 	seed                                                   uint64
 	pageSize, rounds, conns                                int
 	cpuprofile                                             string
+	lagProbe                                               float64
 }
 
 func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
@@ -92,6 +93,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.batch, "load-batch", 64, "follow requests (of up to 20 targets) per load batch")
 	fs.IntVar(&c.rounds, "rounds", 4, "compare: alternate the targets this many times")
 	fs.IntVar(&c.conns, "conns", 4, "client connections per node (followd), or rueidis pipeline connections (redis)")
+	fs.Float64Var(&c.lagProbe, "lag-probe", 0, "measure the reverse-side lag this many times a second (reported as reverse-lag)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write followbench's own CPU profile here (to see what the load generator costs)")
 	return fs
 }
@@ -139,6 +141,7 @@ func (c *common) params() (bench.RunParams, error) {
 		p.Warmup = c.warmup
 	}
 	p.PageSize = c.pageSize
+	p.LagProbe = c.lagProbe
 	return p, nil
 }
 
