@@ -351,6 +351,7 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		defer cancel()
 	}
 	backoff := c.cfg.RetryBackoff
+	jumps := 0
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt)
 		cn, err := c.conn(ctx, addr)
@@ -371,11 +372,15 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 			c.markDown(addr)
 		}
 		switch {
-		case c.learnLeader(shard, err):
-			continue // straight to the named leader
+		case jumps < 2 && c.learnLeader(shard, err):
+			// Straight to the named leader, at most twice in a row: nodes
+			// with stale views may name each other.
+			jumps++
+			continue
 		case codes.Of(err) == codes.NotLeader || codes.Of(err) == codes.ShardUnavailable:
 			c.refreshMap(ctx)
 		}
+		jumps = 0
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		select {
 		case <-time.After(backoff + jitter):

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -428,4 +429,156 @@ func TestClusterDrain(t *testing.T) {
 	if err != nil || info[0].Followers != 20 {
 		t.Fatalf("after drain: %+v %v", info, err)
 	}
+}
+
+// acked records acknowledged follows and checks both sides of each later.
+type acked struct {
+	mu    sync.Mutex
+	edges [][2]string
+}
+
+func (a *acked) add(actor, target string) {
+	a.mu.Lock()
+	a.edges = append(a.edges, [2]string{actor, target})
+	a.mu.Unlock()
+}
+
+func (a *acked) check(t *testing.T, c *client.Client) {
+	t.Helper()
+	ctx := context.Background()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, e := range a.edges {
+		waitFor(t, "both sides of "+e[0]+"->"+e[1], 30*time.Second, func() bool {
+			fwd, err1 := c.Check(ctx, e[0], e[1])
+			rev, err2 := c.Check(ctx, e[1], e[0])
+			return err1 == nil && err2 == nil && fwd[0].FollowType&2 != 0 && rev[0].FollowType&1 != 0
+		})
+	}
+}
+
+// writer follows continuously through a retrying client until stopped,
+// failing the test on any error that reaches it.
+func writer(t *testing.T, c *client.Client, tag string, a *acked, stop chan struct{}, wg *sync.WaitGroup) {
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			actor, target := fmt.Sprintf("%s-a%d", tag, i%37), fmt.Sprintf("%s-t%d", tag, i)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			res, err := c.Follow(ctx, actor, []string{target})
+			cancel()
+			if err != nil {
+				t.Errorf("a write failed during the disruption: %v", err)
+				return
+			}
+			if res[0].Code == 0 {
+				a.add(actor, target)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	})
+}
+
+// Every node is restarted in turn (leaderships handed over first, as
+// followd does on SIGTERM) while a client writes: no error reaches the
+// client, and every acknowledged write is there at the end, on both sides.
+func TestClusterRollingRestart(t *testing.T) {
+	const shards = 8
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	c, err := client.New(context.Background(), client.Config{Addrs: []string{tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr}, Retries: 100, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var a acked
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	writer(t, c, "roll", &a, stop, &wg)
+	for _, m := range tc.nodes {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		m.node.HandOffLeaderships(ctx)
+		cancel()
+		tc.stop(m)
+		time.Sleep(500 * time.Millisecond)
+		tc.start(m)
+		tc.waitLeaders(shards, 60*time.Second)
+	}
+	time.Sleep(500 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if len(a.edges) < 20 {
+		t.Fatalf("only %d writes acknowledged", len(a.edges))
+	}
+	a.check(t, c)
+	t.Logf("%d writes acknowledged across the rolling restart, all present on both sides", len(a.edges))
+}
+
+// A follower's raft traffic is cut off (in the raft transport, both ways)
+// while writes continue on the majority; after healing it catches up.
+func TestClusterPartitionedFollowerHeals(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 30*time.Second)
+	c := tc.client(tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr)
+	// Cut off the node that leads the fewest shards.
+	leads := map[string]int{}
+	for _, id := range tc.leaders(shards) {
+		leads[id]++
+	}
+	iso := tc.nodes[0]
+	for _, m := range tc.nodes {
+		if leads[m.id] < leads[iso.id] {
+			iso = m
+		}
+	}
+	block := func(on bool) {
+		for _, m := range tc.nodes {
+			if m == iso {
+				continue
+			}
+			m.node.mux.Block(iso.node.mux.Addr(), on)
+			iso.node.mux.Block(m.node.mux.Addr(), on)
+		}
+	}
+	block(true)
+	var a acked
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	writer(t, c, "part", &a, stop, &wg)
+	// Every shard is led on the majority side and keeps taking writes.
+	waitFor(t, "majority leaders", 30*time.Second, func() bool {
+		l := tc.leaders(shards)
+		for i := range shards {
+			if l[i] == "" || l[i] == iso.id {
+				return false
+			}
+		}
+		return true
+	})
+	time.Sleep(2 * time.Second)
+	block(false)
+	close(stop)
+	wg.Wait()
+	// The healed node catches up: its replicas apply up to the leaders.
+	waitFor(t, "the healed node to catch up", 30*time.Second, func() bool {
+		for _, s := range iso.node.localShards() {
+			var leaderIdx uint64
+			for _, m := range tc.nodes {
+				if ls := m.node.Shard(s.id); ls != nil && ls.Ready() {
+					leaderIdx = ls.fsm.Index()
+				}
+			}
+			if leaderIdx == 0 || s.fsm.Index() < leaderIdx {
+				return false
+			}
+		}
+		return true
+	})
+	a.check(t, c)
+	t.Logf("%d writes during the partition; %s caught up", len(a.edges), iso.id)
 }

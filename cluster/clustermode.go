@@ -101,6 +101,7 @@ func openCluster(ctx context.Context, n *Node) (*Node, error) {
 	}
 	n.wg.Add(1)
 	go func() { defer n.wg.Done(); n.reconciler() }()
+	n.started.Store(true)
 	n.log.Info("cluster node started", "node", cfg.NodeID, "raft", n.mux.Addr(), "gossip", cfg.GossipAddr,
 		"join", strings.Join(cfg.Join, ","), "shards", n.nshards, "hosting", len(n.localShards()), "cluster", n.meta.ClusterID)
 	return n, nil
@@ -343,7 +344,9 @@ func (n *Node) openReplica(i int, boot []raft.Server) error {
 // adopt opens shard i when its leader contacts this node: the node was
 // added to the shard's replicas.
 func (n *Node) adopt(i int) {
-	if i < 0 || i >= n.nshards || n.Shard(i) != nil {
+	// Until the node has opened what is on its disk and started gossip,
+	// peers' streams wait (raftmux holds them, raft retries).
+	if !n.started.Load() || i < 0 || i >= n.nshards || n.Shard(i) != nil {
 		return
 	}
 	n.mu.RLock()

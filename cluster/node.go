@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
@@ -41,6 +42,7 @@ type Node struct {
 	// Cluster mode only (see clustermode.go).
 	mux     *raftmux.Mux
 	members *Membership
+	started atomic.Bool // cluster mode: local shards open, gossip running
 	peers   *client.Client
 	stop    chan struct{}
 	wg      sync.WaitGroup
