@@ -440,6 +440,20 @@ func Cursor(cursor string) ListOption { return func(l *wire.ListRequest) { l.Cur
 // Limit sets the page size (1 to 500; the server's default is 100).
 func Limit(n int) ListOption { return func(l *wire.ListRequest) { l.Limit = n } }
 
+// Consistency levels of reads (see ReadConsistency).
+const (
+	Leader       = wire.Leader
+	Linearizable = wire.Linearizable
+	Any          = wire.Any
+)
+
+// ReadConsistency sets a list's consistency: Leader (the default),
+// Linearizable (leadership confirmed by a quorum), or Any (any replica,
+// possibly stale).
+func ReadConsistency(c wire.Consistency) ListOption {
+	return func(l *wire.ListRequest) { l.Consistency = c }
+}
+
 func (c *Client) list(ctx context.Context, op wire.Op, user string, opts []ListOption) (Page, error) {
 	req := wire.ListRequest{User: user}
 	for _, o := range opts {
@@ -448,7 +462,11 @@ func (c *Client) list(ctx context.Context, op wire.Op, user string, opts []ListO
 	if req.Limit < 0 {
 		return Page{}, codes.New(codes.InvalidParam, "limit %d: want 1 to 500, or 0 for the server's default", req.Limit)
 	}
-	body, err := c.do(ctx, c.ShardOf(user), op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
+	shard := c.ShardOf(user)
+	if req.Consistency == wire.Any {
+		shard = -1 // any node: it reads its own replica, or forwards
+	}
+	body, err := c.do(ctx, shard, op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
 	if err != nil {
 		return Page{}, err
 	}
@@ -474,6 +492,11 @@ func (c *Client) Mutual(ctx context.Context, user string, opts ...ListOption) (P
 // Info returns the counts of each user (1 to 100), in order. Users on
 // different shards are asked of their shards' leaders in parallel.
 func (c *Client) Info(ctx context.Context, users ...string) ([]Info, error) {
+	return c.InfoAt(ctx, Leader, users...)
+}
+
+// InfoAt is Info at a chosen read consistency.
+func (c *Client) InfoAt(ctx context.Context, cons wire.Consistency, users ...string) ([]Info, error) {
 	if len(users) == 0 {
 		return nil, codes.New(codes.InvalidParam, "no users")
 	}
@@ -492,7 +515,9 @@ func (c *Client) Info(ctx context.Context, users ...string) ([]Info, error) {
 			for j, i := range idx {
 				part[j] = users[i]
 			}
-			body, err := c.do(ctx, s, wire.OpInfo, func(b []byte) []byte { return wire.AppendUsersRequest(b, part) })
+			body, err := c.do(ctx, s, wire.OpInfo, func(b []byte) []byte {
+				return wire.AppendInfoRequest(b, wire.UsersRequest{Users: part, Consistency: cons})
+			})
 			var is []Info
 			if err == nil {
 				is, err = wire.ParseInfos(body)
@@ -522,8 +547,17 @@ func (c *Client) Info(ctx context.Context, users ...string) ([]Info, error) {
 
 // Check returns the relation of actor with each target (1 to 100).
 func (c *Client) Check(ctx context.Context, actor string, targets ...string) ([]Check, error) {
-	req := wire.CheckRequest{Actor: actor, Targets: targets}
-	body, err := c.do(ctx, c.ShardOf(actor), wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
+	return c.CheckAt(ctx, Leader, actor, targets...)
+}
+
+// CheckAt is Check at a chosen read consistency.
+func (c *Client) CheckAt(ctx context.Context, cons wire.Consistency, actor string, targets ...string) ([]Check, error) {
+	req := wire.CheckRequest{Actor: actor, Targets: targets, Consistency: cons}
+	shard := c.ShardOf(actor)
+	if cons == wire.Any {
+		shard = -1
+	}
+	body, err := c.do(ctx, shard, wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
 	if err != nil {
 		return nil, err
 	}

@@ -58,9 +58,11 @@ func newTestCluster(t *testing.T, n, shards int) *testCluster {
 		cfg.ClientAddr = m.addr
 		cfg.BootstrapExpect = n
 		cfg.FastGossip = true
-		cfg.HeartbeatTimeout = 300 * time.Millisecond
-		cfg.ElectionTimeout = 300 * time.Millisecond
-		cfg.LeaderLeaseTimeout = 150 * time.Millisecond
+		// Generous for a loaded 2-core machine running -race: a leader
+		// that misses its lease steps down, and tests want stable leaders.
+		cfg.HeartbeatTimeout = time.Second
+		cfg.ElectionTimeout = time.Second
+		cfg.LeaderLeaseTimeout = time.Second
 		cfg.ReconcileInterval = 200 * time.Millisecond
 		cfg.DeadTimeout = 3 * time.Second
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: testWriter{t}})
@@ -170,7 +172,8 @@ func (tc *testCluster) client(addrs ...string) *client.Client {
 			}
 		}
 	}
-	c, err := client.New(context.Background(), client.Config{Addrs: addrs})
+	// Retries ride out elections on a loaded machine.
+	c, err := client.New(context.Background(), client.Config{Addrs: addrs, Retries: 60, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 30 * time.Second})
 	if err != nil {
 		tc.t.Fatal(err)
 	}
@@ -181,7 +184,7 @@ func (tc *testCluster) client(addrs ...string) *client.Client {
 func TestClusterBootstrapAndServe(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	// Every shard has three voters, one of them leading, and exactly one
 	// bootstrap happened: the configurations agree.
 	for i := range shards {
@@ -317,7 +320,7 @@ func writeAll(t *testing.T, c *client.Client, tag string, n int) []string {
 func TestClusterLeaderFailover(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	c := tc.client()
 	before := writeAll(t, c, "before", 40)
 	// Kill the leader of shard 0.
@@ -330,7 +333,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 	}
 	start := time.Now()
 	tc.stop(m)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	t.Logf("every shard led again %v after stopping %s", time.Since(start).Round(time.Millisecond), victim)
 	// Writes and reads work through the survivors, and nothing was lost.
 	c2 := tc.client()
@@ -344,7 +347,7 @@ func TestClusterLeaderFailover(t *testing.T) {
 func TestClusterJoinAndRebalance(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	c := tc.client()
 	writeAll(t, c, "pre", 30)
 	n4 := tc.addNode(shards)
@@ -384,7 +387,7 @@ func TestClusterJoinAndRebalance(t *testing.T) {
 func TestClusterDeadNodeReplaced(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 4, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	c := tc.client()
 	writeAll(t, c, "x", 20)
 	dead := tc.nodes[3]
@@ -409,7 +412,7 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 func TestClusterDrain(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 4, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	writeAll(t, tc.client(), "d", 20)
 	target := tc.nodes[1]
 	if err := target.node.SetDraining(true); err != nil {
@@ -489,7 +492,7 @@ func writer(t *testing.T, c *client.Client, tag string, a *acked, stop chan stru
 func TestClusterRollingRestart(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	c, err := client.New(context.Background(), client.Config{Addrs: []string{tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr}, Retries: 100, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -506,7 +509,7 @@ func TestClusterRollingRestart(t *testing.T) {
 		tc.stop(m)
 		time.Sleep(500 * time.Millisecond)
 		tc.start(m)
-		tc.waitLeaders(shards, 60*time.Second)
+		tc.waitLeaders(shards, 90*time.Second)
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
@@ -523,7 +526,7 @@ func TestClusterRollingRestart(t *testing.T) {
 func TestClusterPartitionedFollowerHeals(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 30*time.Second)
+	tc.waitLeaders(shards, 90*time.Second)
 	c := tc.client(tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr)
 	// Cut off the node that leads the fewest shards.
 	leads := map[string]int{}
@@ -581,4 +584,40 @@ func TestClusterPartitionedFollowerHeals(t *testing.T) {
 	})
 	a.check(t, c)
 	t.Logf("%d writes during the partition; %s caught up", len(a.edges), iso.id)
+}
+
+// Reads at each consistency level: linearizable and leader reads go to
+// the leader (forwarded by any node); "any" reads are served by whatever
+// replica the node holds, possibly behind, and catch up.
+func TestClusterReadConsistency(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 90*time.Second)
+	ctx := context.Background()
+	if _, err := tc.client().Follow(ctx, "reader-a", []string{"star-c"}, client.Sync()); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range tc.nodes {
+		c := tc.client(m.addr)
+		for _, cons := range []wire.Consistency{client.Leader, client.Linearizable} {
+			p, err := c.Followers(ctx, "star-c", client.ReadConsistency(cons))
+			if err != nil || len(p.Items) != 1 {
+				t.Fatalf("via %s at %v: %+v %v", m.id, cons, p, err)
+			}
+		}
+		// Every node holds a replica of every shard (3 nodes, 3 replicas),
+		// so an "any" read is local: it converges to the leader's state.
+		waitFor(t, "follower read on "+m.id, 10*time.Second, func() bool {
+			p, err := c.Followers(ctx, "star-c", client.ReadConsistency(client.Any))
+			return err == nil && len(p.Items) == 1
+		})
+		cs, err := c.CheckAt(ctx, client.Linearizable, "star-c", "reader-a")
+		if err != nil || cs[0].FollowType != 1 {
+			t.Fatalf("linearizable check via %s: %+v %v", m.id, cs, err)
+		}
+		in, err := c.InfoAt(ctx, client.Any, "reader-a")
+		if err != nil || in[0].Following != 1 {
+			t.Fatalf("any info via %s: %+v %v", m.id, in, err)
+		}
+	}
 }

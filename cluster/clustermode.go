@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -70,7 +71,9 @@ func openCluster(ctx context.Context, n *Node) (*Node, error) {
 		return nil, err
 	}
 	n.shards = make([]*Shard, n.nshards)
-	local := NodeMeta{ID: cfg.NodeID, ClusterID: n.meta.ClusterID, ClientAddr: cfg.ClientAddr, RaftAddr: n.mux.Addr(),
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	local := NodeMeta{ID: cfg.NodeID, ClusterID: n.meta.ClusterID, Nonce: hex.EncodeToString(nonce[:]), ClientAddr: cfg.ClientAddr, RaftAddr: n.mux.Addr(),
 		Shards: n.nshards, Leads: NewBitmap(n.nshards), Hosts: NewBitmap(n.nshards)}
 	// Shards with data on disk rejoin their groups.
 	onDisk := func(i int) bool {
@@ -274,7 +277,10 @@ func (n *Node) plan(alive []Member) (string, []string) {
 	for _, m := range alive[:n.cfg.BootstrapExpect] {
 		ids = append(ids, m.Meta.ID)
 	}
-	h := sha256.Sum256([]byte("followgraph cluster\x00" + strconv.Itoa(n.nshards) + "\x00" + strings.Join(ids, "\x00")))
+	// The first node's random nonce makes the ID unique to this cluster
+	// (two clusters with the same node names still differ), while every
+	// node computes the same ID from gossip.
+	h := sha256.Sum256([]byte("followgraph cluster\x00" + alive[0].Meta.Nonce + "\x00" + strconv.Itoa(n.nshards) + "\x00" + strings.Join(ids, "\x00")))
 	return hex.EncodeToString(h[:16]), ids
 }
 
@@ -356,11 +362,38 @@ func (n *Node) adopt(i int) {
 		n.log.Warn("contacted for a shard before joining a cluster; ignoring", "shard", i)
 		return
 	}
+	// A leader that has not yet learned that this node was removed (or a
+	// stale connection) must not resurrect a dropped replica: open only
+	// when the shard's leader lists this node.
+	if m, ok := n.leaderOf(i); ok && m.Meta.ID != n.cfg.NodeID && !n.listedBy(m, i) {
+		return
+	}
 	if err := n.openReplica(i, nil); err != nil {
 		n.log.Error("cannot open replica", "shard", i, "error", err)
 		return
 	}
 	n.log.Info("opened a new replica", "shard", i)
+}
+
+// listedBy asks leader m whether shard i's configuration includes this
+// node.
+func (n *Node) listedBy(m Member, i int) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
+	if err != nil {
+		return false
+	}
+	st, err := wire.ParseStatus(body)
+	if err != nil {
+		return false
+	}
+	for _, ss := range st.Shards {
+		if ss.Shard == i && ss.Leader {
+			return slices.Contains(ss.Voters, n.cfg.NodeID) || slices.Contains(ss.Nonvoters, n.cfg.NodeID)
+		}
+	}
+	return false
 }
 
 // leadershipChanged gossips this node's leaderships.
@@ -373,12 +406,24 @@ func (n *Node) leadershipChanged(shard int, lead bool) {
 	}
 }
 
-// leaderOf returns the member gossip says leads shard i.
+// leaderOf returns the member that leads shard i. A node that hosts a
+// replica asks its raft first (it learns of a new leader within a
+// heartbeat); gossip, slower to notice a dead leader, is the fallback.
 func (n *Node) leaderOf(i int) (Member, bool) {
 	if n.members == nil {
 		return Member{}, false
 	}
-	for _, m := range n.members.Alive() {
+	members := n.members.Alive()
+	if s := n.Shard(i); s != nil {
+		if _, id := s.raft.LeaderWithID(); id != "" {
+			for _, m := range members {
+				if m.Meta.ID == string(id) && m.Meta.ClientAddr != "" {
+					return m, true
+				}
+			}
+		}
+	}
+	for _, m := range members {
 		if m.Meta.Leads.Has(i) && m.Meta.ClientAddr != "" {
 			return m, true
 		}
@@ -494,6 +539,14 @@ func (n *Node) SetDraining(on bool) error {
 // Healthy reports whether every local shard has a leader (here or on
 // another node) and, if this node leads it, has caught up.
 func (n *Node) Healthy() (bad []int) {
+	if n.members != nil {
+		n.mu.RLock()
+		joined := n.meta.ClusterID != ""
+		n.mu.RUnlock()
+		if !joined {
+			return []int{-1} // not in a cluster yet
+		}
+	}
 	for _, s := range n.localShards() {
 		if s.fsm.Failed() != nil {
 			bad = append(bad, s.id)

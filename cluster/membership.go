@@ -37,6 +37,7 @@ const metaVersion = 1
 type NodeMeta struct {
 	ID         string
 	ClusterID  string // empty until the node belongs to a cluster
+	Nonce      string // random per process; seeds a new cluster's ID
 	ClientAddr string
 	RaftAddr   string
 	State      uint8
@@ -75,12 +76,12 @@ func (b Bitmap) Count() int {
 }
 
 // Encode renders meta in memberlist's metadata (at most 512 bytes): version
-// u8 | state u8 | shards u16 | 4 × (len u8, string) | leads | hosts. At
+// u8 | state u8 | shards u16 | 5 × (len u8, string) | leads | hosts. At
 // 1,024 shards the two bitmaps take 256 bytes, leaving room for addresses.
 func (m NodeMeta) Encode() ([]byte, error) {
 	b := []byte{metaVersion, m.State}
 	b = binary.BigEndian.AppendUint16(b, uint16(m.Shards))
-	for _, s := range []string{m.ID, m.ClusterID, m.ClientAddr, m.RaftAddr} {
+	for _, s := range []string{m.ID, m.ClusterID, m.Nonce, m.ClientAddr, m.RaftAddr} {
 		if len(s) > 255 {
 			return nil, fmt.Errorf("cluster: %q is too long for node metadata", s)
 		}
@@ -109,7 +110,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	m.State = b[1]
 	m.Shards = int(binary.BigEndian.Uint16(b[2:]))
 	b = b[4:]
-	var strs [4]string
+	var strs [5]string
 	for i := range strs {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return m, bad
@@ -117,7 +118,7 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		strs[i] = string(b[1 : 1+b[0]])
 		b = b[1+b[0]:]
 	}
-	m.ID, m.ClusterID, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2], strs[3]
+	m.ID, m.ClusterID, m.Nonce, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2], strs[3], strs[4]
 	n := (m.Shards + 7) / 8
 	if len(b) != 2*n {
 		return m, bad

@@ -37,11 +37,15 @@ func (s *Service) Welcome() wire.Welcome {
 }
 
 // route returns the shard that serves user here, or the address of the
-// node to forward to, or an error.
-func (s *Service) route(ctx context.Context, user string) (*Shard, string, error) {
+// node to forward to, or an error. With consistency Any, any local
+// replica serves.
+func (s *Service) route(ctx context.Context, user string, c ...wire.Consistency) (*Shard, string, error) {
 	i := s.n.ShardOf(user)
 	sh := s.n.Shard(i)
 	if sh != nil && sh.Ready() {
+		return sh, "", nil
+	}
+	if sh != nil && len(c) > 0 && c[0] == wire.Any {
 		return sh, "", nil
 	}
 	if sh != nil && !s.n.cfg.clusterMode() {
@@ -93,7 +97,7 @@ func (s *Service) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn
 	if err := shard.ValidateUserID(req.User); err != nil {
 		return "", err
 	}
-	sh, addr, err := s.route(ctx, req.User)
+	sh, addr, err := s.route(ctx, req.User, req.Consistency)
 	if err != nil {
 		return "", err
 	}
@@ -112,7 +116,7 @@ func (s *Service) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn
 		return p.NextCursor, nil
 	}
 	var next string
-	err = sh.Read(func(st *shard.Store) error {
+	err = read(sh, req.Consistency, func(st *shard.Store) error {
 		var err error
 		next, err = st.Scan(k, req.User, req.Cursor, req.Limit, fn)
 		return err
@@ -120,7 +124,19 @@ func (s *Service) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn
 	return next, err
 }
 
-func (s *Service) Info(ctx context.Context, users []string) ([]wire.Info, error) {
+// read reads a local replica at the requested consistency.
+func read(sh *Shard, c wire.Consistency, fn func(*shard.Store) error) error {
+	switch {
+	case c == wire.Linearizable:
+		return sh.ReadLinearizable(fn)
+	case c == wire.Any && !sh.Ready():
+		return sh.ReadLocal(fn)
+	}
+	return sh.Read(fn)
+}
+
+func (s *Service) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, error) {
+	users := req.Users
 	if len(users) < 1 || len(users) > s.n.cfg.Store.MaxInfo {
 		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(users), s.n.cfg.Store.MaxInfo)
 	}
@@ -133,12 +149,14 @@ func (s *Service) Info(ctx context.Context, users []string) ([]wire.Info, error)
 			out[i].Code = codes.InvalidParam
 			continue
 		}
-		sh, addr, err := s.route(ctx, u)
+		sh, addr, err := s.route(ctx, u, req.Consistency)
 		if err != nil {
 			return nil, err
 		}
 		if addr != "" {
-			body, err := s.n.peers.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte { return wire.AppendUsersRequest(b, []string{u}) })
+			body, err := s.n.peers.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte {
+				return wire.AppendInfoRequest(b, wire.UsersRequest{Users: []string{u}, Consistency: req.Consistency})
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -149,7 +167,7 @@ func (s *Service) Info(ctx context.Context, users []string) ([]wire.Info, error)
 			out[i] = is[0]
 			continue
 		}
-		err = sh.Read(func(st *shard.Store) error {
+		err = read(sh, req.Consistency, func(st *shard.Store) error {
 			r, err := st.Info([]string{u})
 			if err == nil {
 				out[i].Code, out[i].Following, out[i].Followers, out[i].Mutual = r[0].Code, uint64(r[0].Following), uint64(r[0].Followers), uint64(r[0].Mutual)
@@ -167,7 +185,7 @@ func (s *Service) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Chec
 	if err := shard.ValidateUserID(req.Actor); err != nil {
 		return nil, err
 	}
-	sh, addr, err := s.route(ctx, req.Actor)
+	sh, addr, err := s.route(ctx, req.Actor, req.Consistency)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +197,7 @@ func (s *Service) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Chec
 		return wire.ParseChecks(body)
 	}
 	var out []wire.Check
-	err = sh.Read(func(st *shard.Store) error {
+	err = read(sh, req.Consistency, func(st *shard.Store) error {
 		cs, err := st.Check(req.Actor, req.Targets)
 		if err != nil {
 			return err

@@ -294,6 +294,25 @@ func (s *Shard) Read(fn func(*shard.Store) error) error {
 	return s.fsm.Read(fn)
 }
 
+// ReadLinearizable is Read after confirming with a quorum that this node
+// still leads the shard (one round trip): the read sees every write
+// acknowledged before it started, even if this node was just deposed.
+func (s *Shard) ReadLinearizable(fn func(*shard.Store) error) error {
+	if !s.isReady.Load() {
+		return s.notLeader()
+	}
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return s.raftErr(err)
+	}
+	return s.fsm.Read(fn)
+}
+
+// ReadLocal runs fn on this replica's state whatever its role: a follower
+// read, possibly behind the leader.
+func (s *Shard) ReadLocal(fn func(*shard.Store) error) error {
+	return s.fsm.Read(fn)
+}
+
 // Write proposes a follow or unfollow and waits for it to be committed and
 // applied (and, with opt.Sync, for its reverse side to be applied too).
 func (s *Shard) Write(ctx context.Context, op fsm.Op, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {

@@ -147,32 +147,82 @@ func ParseResults(body []byte) ([]Result, error) {
 	return rs, wrap(r.done(), "write results")
 }
 
-// ListRequest asks for a page: [user, cursor, limit].
+// Consistency is a read's consistency level, an optional last element of
+// list, info and check requests (absent means Leader).
+type Consistency uint8
+
+// Read consistency levels.
+const (
+	// Leader reads the leader's state: it includes every write
+	// acknowledged before the read was sent, except in the rare window
+	// where a deposed leader has not yet noticed (bounded by the leader
+	// lease).
+	Leader Consistency = 0
+	// Linearizable confirms leadership with a quorum round trip first.
+	Linearizable Consistency = 1
+	// Any reads whichever replica answers, possibly stale (follower
+	// reads, for read scale-out).
+	Any Consistency = 2
+)
+
+func (c Consistency) valid() bool { return c <= Any }
+
+// appendConsistency adds the optional element.
+func appendConsistency(b []byte, c Consistency) []byte {
+	if c == Leader {
+		return b
+	}
+	return appendUint(b, uint64(c))
+}
+
+// readConsistency reads the optional element if the array had it.
+func (r *reader) readConsistency(present bool) Consistency {
+	if !present {
+		return Leader
+	}
+	c := Consistency(r.uint())
+	if !c.valid() {
+		r.fail()
+	}
+	return c
+}
+
+// ListRequest asks for a page: [user, cursor, limit(, consistency)].
 type ListRequest struct {
-	User   string
-	Cursor string
-	Limit  int
+	User        string
+	Cursor      string
+	Limit       int
+	Consistency Consistency
 }
 
 // AppendListRequest encodes a list request body.
 func AppendListRequest(b []byte, l ListRequest) []byte {
-	b = appendArray(b, 3)
+	n := 3
+	if l.Consistency != Leader {
+		n = 4
+	}
+	b = appendArray(b, n)
 	b = appendStr(b, l.User)
 	b = appendStr(b, l.Cursor)
-	return appendUint(b, uint64(max(l.Limit, 0)))
+	b = appendUint(b, uint64(max(l.Limit, 0)))
+	return appendConsistency(b, l.Consistency)
 }
 
 // ParseListRequest decodes a list request body. Its strings share the
 // frame's memory: use them before the frame is reused.
 func ParseListRequest(body []byte) (ListRequest, error) {
 	r := reader{b: body}
-	r.arrayN(3)
+	n := r.array(4)
+	if n < 3 {
+		r.fail()
+	}
 	l := ListRequest{User: r.strView(maxIDLen * 4), Cursor: r.strView(maxCursorLen)}
 	limit := r.uint()
 	if limit > 1<<20 {
 		r.fail()
 	}
 	l.Limit = int(limit)
+	l.Consistency = r.readConsistency(n == 4)
 	return l, wrap(r.done(), "list request")
 }
 
@@ -219,31 +269,45 @@ func ParsePage(body []byte) (Page, error) {
 	return p, wrap(r.done(), "page")
 }
 
-// UsersRequest is an Info request: [[user...]].
+// UsersRequest is an Info request: [[user...](, consistency)].
 type UsersRequest struct {
-	Users []string
+	Users       []string
+	Consistency Consistency
 }
 
 // AppendUsersRequest encodes an info request body.
 func AppendUsersRequest(b []byte, users []string) []byte {
-	b = appendArray(b, 1)
-	b = appendArray(b, len(users))
-	for _, u := range users {
-		b = appendStr(b, u)
+	return AppendInfoRequest(b, UsersRequest{Users: users})
+}
+
+// AppendInfoRequest encodes an info request body.
+func AppendInfoRequest(b []byte, u UsersRequest) []byte {
+	n := 1
+	if u.Consistency != Leader {
+		n = 2
 	}
-	return b
+	b = appendArray(b, n)
+	b = appendArray(b, len(u.Users))
+	for _, id := range u.Users {
+		b = appendStr(b, id)
+	}
+	return appendConsistency(b, u.Consistency)
 }
 
 // ParseUsersRequest decodes an info request body (strings share the frame).
-func ParseUsersRequest(body []byte) ([]string, error) {
+func ParseUsersRequest(body []byte) (UsersRequest, error) {
 	r := reader{b: body}
-	r.arrayN(1)
-	n := r.array(maxList)
-	us := make([]string, 0, min(n, 128))
-	for range n {
-		us = append(us, r.strView(maxIDLen*4))
+	k := r.array(2)
+	if k < 1 {
+		r.fail()
 	}
-	return us, wrap(r.done(), "info request")
+	n := r.array(maxList)
+	u := UsersRequest{Users: make([]string, 0, min(n, 128))}
+	for range n {
+		u.Users = append(u.Users, r.strView(maxIDLen*4))
+	}
+	u.Consistency = r.readConsistency(k == 2)
+	return u, wrap(r.done(), "info request")
 }
 
 // Info is one user's counts: [userID, code, following, followers, mutual].
@@ -281,33 +345,42 @@ func ParseInfos(body []byte) ([]Info, error) {
 	return is, wrap(r.done(), "info results")
 }
 
-// CheckRequest is [actor, [target...]].
+// CheckRequest is [actor, [target...](, consistency)].
 type CheckRequest struct {
-	Actor   string
-	Targets []string
+	Actor       string
+	Targets     []string
+	Consistency Consistency
 }
 
 // AppendCheckRequest encodes a check request body.
 func AppendCheckRequest(b []byte, c CheckRequest) []byte {
-	b = appendArray(b, 2)
+	n := 2
+	if c.Consistency != Leader {
+		n = 3
+	}
+	b = appendArray(b, n)
 	b = appendStr(b, c.Actor)
 	b = appendArray(b, len(c.Targets))
 	for _, t := range c.Targets {
 		b = appendStr(b, t)
 	}
-	return b
+	return appendConsistency(b, c.Consistency)
 }
 
 // ParseCheckRequest decodes a check request body (strings share the frame).
 func ParseCheckRequest(body []byte) (CheckRequest, error) {
 	r := reader{b: body}
-	r.arrayN(2)
+	k := r.array(3)
+	if k < 2 {
+		r.fail()
+	}
 	c := CheckRequest{Actor: r.strView(maxIDLen * 4)}
 	n := r.array(maxList)
 	c.Targets = make([]string, 0, min(n, 128))
 	for range n {
 		c.Targets = append(c.Targets, r.strView(maxIDLen*4))
 	}
+	c.Consistency = r.readConsistency(k == 3)
 	return c, wrap(r.done(), "check request")
 }
 

@@ -30,7 +30,7 @@ type Backend interface {
 	// List calls fn for each entry of the page, in order, and returns the
 	// next cursor. id is only valid during fn.
 	List(ctx context.Context, op Op, req ListRequest, fn func(id []byte, t int64)) (next string, err error)
-	Info(ctx context.Context, users []string) ([]Info, error)
+	Info(ctx context.Context, req UsersRequest) ([]Info, error)
 	Check(ctx context.Context, req CheckRequest) ([]Check, error)
 	Status(ctx context.Context) (Status, error)
 	ShardMap(ctx context.Context) (ShardMap, error)
@@ -590,12 +590,12 @@ func (c *conn) handleRead(id uint32, op Op, body []byte) {
 		binary.BigEndian.PutUint32(b[at+1:], uint32(n))
 		b = AppendPageEnd(b, next)
 	case OpInfo:
-		var users []string
-		if users, err = ParseUsersRequest(body); err != nil {
+		var req UsersRequest
+		if req, err = ParseUsersRequest(body); err != nil {
 			break
 		}
 		var is []Info
-		if is, err = c.s.backend.Info(ctx, users); err == nil {
+		if is, err = c.s.backend.Info(ctx, req); err == nil {
 			b = AppendInfos(b, is)
 		}
 	case OpCheck:

@@ -77,9 +77,22 @@ func TestBodiesRoundTrip(t *testing.T) {
 	if got, err := ParseResults(AppendResults(nil, rs)); err != nil || !slices.Equal(got, rs) {
 		t.Fatalf("results: %+v %v", got, err)
 	}
-	l := ListRequest{User: "u", Cursor: "abc", Limit: 500}
-	if got, err := ParseListRequest(AppendListRequest(nil, l)); err != nil || got != l {
-		t.Fatalf("list request: %+v %v", got, err)
+	for _, c := range []Consistency{Leader, Linearizable, Any} {
+		l := ListRequest{User: "u", Cursor: "abc", Limit: 500, Consistency: c}
+		if got, err := ParseListRequest(AppendListRequest(nil, l)); err != nil || got != l {
+			t.Fatalf("list request: %+v %v", got, err)
+		}
+		u := UsersRequest{Users: []string{"a", "b"}, Consistency: c}
+		if got, err := ParseUsersRequest(AppendInfoRequest(nil, u)); err != nil || !slices.Equal(got.Users, u.Users) || got.Consistency != c {
+			t.Fatalf("info request: %+v %v", got, err)
+		}
+		ck := CheckRequest{Actor: "a", Targets: []string{"b"}, Consistency: c}
+		if got, err := ParseCheckRequest(AppendCheckRequest(nil, ck)); err != nil || got.Actor != "a" || got.Consistency != c {
+			t.Fatalf("check request: %+v %v", got, err)
+		}
+	}
+	if _, err := ParseListRequest(append(appendArray(nil, 4), AppendListRequest(nil, ListRequest{User: "u"})[1:]...)); err == nil {
+		t.Fatal("a list request with 4 elements but 3 values decoded")
 	}
 	b := AppendPageStart(nil, 2)
 	b = AppendItem(b, []byte("x"), 1_700_000_000_000)
@@ -250,9 +263,9 @@ func (f *fakeBackend) List(ctx context.Context, op Op, req ListRequest, fn func(
 	}
 	return "", nil
 }
-func (f *fakeBackend) Info(ctx context.Context, users []string) ([]Info, error) {
-	out := make([]Info, len(users))
-	for i, u := range users {
+func (f *fakeBackend) Info(ctx context.Context, req UsersRequest) ([]Info, error) {
+	out := make([]Info, len(req.Users))
+	for i, u := range req.Users {
 		out[i] = Info{UserID: u, Following: uint64(len(u))}
 	}
 	return out, nil

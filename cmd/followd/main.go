@@ -224,6 +224,10 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		cfg.Replicas = o.replicas
 		cfg.DeadTimeout = o.deadTimeout
 		cfg.Token = o.token
+		// Replicas on other machines: a leader keeps its lease as long as
+		// the heartbeat timeout, so that a busy machine does not make it
+		// step down.
+		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
 	}
 	if o.noSync {
 		log.Warn("raft log fsync is OFF (--unsafe-no-fsync): acknowledged writes can be lost on power failure")
