@@ -49,6 +49,16 @@ func appendRecord(buf []byte, l *raft.Log) []byte {
 	le := binary.LittleEndian
 	buf = le.AppendUint32(buf, uint32(body))
 	buf = le.AppendUint32(buf, 0) // crc, filled in below
+	buf = appendEntryBody(buf, l)
+	le.PutUint32(buf[start+4:], crc32.Checksum(buf[start+recordHeaderSize:], castagnoli))
+	return buf
+}
+
+// appendEntryBody appends the body fields of an entry (index through data).
+// The shared log's entry records carry the same fields after their kind and
+// stream (see shared_record.go).
+func appendEntryBody(buf []byte, l *raft.Log) []byte {
+	le := binary.LittleEndian
 	buf = le.AppendUint64(buf, l.Index)
 	buf = le.AppendUint64(buf, l.Term)
 	buf = append(buf, byte(l.Type))
@@ -56,7 +66,6 @@ func appendRecord(buf []byte, l *raft.Log) []byte {
 	buf = le.AppendUint32(buf, uint32(len(l.Extensions)))
 	buf = append(buf, l.Extensions...)
 	buf = append(buf, l.Data...)
-	le.PutUint32(buf[start+4:], crc32.Checksum(buf[start+recordHeaderSize:], castagnoli))
 	return buf
 }
 
@@ -75,6 +84,16 @@ func decodeRecord(rec []byte, out *raft.Log) error {
 	if crc := crc32.Checksum(body, castagnoli); crc != le.Uint32(rec[4:8]) {
 		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
 	}
+	return decodeEntryBody(body, out)
+}
+
+// decodeEntryBody decodes the entry fields (index through data) of a checked
+// body into out, aliasing body as decodeRecord describes.
+func decodeEntryBody(body []byte, out *raft.Log) error {
+	if len(body) < recordFixedBody {
+		return fmt.Errorf("%w: entry body of %d bytes is too short", errCorrupt, len(body))
+	}
+	le := binary.LittleEndian
 	extLen := int64(le.Uint32(body[25:29]))
 	if extLen > int64(len(body)-recordFixedBody) {
 		return fmt.Errorf("%w: extension length %d overflows the record", errCorrupt, extLen)

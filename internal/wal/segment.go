@@ -249,13 +249,24 @@ func syncDir(d *os.File) error {
 // it returns, so that the appends that follow only ever need fdatasync.
 func createSegment(dir *os.File, first uint64, size int64, noSync bool) (*segment, error) {
 	path := filepath.Join(dir.Name(), segmentName(first))
+	f, err := createPreallocated(dir, path, size, noSync)
+	if err != nil {
+		return nil, err
+	}
+	return &segment{first: first, path: path, f: f, fd: int(f.Fd()), size: size}, nil
+}
+
+// createPreallocated creates the file path in dir with size zeroed bytes
+// (see preallocate) and, unless noSync, makes the file and its directory
+// entry durable.
+func createPreallocated(dir *os.File, path string, size int64, noSync bool) (*os.File, error) {
 	// O_TRUNC: a file of that name can only be a leftover that recovery or an
 	// earlier truncation failed to remove; it holds nothing of the log.
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, segmentFilePerms)
 	if err != nil {
 		return nil, fmt.Errorf("wal: create segment: %w", err)
 	}
-	fail := func(err error) (*segment, error) {
+	fail := func(err error) (*os.File, error) {
 		f.Close()
 		os.Remove(path)
 		return nil, err
@@ -271,5 +282,5 @@ func createSegment(dir *os.File, first uint64, size int64, noSync bool) (*segmen
 			return fail(err)
 		}
 	}
-	return &segment{first: first, path: path, f: f, fd: int(f.Fd()), size: size}, nil
+	return f, nil
 }

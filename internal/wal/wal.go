@@ -67,6 +67,15 @@
 // log, its first and last index and last term. GetLog is one pread and does
 // not wait for the fdatasync of a concurrent StoreLogs (see Log). All segment
 // files stay open.
+//
+// # Shared log
+//
+// Log keeps one raft log and fdatasyncs once per StoreLogs. A node running
+// many raft groups can instead keep all their logs in one Shared log
+// (OpenShared), one Stream per group, with the same semantics per stream:
+// concurrent appends of different groups then share one write and one
+// fdatasync (group commit). Its files and records are described at Shared
+// and in shared_record.go.
 package wal
 
 import (
@@ -82,10 +91,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ErrClosed is returned by every method of a Log after Close.
+// ErrClosed is returned by every method of a Log (or of a Shared log and
+// its streams) after Close.
 var ErrClosed = errors.New("wal: log is closed")
 
-// Config tunes a Log. The zero value means the defaults.
+// Config tunes a Log or a Shared log. The zero value means the defaults.
 type Config struct {
 	// SegmentSize is the preallocated size of a segment file. Default 16 MiB,
 	// at least 64 KiB, at most 4 GiB - 1 (record offsets are 32-bit).
@@ -97,6 +107,11 @@ type Config struct {
 
 	// Logger gets recovery and truncation messages. Nil means none.
 	Logger hclog.Logger
+
+	// SyncDepth, for a Shared log only, is how many group commits may be
+	// in flight at once (see Shared). Default 4; 1 makes the group commit
+	// strictly serial.
+	SyncDepth int
 }
 
 // DefaultConfig returns the default configuration.
@@ -113,6 +128,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = hclog.NewNullLogger()
+	}
+	if c.SyncDepth == 0 {
+		c.SyncDepth = 4
+	}
+	if c.SyncDepth < 0 || c.SyncDepth > 64 {
+		return c, fmt.Errorf("wal: SyncDepth %d outside [1, 64]", c.SyncDepth)
 	}
 	return c, nil
 }
