@@ -1,18 +1,22 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
-// relations, and shows a node's status.
+// relations, shows the status of a node or a whole cluster, drains a node
+// and verifies the graph's invariant.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
 //	followctl --addr 10.0.0.5:7700 status
+//	followctl drain n2 --wait 10m
+//	followctl verify --parallel 16
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
 // --addr and --token default to $FOLLOWCTL_ADDR and $FOLLOWCTL_TOKEN.
 // With --json, stdout carries exactly one JSON object: the result, or
 // {"error":{"code":...,"message":...}}. Exit status: 0 success (per-item
-// codes included), 1 request error, 2 usage error. "followctl help" lists
-// the commands.
+// codes included), 1 request error (or a check that failed: violations
+// found by verify, a drain not done within --wait), 2 usage error.
+// "followctl help" lists the commands.
 package main
 
 import (
@@ -44,6 +48,12 @@ const (
 	exitUsage  = 2 // the command line is wrong
 )
 
+// longRetries is the retries of the commands that run long (verify, drain
+// --wait): with the client's backoff (10ms doubling up to 1s), about 3s of
+// retrying, which rides out a leader election; --timeout still bounds each
+// request.
+const longRetries = 9
+
 // maxPage is the server's largest page: --all uses it unless --limit is set,
 // to need as few round trips as possible.
 const maxPage = 500
@@ -60,6 +70,13 @@ type options struct {
 	cursor string
 	limit  int
 	all    bool
+
+	off      bool          // drain: stop draining
+	wait     time.Duration // drain: how long to wait for the drain to finish
+	parallel int           // verify: requests in flight
+	sample   float64       // verify: fraction of the users to check
+
+	stderr io.Writer // progress reports (drain --wait, verify)
 }
 
 // globalFlags are the flags of every command, in the order help lists them.
@@ -75,6 +92,14 @@ type command struct {
 	minArgs int
 	maxArgs int // negative: no limit
 	flags   func(fs *flag.FlagSet, o *options)
+	check   func(o *options) error // validates the command's own flags
+	// budget is the time limit of the whole command (default --timeout);
+	// 0 means none, and then --timeout bounds each request instead.
+	budget func(o *options) time.Duration
+	// retries is how many times the client retries a retryable failure
+	// (not leader, no leader yet, overloaded...): 2 unless set. Long
+	// commands ride out a leader election.
+	retries int
 	run     func(ctx context.Context, c *client.Client, o *options, args []string) (output, error)
 }
 
@@ -82,6 +107,12 @@ type command struct {
 // prints itself as text otherwise, so both forms come from one value.
 type output interface {
 	text(w io.Writer)
+}
+
+// failing is an output that makes the command fail (exit status 1) after
+// it is printed: verify's violations, a drain not done within --wait.
+type failing interface {
+	failure() error
 }
 
 var commands = []*command{
@@ -141,14 +172,65 @@ var commands = []*command{
 	},
 	{
 		name: "status", args: "", minArgs: 0, maxArgs: 0,
-		summary: "show the --addr node's status and its shards, flagging problems",
-		about: "Shows the status of the node at --addr: its ID, version, cluster and uptime,\n" +
-			"and per shard whether this node leads it and is ready, its applied raft\n" +
-			"index, its users and edges, and the relay's backlog of reverse edges to\n" +
-			"other shards. A line starting UNHEALTHY lists shards that are not ready,\n" +
-			"halted or lagging; the exit status stays 0 (only a failed request is 1).",
-		example: "followctl status --addr 10.0.0.5:7700",
+		summary: "show the status of the --addr node, or of its whole cluster, flagging problems",
+		about: "Shows the status of the node at --addr: its ID, version, cluster and uptime.\n\n" +
+			"In a cluster it also asks every live member for its status and shows a NODES\n" +
+			"table (client and raft addresses, state alive, dead or draining, the shards\n" +
+			"each leads and the replicas each hosts, as gossip says) and a SHARDS table\n" +
+			"built from each shard's leader: its voters and non-voters, applied raft index,\n" +
+			"users (the user IDs the shard knows: its own users and those in their lists),\n" +
+			"edges (following entries), followers and mutual entries, and the relay's\n" +
+			"backlog of reverse edges to other shards. A line starting UNHEALTHY lists the\n" +
+			"problems: " +
+			"a shard with no leader, a leader not caught up, fewer voters than\n" +
+			"the other shards (or than 3 with 3 nodes or more), a halted replica, a relay\n" +
+			"backlog older than 5s, a dead, draining or silent node.\n\n" +
+			"On a single node the SHARDS table is this node's, and any shard that is not\n" +
+			"ready, halted or has a relay backlog is flagged.\n\n" +
+			"The exit status stays 0 whatever the health (only a failed request is 1):\n" +
+			"scripts read \"healthy\" and \"unhealthy\" from --json.",
+		example: "followctl status --addr 10.0.0.5:7700\n  followctl status --json | jq .unhealthy",
 		run:     statusCmd,
+	},
+	{
+		name: "drain", args: "NODE", minArgs: 1, maxArgs: 1,
+		summary: "move every replica and leadership off cluster node NODE (--off: stop)",
+		about: "Marks cluster node NODE (its node ID) as draining: the shards' leaders move\n" +
+			"its replicas to other nodes and it hands over its leaderships, so that it can\n" +
+			"be stopped without reducing any shard's replication. --off makes it an active\n" +
+			"node again (replicas may then move back to it). Any node forwards the request.\n\n" +
+			"With --wait, followctl then polls the cluster's status until NODE hosts no\n" +
+			"replica and leads no shard, printing progress on stderr, and fails (exit\n" +
+			"status 1) if that takes longer than --wait. --timeout then bounds each\n" +
+			"request rather than the whole command. A single node cannot be drained.",
+		example: "followctl drain n2 --wait 10m\n  followctl drain n2 --off",
+		flags:   drainFlags, check: drainCheck, budget: drainBudget, retries: longRetries, run: drainCmd,
+	},
+	{
+		name: "verify", args: "", minArgs: 0, maxArgs: 0,
+		summary: "check the graph's invariant over every user of the cluster (or node)",
+		about: "Checks the invariant at a quiescent moment (no writes running, the relay\n" +
+			"caught up), for every user A of every shard:\n" +
+			"  - each count of info(A) equals the length of its list;\n" +
+			"  - the lists are newest first, and following(A) has no duplicate nor A;\n" +
+			"  - mutual(A) is following(A) ∩ followers(A), at the later followTime;\n" +
+			"  - B is in following(A) exactly when A is in followers(B): one check\n" +
+			"    request per edge and side, --parallel of them in flight;\n" +
+			"  - the edges of all following lists and of all followers lists are the\n" +
+			"    same, followTimes included: compared through an order-independent\n" +
+			"    fingerprint of (follower, followee, followTime), which says whether\n" +
+			"    a time differs but not where (followbench --verify names such edges\n" +
+			"    among the users it samples).\n\n" +
+			"It streams: each shard's users are scanned from its leader 1000 at a time,\n" +
+			"and each worker (--parallel) holds one user's following list at most. With\n" +
+			"--sample F, only a random fraction F of the users is checked (the fingerprint\n" +
+			"then covers the edges between checked users). A shard whose leader changes\n" +
+			"during its scan fails the run. Progress goes to stderr every 2s. --timeout\n" +
+			"bounds each request, not the whole command. The exit status is 1 if any\n" +
+			"violation is found; the first 20 are listed.",
+		example: "followctl verify --addr 10.0.0.5:7700 --parallel 16\n  followctl verify --sample 0.01 --json",
+		flags:   verifyFlags, check: verifyCheck, budget: func(*options) time.Duration { return 0 }, retries: longRetries,
+		run: verifyCmd,
 	},
 }
 
@@ -271,10 +353,32 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case o.limit < 0 || o.limit > maxPage:
 		return fail(usageErrorf("--limit must be between 0 and %d", maxPage))
 	}
+	if cmd.check != nil {
+		if err := cmd.check(o); err != nil {
+			return fail(err)
+		}
+	}
+	o.stderr = stderr
 
-	ctx, cancel := context.WithTimeout(context.Background(), o.timeout)
+	budget := o.timeout
+	if cmd.budget != nil {
+		budget = cmd.budget(o)
+	}
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if budget > 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), budget)
+	} else {
+		ctx, cancel = context.WithCancel(context.Background())
+	}
 	defer cancel()
-	c, err := client.New(ctx, client.Config{Addrs: []string{o.addr}, Token: o.token, Retries: 2})
+	retries := 2
+	if cmd.retries != 0 {
+		retries = cmd.retries
+	}
+	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
+	c, err := client.New(dialCtx, client.Config{Addrs: []string{o.addr}, Token: o.token, Retries: retries, RequestTimeout: o.timeout})
+	dialCancel()
 	if err != nil {
 		return fail(err)
 	}
@@ -288,7 +392,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	} else {
 		out.text(stdout)
 	}
+	if f, ok := out.(failing); ok {
+		if err := f.failure(); err != nil {
+			fmt.Fprintf(stderr, "followctl: %v\n", err)
+			return exitFailed
+		}
+	}
 	return exitOK
+}
+
+// requestCtx bounds one request by --timeout, for the commands whose whole
+// run is not (see command.budget).
+func requestCtx(ctx context.Context, o *options) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, o.timeout)
 }
 
 // splitCommand finds the command: the first argument that is neither a
@@ -397,7 +513,8 @@ func mainUsage(w io.Writer) {
 	printFlags(w, fs, globalFlags)
 	fmt.Fprint(w, "\nWith --json, stdout carries exactly one JSON object: the result, or\n"+
 		"{\"error\":{\"code\":...,\"message\":...}}. Exit status: 0 success (per-item result\n"+
-		"codes included), 1 request error, 2 usage error.\n\n"+
+		"codes included), 1 request error (or violations found by verify, or a drain\n"+
+		"not done within --wait), 2 usage error.\n\n"+
 		"Run \"followctl help COMMAND\" (or \"followctl COMMAND --help\") for a command's\n"+
 		"arguments and flags.\n\n"+
 		"Example:\n  followctl --addr 127.0.0.1:7700 follow alice bob --sync\n  followctl followers bob --all --json\n")
@@ -433,7 +550,7 @@ func printFlags(w io.Writer, fs *flag.FlagSet, names []string) {
 		} else {
 			arg = ""
 		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" {
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "0s" {
 			usage += " (default " + f.DefValue + ")"
 		}
 		fmt.Fprintf(tw, "  --%s%s\t%s\n", f.Name, arg, usage)
@@ -659,109 +776,6 @@ func (out checkOutput) text(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%d\t%d %s\n", r.UserID, r.Code, r.FollowType, word)
 	}
 	tw.Flush()
-}
-
-// Status.
-
-type statusOutput struct {
-	NodeID    string        `json:"nodeID"`
-	Version   string        `json:"version"`
-	ClusterID string        `json:"clusterID"`
-	UptimeSec uint64        `json:"uptimeSec"`
-	Addr      string        `json:"addr"`
-	Shards    []shardOutput `json:"shards"`
-	Healthy   bool          `json:"healthy"`
-	Unhealthy []string      `json:"unhealthy"` // the problems; [] when healthy
-}
-
-type shardOutput struct {
-	Shard        int    `json:"shard"`
-	Leader       bool   `json:"leader"` // this node leads the shard
-	LeaderID     string `json:"leaderID"`
-	LeaderAddr   string `json:"leaderAddr"`
-	Ready        bool   `json:"ready"`
-	AppliedIndex uint64 `json:"appliedIndex"`
-	Users        uint64 `json:"users"`
-	Following    uint64 `json:"following"`
-	Followers    uint64 `json:"followers"`
-	Mutual       uint64 `json:"mutual"`
-	LagRecords   uint64 `json:"lagRecords"`
-	LagOldestMs  uint64 `json:"lagOldestMs"`
-	Halted       string `json:"halted"`
-}
-
-func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (output, error) {
-	s, err := c.Status(ctx, "")
-	if err != nil {
-		return nil, err
-	}
-	out := statusOutput{NodeID: s.NodeID, Version: s.Server, ClusterID: s.ClusterID, UptimeSec: s.UptimeSec, Addr: s.Addr,
-		Shards: make([]shardOutput, 0, len(s.Shards)), Unhealthy: problems(s)}
-	out.Healthy = len(out.Unhealthy) == 0
-	for _, sh := range s.Shards {
-		out.Shards = append(out.Shards, shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
-			Ready: sh.Ready, AppliedIndex: sh.AppliedIndex, Users: sh.Users, Following: sh.Following, Followers: sh.Followers,
-			Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted})
-	}
-	return out, nil
-}
-
-// problems lists what is wrong with a node: shards that are not ready (this
-// node does not lead them or has not caught up), halted, or have reverse
-// edges not yet delivered and acknowledged. Never nil, so JSON shows [].
-func problems(s client.Status) []string {
-	out := []string{}
-	if len(s.Shards) == 0 {
-		out = append(out, "no shards reported")
-	}
-	for _, sh := range s.Shards {
-		if !sh.Ready {
-			out = append(out, fmt.Sprintf("shard %d not ready", sh.Shard))
-		}
-		if sh.Halted != "" {
-			out = append(out, fmt.Sprintf("shard %d halted: %s", sh.Shard, sh.Halted))
-		}
-		if sh.LagRecords > 0 {
-			out = append(out, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", sh.Shard, sh.LagRecords, sh.LagOldestMs))
-		}
-	}
-	return out
-}
-
-func (out statusOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "node:\t%s (%s)\n", out.NodeID, out.Addr)
-	fmt.Fprintf(tw, "version:\t%s\n", out.Version)
-	fmt.Fprintf(tw, "cluster:\t%s\n", out.ClusterID)
-	fmt.Fprintf(tw, "uptime:\t%s\n", time.Duration(out.UptimeSec)*time.Second)
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SHARD\tLEADER\tREADY\tAPPLIED INDEX\tUSERS\tEDGES\tFOLLOWERS\tMUTUAL\tLAG RECORDS\tOLDEST LAG MS\tHALTED")
-	for _, sh := range out.Shards {
-		leader := "unknown"
-		switch {
-		case sh.Leader:
-			leader = "self"
-		case sh.LeaderID != "" && sh.LeaderAddr != "":
-			leader = sh.LeaderID + " (" + sh.LeaderAddr + ")"
-		case sh.LeaderID != "":
-			leader = sh.LeaderID
-		}
-		halted := "-"
-		if sh.Halted != "" {
-			halted = sh.Halted
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", sh.Shard, leader, yesNo(sh.Ready), sh.AppliedIndex,
-			sh.Users, sh.Following, sh.Followers, sh.Mutual, sh.LagRecords, sh.LagOldestMs, halted)
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	if out.Healthy {
-		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag\n", len(out.Shards))
-	} else {
-		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
-	}
 }
 
 func yesNo(b bool) string {

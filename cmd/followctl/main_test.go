@@ -10,6 +10,8 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +24,13 @@ import (
 // wire protocol on a free local port; token, when set, is required. It
 // returns the address.
 func startServer(t *testing.T, token string) string {
+	t.Helper()
+	return startServerWith(t, token, nil)
+}
+
+// startServerWith is startServer with the backend wrap returns in front of
+// the node's (nil: the node's own).
+func startServerWith(t *testing.T, token string, wrap func(*cluster.Service) wire.Backend) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -42,7 +51,11 @@ func startServer(t *testing.T, token string) string {
 	scfg := wire.DefaultServerConfig()
 	scfg.Welcome = svc.Welcome()
 	scfg.Token = token
-	srv, err := wire.NewServer(scfg, svc)
+	var backend wire.Backend = svc
+	if wrap != nil {
+		backend = wrap(svc)
+	}
+	srv, err := wire.NewServer(scfg, backend)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,6 +448,17 @@ func TestUsageErrors(t *testing.T) {
 		{"followers"},
 		{"followers", "a", "b"},
 		{"status", "x"},
+		{"status", "--wait", "1s"}, // drain's flag
+		{"drain"},
+		{"drain", "n1", "n2"},
+		{"drain", "n1", "--wait", "-1s"},
+		{"drain", "n1", "--wait", "1s", "--off"},
+		{"drain", "n1", "--wait", "soon"},
+		{"verify", "x"},
+		{"verify", "--parallel", "0"},
+		{"verify", "--sample", "0"},
+		{"verify", "--sample", "1.5"},
+		{"verify", "--sample", "NaN"},
 		{"info", "a", "--bogus"},
 		{"info", "--sync", "a"}, // another command's flag
 		{"followers", "a", "--limit"},
@@ -462,6 +486,7 @@ func TestHelp(t *testing.T) {
 		{"help"}, {"-h"}, {"--help"}, {"--json", "help"},
 		{"help", "follow"}, {"follow", "--help"}, {"follow", "-h"}, {"--addr", "x", "follow", "a", "-h"},
 		{"help", "followers"}, {"followers", "--help"}, {"status", "-h"},
+		{"help", "drain"}, {"drain", "--help"}, {"help", "verify"}, {"verify", "-h"},
 	} {
 		out := mustOK(t, args...)
 		if !strings.Contains(out, "Example:\n  followctl ") || !strings.Contains(out, "--addr") {
@@ -474,6 +499,13 @@ func TestHelp(t *testing.T) {
 	}
 	if out := mustOK(t, "help", "following"); !strings.Contains(out, "--limit N") || !strings.Contains(out, "--all") || !strings.Contains(out, "--cursor") {
 		t.Errorf("help following:\n%s", out)
+	}
+	if out := mustOK(t, "help", "drain"); !strings.Contains(out, "--wait DURATION") || !strings.Contains(out, "--off") {
+		t.Errorf("help drain:\n%s", out)
+	}
+	if out := mustOK(t, "help", "verify"); !strings.Contains(out, "--parallel N") || !strings.Contains(out, "--sample F") ||
+		!strings.Contains(out, "(default 8)") {
+		t.Errorf("help verify:\n%s", out)
 	}
 	out := mustOK(t, "help")
 	for _, c := range commands {
@@ -496,12 +528,15 @@ func TestStatus(t *testing.T) {
 	}
 
 	m := jsonOK(t, "status", "--addr", addr)
-	checkKeys(t, "status", m, "nodeID", "version", "clusterID", "uptimeSec", "addr", "shards", "healthy", "unhealthy")
+	checkKeys(t, "status", m, "nodeID", "version", "clusterID", "uptimeSec", "addr", "nodes", "shards", "healthy", "unhealthy")
 	if m["nodeID"] != "node1" || m["version"] != "test" || m["addr"] != addr || m["clusterID"] == "" || m["healthy"] != true {
 		t.Errorf("status: %v", m)
 	}
 	if u, ok := m["unhealthy"].([]any); !ok || len(u) != 0 {
 		t.Errorf("unhealthy = %v, want []", m["unhealthy"])
+	}
+	if nodes := objects(t, m, "nodes"); len(nodes) != 0 {
+		t.Errorf("a single node lists members: %v", nodes)
 	}
 	shards := objects(t, m, "shards")
 	if len(shards) != 4 {
@@ -509,9 +544,12 @@ func TestStatus(t *testing.T) {
 	}
 	for i, sh := range shards {
 		checkKeys(t, "shard", sh, "shard", "leader", "leaderID", "leaderAddr", "ready", "appliedIndex", "users",
-			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted")
+			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted", "voters", "nonvoters")
 		if sh["shard"] != float64(i) || sh["ready"] != true || sh["leader"] != true {
 			t.Errorf("shard %d: %v", i, sh)
+		}
+		if v, _ := sh["voters"].([]any); len(v) != 1 || v[0] != "node1" || fmt.Sprint(sh["nonvoters"]) != "[]" {
+			t.Errorf("shard %d: voters %v, nonvoters %v; want [node1] and []", i, sh["voters"], sh["nonvoters"])
 		}
 	}
 
@@ -568,4 +606,578 @@ func TestToken(t *testing.T) {
 	}
 	t.Setenv("FOLLOWCTL_TOKEN", "s3cret")
 	jsonOK(t, "status", "--addr", addr)
+}
+
+// newClient returns a client of the node (or cluster) at addr.
+func newClient(t *testing.T, addr string) *client.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Enough retries to ride out the elections of a cluster under load.
+	c, err := client.New(ctx, client.Config{Addrs: []string{addr}, RequestTimeout: 30 * time.Second, Retries: 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// follow makes actor follow targets, 20 at a time, with the reverse side
+// applied before it returns.
+func follow(t *testing.T, c *client.Client, actor string, targets ...string) {
+	t.Helper()
+	for len(targets) > 0 {
+		batch := targets[:min(20, len(targets))]
+		targets = targets[len(batch):]
+		rs, err := c.Follow(context.Background(), actor, batch, client.Sync())
+		if err != nil {
+			t.Fatalf("follow %s %q: %v", actor, batch, err)
+		}
+		for _, r := range rs {
+			if r.Code != 0 {
+				t.Fatalf("follow %s %s: %+v", actor, r.UserID, r)
+			}
+		}
+	}
+}
+
+// buildGraph writes a small graph whose lists need several pages (hub
+// follows 520 users), with mutual relations, and returns its users and
+// edges.
+func buildGraph(t *testing.T, c *client.Client) (users, edges int) {
+	t.Helper()
+	var targets []string
+	for i := range 520 {
+		targets = append(targets, fmt.Sprintf("t%03d", i))
+	}
+	follow(t, c, "hub", targets...)
+	for _, tg := range targets[:30] {
+		follow(t, c, tg, "hub")
+	}
+	for i := range 20 {
+		follow(t, c, fmt.Sprintf("u%d", i), fmt.Sprintf("u%d", (i+1)%20), fmt.Sprintf("u%d", (i+2)%20), fmt.Sprintf("u%d", (i+3)%20))
+	}
+	follow(t, c, "u0", "hub")
+	return 1 + 520 + 20, 520 + 30 + 60 + 1
+}
+
+// ctlVerify runs verify --json and decodes its report; progress may go to
+// stderr.
+func ctlVerify(t *testing.T, args ...string) (int, verifyOutput) {
+	t.Helper()
+	status, out, errOut := ctl(t, append([]string{"verify", "--json"}, args...)...)
+	var v verifyOutput
+	decodeOne(t, out, &v)
+	if status != 0 && v.Violations == 0 {
+		t.Fatalf("verify %q: status %d, stdout %s, stderr %s", args, status, out, errOut)
+	}
+	return status, v
+}
+
+func TestVerify(t *testing.T) {
+	addr := startServer(t, "")
+	c := newClient(t, addr)
+
+	// An empty graph.
+	if status, v := ctlVerify(t, "--addr", addr); status != 0 || v.Users != 0 || v.Edges != 0 || v.Shards != 4 || v.Samples == nil {
+		t.Errorf("empty graph: status %d, %+v", status, v)
+	}
+
+	users, edges := buildGraph(t, c)
+	status, v := ctlVerify(t, "--addr", addr)
+	if status != 0 || v.Violations != 0 || len(v.Samples) != 0 {
+		t.Fatalf("clean graph: status %d, %+v", status, v)
+	}
+	if v.Users != uint64(users) || v.Edges != uint64(edges) || v.Checks != 2*uint64(edges) || v.Sample != 1 {
+		t.Errorf("clean graph: %+v, want %d users, %d edges, %d checks", v, users, edges, 2*edges)
+	}
+	var m map[string]any
+	_, out, _ := ctl(t, "verify", "--json", "--addr", addr, "--parallel", "3")
+	decodeOne(t, out, &m)
+	checkKeys(t, "verify", m, "shards", "sample", "users", "edges", "checks", "violations", "samples")
+	if m["violations"] != 0.0 || fmt.Sprint(m["samples"]) != "[]" {
+		t.Errorf("verify --json: %s", out)
+	}
+
+	// A sample checks fewer users, and finds nothing either.
+	status, v = ctlVerify(t, "--addr", addr, "--sample", "0.5", "--parallel", "1")
+	if status != 0 || v.Violations != 0 || v.Users == 0 || v.Users >= uint64(users) || v.Sample != 0.5 {
+		t.Errorf("--sample 0.5: status %d, %+v (of %d users)", status, v, users)
+	}
+
+	// Text.
+	status, out, _ = ctl(t, "verify", "--addr", addr)
+	if status != 0 || !strings.Contains(out, fmt.Sprintf("edges:       %d", edges)) || !strings.Contains(out, "violations:  0") ||
+		!strings.Contains(out, "\nok: ") {
+		t.Errorf("verify text: status %d:\n%s", status, out)
+	}
+
+	// An unfollow keeps the invariant.
+	if _, err := c.Unfollow(context.Background(), "hub", []string{"t000", "t100"}, client.Sync()); err != nil {
+		t.Fatal(err)
+	}
+	if status, v := ctlVerify(t, "--addr", addr); status != 0 || v.Violations != 0 || v.Edges != uint64(edges-2) {
+		t.Errorf("after unfollow: status %d, %+v", status, v)
+	}
+}
+
+// Ways the lying backend lies about user "victim".
+const (
+	truthful = iota
+	dropFollower
+	extraCount
+	laterTime
+	lostReverse
+)
+
+// lyingBackend serves a node's data, but lies about victim as mode says.
+type lyingBackend struct {
+	*cluster.Service
+	mode atomic.Int32
+}
+
+func (b *lyingBackend) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn func(id []byte, t int64)) (string, error) {
+	if op != wire.OpFollowers || req.User != "victim" {
+		return b.Service.List(ctx, op, req, fn)
+	}
+	mode, first := b.mode.Load(), req.Cursor == ""
+	return b.Service.List(ctx, op, req, func(id []byte, t int64) {
+		switch {
+		case mode == dropFollower && first:
+			first = false
+			return
+		case mode == laterTime && string(id) == "lone":
+			t++
+		}
+		fn(id, t)
+	})
+}
+
+func (b *lyingBackend) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, error) {
+	is, err := b.Service.Info(ctx, req)
+	for i := range is {
+		if is[i].UserID == "victim" && b.mode.Load() == extraCount {
+			is[i].Followers++
+		}
+	}
+	return is, err
+}
+
+func (b *lyingBackend) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Check, error) {
+	cs, err := b.Service.Check(ctx, req)
+	for i := range cs {
+		if b.mode.Load() == lostReverse && req.Actor == "f0" && cs[i].UserID == "victim" {
+			cs[i].FollowType &^= 1 // victim does not follow f0
+		}
+	}
+	return cs, err
+}
+
+func TestVerifyFindsViolations(t *testing.T) {
+	lb := &lyingBackend{}
+	addr := startServerWith(t, "", func(s *cluster.Service) wire.Backend { lb.Service = s; return lb })
+	c := newClient(t, addr)
+	for _, f := range []string{"f0", "f1", "f2", "lone"} {
+		follow(t, c, f, "victim")
+	}
+	follow(t, c, "victim", "f0", "f1")
+	if status, v := ctlVerify(t, "--addr", addr); status != 0 || v.Violations != 0 {
+		t.Fatalf("truthful: status %d, %+v", status, v)
+	}
+
+	for _, c := range []struct {
+		mode int32
+		want string // in one of the samples
+	}{
+		{dropFollower, "info(victim) says followers 4, the list has 3"},
+		{extraCount, "info(victim) says followers 5, the list has 4"},
+		{laterTime, "a different followTime"},
+		{lostReverse, "following(victim) lists f0 (followTime "},
+	} {
+		lb.mode.Store(c.mode)
+		status, v := ctlVerify(t, "--addr", addr)
+		found := false
+		for _, s := range v.Samples {
+			found = found || strings.Contains(s, c.want)
+		}
+		if status != 1 || v.Violations == 0 || uint64(len(v.Samples)) != v.Violations || !found {
+			t.Errorf("lie %d: status %d, %+v; want 1 and a violation with %q", c.mode, status, v, c.want)
+		}
+		if (c.mode == extraCount || c.mode == laterTime || c.mode == lostReverse) && v.Violations != 1 {
+			t.Errorf("lie %d: %d violations, want 1: %q", c.mode, v.Violations, v.Samples)
+		}
+	}
+	// In text, the violations are listed and stderr says why the status is 1.
+	lb.mode.Store(extraCount)
+	status, out, errOut := ctl(t, "verify", "--addr", addr)
+	if status != 1 || !strings.Contains(out, "VIOLATIONS:\n  info(victim) says followers 5") || !strings.Contains(errOut, "1 violations") {
+		t.Errorf("text: status %d, stdout:\n%s\nstderr: %s", status, out, errOut)
+	}
+}
+
+func TestDrainSingleNode(t *testing.T) {
+	addr := startServer(t, "")
+	for _, args := range [][]string{{"drain", "node1"}, {"drain", "node1", "--wait", "5s"}} {
+		status, out, errOut := ctl(t, append(args, "--json", "--addr", addr)...)
+		var e errorOutput
+		decodeOne(t, out, &e)
+		if status != 1 || e.Error.Code != 30001 || !strings.Contains(e.Error.Message, "a single node cannot be drained") || errOut == "" {
+			t.Errorf("%q: status %d, stdout %s, stderr %q; want 1 and 30001", args, status, out, errOut)
+		}
+	}
+}
+
+func TestClusterView(t *testing.T) {
+	st := func(node string, shards ...wire.ShardStatus) *client.Status {
+		return &client.Status{NodeID: node, Addr: node + ":7700", Server: "v1", Shards: shards}
+	}
+	voters := []string{"n1", "n2", "n3"}
+	self := st("n1",
+		wire.ShardStatus{Shard: 0, Leader: true, Ready: true, Voters: voters, Users: 7},
+		wire.ShardStatus{Shard: 1, LeaderID: "n2", Voters: voters},                                             // a follower: fine
+		wire.ShardStatus{Shard: 2, Leader: true, Ready: true, Voters: voters, LagRecords: 3, LagOldestMs: 900}, // young lag: fine
+		wire.ShardStatus{Shard: 3, Leader: true, Ready: true, Voters: voters[:2]},
+	)
+	members := []memberStatus{
+		{MemberStatus: wire.MemberStatus{NodeID: "n1", Alive: true, Leads: 3, Hosts: 4}, status: self},
+		{MemberStatus: wire.MemberStatus{NodeID: "n2", Alive: true, Leads: 1, Hosts: 4}, status: st("n2",
+			wire.ShardStatus{Shard: 0, LeaderID: "n1", Voters: voters, Halted: "apply failed"},
+			wire.ShardStatus{Shard: 1, Leader: true, Ready: true, Voters: voters, Nonvoters: []string{"n4"}, LagRecords: 9, LagOldestMs: 7000},
+		)},
+		{MemberStatus: wire.MemberStatus{NodeID: "n3", Alive: false}},
+		{MemberStatus: wire.MemberStatus{NodeID: "n4", Alive: true, Draining: true}, status: st("n4",
+			wire.ShardStatus{Shard: 2, Leader: true, Ready: false, Voters: voters},
+		)},
+		{MemberStatus: wire.MemberStatus{NodeID: "n5", Alive: true}, err: fmt.Errorf("connection refused")},
+	}
+	nodesOut, shards, bad := clusterView(*self, members, 6)
+	want := []string{
+		"node n3 dead", "node n4 draining", "node n5 did not answer: connection refused",
+		"shard 0 halted on n2: apply failed",
+		"shard 1 relay lag 9 records (oldest 7000 ms)",
+		"shard 2 reported led by n1 and n4 (an election in progress, or a stale leader)",
+		"shard 3 has 2 voters, want 3",
+		"shard 4 has no leader (no replica answered)",
+		"shard 5 has no leader (no replica answered)",
+	}
+	if !slices.Equal(bad, want) {
+		t.Errorf("problems:\n%q\nwant\n%q", bad, want)
+	}
+	if len(nodesOut) != 5 || nodesOut[2].State != "dead" || nodesOut[3].State != "draining" || nodesOut[0].Version != "v1" || nodesOut[4].Error == "" {
+		t.Errorf("nodes: %+v", nodesOut)
+	}
+	if len(shards) != 6 || shards[0].LeaderID != "n1" || !shards[0].Leader || shards[0].Users != 7 ||
+		shards[1].LeaderID != "n2" || shards[1].Leader || shards[1].LeaderAddr != "n2:7700" || !slices.Equal(shards[1].Nonvoters, []string{"n4"}) ||
+		shards[4].LeaderID != "" || shards[4].Voters == nil {
+		t.Errorf("shards: %+v", shards)
+	}
+	out := statusOutput{NodeID: "n1", Nodes: nodesOut, Shards: shards, Unhealthy: bad}
+	var b bytes.Buffer
+	out.text(&b)
+	for _, s := range []string{"NODE", "RAFT ADDR", "draining", "VOTERS", "n1,n2,n3", "UNHEALTHY: node n3 dead; "} {
+		if !strings.Contains(b.String(), s) {
+			t.Errorf("text lacks %q:\n%s", s, b.String())
+		}
+	}
+}
+
+// clusterNode is one node of an in-process cluster.
+type clusterNode struct {
+	id, addr string
+	node     *cluster.Node
+	srv      *wire.Server
+	served   chan error
+	stopped  bool
+}
+
+// stop stops the node's server, then the node. A node that does not close
+// within 30s is logged and abandoned (it has left gossip by then), so that
+// a hang in raft's shutdown (see hashicorp/raft#612: a wedged pipeline
+// replication goroutine) does not hang the test.
+func (n *clusterNode) stop(t *testing.T) {
+	if n.stopped {
+		return
+	}
+	n.stopped = true
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	n.srv.Shutdown(ctx)
+	<-n.served
+	closed := make(chan struct{})
+	go func() { n.node.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(30 * time.Second):
+		t.Logf("SERVER BUG: node %s did not close within 30s; abandoning it", n.id)
+
+	}
+}
+
+// startCluster starts n cluster-mode nodes in this process (raft, gossip
+// and the client protocol on loopback), as cluster's own tests do, and
+// returns once they are open; elections go on in the background.
+func startCluster(t *testing.T, n, shards int) []*clusterNode {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a cluster")
+	}
+	var cfgs []cluster.Config
+	var join []string
+	for i := range n {
+		cfg := cluster.DefaultConfig()
+		cfg.NodeID = fmt.Sprintf("n%d", i+1)
+		cfg.DataDir = t.TempDir()
+		cfg.Shards = shards
+		cfg.RaftAddr, cfg.GossipAddr, cfg.ClientAddr = closedAddr(t), closedAddr(t), closedAddr(t)
+		cfg.BootstrapExpect = n
+		cfg.FastGossip = true
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+		cfg.ReconcileInterval = 200 * time.Millisecond
+		cfg.DeadTimeout = 3 * time.Second
+		join = append(join, cfg.GossipAddr)
+		cfgs = append(cfgs, cfg)
+	}
+	var nodes []*clusterNode
+	t.Cleanup(func() {
+		// All at once: stopped one by one, the others would start moving
+		// replicas around.
+		var wg sync.WaitGroup
+		for _, n := range nodes {
+			wg.Go(func() { n.stop(t) })
+		}
+		wg.Wait()
+	})
+	for _, cfg := range cfgs {
+		cfg.Join = join
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		node, err := cluster.Open(ctx, cfg)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", cfg.NodeID, err)
+		}
+		ln, err := net.Listen("tcp", cfg.ClientAddr)
+		if err != nil {
+			node.Close()
+			t.Fatal(err)
+		}
+		svc := cluster.NewService(node, cfg.ClientAddr, "test")
+		scfg := wire.DefaultServerConfig()
+		scfg.Welcome = svc.Welcome()
+		scfg.Forwards = true
+		srv, err := wire.NewServer(scfg, svc)
+		if err != nil {
+			node.Close()
+			ln.Close()
+			t.Fatal(err)
+		}
+		cn := &clusterNode{id: cfg.NodeID, addr: cfg.ClientAddr, node: node, srv: srv, served: make(chan error, 1)}
+		go func() { cn.served <- srv.Serve(ln); ln.Close() }()
+		nodes = append(nodes, cn)
+	}
+	return nodes
+}
+
+// waitStatus polls "status --json" at addr until cond holds, and returns
+// that status.
+func waitStatus(t *testing.T, addr, what string, d time.Duration, cond func(statusOutput) bool) statusOutput {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for {
+		status, out, errOut := ctl(t, "status", "--json", "--addr", addr)
+		if status == 0 {
+			var st statusOutput
+			decodeOne(t, out, &st)
+			if cond(st) {
+				return st
+			}
+		}
+		last = fmt.Sprintf("status %d, stdout %s, stderr %s", status, out, errOut)
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s; last status: %s", d, what, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// settled says every shard has a leader and as many voters as it should,
+// and gossip agrees on the leaderships.
+func settled(shards int) func(statusOutput) bool {
+	return func(st statusOutput) bool {
+		leads := 0
+		for _, n := range st.Nodes {
+			leads += n.Leads
+		}
+		return st.Healthy && len(st.Shards) == shards && leads == shards
+	}
+}
+
+// clusterVerify runs verify --json against a cluster, again while it fails
+// because a leadership moved (the cluster is quiet, but leaderships still
+// settle on their preferred nodes).
+func clusterVerify(t *testing.T, addr string) verifyOutput {
+	t.Helper()
+	deadline := time.Now().Add(120 * time.Second)
+	for {
+		status, out, errOut := ctl(t, "verify", "--json", "--addr", addr, "--timeout", "20s")
+		var v verifyOutput
+		decodeOne(t, out, &v)
+		if status == 0 || v.Violations > 0 {
+			return v
+		}
+		var e errorOutput
+		decodeOne(t, out, &e)
+		transient := e.Error.Code == 40001 || e.Error.Code == 40002 || e.Error.Code == 30007 || strings.Contains(e.Error.Message, "changed leader")
+		if !transient || time.Now().After(deadline) {
+			t.Fatalf("verify: status %d, stdout %s, stderr %s", status, out, errOut)
+		}
+		t.Logf("verify failed, again: %s", e.Error.Message)
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func hasProblem(st statusOutput, p string) bool {
+	return slices.ContainsFunc(st.Unhealthy, func(s string) bool { return strings.Contains(s, p) })
+}
+
+func TestClusterStatus(t *testing.T) {
+	const shards = 4
+	nodes := startCluster(t, 3, shards)
+	addr := nodes[0].addr
+	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
+	st := waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
+
+	if st.NodeID != "n1" || st.Addr != addr || len(st.Nodes) != 3 {
+		t.Fatalf("status: %+v", st)
+	}
+	for i, n := range st.Nodes {
+		if n.NodeID != nodes[i].id || n.ClientAddr != nodes[i].addr || n.RaftAddr == "" || n.State != "alive" || n.Hosts != shards ||
+			n.Version != "test" || n.Error != "" {
+			t.Errorf("node %d: %+v", i, n)
+		}
+	}
+	addrOf := map[string]string{}
+	for _, n := range nodes {
+		addrOf[n.id] = n.addr
+	}
+	for i, sh := range st.Shards {
+		if sh.Shard != i || addrOf[sh.LeaderID] == "" || sh.LeaderAddr != addrOf[sh.LeaderID] || sh.Leader != (sh.LeaderID == "n1") ||
+			!sh.Ready || !slices.Equal(sh.Voters, []string{"n1", "n2", "n3"}) || len(sh.Nonvoters) != 0 {
+			t.Errorf("shard %d: %+v", i, sh)
+		}
+	}
+	m := jsonOK(t, "status", "--addr", nodes[1].addr)
+	checkKeys(t, "cluster status", m, "nodeID", "version", "clusterID", "uptimeSec", "addr", "nodes", "shards", "healthy", "unhealthy")
+	for _, n := range objects(t, m, "nodes") {
+		checkKeys(t, "node", n, "nodeID", "clientAddr", "raftAddr", "state", "leads", "hosts", "version", "error")
+	}
+	if m["nodeID"] != "n2" || len(objects(t, m, "shards")) != shards {
+		t.Errorf("status of n2: %v", m)
+	}
+	out := mustOK(t, "status", "--addr", addr)
+	for _, want := range []string{"NODE", "CLIENT ADDR", "RAFT ADDR", "STATE", "LEADS", "HOSTS", "VOTERS", "NONVOTERS", "n1,n2,n3", nodes[2].addr} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	// verify spans the cluster: every shard is scanned on its leader.
+	c := newClient(t, addr)
+	users, edges := buildGraph(t, c)
+	v := clusterVerify(t, nodes[2].addr)
+	if v.Violations != 0 || v.Users != uint64(users) || v.Edges != uint64(edges) || v.Shards != shards {
+		t.Errorf("verify: %+v; want %d users and %d edges", v, users, edges)
+	}
+	st = waitStatus(t, addr, "the edges counted", 30*time.Second, func(st statusOutput) bool {
+		var following, followers uint64
+		for _, sh := range st.Shards {
+			following += sh.Following
+			followers += sh.Followers
+		}
+		return following == uint64(edges) && followers == uint64(edges)
+	})
+
+	// A dead node is flagged; the exit status stays 0.
+	nodes[2].stop(t)
+	st = waitStatus(t, addr, "n3 seen dead", 60*time.Second, func(st statusOutput) bool { return hasProblem(st, "node n3 dead") })
+	if st.Healthy || st.Nodes[2].State != "dead" || st.Nodes[2].Error != "" {
+		t.Errorf("with n3 dead: %+v", st)
+	}
+	status, out, _ := ctl(t, "status", "--addr", addr)
+	if status != 0 || !strings.Contains(out, "UNHEALTHY: ") || !strings.Contains(out, "node n3 dead") {
+		t.Errorf("with n3 dead, text: status %d\n%s", status, out)
+	}
+}
+
+func TestClusterDrain(t *testing.T) {
+	const shards = 4
+	nodes := startCluster(t, 4, shards)
+	addr := nodes[0].addr
+	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
+	waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
+	c := newClient(t, addr)
+	var fans []string
+	for i := range 20 {
+		fans = append(fans, fmt.Sprintf("fan%d", i))
+		follow(t, c, fans[i], "hub")
+	}
+
+	status, out, errOut := ctl(t, "drain", "n2", "--wait", "60s", "--json", "--addr", addr)
+	var m map[string]any
+	decodeOne(t, out, &m)
+	if status != 0 {
+		t.Fatalf("drain --wait: status %d, stdout %s, stderr %s", status, out, errOut)
+	}
+	checkKeys(t, "drain --wait", m, "node", "draining", "drained", "hosts", "leads")
+	if m["node"] != "n2" || m["draining"] != true || m["drained"] != true || m["hosts"] != 0.0 || m["leads"] != 0.0 {
+		t.Errorf("drain --wait: %s", out)
+	}
+	if !strings.Contains(errOut, "drain: n2 hosts ") {
+		t.Errorf("drain --wait printed no progress: %q", errOut)
+	}
+
+	// The status shows it draining, with nothing; every shard still has 3
+	// voters, on the other nodes.
+	st := waitStatus(t, addr, "every shard off n2", 30*time.Second, func(st statusOutput) bool {
+		for _, sh := range st.Shards {
+			if sh.LeaderID == "" || len(sh.Voters) != 3 || slices.Contains(sh.Voters, "n2") || slices.Contains(sh.Nonvoters, "n2") {
+				return false
+			}
+		}
+		return len(st.Shards) == shards
+	})
+	if n := st.Nodes[1]; n.NodeID != "n2" || n.State != "draining" || n.Hosts != 0 || n.Leads != 0 || !hasProblem(st, "node n2 draining") {
+		t.Errorf("after the drain: n2 %+v, problems %q", n, st.Unhealthy)
+	}
+	if v := clusterVerify(t, nodes[3].addr); v.Violations != 0 || v.Edges != 20 {
+		t.Errorf("verify after the drain: %+v", v)
+	}
+
+	// Without --wait, and --off.
+	if out := mustOK(t, "drain", "n2", "--addr", addr); out != "draining n2\n" {
+		t.Errorf("drain: %q", out)
+	}
+	m = jsonOK(t, "drain", "n2", "--off", "--addr", nodes[2].addr)
+	if len(m) != 2 || m["node"] != "n2" || m["draining"] != false {
+		t.Errorf("drain --off: %v", m)
+	}
+	waitStatus(t, addr, "n2 active again", 30*time.Second, func(st statusOutput) bool {
+		return len(st.Nodes) == 4 && st.Nodes[1].State == "alive"
+	})
+	// Let the replicas moving back to n2 settle before the cleanup stops
+	// the nodes.
+	waitStatus(t, addr, "replicas back on n2", 60*time.Second, func(st statusOutput) bool {
+		for _, sh := range st.Shards {
+			if len(sh.Nonvoters) > 0 {
+				return false
+			}
+		}
+		return settled(shards)(st) && st.Nodes[1].Hosts > 0
+	})
+	status, out, _ = ctl(t, "drain", "n9", "--json", "--addr", addr)
+	var e errorOutput
+	decodeOne(t, out, &e)
+	if status != 1 || e.Error.Code != 30001 {
+		t.Errorf("drain of an unknown node: status %d, %s", status, out)
+	}
 }

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// Status.
+
+// maxLagMs is the age of the oldest undelivered reverse edge beyond which
+// a cluster's shard is flagged: some backlog is normal under load.
+const maxLagMs = 5000
+
+// statusOutput is the status of the --addr node and, in a cluster, of the
+// cluster as its members report it.
+type statusOutput struct {
+	NodeID    string        `json:"nodeID"`
+	Version   string        `json:"version"`
+	ClusterID string        `json:"clusterID"`
+	UptimeSec uint64        `json:"uptimeSec"`
+	Addr      string        `json:"addr"`
+	Nodes     []nodeOutput  `json:"nodes"`  // the cluster's members; [] on a single node
+	Shards    []shardOutput `json:"shards"` // a cluster's: one per shard, from its leader
+	Healthy   bool          `json:"healthy"`
+	Unhealthy []string      `json:"unhealthy"` // the problems; [] when healthy
+}
+
+// nodeOutput is one member of the cluster, as the --addr node's gossip
+// sees it.
+type nodeOutput struct {
+	NodeID     string `json:"nodeID"`
+	ClientAddr string `json:"clientAddr"`
+	RaftAddr   string `json:"raftAddr"`
+	State      string `json:"state"` // alive, dead or draining
+	Leads      int    `json:"leads"` // shards it leads
+	Hosts      int    `json:"hosts"` // replicas it holds
+	Version    string `json:"version"`
+	Error      string `json:"error"` // why a live node's status could not be read
+}
+
+type shardOutput struct {
+	Shard        int      `json:"shard"`
+	Leader       bool     `json:"leader"` // the --addr node leads the shard
+	LeaderID     string   `json:"leaderID"`
+	LeaderAddr   string   `json:"leaderAddr"`
+	Ready        bool     `json:"ready"`
+	AppliedIndex uint64   `json:"appliedIndex"`
+	Users        uint64   `json:"users"`
+	Following    uint64   `json:"following"`
+	Followers    uint64   `json:"followers"`
+	Mutual       uint64   `json:"mutual"`
+	LagRecords   uint64   `json:"lagRecords"`
+	LagOldestMs  uint64   `json:"lagOldestMs"`
+	Halted       string   `json:"halted"`
+	Voters       []string `json:"voters"`
+	Nonvoters    []string `json:"nonvoters"`
+}
+
+func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (output, error) {
+	s, err := c.Status(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := statusOutput{NodeID: s.NodeID, Version: s.Server, ClusterID: s.ClusterID, UptimeSec: s.UptimeSec, Addr: s.Addr,
+		Nodes: []nodeOutput{}}
+	if len(s.Members) == 0 {
+		out.Unhealthy = problems(s)
+		out.Shards = make([]shardOutput, 0, len(s.Shards))
+		for _, sh := range s.Shards {
+			out.Shards = append(out.Shards, newShardOutput(sh))
+		}
+	} else {
+		members := fetchMembers(ctx, c, s)
+		out.Nodes, out.Shards, out.Unhealthy = clusterView(s, members, c.Welcome().Shards)
+	}
+	out.Healthy = len(out.Unhealthy) == 0
+	return out, nil
+}
+
+func newShardOutput(sh wire.ShardStatus) shardOutput {
+	return shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
+		Ready: sh.Ready, AppliedIndex: sh.AppliedIndex, Users: sh.Users, Following: sh.Following, Followers: sh.Followers,
+		Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted,
+		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters)}
+}
+
+// sorted returns a sorted copy of ids, never nil (JSON shows []).
+func sorted(ids []string) []string {
+	out := append([]string{}, ids...)
+	slices.Sort(out)
+	return out
+}
+
+// problems lists what is wrong with a single node: shards that are not
+// ready (this node does not lead them or has not caught up), halted, or
+// have reverse edges not yet delivered and acknowledged. Never nil, so
+// JSON shows [].
+func problems(s client.Status) []string {
+	out := []string{}
+	if len(s.Shards) == 0 {
+		out = append(out, "no shards reported")
+	}
+	for _, sh := range s.Shards {
+		if !sh.Ready {
+			out = append(out, fmt.Sprintf("shard %d not ready", sh.Shard))
+		}
+		if sh.Halted != "" {
+			out = append(out, fmt.Sprintf("shard %d halted: %s", sh.Shard, sh.Halted))
+		}
+		if sh.LagRecords > 0 {
+			out = append(out, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", sh.Shard, sh.LagRecords, sh.LagOldestMs))
+		}
+	}
+	return out
+}
+
+// memberStatus is one member and what its status request returned.
+type memberStatus struct {
+	wire.MemberStatus
+	status *client.Status // nil if dead or silent
+	err    error
+}
+
+// fetchMembers asks every live member of self's cluster (but self, whose
+// status is at hand) for its status, in parallel. The result is sorted by
+// node ID.
+func fetchMembers(ctx context.Context, c *client.Client, self client.Status) []memberStatus {
+	ms := self.Members
+	if !slices.ContainsFunc(ms, func(m wire.MemberStatus) bool { return m.NodeID == self.NodeID }) {
+		ms = append(slices.Clip(ms), wire.MemberStatus{NodeID: self.NodeID, ClientAddr: self.Addr, Alive: true})
+	}
+	out := make([]memberStatus, len(ms))
+	var wg sync.WaitGroup
+	for i, m := range ms {
+		out[i].MemberStatus = m
+		switch {
+		case m.NodeID == self.NodeID:
+			out[i].status = &self
+		case !m.Alive:
+		case m.ClientAddr == "":
+			out[i].err = fmt.Errorf("no client address in gossip")
+		default:
+			wg.Go(func() {
+				s, err := c.Status(ctx, m.ClientAddr)
+				switch {
+				case err != nil:
+					out[i].err = err
+				case s.NodeID != m.NodeID:
+					out[i].err = fmt.Errorf("%s answers as node %q", m.ClientAddr, s.NodeID)
+				default:
+					out[i].status = &s
+				}
+			})
+		}
+	}
+	wg.Wait()
+	slices.SortFunc(out, func(a, b memberStatus) int { return cmp.Compare(a.NodeID, b.NodeID) })
+	return out
+}
+
+// replicaView is one node's view of one of its replicas.
+type replicaView struct {
+	node, addr string
+	wire.ShardStatus
+}
+
+// clusterView builds the NODES and SHARDS tables from self's gossip and
+// every member's status, and lists the problems (never nil). shards is
+// the cluster's shard count.
+func clusterView(self client.Status, members []memberStatus, shards int) ([]nodeOutput, []shardOutput, []string) {
+	bad := []string{}
+	nodes := make([]nodeOutput, 0, len(members))
+	byShard := map[int][]replicaView{}
+	for _, m := range members {
+		n := nodeOutput{NodeID: m.NodeID, ClientAddr: m.ClientAddr, RaftAddr: m.RaftAddr, State: "alive", Leads: m.Leads, Hosts: m.Hosts}
+		switch {
+		case !m.Alive:
+			n.State = "dead"
+			bad = append(bad, fmt.Sprintf("node %s dead", m.NodeID))
+		case m.Draining:
+			n.State = "draining"
+			bad = append(bad, fmt.Sprintf("node %s draining", m.NodeID))
+		}
+		if m.err != nil {
+			n.Error = errorMessage(m.err)
+			bad = append(bad, fmt.Sprintf("node %s did not answer: %s", m.NodeID, n.Error))
+		}
+		if m.status != nil {
+			n.Version = m.status.Server
+			for _, sh := range m.status.Shards {
+				byShard[sh.Shard] = append(byShard[sh.Shard], replicaView{node: m.NodeID, addr: m.status.Addr, ShardStatus: sh})
+				shards = max(shards, sh.Shard+1)
+			}
+		}
+		nodes = append(nodes, n)
+	}
+
+	// The voter count every shard should have: the most common one, and at
+	// least 3 (the replication factor) once there are 3 nodes.
+	counts := map[int]int{}
+	for _, vs := range byShard {
+		for _, v := range vs {
+			if v.Leader {
+				counts[len(v.Voters)]++
+				break
+			}
+		}
+	}
+	want, seen := 0, 0
+	for n, k := range counts {
+		if k > seen || (k == seen && n > want) {
+			want, seen = n, k
+		}
+	}
+	if len(members) >= 3 {
+		want = max(want, 3)
+	}
+
+	rows := make([]shardOutput, 0, shards)
+	var shardBad []string
+	for i := range shards {
+		vs := byShard[i]
+		var leaders []string
+		var row *replicaView
+		for j := range vs {
+			v := &vs[j]
+			if v.Leader {
+				leaders = append(leaders, v.node)
+				if row == nil || !row.Leader || v.AppliedIndex > row.AppliedIndex {
+					row = v
+				}
+			} else if row == nil || (!row.Leader && v.AppliedIndex > row.AppliedIndex) {
+				row = v
+			}
+			if v.Halted != "" {
+				shardBad = append(shardBad, fmt.Sprintf("shard %d halted on %s: %s", i, v.node, v.Halted))
+			}
+		}
+		if row == nil {
+			rows = append(rows, shardOutput{Shard: i, Voters: []string{}, Nonvoters: []string{}})
+			shardBad = append(shardBad, fmt.Sprintf("shard %d has no leader (no replica answered)", i))
+			continue
+		}
+		so := newShardOutput(row.ShardStatus)
+		so.Leader = row.Leader && row.node == self.NodeID
+		so.LeaderID, so.LeaderAddr = "", ""
+		if !row.Leader {
+			so.Ready = false
+			shardBad = append(shardBad, fmt.Sprintf("shard %d has no leader", i))
+			rows = append(rows, so)
+			continue
+		}
+		so.LeaderID, so.LeaderAddr = row.node, row.addr
+		rows = append(rows, so)
+		if len(leaders) > 1 {
+			shardBad = append(shardBad, fmt.Sprintf("shard %d reported led by %s (an election in progress, or a stale leader)", i, strings.Join(leaders, " and ")))
+		}
+		if !row.Ready {
+			shardBad = append(shardBad, fmt.Sprintf("shard %d leader %s not ready (catching up)", i, row.node))
+		}
+		if len(row.Voters) < want {
+			shardBad = append(shardBad, fmt.Sprintf("shard %d has %d voters, want %d", i, len(row.Voters), want))
+		}
+		if row.LagOldestMs > maxLagMs {
+			shardBad = append(shardBad, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", i, row.LagRecords, row.LagOldestMs))
+		}
+	}
+	return nodes, rows, append(bad, shardBad...)
+}
+
+func (out statusOutput) text(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "node:\t%s (%s)\n", out.NodeID, out.Addr)
+	fmt.Fprintf(tw, "version:\t%s\n", out.Version)
+	fmt.Fprintf(tw, "cluster:\t%s\n", out.ClusterID)
+	fmt.Fprintf(tw, "uptime:\t%s\n", time.Duration(out.UptimeSec)*time.Second)
+	tw.Flush()
+	fmt.Fprintln(w)
+	if len(out.Nodes) > 0 {
+		out.clusterText(w)
+		return
+	}
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tLEADER\tREADY\tAPPLIED INDEX\tUSERS\tEDGES\tFOLLOWERS\tMUTUAL\tLAG RECORDS\tOLDEST LAG MS\tHALTED")
+	for _, sh := range out.Shards {
+		leader := "unknown"
+		switch {
+		case sh.Leader:
+			leader = "self"
+		case sh.LeaderID != "" && sh.LeaderAddr != "":
+			leader = sh.LeaderID + " (" + sh.LeaderAddr + ")"
+		case sh.LeaderID != "":
+			leader = sh.LeaderID
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", sh.Shard, leader, yesNo(sh.Ready), sh.AppliedIndex,
+			sh.Users, sh.Following, sh.Followers, sh.Mutual, sh.LagRecords, sh.LagOldestMs, dash(sh.Halted))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if out.Healthy {
+		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag\n", len(out.Shards))
+	} else {
+		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
+	}
+}
+
+func (out statusOutput) clusterText(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tCLIENT ADDR\tRAFT ADDR\tSTATE\tLEADS\tHOSTS\tVERSION")
+	alive := 0
+	for _, n := range out.Nodes {
+		if n.State != "dead" {
+			alive++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", n.NodeID, dash(n.ClientAddr), dash(n.RaftAddr), n.State, n.Leads, n.Hosts, dash(n.Version))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SHARD\tLEADER\tVOTERS\tNONVOTERS\tAPPLIED INDEX\tUSERS\tEDGES\tFOLLOWERS\tMUTUAL\tLAG RECORDS\tOLDEST LAG MS\tHALTED")
+	for _, sh := range out.Shards {
+		leader := "none"
+		if sh.LeaderID != "" {
+			leader = sh.LeaderID
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", sh.Shard, leader, dash(strings.Join(sh.Voters, ",")),
+			dash(strings.Join(sh.Nonvoters, ",")), sh.AppliedIndex, sh.Users, sh.Following, sh.Followers, sh.Mutual,
+			sh.LagRecords, sh.LagOldestMs, dash(sh.Halted))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	if out.Healthy {
+		fmt.Fprintf(w, "healthy: %d nodes alive, %d shards led, none halted, no relay lag over %ds\n", alive, len(out.Shards), maxLagMs/1000)
+	} else {
+		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
+	}
+}
+
+// dash is s, or "-" when empty, for table cells.
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
