@@ -185,23 +185,29 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
 	tc.waitLeaders(shards, 90*time.Second)
-	// Every shard has three voters, one of them leading, and exactly one
-	// bootstrap happened: the configurations agree.
-	for i := range shards {
-		var voters int
-		for _, m := range tc.nodes {
-			if s := m.node.Shard(i); s != nil {
-				voters++
+	// Every shard has three replicas, and exactly one bootstrap happened:
+	// every replica ends up with the same three-server configuration (a
+	// replica that was not the bootstrapper learns it from the leader).
+	waitFor(t, "every replica to know its configuration", 30*time.Second, func() bool {
+		for i := range shards {
+			var replicas int
+			for _, m := range tc.nodes {
+				s := m.node.Shard(i)
+				if s == nil {
+					continue
+				}
+				replicas++
 				cf := s.raft.GetConfiguration()
-				if err := cf.Error(); err != nil || len(cf.Configuration().Servers) != 3 {
-					t.Fatalf("shard %d on %s: configuration %v %v", i, m.id, cf.Configuration().Servers, err)
+				if cf.Error() != nil || len(cf.Configuration().Servers) != 3 {
+					return false
 				}
 			}
+			if replicas != 3 {
+				return false
+			}
 		}
-		if voters != 3 {
-			t.Fatalf("shard %d has %d replicas", i, voters)
-		}
-	}
+		return true
+	})
 	// The cluster ID and the cursor key agree.
 	for _, m := range tc.nodes[1:] {
 		if m.node.meta.ClusterID != tc.nodes[0].node.meta.ClusterID || string(m.node.cfg.Store.CursorKey) != string(tc.nodes[0].node.cfg.Store.CursorKey) {

@@ -564,13 +564,26 @@ func (s *Shard) close() error {
 	s.closing.Store(true)
 	s.sendMu.Unlock()
 	close(s.stop)
-	s.wg.Wait()
+	// Entries in flight normally commit within milliseconds; give them a
+	// moment. A shard that lost its quorum never commits them, and only
+	// shutting raft down fails their futures, so then shut down anyway.
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Warn("entries still in flight at shutdown; shutting raft down under them")
+	}
 	err := s.raft.Shutdown().Error()
+	<-done
 	if c, ok := s.trans.(raft.WithClose); ok {
 		c.Close()
 	}
 	return errors.Join(err, s.logs.Close(), s.stable.Close())
 }
+
+// closeGrace is how long close waits for entries in flight.
+const closeGrace = 3 * time.Second
 
 // quietInfo demotes raft's info logs (elections, snapshots: a dozen lines
 // per shard at every start) to debug; warnings and errors pass through.
