@@ -63,7 +63,7 @@ func AppendWelcome(b []byte, w Welcome) []byte {
 func ParseWelcome(body []byte) (Welcome, error) {
 	r := reader{b: body}
 	r.arrayN(6)
-	w := Welcome{Version: int(r.uint()), Server: r.str(256), MaxFrame: int(r.uint()), NodeID: r.str(256), Shards: int(r.uint()), ClusterID: r.str(256)}
+	w := Welcome{Version: r.upTo(1 << 16), Server: r.str(256), MaxFrame: r.upTo(1 << 31), NodeID: r.str(256), Shards: r.upTo(1 << 16), ClusterID: r.str(256)}
 	if w.Shards < 1 || w.Shards > 1<<16 {
 		r.fail()
 	}
@@ -142,7 +142,7 @@ func ParseResults(body []byte) ([]Result, error) {
 	rs := make([]Result, 0, min(n, 32))
 	for range n {
 		r.arrayN(3)
-		rs = append(rs, Result{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint()), Info: r.str(1 << 12)})
+		rs = append(rs, Result{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.upTo(1<<32 - 1)), Info: r.str(1 << 12)})
 	}
 	return rs, wrap(r.done(), "write results")
 }
@@ -180,11 +180,7 @@ func (r *reader) readConsistency(present bool) Consistency {
 	if !present {
 		return Leader
 	}
-	c := Consistency(r.uint())
-	if !c.valid() {
-		r.fail()
-	}
-	return c
+	return Consistency(r.upTo(int(Any)))
 }
 
 // ListRequest asks for a page: [user, cursor, limit(, consistency)].
@@ -217,11 +213,7 @@ func ParseListRequest(body []byte) (ListRequest, error) {
 		r.fail()
 	}
 	l := ListRequest{User: r.strView(maxIDLen * 4), Cursor: r.strView(maxCursorLen)}
-	limit := r.uint()
-	if limit > 1<<20 {
-		r.fail()
-	}
-	l.Limit = int(limit)
+	l.Limit = r.upTo(1 << 20)
 	l.Consistency = r.readConsistency(n == 4)
 	return l, wrap(r.done(), "list request")
 }
@@ -340,7 +332,7 @@ func ParseInfos(body []byte) ([]Info, error) {
 	is := make([]Info, 0, min(n, 128))
 	for range n {
 		r.arrayN(5)
-		is = append(is, Info{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint()), Following: r.uint(), Followers: r.uint(), Mutual: r.uint()})
+		is = append(is, Info{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.upTo(1<<32 - 1)), Following: r.uint(), Followers: r.uint(), Mutual: r.uint()})
 	}
 	return is, wrap(r.done(), "info results")
 }
@@ -410,12 +402,8 @@ func ParseChecks(body []byte) ([]Check, error) {
 	cs := make([]Check, 0, min(n, 128))
 	for range n {
 		r.arrayN(3)
-		c := Check{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.uint())}
-		ft := r.uint()
-		if ft > 3 {
-			r.fail()
-		}
-		c.FollowType = uint8(ft)
+		c := Check{UserID: r.str(maxIDLen * 4), Code: codes.Code(r.upTo(1<<32 - 1))}
+		c.FollowType = uint8(r.upTo(3))
 		cs = append(cs, c)
 	}
 	return cs, wrap(r.done(), "check results")
@@ -534,7 +522,7 @@ func ParseStatus(body []byte) (Status, error) {
 	n := r.array(1 << 16)
 	for range n {
 		r.arrayN(15)
-		sh := ShardStatus{Shard: int(r.uint()), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
+		sh := ShardStatus{Shard: r.upTo(1 << 16), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
 			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
 			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12)}
 		for _, dst := range []*[]string{&sh.Voters, &sh.Nonvoters} {
@@ -551,7 +539,7 @@ func ParseStatus(body []byte) (Status, error) {
 	n = r.array(1 << 12)
 	for range n {
 		r.arrayN(7)
-		m := MemberStatus{NodeID: r.str(256), ClientAddr: r.str(256), RaftAddr: r.str(256), Alive: r.bool(), Draining: r.bool(), Leads: int(r.uint()), Hosts: int(r.uint())}
+		m := MemberStatus{NodeID: r.str(256), ClientAddr: r.str(256), RaftAddr: r.str(256), Alive: r.bool(), Draining: r.bool(), Leads: r.upTo(1 << 16), Hosts: r.upTo(1 << 16)}
 		if r.err != nil {
 			break
 		}
@@ -600,10 +588,7 @@ func AppendScanRequest(b []byte, s ScanRequest) []byte {
 func ParseScanRequest(body []byte) (ScanRequest, error) {
 	r := reader{b: body}
 	r.arrayN(3)
-	s := ScanRequest{Shard: int(r.uint()), From: r.uint(), Limit: int(r.uint())}
-	if s.Shard > 1<<16 || s.Limit > 10000 || s.From > 1<<32 {
-		r.fail()
-	}
+	s := ScanRequest{Shard: r.upTo(1 << 16), From: uint64(r.upTo(1<<32 - 1)), Limit: r.upTo(10000)}
 	return s, wrap(r.done(), "scan request")
 }
 
@@ -670,14 +655,14 @@ func AppendShardMap(b []byte, m ShardMap) []byte {
 func ParseShardMap(body []byte) (ShardMap, error) {
 	r := reader{b: body}
 	r.arrayN(3)
-	m := ShardMap{Version: r.uint(), Shards: int(r.uint())}
+	m := ShardMap{Version: r.uint(), Shards: r.upTo(1 << 16)}
 	if m.Shards < 1 || m.Shards > 1<<16 {
 		r.fail()
 	}
 	n := r.array(1 << 16)
 	for range n {
 		r.arrayN(3)
-		l := ShardLeader{Shard: int(r.uint()), LeaderID: r.str(256), Addr: r.str(256)}
+		l := ShardLeader{Shard: r.upTo(1 << 16), LeaderID: r.str(256), Addr: r.str(256)}
 		if r.err != nil {
 			break
 		}
@@ -739,7 +724,7 @@ func AppendDeliverRequest(b []byte, d DeliverRequest) []byte {
 func ParseDeliverRequest(body []byte) (DeliverRequest, error) {
 	r := reader{b: body}
 	r.arrayN(3)
-	d := DeliverRequest{Dst: int(r.uint()), Src: int(r.uint())}
+	d := DeliverRequest{Dst: r.upTo(1 << 16), Src: r.upTo(1 << 16)}
 	n := r.array(1 << 20)
 	d.Records = make([]Record, 0, min(n, 256))
 	for range n {
@@ -749,9 +734,6 @@ func ParseDeliverRequest(body []byte) (DeliverRequest, error) {
 			break
 		}
 		d.Records = append(d.Records, rec)
-	}
-	if d.Dst > 1<<16 || d.Src > 1<<16 {
-		r.fail()
 	}
 	return d, wrap(r.done(), "deliver request")
 }

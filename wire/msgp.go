@@ -143,6 +143,19 @@ func (r *reader) arrayN(n int) {
 	}
 }
 
+// upTo reads an unsigned integer of at most max (which fits an int), and
+// fails the body on a larger one: converting an unchecked uint64 to int or
+// to a narrower type would wrap around and let, say, 2^64-1 pass a
+// "<= limit" check as -1.
+func (r *reader) upTo(max int) int {
+	v := r.uint()
+	if v > uint64(max) {
+		r.fail()
+		return 0
+	}
+	return int(v)
+}
+
 func (r *reader) uint() uint64 {
 	c := r.byte()
 	switch {

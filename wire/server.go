@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -532,11 +533,29 @@ func (c *conn) ctx() (context.Context, context.CancelFunc) {
 	return context.WithTimeout(c.base(), c.s.cfg.RequestTimeout)
 }
 
+// safely runs f, one request's work, and turns a panic in it into an
+// internal error for that request (logged with its stack): a bug reached
+// by one request must not take down the connections and shards of
+// everyone else.
+func (c *conn) safely(op Op, f func() error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.s.log.Error("panic while serving a request", "op", op.String(), "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = codes.New(codes.Internal, "internal error")
+		}
+	}()
+	return f()
+}
+
 func (c *conn) handleWrite(id uint32, op Op, req WriteRequest) {
 	start := time.Now()
 	ctx, cancel := c.ctx()
 	defer cancel()
-	res, err := c.s.backend.Write(ctx, op, req)
+	var res []Result
+	err := c.safely(op, func() (err error) {
+		res, err = c.s.backend.Write(ctx, op, req)
+		return err
+	})
 	if err != nil {
 		c.finish(id, op, start, nil, err)
 		return
@@ -549,7 +568,11 @@ func (c *conn) handleDeliver(id uint32, req DeliverRequest) {
 	start := time.Now()
 	ctx, cancel := c.ctx()
 	defer cancel()
-	applied, err := c.s.backend.Deliver(ctx, req)
+	var applied uint64
+	err := c.safely(OpDeliver, func() (err error) {
+		applied, err = c.s.backend.Deliver(ctx, req)
+		return err
+	})
 	if err != nil {
 		c.finish(id, OpDeliver, start, nil, err)
 		return
@@ -572,6 +595,27 @@ func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	}
 	b, st := AppendResponseHeader(c.s.getBuf(), id, codes.OK)
 	var err error
+	err = c.safely(op, func() error {
+		var err error
+		b, err = c.serveRead(ctx, op, body, b)
+		return err
+	})
+	if err != nil {
+		c.s.putBuf(b)
+		c.finish(id, op, start, nil, err)
+		return
+	}
+	if len(b)-st-4 > c.s.cfg.MaxFrame {
+		c.s.putBuf(b)
+		c.finish(id, op, start, nil, codes.New(codes.FrameTooLarge, "response of %d bytes exceeds the frame limit", len(b)-st-4))
+		return
+	}
+	c.finish(id, op, start, EndFrame(b, st), nil)
+}
+
+// serveRead runs a read (or control) operation and appends its response
+// body to b.
+func (c *conn) serveRead(ctx context.Context, op Op, body, b []byte) (_ []byte, err error) {
 	switch op {
 	case OpFollowers, OpFollowing, OpMutual:
 		var req ListRequest
@@ -649,15 +693,5 @@ func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	default:
 		err = codes.New(codes.UnknownOp, "unknown operation %d", op)
 	}
-	if err != nil {
-		c.s.putBuf(b)
-		c.finish(id, op, start, nil, err)
-		return
-	}
-	if len(b)-st-4 > c.s.cfg.MaxFrame {
-		c.s.putBuf(b)
-		c.finish(id, op, start, nil, codes.New(codes.FrameTooLarge, "response of %d bytes exceeds the frame limit", len(b)-st-4))
-		return
-	}
-	c.finish(id, op, start, EndFrame(b, st), nil)
+	return b, err
 }

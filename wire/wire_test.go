@@ -623,3 +623,100 @@ func (f *fakeBackend) Drain(ctx context.Context, req DrainRequest) error { retur
 func (f *fakeBackend) ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error) {
 	return UserPage{Users: []string{"x"}}, nil
 }
+
+// Integers that become ints or narrower types are range-checked before the
+// conversion: a huge value must not wrap around into a small or negative
+// one that passes a later "<= limit" check.
+func TestOutOfRangeIntegersAreRejected(t *testing.T) {
+	huge := uint64(1) << 63
+	arr := func(elems ...[]byte) []byte {
+		b := appendArray(nil, len(elems))
+		for _, e := range elems {
+			b = append(b, e...)
+		}
+		return b
+	}
+	u := func(v uint64) []byte { return appendUint(nil, v) }
+	s := func(v string) []byte { return appendStr(nil, v) }
+	cases := map[string]func() error{
+		"deliver dst 2^63": func() error {
+			_, err := ParseDeliverRequest(arr(u(huge), u(1), appendArray(nil, 0)))
+			return err
+		},
+		"deliver src 2^64-1": func() error {
+			_, err := ParseDeliverRequest(arr(u(1), u(^uint64(0)), appendArray(nil, 0)))
+			return err
+		},
+		"consistency 256": func() error {
+			_, err := ParseListRequest(arr(s("a"), s(""), u(10), u(256)))
+			return err
+		},
+		"consistency 3": func() error {
+			_, err := ParseCheckRequest(arr(s("a"), arr(s("b")), u(3)))
+			return err
+		},
+		"list limit 2^64-1": func() error {
+			_, err := ParseListRequest(arr(s("a"), s(""), u(^uint64(0))))
+			return err
+		},
+		"scan from 2^32": func() error {
+			_, err := ParseScanRequest(arr(u(0), u(1<<32), u(10)))
+			return err
+		},
+		"scan limit 2^64-1": func() error {
+			_, err := ParseScanRequest(arr(u(0), u(0), u(^uint64(0))))
+			return err
+		},
+		"shard map shard 2^63": func() error {
+			_, err := ParseShardMap(arr(u(1), u(4), arr(arr(u(huge), s("n"), s("a")))))
+			return err
+		},
+		"check followType 2^32+1": func() error {
+			_, err := ParseChecks(arr(arr(s("b"), u(0), u(1<<32+1))))
+			return err
+		},
+	}
+	for name, parse := range cases {
+		if err := parse(); !errors.Is(err, codes.ErrInvalidParam) {
+			t.Errorf("%s: got %v, want an invalid-parameter error", name, err)
+		}
+	}
+	// The largest valid values still pass.
+	if r, err := ParseScanRequest(arr(u(7), u(1<<32-1), u(10000))); err != nil || r.From != 1<<32-1 || r.Limit != 10000 || r.Shard != 7 {
+		t.Fatalf("largest scan request: %+v %v", r, err)
+	}
+	if r, err := ParseListRequest(arr(s("a"), s(""), u(10), u(uint64(Any)))); err != nil || r.Consistency != Any {
+		t.Fatalf("consistency any: %+v %v", r, err)
+	}
+}
+
+// panicBackend panics in every write and info request.
+type panicBackend struct{ fakeBackend }
+
+func (p *panicBackend) Write(ctx context.Context, op Op, req WriteRequest) ([]Result, error) {
+	panic("backend bug")
+}
+
+func (p *panicBackend) Info(ctx context.Context, req UsersRequest) ([]Info, error) {
+	panic("backend bug")
+}
+
+// A panic while serving one request answers that request with an internal
+// error; the connection, and the server, keep working.
+func TestPanicInBackendIsContained(t *testing.T) {
+	s := startServer(t, nil, &panicBackend{})
+	rc := dialRaw(t, s)
+	rc.hello("")
+	rc.send(1, OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"b"}}))
+	if id, _, err := rc.recv(); id != 1 || !errors.Is(err, codes.ErrInternal) {
+		t.Fatalf("write: id %d err %v", id, err)
+	}
+	rc.send(2, OpInfo, AppendUsersRequest(nil, []string{"a"}))
+	if id, _, err := rc.recv(); id != 2 || !errors.Is(err, codes.ErrInternal) {
+		t.Fatalf("info: id %d err %v", id, err)
+	}
+	rc.send(3, OpPing, AppendEmpty(nil))
+	if id, _, err := rc.recv(); id != 3 || err != nil {
+		t.Fatalf("ping after panics: id %d err %v", id, err)
+	}
+}
