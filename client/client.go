@@ -238,11 +238,12 @@ func (c *Client) refreshMap(ctx context.Context) error {
 			lastErr = err
 			continue
 		}
+		// The map just fetched replaces the held one whatever its version:
+		// versions count one node's maps and do not compare across nodes,
+		// and the client refreshes because what it holds proved wrong.
 		c.mu.Lock()
-		if m.Version >= c.smap.Version || c.smap.Shards == 0 {
-			c.smap = m
-			c.shards = m.Shards
-		}
+		c.smap = m
+		c.shards = m.Shards
 		c.mu.Unlock()
 		return nil
 	}
@@ -271,14 +272,16 @@ func (c *Client) candidates() []string {
 }
 
 // route returns the address to send a request for shard to (-1: any).
-func (c *Client) route(shard, attempt int) string {
+func (c *Client) route(shard, attempt int, jumped bool) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	now := time.Now()
 	if shard >= 0 {
 		for _, l := range c.smap.Leaders {
 			if l.Shard == shard && l.Addr != "" && now.After(c.down[l.Addr]) {
-				if attempt == 0 || attempt%2 == 1 {
+				// Alternate between the leader and other nodes on retries,
+				// except right after a redirect named the leader.
+				if attempt == 0 || attempt%2 == 1 || jumped {
 					return l.Addr
 				}
 			}
@@ -353,7 +356,7 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 	backoff := c.cfg.RetryBackoff
 	jumps := 0
 	for attempt := 0; ; attempt++ {
-		addr := c.route(shard, attempt)
+		addr := c.route(shard, attempt, jumps > 0)
 		cn, err := c.conn(ctx, addr)
 		var resp []byte
 		if err == nil {

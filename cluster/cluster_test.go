@@ -252,6 +252,27 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 	if err != nil || infos[0].Followers != 3 || infos[2].Following != 12 {
 		t.Fatalf("info: %+v %v", infos, err)
 	}
+	// Through a single node, which forwards the users of shards it does not
+	// lead in one request per leader node, and keeps the order.
+	users := []string{"fan-of-n1", "fan-of-n2", "fan-of-n3"}
+	for i := range 12 {
+		users = append(users, fmt.Sprintf("star%d", i))
+	}
+	for _, m := range tc.nodes {
+		infos, err := NewService(m.node, m.addr, "test").Info(ctx, wire.UsersRequest{Users: users})
+		if err != nil || len(infos) != len(users) {
+			t.Fatalf("info via %s: %+v %v", m.id, infos, err)
+		}
+		for i, in := range infos {
+			want := uint64(3)
+			if i < 3 {
+				want = 12
+			}
+			if in.UserID != users[i] || in.Code != 0 || in.Following+in.Followers != want {
+				t.Fatalf("info via %s, user %d: %+v, want %s with %d", m.id, i, in, users[i], want)
+			}
+		}
+	}
 }
 
 // dump logs every node's view, to diagnose a failure.

@@ -141,6 +141,9 @@ func (s *Service) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info,
 		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(users), s.n.cfg.Store.MaxInfo)
 	}
 	out := make([]wire.Info, len(users))
+	// Users whose shard another node leads go there in one request per
+	// node, all nodes at once; the rest are read here.
+	remote := map[string][]int{}
 	for i, u := range users {
 		// The user ID may share the request frame: the result keeps its
 		// own copy.
@@ -154,17 +157,7 @@ func (s *Service) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info,
 			return nil, err
 		}
 		if addr != "" {
-			body, err := s.n.peers.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte {
-				return wire.AppendInfoRequest(b, wire.UsersRequest{Users: []string{u}, Consistency: req.Consistency})
-			})
-			if err != nil {
-				return nil, err
-			}
-			is, err := wire.ParseInfos(body)
-			if err != nil || len(is) != 1 {
-				return nil, codes.New(codes.Internal, "forwarded info: %v", err)
-			}
-			out[i] = is[0]
+			remote[addr] = append(remote[addr], i)
 			continue
 		}
 		err = read(sh, req.Consistency, func(st *shard.Store) error {
@@ -178,7 +171,48 @@ func (s *Service) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info,
 			return nil, err
 		}
 	}
+	if len(remote) == 0 {
+		return out, nil
+	}
+	errs := make(chan error, len(remote))
+	for addr, idx := range remote {
+		go func() {
+			errs <- s.forwardInfo(ctx, addr, req.Consistency, out, idx)
+		}()
+	}
+	var first error
+	for range remote {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
 	return out, nil
+}
+
+// forwardInfo asks the node at addr for the counts of out[i] for each i in
+// idx, and fills them in.
+func (s *Service) forwardInfo(ctx context.Context, addr string, c wire.Consistency, out []wire.Info, idx []int) error {
+	users := make([]string, len(idx))
+	for k, i := range idx {
+		users[k] = out[i].UserID
+	}
+	body, err := s.n.peers.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte {
+		return wire.AppendInfoRequest(b, wire.UsersRequest{Users: users, Consistency: c})
+	})
+	if err != nil {
+		return err
+	}
+	is, err := wire.ParseInfos(body)
+	if err != nil || len(is) != len(idx) {
+		return codes.New(codes.Internal, "forwarded info: %d results for %d users: %v", len(is), len(idx), err)
+	}
+	for k, i := range idx {
+		out[i] = is[k]
+	}
+	return nil
 }
 
 func (s *Service) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Check, error) {

@@ -282,7 +282,18 @@ func (s *Shard) notLeader() error {
 	if addr == "" {
 		return codes.New(codes.ShardUnavailable, "shard %d has no leader", s.id)
 	}
-	return codes.New(codes.NotLeader, "shard %d is led by %s at %s", s.id, id, addr)
+	// The message names the leader's client address, which clients dial;
+	// raft knows only its raft address. Without gossip (single node) or
+	// before the leader is known there, name no address: the client then
+	// refreshes its shard map instead.
+	if n := s.node; n != nil && n.members != nil {
+		for _, m := range n.members.Alive() {
+			if m.Meta.ID == string(id) && m.Meta.ClientAddr != "" {
+				return codes.New(codes.NotLeader, "shard %d is led by %s at %s", s.id, id, m.Meta.ClientAddr)
+			}
+		}
+	}
+	return codes.New(codes.NotLeader, "shard %d is led by %s", s.id, id)
 }
 
 // Read runs fn on the shard's Store if this node leads the shard and has
