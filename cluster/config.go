@@ -38,12 +38,18 @@ type Config struct {
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
-	MaxAppendEntries   int
-	SnapshotThreshold  uint64
-	SnapshotInterval   time.Duration
-	TrailingLogs       uint64
-	SnapshotRetain     int
+	// CommitTimeout is how often an idle leader sends each follower an
+	// AppendEntries that carries the commit index (raft's pipeline sends
+	// one per follower per shard every CommitTimeout to 2x, even with
+	// nothing new). Under load new entries trigger sends at once, so it
+	// only bounds how stale an idle follower's applied state is; at 5 ms it
+	// cost a 16-shard idle node a third of a core.
+	CommitTimeout     time.Duration
+	MaxAppendEntries  int
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	TrailingLogs      uint64
+	SnapshotRetain    int
 	// WALSegmentSize is the preallocated size of a raft log segment file.
 	WALSegmentSize int64
 	// NoSync turns off fsync of the raft log. Only for tests and
@@ -128,7 +134,7 @@ func DefaultConfig() Config {
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      5 * time.Millisecond,
+		CommitTimeout:      250 * time.Millisecond,
 		MaxAppendEntries:   128,
 		SnapshotThreshold:  8192,
 		SnapshotInterval:   30 * time.Second,

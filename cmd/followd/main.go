@@ -56,6 +56,7 @@ type options struct {
 	bootstrapExpect int
 	replicas        int
 	deadTimeout     time.Duration
+	raftHeartbeat   time.Duration
 	nodeID          string
 	shards          int
 	token           string
@@ -83,6 +84,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "cluster: create a new cluster once this many nodes see each other (give every initial node the same value and --join list)")
 	fs.IntVar(&o.replicas, "replicas", 3, "cluster: voters per shard")
 	fs.DurationVar(&o.deadTimeout, "dead-timeout", 30*time.Second, "cluster: how long a node must be gone before its replicas are re-created elsewhere")
+	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; leaders heartbeat ten times per timeout, so a longer one costs less idle CPU and fails over more slowly")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
 	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
@@ -223,6 +225,8 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		cfg.BootstrapExpect = o.bootstrapExpect
 		cfg.Replicas = o.replicas
 		cfg.DeadTimeout = o.deadTimeout
+		cfg.HeartbeatTimeout = o.raftHeartbeat
+		cfg.ElectionTimeout = o.raftHeartbeat
 		cfg.Token = o.token
 		// Replicas on other machines: a leader keeps its lease as long as
 		// the heartbeat timeout, so that a busy machine does not make it

@@ -365,7 +365,7 @@ func (m *Mux) serveConn(conn net.Conn) {
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	sess, err := yamux.Server(conn, m.ycfg)
+	sess, err := yamux.Server(joinHeaders(conn), m.ycfg)
 	if err != nil { // only on an invalid config, which New has verified
 		m.untrackConn(conn)
 		_ = conn.Close()
@@ -649,7 +649,7 @@ func (m *Mux) dialSession(addr string, deadline time.Time) (*yamux.Session, erro
 		return nil, fmt.Errorf("raftmux: hello to %s: %w", addr, err)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	sess, err := yamux.Client(conn, m.ycfg)
+	sess, err := yamux.Client(joinHeaders(conn), m.ycfg)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
