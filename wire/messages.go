@@ -165,8 +165,6 @@ const (
 	Any Consistency = 2
 )
 
-func (c Consistency) valid() bool { return c <= Any }
-
 // appendConsistency adds the optional element.
 func appendConsistency(b []byte, c Consistency) []byte {
 	if c == Leader {

@@ -594,9 +594,7 @@ func (c *conn) handleRead(id uint32, op Op, body []byte) {
 		defer cancel()
 	}
 	b, st := AppendResponseHeader(c.s.getBuf(), id, codes.OK)
-	var err error
-	err = c.safely(op, func() error {
-		var err error
+	err := c.safely(op, func() (err error) {
 		b, err = c.serveRead(ctx, op, body, b)
 		return err
 	})
