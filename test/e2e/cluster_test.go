@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -133,6 +134,19 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		})
 	}
 	time.Sleep(1 * time.Second)
+	// Leaderships may have moved since (the leaders balance them): kill
+	// whoever leads the shard now, as its own raft reports it.
+	victim = nil
+	for deadline := time.Now().Add(10 * time.Second); victim == nil; {
+		for _, p := range procs {
+			if leadsShard(c, p.addr, victimShard) {
+				victim = p
+			}
+		}
+		if victim == nil && time.Now().After(deadline) {
+			t.Fatalf("no node leads shard %d", victimShard)
+		}
+	}
 	killedAt := time.Now()
 	victim.kill(t)
 	time.Sleep(6 * time.Second)
@@ -162,5 +176,85 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		if err != nil || cs[0].FollowType&2 == 0 {
 			t.Fatalf("acknowledged %s -> %s lost after failover: %+v %v", a.actor, a.target, cs, err)
 		}
+	}
+
+	// With one node down, each surviving node serves every operation.
+	for _, p := range procs {
+		if p != victim {
+			everyOperation(t, p.addr, "via-"+p.addr)
+		}
+	}
+
+	// The killed node comes back on its data directory and rejoins: the
+	// cluster is healthy again (followctl status exits 0 only then), and
+	// the graph's invariant holds across every shard.
+	restarted := startB(t, victim.dir, victim.args...)
+	everyOperation(t, restarted.addr, "via-restarted")
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		out, err := exec.Command(followctl, "--addr", restarted.addr, "status").CombinedOutput()
+		if err == nil && strings.Contains(string(out), "healthy: 3 nodes alive") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster not healthy after the restart: %v\n%s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	out, err := exec.Command(followctl, "--addr", restarted.addr, "--timeout", "10s", "verify").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "violations:") {
+		t.Fatalf("followctl verify: %v\n%s", err, out)
+	}
+	t.Logf("after the restart: followctl status healthy, verify clean:\n%s", out)
+}
+
+// leadsShard tells whether the node at addr says it leads shard i.
+func leadsShard(c *client.Client, addr string, i int) bool {
+	st, err := c.Status(context.Background(), addr)
+	if err != nil {
+		return false
+	}
+	for _, sh := range st.Shards {
+		if sh.Shard == i {
+			return sh.Leader
+		}
+	}
+	return false
+}
+
+// everyOperation runs every graph operation through a client that knows
+// only addr, with users unique to tag, and checks the results.
+func everyOperation(t *testing.T, addr, tag string) {
+	t.Helper()
+	c, err := client.New(context.Background(), client.Config{Addrs: []string{addr}, RequestTimeout: 10 * time.Second, Retries: 20, RetryBackoff: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	a, b, x := tag+"-a", tag+"-b", tag+"-x"
+	for _, w := range [][2]string{{a, b}, {b, a}, {a, x}} {
+		res, err := c.Follow(ctx, w[0], []string{w[1]}, client.Sync())
+		if err != nil || res[0].Code != 0 {
+			t.Fatalf("%s: follow %s -> %s: %+v %v", tag, w[0], w[1], res, err)
+		}
+	}
+	if res, err := c.Unfollow(ctx, a, []string{x}, client.Sync()); err != nil || res[0].Code != 0 {
+		t.Fatalf("%s: unfollow: %+v %v", tag, res, err)
+	}
+	if p, err := c.Followers(ctx, b); err != nil || len(p.Items) != 1 || p.Items[0].UserID != a {
+		t.Fatalf("%s: followers: %+v %v", tag, p, err)
+	}
+	if p, err := c.Following(ctx, a); err != nil || len(p.Items) != 1 || p.Items[0].UserID != b {
+		t.Fatalf("%s: following: %+v %v", tag, p, err)
+	}
+	if p, err := c.Mutual(ctx, a); err != nil || len(p.Items) != 1 || p.Items[0].UserID != b {
+		t.Fatalf("%s: mutual: %+v %v", tag, p, err)
+	}
+	if in, err := c.Info(ctx, a, x); err != nil || in[0].Following != 1 || in[0].Followers != 1 || in[0].Mutual != 1 || in[1].Followers != 0 {
+		t.Fatalf("%s: info: %+v %v", tag, in, err)
+	}
+	if cs, err := c.Check(ctx, a, b, x); err != nil || cs[0].FollowType != 3 || cs[1].FollowType != 0 {
+		t.Fatalf("%s: check: %+v %v", tag, cs, err)
 	}
 }

@@ -27,7 +27,7 @@ import (
 	"github.com/followgraph/followgraph/wire"
 )
 
-var followd, followbench string // paths of the built binaries
+var followd, followbench, followctl string // paths of the built binaries
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "followd-e2e")
@@ -36,7 +36,8 @@ func TestMain(m *testing.M) {
 	}
 	followd = filepath.Join(dir, "followd")
 	followbench = filepath.Join(dir, "followbench")
-	build := exec.Command("go", "build", "-o", dir, "../../cmd/followd", "../../cmd/followbench")
+	followctl = filepath.Join(dir, "followctl")
+	build := exec.Command("go", "build", "-o", dir, "../../cmd/followd", "../../cmd/followbench", "../../cmd/followctl")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
@@ -49,6 +50,8 @@ func TestMain(m *testing.M) {
 
 // proc is a running followd.
 type proc struct {
+	dir  string   // data directory
+	args []string // flags after --data-dir (restart passes them again)
 	cmd  *exec.Cmd
 	addr string
 	http string
@@ -67,7 +70,7 @@ func startB(t testing.TB, dir string, args ...string) *proc {
 	all := append([]string{"--data-dir", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--shards", "4"}, args...)
 	cmd := exec.Command(followd, all...)
 	stderr, _ := cmd.StderrPipe()
-	p := &proc{cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &proc{dir: dir, args: args, cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
