@@ -421,6 +421,9 @@ func (d *loader) load() error {
 		if s.st.user(uint32(uid)).empty() {
 			return corrupt("uid %d listed with no entries", uid)
 		}
+		if err := s.checkMutual(uint32(uid)); err != nil {
+			return corrupt("%v", err)
+		}
 	}
 
 	if err := d.tag(recEnd); err != nil {
