@@ -633,7 +633,18 @@ func (s *Shard) close() error {
 		s.log.Warn("entries still in flight at shutdown; shutting raft down under them")
 	}
 	err := s.raft.Shutdown().Error()
-	<-done
+	// Shutting down, raft fails the futures of the entries it is
+	// replicating, but not those still queued in its (buffered, with
+	// BatchApplyCh) apply channel or committed and not yet handed to the
+	// FSM: hashicorp/raft 1.8 never answers those, and the completer
+	// would wait on one forever, and Close with it. Should that happen,
+	// leave the completer blocked, its callers time out on their
+	// contexts, and close the stores.
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Error("raft shut down without answering entries in flight; abandoning their writes")
+	}
 	if c, ok := s.trans.(raft.WithClose); ok {
 		c.Close()
 	}
