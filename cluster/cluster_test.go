@@ -2,14 +2,18 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -647,4 +651,119 @@ func TestClusterReadConsistency(t *testing.T) {
 			t.Fatalf("any info via %s: %+v %v", m.id, in, err)
 		}
 	}
+}
+
+// A drained node drops its replicas: each one's raft log stream is emptied
+// in the node's shared log, and its directory removed. Made active again,
+// the node is given replicas back, of the same shards among others; they
+// start from nothing (no stale entries under a fresh raft), catch up from
+// the leaders, and hold the same graph as the leaders.
+func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 4, shards)
+	tc.waitLeaders(shards, 90*time.Second)
+	writeAll(t, tc.client(), "before", 20)
+	target := tc.nodes[1]
+	var hosted []int
+	for _, s := range target.node.localShards() {
+		hosted = append(hosted, s.id)
+	}
+	if len(hosted) == 0 {
+		t.Fatal("the target hosts no replica")
+	}
+	if err := target.node.SetDraining(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drain", 60*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], target.id) {
+				return false
+			}
+		}
+		return len(target.node.localShards()) == 0
+	})
+	// dropReplica runs on the reconciler: wait for it to be done with
+	// each replica, then look at what is left of them.
+	waitFor(t, "dropped replicas deleted", 10*time.Second, func() bool {
+		target.node.mu.RLock()
+		defer target.node.mu.RUnlock()
+		return len(target.node.dropping) == 0
+	})
+	sh, err := target.node.sharedLog()
+	if err != nil || sh == nil {
+		t.Fatalf("shared log: %v %v", sh, err)
+	}
+	for _, id := range hosted {
+		st, err := sh.Stream(uint32(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if last, _ := st.LastIndex(); last != 0 {
+			t.Fatalf("the dropped replica of shard %d left entries up to %d in the shared log", id, last)
+		}
+		if _, err := os.Stat(filepath.Join(target.dir, shardDir(id))); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("the dropped replica of shard %d left its directory: %v", id, err)
+		}
+	}
+	if ids := sh.Streams(); len(ids) != 0 {
+		t.Fatalf("streams with entries after every replica was dropped: %v", ids)
+	}
+	writeAll(t, tc.client(), "away", 20)
+
+	if err := target.node.SetDraining(false); err != nil {
+		t.Fatal(err)
+	}
+	var all []string
+	for _, m := range tc.nodes {
+		all = append(all, m.id)
+	}
+	waitFor(t, "replicas back on "+target.id, 60*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			want := Replicas(i, all, 3)
+			if len(reps[i]) != 3 {
+				return false
+			}
+			for _, id := range want {
+				if !slices.Contains(reps[i], id) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	back := target.node.localShards()
+	readopted := 0
+	for _, s := range back {
+		if slices.Contains(hosted, s.id) {
+			readopted++
+		}
+	}
+	if readopted == 0 {
+		t.Fatalf("none of shards %v came back to %s", hosted, target.id)
+	}
+	writeAll(t, tc.client(), "after", 20)
+	// Each replica on the target converges to its leader's state.
+	stats := func(s *Shard) shard.Stats {
+		var st shard.Stats
+		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
+		st.BlockBytes, st.StringBytes, st.IndexBytes = 0, 0, 0 // layout, not content
+		return st
+	}
+	for _, s := range back {
+		waitFor(t, fmt.Sprintf("shard %d on %s to catch up", s.id, target.id), 30*time.Second, func() bool {
+			for _, m := range tc.nodes {
+				if ls := m.node.Shard(s.id); ls != nil && ls.Ready() {
+					return s.fsm.Index() >= ls.fsm.Index() && stats(s) == stats(ls)
+				}
+			}
+			return false
+		})
+	}
+	info, err := tc.client(target.addr).Info(context.Background(), "hub-before", "hub-away", "hub-after")
+	if err != nil || info[0].Followers != 20 || info[1].Followers != 20 || info[2].Followers != 20 {
+		t.Fatalf("through %s: %+v %v", target.id, info, err)
+	}
+	t.Logf("%s dropped shards %v and got %d of them back, among %d replicas", target.id, hosted, readopted, len(back))
 }

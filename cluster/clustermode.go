@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -123,11 +124,8 @@ func (n *Node) loadClusterMeta() error {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &n.meta); err != nil {
-			return fmt.Errorf("cluster: %s: %w", path, err)
-		}
-		if n.meta.Version != 1 || n.meta.Shards < 1 || n.meta.ClusterID == "" {
-			return fmt.Errorf("cluster: %s: unsupported or incomplete metadata", path)
+		if n.meta, err = parseMeta(path, b); err != nil {
+			return err
 		}
 		if n.cfg.Shards != 0 && n.cfg.Shards != n.meta.Shards {
 			return fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d", ErrShardCount, n.cfg.DataDir, n.meta.Shards, n.meta.ClusterID, n.cfg.Shards)
@@ -140,14 +138,12 @@ func (n *Node) loadClusterMeta() error {
 		if len(entries) > 0 {
 			return fmt.Errorf("cluster: %s is not empty but has no %s; refusing to use it", n.cfg.DataDir, metaFile)
 		}
-		n.meta = Meta{Version: 1, Shards: n.cfg.Shards, NodeID: n.cfg.NodeID}
-		if n.meta.Shards == 0 {
-			n.meta.Shards = DefaultShards
-		}
+		n.meta = newMeta("", cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
 	default:
 		return err
 	}
 	n.nshards = n.meta.Shards
+	n.sharedLayout = n.meta.RaftLog == RaftLogShared
 	return nil
 }
 
@@ -329,6 +325,11 @@ func (n *Node) openReplica(i int, boot []raft.Server) error {
 	if n.shards[i] != nil {
 		n.mu.Unlock()
 		return nil
+	}
+	if n.dropping[i] {
+		// The leader retries; by then the old replica is gone.
+		n.mu.Unlock()
+		return fmt.Errorf("cluster: the previous replica of shard %d is still being deleted", i)
 	}
 	select {
 	case <-n.stop:

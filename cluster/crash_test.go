@@ -24,7 +24,9 @@ import (
 // acknowledged write is there, with its followTime, and the reverse sides
 // converge. Small snapshot thresholds make the kills land before, during
 // and after snapshots; a slow relay makes them land between the forward
-// commit and the reverse delivery.
+// commit and the reverse delivery. The data directory is a new one, so
+// its shards share one raft log (wal/): kills land in the middle of
+// group commits of several shards.
 
 func TestMain(m *testing.M) {
 	if os.Getenv("FG_CRASH_CHILD") != "" {
@@ -255,6 +257,9 @@ func TestCrashRecovery(t *testing.T) {
 		cfg := crashConfig(dir)
 		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
 		n := openNode(t, cfg)
+		if st, ok := n.RaftLogStats(); !ok || st.Segments == 0 {
+			t.Fatalf("round %d: the data directory has no shared raft log (%+v)", round, n.Meta())
+		}
 		waitFor(t, "relay to drain after restart", 20*time.Second, func() bool { return drained(n) })
 		g := dumpGraph(t, n)
 		checkGraph(t, g)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -20,6 +22,7 @@ import (
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/fsm"
 	"github.com/followgraph/followgraph/internal/raftmux"
+	"github.com/followgraph/followgraph/internal/wal"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
@@ -36,8 +39,20 @@ type Node struct {
 
 	// shards[i] is nil for a shard this node hosts no replica of (only in
 	// cluster mode, where replicas are opened as they are assigned).
-	mu     sync.RWMutex
-	shards []*Shard
+	// dropping[i] is set while dropReplica deletes shard i's replica: it
+	// must not be opened again meanwhile.
+	mu       sync.RWMutex
+	shards   []*Shard
+	dropping map[int]bool
+
+	// sharedLayout is the data directory's raft log layout (Meta.RaftLog
+	// is RaftLogShared), set before any shard opens. In that layout, wal is
+	// the node's shared raft log, opened by sharedLog before the first
+	// shard and closed by Close after the last.
+	sharedLayout bool
+	walMu        sync.Mutex
+	wal          *wal.Shared
+	walClosed    bool
 
 	// Cluster mode only (see clustermode.go).
 	mux     *raftmux.Mux
@@ -75,14 +90,67 @@ func (n *Node) mapVersion(m wire.ShardMap) uint64 {
 // Meta is what a data directory records about its cluster. It is written
 // once, when the directory is created.
 type Meta struct {
+	// Version is the data directory's format: metaVersionPerShardLog or
+	// metaVersionSharedLog (see RaftLog).
 	Version   int       `json:"version"`
 	ClusterID string    `json:"cluster_id"`
 	Shards    int       `json:"shards"`
 	NodeID    string    `json:"node_id"`
 	Created   time.Time `json:"created"`
+	// RaftLog is where the shards keep their raft logs: RaftLogShared in
+	// version 2 directories; absent in version 1, which means
+	// RaftLogPerShard (and reads as that).
+	RaftLog string `json:"raft_log,omitempty"`
 }
 
+// The raft log layouts of a data directory. A directory keeps the layout
+// it was created with.
+const (
+	// RaftLogPerShard: each shard has its own write-ahead log in
+	// shard-NNN/wal (a wal.Log), with one fdatasync per append of that
+	// shard. The layout of data directories created before the shared
+	// log (format version 1), which keep using it.
+	RaftLogPerShard = "per-shard"
+	// RaftLogShared: the node keeps the raft logs of all its shards in one
+	// write-ahead log in wal/ (a wal.Shared, one stream per shard, the
+	// stream ID being the shard number), so that the appends of all
+	// shards share fdatasyncs. New data directories (format version 2).
+	RaftLogShared = "shared"
+)
+
+const (
+	metaVersionPerShardLog = 1
+	metaVersionSharedLog   = 2
+)
+
 const metaFile = "followgraph.json"
+
+// newMeta is the metadata of a new data directory.
+func newMeta(clusterID string, shards int, nodeID string) Meta {
+	return Meta{Version: metaVersionSharedLog, ClusterID: clusterID, Shards: shards, NodeID: nodeID, RaftLog: RaftLogShared}
+}
+
+// parseMeta reads and checks a metadata file's contents. Builds before the
+// shared log know only version 1, and refuse version 2 directories rather
+// than start their shards with empty logs.
+func parseMeta(path string, b []byte) (Meta, error) {
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("cluster: %s: %w", path, err)
+	}
+	switch {
+	case m.Version == metaVersionPerShardLog && (m.RaftLog == "" || m.RaftLog == RaftLogPerShard):
+		m.RaftLog = RaftLogPerShard
+	case m.Version == metaVersionSharedLog && m.RaftLog == RaftLogShared:
+	default:
+		return m, fmt.Errorf("cluster: %s: unsupported format version %d (raft log %q); this build reads versions %d and %d",
+			path, m.Version, m.RaftLog, metaVersionPerShardLog, metaVersionSharedLog)
+	}
+	if m.Shards < 1 || m.ClusterID == "" {
+		return m, fmt.Errorf("cluster: %s: unsupported or incomplete metadata", path)
+	}
+	return m, nil
+}
 
 // ErrShardCount reports a data directory made for another shard count.
 var ErrShardCount = errors.New("cluster: data directory has another shard count")
@@ -131,15 +199,25 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 
 // openAll opens shards in parallel (restoring a snapshot and replaying
 // the log is most of a restart, and shards are independent): every shard,
-// or those for which want returns true.
+// or those for which want returns true. The shared raft log, if the data
+// directory has one, is opened first.
 func (n *Node) openAll(boot func(int) []raft.Server, want func(int) bool) error {
+	var ids []int
+	for i := range n.nshards {
+		if want == nil || want(i) {
+			ids = append(ids, i)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := n.sharedLog(); err != nil {
+		return err
+	}
 	sem := make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))
 	errs := make([]error, n.nshards)
 	var wg sync.WaitGroup
-	for i := range n.nshards {
-		if want != nil && !want(i) {
-			continue
-		}
+	for _, i := range ids {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -155,6 +233,74 @@ func (n *Node) openAll(boot func(int) []raft.Server, want func(int) bool) error 
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// sharedLog returns the node's shared raft log, opening it on the first
+// call, or nil in the per-shard layout. Opening it deletes the streams of
+// shards that have no directory (see dropStaleStreams).
+func (n *Node) sharedLog() (*wal.Shared, error) {
+	if !n.sharedLayout {
+		return nil, nil
+	}
+	n.walMu.Lock()
+	defer n.walMu.Unlock()
+	if n.walClosed {
+		return nil, errors.New("cluster: node is closing")
+	}
+	if n.wal != nil {
+		return n.wal, nil
+	}
+	sh, err := wal.OpenShared(filepath.Join(n.cfg.DataDir, sharedLogDir), n.walConfig(n.log.Named("wal")))
+	if err != nil {
+		return nil, fmt.Errorf("raft log: %w", err)
+	}
+	if err := n.dropStaleStreams(sh); err != nil {
+		sh.Close()
+		return nil, fmt.Errorf("raft log: %w", err)
+	}
+	n.wal = sh
+	return sh, nil
+}
+
+// sharedLogDir is the shared raft log's directory in the data directory.
+const sharedLogDir = "wal"
+
+// walConfig is the raft logs' configuration, shared or per shard.
+func (n *Node) walConfig(log hclog.Logger) wal.Config {
+	return wal.Config{SegmentSize: n.cfg.WALSegmentSize, SyncDepth: n.cfg.WALSyncDepth, NoSync: n.cfg.NoSync, Logger: log}
+}
+
+// dropStaleStreams empties the streams of the shared log that belong to no
+// replica on disk: a replica is deleted by emptying its stream and then
+// removing its directory (see dropReplica), and a crash in between, or a
+// directory removed by hand, would leave entries that pin log segments
+// and that a later replica of the shard must not find (openShard checks
+// that too).
+func (n *Node) dropStaleStreams(sh *wal.Shared) error {
+	for _, id := range sh.Streams() {
+		if int64(id) < int64(n.nshards) {
+			if _, err := os.Stat(filepath.Join(n.cfg.DataDir, shardDir(int(id)))); err == nil {
+				continue
+			}
+		}
+		n.log.Warn("raft log holds entries of a shard with no replica here; deleting them", "shard", id)
+		if err := emptyStream(sh, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// emptyStream deletes every entry of stream id.
+func emptyStream(sh *wal.Shared, id uint32) error {
+	st, err := sh.Stream(id)
+	if err != nil {
+		return err
+	}
+	if err := st.DeleteRange(0, math.MaxUint64); err != nil {
+		return fmt.Errorf("delete the log of shard %d: %w", id, err)
+	}
+	return nil
 }
 
 // setCursorKey derives the cursor key from the cluster ID: cursors must
@@ -175,12 +321,10 @@ func (n *Node) loadMeta() error {
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if err := json.Unmarshal(b, &n.meta); err != nil {
-			return fmt.Errorf("cluster: %s: %w", path, err)
+		if n.meta, err = parseMeta(path, b); err != nil {
+			return err
 		}
-		if n.meta.Version != 1 || n.meta.Shards < 1 || n.meta.ClusterID == "" {
-			return fmt.Errorf("cluster: %s: unsupported or incomplete metadata", path)
-		}
+		n.sharedLayout = n.meta.RaftLog == RaftLogShared
 		if n.cfg.Shards != 0 && n.cfg.Shards != n.meta.Shards {
 			return fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d; the shard count is fixed when a cluster is created",
 				ErrShardCount, n.cfg.DataDir, n.meta.Shards, n.meta.ClusterID, n.cfg.Shards)
@@ -193,22 +337,10 @@ func (n *Node) loadMeta() error {
 		}
 		var id [16]byte
 		rand.Read(id[:])
-		n.meta = Meta{Version: 1, ClusterID: hex.EncodeToString(id[:]), Shards: n.cfg.Shards, NodeID: n.cfg.NodeID, Created: time.Now().UTC()}
-		if n.meta.Shards == 0 {
-			n.meta.Shards = DefaultShards
-		}
-		b, _ := json.MarshalIndent(n.meta, "", "  ")
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, append(b, '\n'), 0o640); err != nil {
-			return err
-		}
-		if err := syncFile(tmp); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-		return syncFile(n.cfg.DataDir)
+		n.meta = newMeta(hex.EncodeToString(id[:]), cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
+		n.meta.Created = time.Now().UTC()
+		n.sharedLayout = true
+		return writeMeta(n.cfg.DataDir, n.meta)
 	default:
 		return err
 	}
@@ -221,6 +353,21 @@ func syncFile(path string) error {
 	}
 	defer f.Close()
 	return f.Sync()
+}
+
+// RaftLogStats describes the node's shared raft log, if the data directory
+// has one (ok false in the per-shard layout: see Shard.LogStats then).
+func (n *Node) RaftLogStats() (st wal.SharedStats, ok bool) {
+	n.walMu.Lock()
+	sh := n.wal
+	n.walMu.Unlock()
+	if !n.sharedLayout {
+		return st, false
+	}
+	if sh != nil {
+		st = sh.Stats()
+	}
+	return st, true
 }
 
 // Meta returns the data directory's metadata.
@@ -306,6 +453,14 @@ func (n *Node) Close() error {
 		for _, s := range n.localShards() {
 			errs = append(errs, s.close())
 		}
+		// Every shard, and with it every user of the shared log, has
+		// stopped.
+		n.walMu.Lock()
+		n.walClosed = true
+		if n.wal != nil {
+			errs = append(errs, n.wal.Close())
+		}
+		n.walMu.Unlock()
 		if n.mux != nil {
 			errs = append(errs, n.mux.Close())
 		}

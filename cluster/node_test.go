@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,23 +159,172 @@ func TestShardCountIsFixed(t *testing.T) {
 	}
 }
 
+// writeStars makes users u<from>..u<to-1> follow star and their successor.
+func writeStars(t *testing.T, n *Node, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if _, err := n.Follow(context.Background(), fmt.Sprintf("u%d", i), []string{"star", fmt.Sprintf("u%d", i+1)}, WriteOptions{Sync: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A new data directory keeps every shard's raft log in the node's shared
+// log (wal/), and a restart recovers every shard from it, twice (the
+// second time from a log appended to after the first recovery).
 func TestRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	n := openNode(t, cfg)
-	ctx := context.Background()
-	for i := range 50 {
-		if _, err := n.Follow(ctx, fmt.Sprintf("u%d", i), []string{"star", fmt.Sprintf("u%d", i+1)}, WriteOptions{Sync: true}); err != nil {
+	if m := n.Meta(); m.Version != 2 || m.RaftLog != RaftLogShared {
+		t.Fatalf("new data directory: %+v", m)
+	}
+	writeStars(t, n, 0, 50)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if segs, _ := filepath.Glob(filepath.Join(dir, "wal", "*.swal")); len(segs) == 0 {
+		t.Fatal("no shared log segments in wal/")
+	}
+	if own, _ := filepath.Glob(filepath.Join(dir, "shard-*", "wal")); len(own) != 0 {
+		t.Fatalf("shards have their own logs: %v", own)
+	}
+	for users := 50; users < 70; users += 10 {
+		n = openNode(t, cfg)
+		if f := followers(t, n, "star"); len(f) != users {
+			t.Fatalf("%d followers of star after restart, want %d", len(f), users)
+		}
+		st, ok := n.RaftLogStats()
+		if !ok || st.Streams != cfg.Shards {
+			t.Fatalf("shared log after restart: %+v %v", st, ok)
+		}
+		writeStars(t, n, users, users+10)
+		if f := followers(t, n, "star"); len(f) != users+10 {
+			t.Fatalf("%d followers of star, want %d", len(f), users+10)
+		}
+		if err := n.Close(); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// A data directory of format version 1 (each shard with its own raft log
+// in shard-NNN/wal, as builds before the shared log made them) keeps that
+// layout: its shards open their own logs, across restarts, and no shared
+// log appears.
+func TestPerShardLayoutStillOpens(t *testing.T) {
+	dir := t.TempDir()
+	// What the previous build wrote for a new directory, before opening
+	// the shards (which then created shard-NNN/wal).
+	v1 := `{"version": 1, "cluster_id": "0123456789abcdef0123456789abcdef", "shards": 4, "node_id": "node1", "created": "2025-01-01T00:00:00Z"}`
+	if err := os.WriteFile(filepath.Join(dir, metaFile), []byte(v1), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t, dir)
+	n := openNode(t, cfg)
+	if m := n.Meta(); m.Version != 1 || m.RaftLog != RaftLogPerShard {
+		t.Fatalf("version 1 directory: %+v", m)
+	}
+	if _, ok := n.RaftLogStats(); ok {
+		t.Fatal("a version 1 directory has a shared log")
+	}
+	writeStars(t, n, 0, 40)
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
 	n = openNode(t, cfg)
 	defer n.Close()
-	if f := followers(t, n, "star"); len(f) != 50 {
+	if f := followers(t, n, "star"); len(f) != 40 {
 		t.Fatalf("%d followers of star after restart", len(f))
+	}
+	for i := range 4 {
+		if st := n.Shard(i).LogStats(); st.LastIndex == 0 || st.Segments == 0 {
+			t.Fatalf("shard %d log: %+v", i, st)
+		}
+		if _, err := os.Stat(filepath.Join(dir, shardDir(i), "wal")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, sharedLogDir)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a shared log directory appeared: %v", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, metaFile))
+	if string(b) != v1 {
+		t.Fatalf("metadata rewritten: %s", b)
+	}
+}
+
+// Metadata of an unknown format, or whose version and raft log layout
+// disagree, is refused with a message that names the versions.
+func TestMetaFormatChecked(t *testing.T) {
+	for _, meta := range []string{
+		`{"version": 3, "cluster_id": "x", "shards": 4, "node_id": "node1", "raft_log": "shared"}`,
+		`{"version": 2, "cluster_id": "x", "shards": 4, "node_id": "node1"}`,
+		`{"version": 1, "cluster_id": "x", "shards": 4, "node_id": "node1", "raft_log": "shared"}`,
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, metaFile), []byte(meta), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(context.Background(), testConfig(t, dir))
+		if err == nil || !strings.Contains(err.Error(), "unsupported format version") {
+			t.Fatalf("%s: %v", meta, err)
+		}
+		t.Log(err)
+	}
+}
+
+// A shard directory removed by hand (or by a crash between the two steps
+// of dropping a replica) leaves the shard's entries in the shared log;
+// the node deletes them when it opens, and the shard starts afresh rather
+// than from a log with no snapshot and no term under it.
+func TestStaleStreamDropped(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	cfg.SnapshotThreshold = 16
+	cfg.TrailingLogs = 8
+	cfg.SnapshotInterval = 50 * time.Millisecond
+	cfg.MaxBatch = 1
+	n := openNode(t, cfg)
+	writeStars(t, n, 0, 200)
+	const victim = 2
+	// Wait until snapshots compacted the victim's log: its first entries
+	// (the bootstrap configuration among them) are gone.
+	waitFor(t, "a compacted log", 20*time.Second, func() bool { return n.Shard(victim).LogStats().FirstIndex > 1 })
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(dir, shardDir(victim))); err != nil {
+		t.Fatal(err)
+	}
+	n = openNode(t, cfg)
+	defer n.Close()
+	if st := n.Shard(victim).LogStats(); st.FirstIndex != 1 {
+		t.Fatalf("shard %d restarted with log %+v, not a new one", victim, st)
+	}
+	// The other shards kept their data, and the victim takes writes.
+	var onVictim []string
+	for i := range 200 {
+		if u := fmt.Sprintf("u%d", i); n.ShardOf(u) == victim {
+			onVictim = append(onVictim, u)
+		}
+	}
+	for i := range 200 {
+		u := fmt.Sprintf("u%d", i)
+		info, err := n.Info([]string{u})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := uint32(2)
+		if n.ShardOf(u) == victim {
+			want = 0
+		}
+		if info[0].Following != want {
+			t.Fatalf("%s (shard %d) follows %d users, want %d", u, n.ShardOf(u), info[0].Following, want)
+		}
+	}
+	if _, err := n.Follow(context.Background(), onVictim[0], []string{"x"}, WriteOptions{Sync: true}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -204,16 +355,31 @@ func TestLogStaysBounded(t *testing.T) {
 			}
 		}
 	}
+	// The shard's stream, and the shared log's files: all of them, as
+	// this node has one shard.
 	size := func() int64 {
-		return s.logs.Stats().FileBytes
+		st, _ := n.RaftLogStats()
+		return max(s.logs.Stats().FileBytes, st.FileBytes)
 	}
 	write(0, 2000)
 	mid := size()
 	write(2000, 6000)
-	first, _ := s.logs.FirstIndex()
-	last, _ := s.logs.LastIndex()
-	if kept := last - first + 1; kept > cfg.TrailingLogs+cfg.SnapshotThreshold+200 {
-		t.Fatalf("log keeps %d entries (first %d, last %d)", kept, first, last)
+	// raft checks for a snapshot every 1 to 2 SnapshotIntervals and then
+	// takes it, while writes continue: on a loaded machine, and under
+	// -race, a thousand entries or more can arrive meanwhile. Once the
+	// writes stop, the next snapshot compacts the log to the bound.
+	var kept, first, last uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		first, _ = s.logs.FirstIndex()
+		last, _ = s.logs.LastIndex()
+		if kept = last - first + 1; kept <= cfg.TrailingLogs+cfg.SnapshotThreshold+200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("log keeps %d entries (first %d, last %d)", kept, first, last)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 	if end := size(); end > 2*mid {
 		t.Fatalf("log files grew from %d to %d bytes", mid, end)

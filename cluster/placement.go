@@ -126,7 +126,10 @@ func (n *Node) dropRemoved() {
 }
 
 // dropReplica closes and deletes a replica this node no longer belongs to
-// (its shard removed it, so its raft shut down).
+// (its shard removed it, so its raft shut down): its raft log (its stream
+// of the shared log, emptied first) and its directory. Until that is done
+// the shard cannot be opened again here (openReplica), so that a later
+// replica of the shard starts from nothing: no entries, term or snapshot.
 func (n *Node) dropReplica(s *Shard) {
 	select {
 	case <-n.stop:
@@ -139,9 +142,30 @@ func (n *Node) dropReplica(s *Shard) {
 		return
 	}
 	n.shards[s.id] = nil
+	if n.dropping == nil {
+		n.dropping = map[int]bool{}
+	}
+	n.dropping[s.id] = true
 	n.mu.Unlock()
+	defer func() {
+		n.mu.Lock()
+		delete(n.dropping, s.id)
+		n.mu.Unlock()
+	}()
 	if err := s.close(); err != nil {
 		n.log.Warn("closing a removed replica", "shard", s.id, "error", err)
+	}
+	// The stream before the directory: a crash in between leaves a
+	// replica with an empty log (dropped again, as its shard's leader does
+	// not list this node), never entries without their directory. Should
+	// emptying the stream fail, the next replica's openShard does it.
+	if sh, err := n.sharedLog(); err != nil || sh != nil {
+		if err == nil {
+			err = emptyStream(sh, uint32(s.id))
+		}
+		if err != nil {
+			n.log.Warn("deleting a removed replica's raft log", "shard", s.id, "error", err)
+		}
 	}
 	if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, shardDir(s.id))); err != nil {
 		n.log.Warn("deleting a removed replica", "shard", s.id, "error", err)

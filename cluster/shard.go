@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -30,7 +31,8 @@ type Shard struct {
 	log    hclog.Logger
 	fsm    *fsm.FSM
 	raft   *raft.Raft
-	logs   *wal.Log
+	logs   logStore  // the raft log: a stream of the node's shared log, or the shard's own
+	ownLog io.Closer // the shard's own log (per-shard layout), which close closes; else nil
 	stable *raftboltdb.BoltStore
 	trans  raft.Transport
 
@@ -81,6 +83,13 @@ func (p *proposal) size() int {
 	return 16 * len(p.acks)
 }
 
+// logStore is a shard's raft log: a *wal.Stream of the node's shared log,
+// or in the per-shard layout a *wal.Log of its own.
+type logStore interface {
+	raft.LogStore
+	Stats() wal.Stats
+}
+
 type batch struct {
 	props []*proposal
 	fut   raft.ApplyFuture
@@ -93,6 +102,8 @@ type batch struct {
 func openShard(n *Node, id int, boot []raft.Server) (*Shard, error) {
 	cfg := &n.cfg
 	dir := filepath.Join(cfg.DataDir, shardDir(id))
+	_, err := os.Stat(dir)
+	fresh := errors.Is(err, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, err
 	}
@@ -108,16 +119,15 @@ func openShard(n *Node, id int, boot []raft.Server) (*Shard, error) {
 	// The relay exists before the FSM, which may apply entries (and
 	// queue records) as soon as raft starts.
 	s.relay = newRelay(s)
-	var err error
 	s.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: n.nshards, Store: cfg.Store, Logger: log, OnRecords: s.onRecords})
 	if err != nil {
 		return nil, err
 	}
-	// The raft log is a write-ahead log of preallocated segments: one
-	// fdatasync per append and no B+tree (internal/wal). Term and vote,
-	// written only on elections, stay in bolt.
-	s.logs, err = wal.Open(filepath.Join(dir, "wal"), wal.Config{SegmentSize: cfg.WALSegmentSize, NoSync: cfg.NoSync, Logger: log.Named("wal")})
-	if err != nil {
+	// The raft log is a write-ahead log of preallocated segments, no
+	// B+tree (internal/wal): the shard's stream of the node's shared log,
+	// or its own log in the per-shard layout. Term and vote, written only
+	// on elections, stay in bolt.
+	if err := s.openLog(dir, fresh); err != nil {
 		return nil, fmt.Errorf("raft log: %w", err)
 	}
 	s.stable, err = raftboltdb.New(raftboltdb.Options{
@@ -126,11 +136,11 @@ func openShard(n *Node, id int, boot []raft.Server) (*Shard, error) {
 		BoltOptions: &bbolt.Options{Timeout: 2 * time.Second},
 	})
 	if err != nil {
-		s.logs.Close()
+		s.closeLog()
 		return nil, fmt.Errorf("raft stable store: %w", err)
 	}
 	closeStores := func() {
-		s.logs.Close()
+		s.closeLog()
 		s.stable.Close()
 	}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, cfg.SnapshotRetain, log.Named("snapshots"))
@@ -171,6 +181,53 @@ func openShard(n *Node, id int, boot []raft.Server) (*Shard, error) {
 	}
 	return s, nil
 }
+
+// openLog opens the shard's raft log. In the shared layout that is stream
+// number id of the node's shared log, which the node owns: the shard does
+// not close it. A shard whose directory did not exist (fresh) is a new
+// replica, and must start with an empty log: raft.HasExistingState counts
+// any entry as existing state, and would run on a log with no snapshot or
+// term under it. The stream of a dropped replica is emptied before its
+// directory is removed, so only a crash in between, or a directory
+// removed by hand, leaves entries behind (see Node.dropStaleStreams).
+func (s *Shard) openLog(dir string, fresh bool) error {
+	sh, err := s.node.sharedLog()
+	if err != nil {
+		return err
+	}
+	if sh == nil {
+		l, err := wal.Open(filepath.Join(dir, "wal"), s.node.walConfig(s.log.Named("wal")))
+		if err != nil {
+			return err
+		}
+		s.logs, s.ownLog = l, l
+		return nil
+	}
+	st, err := sh.Stream(uint32(s.id))
+	if err != nil {
+		return err
+	}
+	if last, _ := st.LastIndex(); fresh && last != 0 {
+		s.log.Warn("new replica finds entries in its raft log stream; deleting them", "last", last)
+		if err := emptyStream(sh, uint32(s.id)); err != nil {
+			return err
+		}
+	}
+	s.logs = st
+	return nil
+}
+
+// closeLog closes the shard's own raft log, if it has one.
+func (s *Shard) closeLog() error {
+	if s.ownLog == nil {
+		return nil
+	}
+	return s.ownLog.Close()
+}
+
+// LogStats describes the shard's raft log: its bounds and the bytes of its
+// entries (see wal.Stream.Stats and wal.Log.Stats).
+func (s *Shard) LogStats() wal.Stats { return s.logs.Stats() }
 
 // start launches the shard's goroutines.
 func (s *Shard) start() {
@@ -569,7 +626,8 @@ func (s *Shard) Lag() Lag {
 func (s *Shard) onRecords(dst int) { s.relay.kick(dst) }
 
 // close stops the shard: queued writes fail with ShuttingDown, in-flight
-// entries complete, then raft and the log store shut down.
+// entries complete, then raft and the stores shut down (the node closes
+// the shared raft log, after all its shards).
 func (s *Shard) close() error {
 	s.sendMu.Lock()
 	s.closing.Store(true)
@@ -586,11 +644,22 @@ func (s *Shard) close() error {
 		s.log.Warn("entries still in flight at shutdown; shutting raft down under them")
 	}
 	err := s.raft.Shutdown().Error()
-	<-done
+	// Shutting down, raft fails the futures of the entries it is
+	// replicating, but not those still queued in its (buffered, with
+	// BatchApplyCh) apply channel or committed and not yet handed to the
+	// FSM: hashicorp/raft 1.8 never answers those, and the completer
+	// would wait on one forever, and Close with it. Should that happen,
+	// leave the completer blocked, its callers time out on their
+	// contexts, and close the stores.
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Error("raft shut down without answering entries in flight; abandoning their writes")
+	}
 	if c, ok := s.trans.(raft.WithClose); ok {
 		c.Close()
 	}
-	return errors.Join(err, s.logs.Close(), s.stable.Close())
+	return errors.Join(err, s.closeLog(), s.stable.Close())
 }
 
 // closeGrace is how long close waits for entries in flight.

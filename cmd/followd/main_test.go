@@ -77,6 +77,12 @@ func TestDaemonServesAndStops(t *testing.T) {
 		`followgraph_shard_edges{shard=`,
 		`followgraph_shard_users{shard=`,
 		`followgraph_shard_leader{shard="3"} 1`,
+		`followgraph_shard_raft_log_entries{shard="0"}`,
+		"followgraph_raft_log_segments 1",
+		"followgraph_raft_log_live_bytes",
+		"followgraph_raft_log_syncs_total",
+		"followgraph_raft_log_group_commits_total",
+		"followgraph_raft_log_writes_total",
 		"process_resident_memory_bytes",
 		`followgraph_build_info{version="dev"} 1`,
 	} {

@@ -92,11 +92,17 @@ func (m *metrics) onCommit(_ int, d time.Duration, cmds int) {
 	m.commitBatch.Observe(float64(cmds))
 }
 
-// nodeCollector reads each shard's state at scrape time.
+// nodeCollector reads each shard's state, and the raft log's, at scrape
+// time.
 type nodeCollector struct {
 	n                                                  *cluster.Node
 	users, following, followers, mutual, leader, index *prometheus.Desc
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
+	logEntries                                         *prometheus.Desc
+	// The node's raft log: all of it, shared by the shards or not.
+	logSegments, logFileBytes *prometheus.Desc
+	// The shared raft log only.
+	logLiveBytes, logSyncs, logGroups, logWrites, logRelocated *prometheus.Desc
 }
 
 func newNodeCollector(n *cluster.Node) *nodeCollector {
@@ -115,11 +121,24 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		lagAge:     d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
 		heapBlocks: d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
 		halted:     d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
+		logEntries: d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
+		logSegments: prometheus.NewDesc("followgraph_raft_log_segments",
+			"Segment files of the node's raft log (the shared log, or the shards' own logs together in a data directory of the per-shard layout).", nil, nil),
+		logFileBytes: prometheus.NewDesc("followgraph_raft_log_file_bytes", "Size of those segment files (preallocated).", nil, nil),
+		logLiveBytes: prometheus.NewDesc("followgraph_raft_log_live_bytes",
+			"Bytes of the entries the shards' raft logs hold in the shared log (the rest of its files is deleted entries and free space).", nil, nil),
+		logSyncs:  prometheus.NewDesc("followgraph_raft_log_syncs_total", "fdatasyncs of the shared raft log's data.", nil, nil),
+		logGroups: prometheus.NewDesc("followgraph_raft_log_group_commits_total", "Group commits of the shared raft log.", nil, nil),
+		logWrites: prometheus.NewDesc("followgraph_raft_log_writes_total",
+			"Appends and deletions of all shards committed through the shared raft log (divide by group commits for the appends per fdatasync).", nil, nil),
+		logRelocated: prometheus.NewDesc("followgraph_raft_log_relocated_bytes_total",
+			"Bytes the shared raft log rewrote to move idle shards' entries out of old segments.", nil, nil),
 	}
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted} {
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted,
+		c.logEntries, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
 }
@@ -128,9 +147,22 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, shard string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, shard)
 	}
+	var segments int
+	var fileBytes int64
 	for i := range c.n.Shards() {
 		s := c.n.Shard(i)
+		if s == nil {
+			continue // cluster mode: no replica of this shard here
+		}
 		label := strconv.Itoa(i)
+		ls := s.LogStats()
+		if ls.LastIndex > 0 {
+			g(c.logEntries, float64(ls.LastIndex-ls.FirstIndex+1), label)
+		} else {
+			g(c.logEntries, 0, label)
+		}
+		segments += ls.Segments
+		fileBytes += ls.FileBytes
 		var st shard.Stats
 		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
 		g(c.users, float64(st.Users), label)
@@ -153,4 +185,22 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		g(c.halted, halted, label)
 	}
+	one := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
+		ch <- prometheus.MustNewConstMetric(d, t, v)
+	}
+	st, shared := c.n.RaftLogStats()
+	if !shared {
+		one(c.logSegments, prometheus.GaugeValue, float64(segments))
+		one(c.logFileBytes, prometheus.GaugeValue, float64(fileBytes))
+		return
+	}
+	// A stream's Stats counts the segments holding its entries, which
+	// other streams share: the log's own figures instead.
+	one(c.logSegments, prometheus.GaugeValue, float64(st.Segments))
+	one(c.logFileBytes, prometheus.GaugeValue, float64(st.FileBytes))
+	one(c.logLiveBytes, prometheus.GaugeValue, float64(st.LiveBytes))
+	one(c.logSyncs, prometheus.CounterValue, float64(st.Syncs))
+	one(c.logGroups, prometheus.CounterValue, float64(st.Groups))
+	one(c.logWrites, prometheus.CounterValue, float64(st.Requests))
+	one(c.logRelocated, prometheus.CounterValue, float64(st.RelocatedBytes))
 }
