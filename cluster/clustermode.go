@@ -117,33 +117,18 @@ func shardDir(i int) string { return fmt.Sprintf("shard-%03d", i) }
 // directory gets its metadata once the node learns the cluster's ID (at
 // bootstrap, or from gossip when it joins an existing cluster).
 func (n *Node) loadClusterMeta() error {
-	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+	m, found, err := readMeta(n.cfg.DataDir, n.cfg.Shards)
+	if err != nil {
 		return err
 	}
-	path := filepath.Join(n.cfg.DataDir, metaFile)
-	b, err := os.ReadFile(path)
-	switch {
-	case err == nil:
-		if n.meta, err = parseMeta(path, b); err != nil {
-			return err
-		}
-		if n.cfg.Shards != 0 && n.cfg.Shards != n.meta.Shards {
-			return fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d", ErrShardCount, n.cfg.DataDir, n.meta.Shards, n.meta.ClusterID, n.cfg.Shards)
-		}
-		if n.meta.NodeID != n.cfg.NodeID {
-			return fmt.Errorf("cluster: %s belongs to node %q, not %q: a node's ID cannot change", n.cfg.DataDir, n.meta.NodeID, n.cfg.NodeID)
-		}
-	case errors.Is(err, os.ErrNotExist):
-		entries, _ := os.ReadDir(n.cfg.DataDir)
-		if len(entries) > 0 {
-			return fmt.Errorf("cluster: %s is not empty but has no %s; refusing to use it", n.cfg.DataDir, metaFile)
-		}
-		n.meta = newMeta("", cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
-	default:
-		return err
+	if !found {
+		m = newMeta("", cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
+	} else if m.NodeID != n.cfg.NodeID {
+		return fmt.Errorf("cluster: %s belongs to node %q, not %q: a node's ID cannot change", n.cfg.DataDir, m.NodeID, n.cfg.NodeID)
 	}
-	n.nshards = n.meta.Shards
-	n.sharedLayout = n.meta.RaftLog == RaftLogShared
+	n.meta = m
+	n.nshards = m.Shards
+	n.sharedLayout = m.RaftLog == RaftLogShared
 	return nil
 }
 

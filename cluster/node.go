@@ -314,35 +314,51 @@ func (n *Node) setCursorKey() {
 }
 
 func (n *Node) loadMeta() error {
-	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+	m, found, err := readMeta(n.cfg.DataDir, n.cfg.Shards)
+	if err != nil {
 		return err
 	}
-	path := filepath.Join(n.cfg.DataDir, metaFile)
+	if !found {
+		var id [16]byte
+		rand.Read(id[:])
+		m = newMeta(hex.EncodeToString(id[:]), cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
+		m.Created = time.Now().UTC()
+		if err := writeMeta(n.cfg.DataDir, m); err != nil {
+			return err
+		}
+	}
+	n.meta = m
+	n.sharedLayout = m.RaftLog == RaftLogShared
+	return nil
+}
+
+// readMeta reads the metadata of the data directory dir, creating dir if
+// missing. found is false for a new, empty directory; a directory with
+// files but no metadata is refused, and so is one made for another shard
+// count than shards (0: any).
+func readMeta(dir string, shards int) (m Meta, found bool, err error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return m, false, err
+	}
+	path := filepath.Join(dir, metaFile)
 	b, err := os.ReadFile(path)
 	switch {
 	case err == nil:
-		if n.meta, err = parseMeta(path, b); err != nil {
-			return err
+		if m, err = parseMeta(path, b); err != nil {
+			return m, false, err
 		}
-		n.sharedLayout = n.meta.RaftLog == RaftLogShared
-		if n.cfg.Shards != 0 && n.cfg.Shards != n.meta.Shards {
-			return fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d; the shard count is fixed when a cluster is created",
-				ErrShardCount, n.cfg.DataDir, n.meta.Shards, n.meta.ClusterID, n.cfg.Shards)
+		if shards != 0 && shards != m.Shards {
+			return m, false, fmt.Errorf("%w: %s was created for %d shards (cluster %s), not %d; the shard count is fixed when a cluster is created",
+				ErrShardCount, dir, m.Shards, m.ClusterID, shards)
 		}
-		return nil
+		return m, true, nil
 	case errors.Is(err, os.ErrNotExist):
-		entries, _ := os.ReadDir(n.cfg.DataDir)
-		if len(entries) > 0 {
-			return fmt.Errorf("cluster: %s is not empty but has no %s; refusing to use it", n.cfg.DataDir, metaFile)
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			return m, false, fmt.Errorf("cluster: %s is not empty but has no %s; refusing to use it", dir, metaFile)
 		}
-		var id [16]byte
-		rand.Read(id[:])
-		n.meta = newMeta(hex.EncodeToString(id[:]), cmp.Or(n.cfg.Shards, DefaultShards), n.cfg.NodeID)
-		n.meta.Created = time.Now().UTC()
-		n.sharedLayout = true
-		return writeMeta(n.cfg.DataDir, n.meta)
+		return m, false, nil
 	default:
-		return err
+		return m, false, err
 	}
 }
 
