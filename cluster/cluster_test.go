@@ -69,7 +69,7 @@ func newTestCluster(t *testing.T, n, shards int) *testCluster {
 		cfg.LeaderLeaseTimeout = time.Second
 		cfg.ReconcileInterval = 200 * time.Millisecond
 		cfg.DeadTimeout = 3 * time.Second
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: testWriter{t}})
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: newTestWriter(t)})
 		m.cfg = cfg
 		tc.join = append(tc.join, cfg.GossipAddr)
 		tc.nodes = append(tc.nodes, m)
@@ -212,6 +212,22 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 		}
 		return true
 	})
+	// Leaderships spread evenly (8 shards on 3 nodes: 3, 3 and 2), by
+	// leadership transfers towards each shard's preferred leader.
+	waitFor(t, "leaderships to spread evenly", 60*time.Second, func() bool {
+		for _, m := range tc.nodes {
+			led := 0
+			for i := range shards {
+				if s := m.node.Shard(i); s != nil && s.raft.State() == raft.Leader {
+					led++
+				}
+			}
+			if led < 2 || led > 3 {
+				return false
+			}
+		}
+		return true
+	})
 	// The cluster ID and the cursor key agree.
 	for _, m := range tc.nodes[1:] {
 		if m.node.meta.ClusterID != tc.nodes[0].node.meta.ClusterID || string(m.node.cfg.Store.CursorKey) != string(tc.nodes[0].node.cfg.Store.CursorKey) {
@@ -301,7 +317,7 @@ func (tc *testCluster) addNode(shards int) *testMember {
 	cfg := tc.nodes[0].cfg
 	cfg.NodeID, cfg.DataDir, cfg.ClientAddr = m.id, m.dir, m.addr
 	cfg.RaftAddr, cfg.GossipAddr = freePort(tc.t), freePort(tc.t)
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: testWriter{tc.t}})
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: newTestWriter(tc.t)})
 	cfg.Join = tc.join
 	m.cfg = cfg
 	tc.nodes = append(tc.nodes, m)

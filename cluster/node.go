@@ -32,6 +32,7 @@ import (
 // Node runs the shards of one followgraph node: one raft group per shard,
 // each with its FSM, group-commit batcher and relay.
 type Node struct {
+	leaders leaderPlan // preferred leaders, see Leaders
 	cfg     Config
 	log     hclog.Logger
 	meta    Meta

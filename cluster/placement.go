@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/followgraph/followgraph/wire"
@@ -61,6 +63,51 @@ func Preferred(shard int, nodes []string) []string {
 func Replicas(shard int, nodes []string, n int) []string {
 	p := Preferred(shard, nodes)
 	return p[:min(n, len(p))]
+}
+
+// Leaders returns the preferred leader of every shard: among each shard's
+// replica set (Replicas), the node that has been given the fewest
+// leaderships so far, shards taken in order, ties going to the shard's
+// rendezvous order. Every node computes the same plan from the same
+// membership, and leaderships come out even: within one of each other
+// when every node holds every shard (3 nodes, 3 replicas), and close to it
+// otherwise. (The first choice of each shard alone, as rendezvous ranks
+// them, is a binomial draw: 7/5/4 for 16 shards on 3 nodes.)
+func Leaders(shards int, nodes []string, replicas int) []string {
+	out := make([]string, shards)
+	led := make(map[string]int, len(nodes))
+	for i := range shards {
+		for _, id := range Replicas(i, nodes, replicas) {
+			if out[i] == "" || led[id] < led[out[i]] {
+				out[i] = id
+			}
+		}
+		if out[i] != "" {
+			led[out[i]]++
+		}
+	}
+	return out
+}
+
+// leaderPlan caches Leaders for one membership: it costs shards × nodes
+// hashes, and every shard's reconcile needs it.
+type leaderPlan struct {
+	mu      sync.Mutex
+	key     string
+	leaders []string
+}
+
+// preferredLeader returns shard i's preferred leader for the eligible
+// nodes.
+func (n *Node) preferredLeader(i int, eligible []string) string {
+	key := strings.Join(slices.Sorted(slices.Values(eligible)), ",")
+	p := &n.leaders
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leaders == nil || p.key != key {
+		p.key, p.leaders = key, Leaders(n.nshards, eligible, n.cfg.Replicas)
+	}
+	return p.leaders[i]
 }
 
 // reconciler runs the periodic duties of a cluster node: it drops replicas
@@ -184,8 +231,8 @@ func (n *Node) dropReplica(s *Shard) {
 //     desired: nodes gone for longer than DeadTimeout, draining nodes,
 //     surplus replicas (the leader hands over leadership before it would
 //     remove itself);
-//  4. hand leadership to the shard's preferred node (the first desired
-//     voter), so that leaderships spread evenly.
+//  4. hand leadership to the shard's preferred leader (see Leaders), so
+//     that leaderships spread evenly.
 //
 // The desired set is the shard's top Replicas nodes by rendezvous hash
 // among eligible nodes: active members of this cluster that are alive or
@@ -254,14 +301,15 @@ func (n *Node) reconcile(s *Shard) {
 			return
 		}
 	}
-	// 4. Spread leaderships: the first desired voter should lead. A
+	// 4. Spread leaderships: the shard's preferred leader should lead. A
 	// draining node hands its leaderships over at once.
 	if n.members.Local().State == NodeDraining {
 		n.handOff(s, desired, byID)
 		return
 	}
-	if len(desired) > 0 && desired[0] != self && inConf[desired[0]] == raft.Voter && alive(desired[0]) && n.caughtUp(s, byID[desired[0]]) {
-		n.handOff(s, desired, byID)
+	pref := n.preferredLeader(s.id, eligible)
+	if pref != "" && pref != self && inConf[pref] == raft.Voter && alive(pref) && n.caughtUp(s, byID[pref]) {
+		n.handOff(s, []string{pref}, byID)
 	}
 }
 

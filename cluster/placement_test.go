@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -55,5 +56,43 @@ func TestReplicasMoveLittleOnJoin(t *testing.T) {
 	// Expected: 3/5 of shards gain n5.
 	if moved < 500 || moved > 700 {
 		t.Fatalf("%d of 1000 shards changed", moved)
+	}
+}
+
+// Preferred leaders are deterministic, lie within each shard's replica set,
+// and spread evenly.
+func TestLeadersAreBalanced(t *testing.T) {
+	cases := []struct{ shards, nodes, replicas, maxSpread int }{
+		{16, 3, 3, 1},
+		{64, 3, 3, 1},
+		{64, 5, 3, 2},
+		{1024, 7, 3, 2},
+		{8, 1, 3, 0},
+	}
+	for _, c := range cases {
+		var nodes []string
+		for i := range c.nodes {
+			nodes = append(nodes, fmt.Sprintf("node-%d", i))
+		}
+		leaders := Leaders(c.shards, nodes, c.replicas)
+		shuffled := slices.Clone(nodes)
+		slices.Reverse(shuffled)
+		if again := Leaders(c.shards, shuffled, c.replicas); !slices.Equal(leaders, again) {
+			t.Fatalf("%+v: the plan depends on the order of the nodes", c)
+		}
+		led := map[string]int{}
+		for i, l := range leaders {
+			if !slices.Contains(Replicas(i, nodes, c.replicas), l) {
+				t.Fatalf("%+v: shard %d's leader %s holds no replica", c, i, l)
+			}
+			led[l]++
+		}
+		lo, hi := c.shards, 0
+		for _, id := range nodes {
+			lo, hi = min(lo, led[id]), max(hi, led[id])
+		}
+		if hi-lo > c.maxSpread {
+			t.Fatalf("%+v: leaderships per node range from %d to %d: %v", c, lo, hi, led)
+		}
 	}
 }
