@@ -255,7 +255,7 @@ func TestCrashRecovery(t *testing.T) {
 
 		// Recover in this process with a prompt relay.
 		cfg := crashConfig(dir)
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: newTestWriter(t)})
 		n := openNode(t, cfg)
 		if st, ok := n.RaftLogStats(); !ok || st.Segments == 0 {
 			t.Fatalf("round %d: the data directory has no shared raft log (%+v)", round, n.Meta())

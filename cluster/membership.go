@@ -209,17 +209,19 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: gossip: %w", err)
 	}
+	// Read before the broadcaster starts: UpdateNode rewrites the local
+	// node in place, without a lock that LocalNode's readers could take.
+	self := m.ml.LocalNode().Address()
 	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.notifier() }()
 	go func() { defer m.wg.Done(); m.broadcaster() }()
-	go func() { defer m.wg.Done(); m.joiner() }()
+	go func() { defer m.wg.Done(); m.joiner(self) }()
 	return m, nil
 }
 
 // joiner joins the seeds, retrying with backoff until one answers. Seeds
-// naming this node itself are skipped.
-func (m *Membership) joiner() {
-	self := m.ml.LocalNode().Address()
+// naming this node itself (its gossip address self) are skipped.
+func (m *Membership) joiner(self string) {
 	var seeds []string
 	for _, s := range m.cfg.Join {
 		if s != self && s != m.cfg.BindAddr && s != m.cfg.AdvertiseAddr {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,15 +23,36 @@ func testConfig(t testing.TB, dir string) Config {
 	cfg.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.ElectionTimeout = 100 * time.Millisecond
 	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: newTestWriter(t)})
 	return cfg
 }
 
-type testWriter struct{ t testing.TB }
+// testWriter sends logs to the test's log until the test's cleanups run:
+// memberlist and raft goroutines may log a line after a node closed, and
+// t.Log after the test completed panics.
+type testWriter struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	done *bool
+}
+
+func newTestWriter(t testing.TB) testWriter {
+	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
+	t.Cleanup(func() {
+		w.mu.Lock()
+		*w.done = true
+		w.mu.Unlock()
+	})
+	return w
+}
 
 func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Helper()
-	w.t.Log(string(p))
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !*w.done {
+		w.t.Helper()
+		w.t.Log(string(p))
+	}
 	return len(p), nil
 }
 
