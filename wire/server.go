@@ -465,6 +465,15 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			}
 			go c.handleWrite(id, op, req)
 		case OpDeliver:
+			if !c.peer {
+				// Deliveries write reverse edges with no check of their
+				// forward side: only the relay of another node sends them.
+				// The client name is not a credential (the token is); this
+				// keeps ordinary clients from corrupting the graph by
+				// mistake.
+				c.finish(id, op, time.Now(), nil, codes.New(codes.InvalidParam, "deliver is only accepted from other nodes (hello client %q)", PeerName))
+				continue
+			}
 			req, err := ParseDeliverRequest(body)
 			if err != nil {
 				c.finish(id, op, time.Now(), nil, err)

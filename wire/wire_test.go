@@ -720,3 +720,28 @@ func TestPanicInBackendIsContained(t *testing.T) {
 		t.Fatalf("ping after panics: id %d err %v", id, err)
 	}
 }
+
+// Deliveries are refused unless the connection's hello named a peer node.
+func TestDeliverOnlyFromPeers(t *testing.T) {
+	s := startServer(t, nil, &fakeBackend{})
+	body := AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 0, Records: []Record{{1, true, "a", "b", 5, 4}}})
+	client := dialRaw(t, s)
+	client.hello("")
+	client.send(1, OpDeliver, body)
+	if id, _, err := client.recv(); id != 1 || !errors.Is(err, codes.ErrInvalidParam) {
+		t.Fatalf("deliver from a client: id %d err %v", id, err)
+	}
+	peer := dialRaw(t, s)
+	peer.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: PeerName}))
+	if _, _, err := peer.recv(); err != nil {
+		t.Fatal(err)
+	}
+	peer.send(2, OpDeliver, body)
+	_, resp, err := peer.recv()
+	if err != nil {
+		t.Fatalf("deliver from a peer: %v", err)
+	}
+	if v, err := ParseUint64(resp); err != nil || v != 1 {
+		t.Fatalf("deliver from a peer: %d %v", v, err)
+	}
+}
