@@ -97,7 +97,7 @@ func (tc *testCluster) start(m *testMember) {
 	}
 	svc := NewService(n, m.addr, "test")
 	scfg := wire.DefaultServerConfig()
-	scfg.Welcome = svc.Welcome()
+	scfg.WelcomeFunc = svc.Welcome
 	scfg.Forwards = true
 	srv, err := wire.NewServer(scfg, svc)
 	if err != nil {

@@ -85,9 +85,13 @@ type ServerConfig struct {
 	// RequestTimeout bounds each request's handling.
 	RequestTimeout time.Duration
 	// Welcome is sent to every client after a good handshake.
-	Welcome  Welcome
-	Logger   hclog.Logger
-	Observer Observer
+	Welcome Welcome
+	// WelcomeFunc, if set, is called at each handshake instead, for what
+	// changes while the server runs (a new cluster node learns its
+	// cluster ID only at bootstrap). Version and MaxFrame are filled in.
+	WelcomeFunc func() Welcome
+	Logger      hclog.Logger
+	Observer    Observer
 	// Forwards says the backend may forward reads to other nodes (a
 	// cluster): reads then get a deadline too.
 	Forwards bool
@@ -360,7 +364,12 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 	}
 	c.peer = h.Client == PeerName
 	b, start := AppendResponseHeader(nil, id, codes.OK)
-	c.sendNow(EndFrame(AppendWelcome(b, cfg.Welcome), start))
+	w := cfg.Welcome
+	if cfg.WelcomeFunc != nil {
+		w = cfg.WelcomeFunc()
+		w.Version, w.MaxFrame = ProtocolVersion, cfg.MaxFrame
+	}
+	c.sendNow(EndFrame(AppendWelcome(b, w), start))
 	return true
 }
 

@@ -745,3 +745,27 @@ func TestDeliverOnlyFromPeers(t *testing.T) {
 		t.Fatalf("deliver from a peer: %d %v", v, err)
 	}
 }
+
+// WelcomeFunc is asked at every handshake, so a welcome can change while
+// the server runs (a cluster node learns its cluster ID at bootstrap).
+func TestWelcomeFuncAtEachHandshake(t *testing.T) {
+	var calls atomic.Int64
+	s := startServer(t, func(c *ServerConfig) {
+		c.WelcomeFunc = func() Welcome {
+			n := calls.Add(1)
+			return Welcome{Server: "test", NodeID: "n", Shards: 1, ClusterID: fmt.Sprintf("c%d", n)}
+		}
+	}, &fakeBackend{})
+	for want := 1; want <= 2; want++ {
+		rc := dialRaw(t, s)
+		rc.send(0, OpHello, AppendHello(nil, Hello{Version: 1}))
+		_, body, err := rc.recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := ParseWelcome(body)
+		if err != nil || w.ClusterID != fmt.Sprintf("c%d", want) || w.Version != ProtocolVersion || w.MaxFrame != DefaultServerConfig().MaxFrame {
+			t.Fatalf("handshake %d: %+v %v", want, w, err)
+		}
+	}
+}

@@ -247,7 +247,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	scfg.Token = o.token
 	scfg.MaxConns = o.maxConns
 	scfg.MaxFrame = o.maxFrame
-	scfg.Welcome = svc.Welcome()
+	scfg.WelcomeFunc = svc.Welcome
 	scfg.Logger = log.Named("wire")
 	scfg.Observer = m
 	scfg.Forwards = inCluster
