@@ -779,6 +779,9 @@ func TestVerifyFindsViolations(t *testing.T) {
 	c := newClient(t, addr)
 	for _, f := range []string{"f0", "f1", "f2", "lone"} {
 		follow(t, c, f, "victim")
+		// Distinct followTimes (milliseconds): the laterTime lie adds 1 ms
+		// to lone's, which must not also reorder the list.
+		time.Sleep(3 * time.Millisecond)
 	}
 	follow(t, c, "victim", "f0", "f1")
 	if status, v := ctlVerify(t, "--addr", addr); status != 0 || v.Violations != 0 {
