@@ -93,7 +93,8 @@ type ServerConfig struct {
 	Logger      hclog.Logger
 	Observer    Observer
 	// Forwards says the backend may forward reads to other nodes (a
-	// cluster): reads then get a deadline too.
+	// cluster): reads from clients then get a deadline too, and run beside
+	// the connection's read loop instead of in it.
 	Forwards bool
 }
 
@@ -490,7 +491,16 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			}
 			go c.handleDeliver(id, req)
 		default:
-			c.handleRead(id, op, body)
+			if c.s.forwards && !c.peer {
+				// In a cluster a read may be forwarded to another node or
+				// wait for a quorum (linearizable): serve it beside the
+				// read loop, so that the connection's other requests do
+				// not queue behind it. The frame buffer is reused for the
+				// next frame, so the body is copied.
+				go c.handleRead(id, op, append([]byte(nil), body...))
+			} else {
+				c.handleRead(id, op, body)
+			}
 		}
 		if len(buf) > 1<<20 && cap(buf) > 4*int(n) {
 			buf = nil // do not keep a huge buffer for small frames
@@ -599,8 +609,9 @@ func (c *conn) handleDeliver(id uint32, req DeliverRequest) {
 	c.finish(id, OpDeliver, start, EndFrame(AppendUint64(b, applied), st), nil)
 }
 
-// handleRead serves a read inline: reads take microseconds, and the frame
-// buffer they may point into is only reused after they return.
+// handleRead serves a read. On a single node it runs inline in the read
+// loop: reads take microseconds, and the frame buffer they may point into
+// is only reused after they return. See readLoop for the cluster case.
 func (c *conn) handleRead(id uint32, op Op, body []byte) {
 	start := time.Now()
 	// Reads never block, so they get no deadline timer (on this node; a

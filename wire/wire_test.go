@@ -769,3 +769,45 @@ func TestWelcomeFuncAtEachHandshake(t *testing.T) {
 		}
 	}
 }
+
+// slowListBackend blocks lists of "slow" until release is closed, as a
+// read forwarded to a slow node would.
+type slowListBackend struct {
+	fakeBackend
+	release chan struct{}
+}
+
+func (b *slowListBackend) List(ctx context.Context, op Op, req ListRequest, fn func(id []byte, t int64)) (string, error) {
+	if req.User == "slow" {
+		<-b.release
+	}
+	return b.fakeBackend.List(ctx, op, req, fn)
+}
+
+// In a cluster (Forwards), a read that waits does not hold up the
+// requests behind it on the same connection; the waiting read still gets
+// its own answer, with the body it was sent.
+func TestClusterReadsDoNotBlockTheConnection(t *testing.T) {
+	be := &slowListBackend{release: make(chan struct{})}
+	s := startServer(t, func(c *ServerConfig) { c.Forwards = true }, be)
+	rc := dialRaw(t, s)
+	rc.hello("")
+	rc.send(1, OpFollowers, AppendListRequest(nil, ListRequest{User: "slow", Limit: 2}))
+	rc.send(2, OpFollowers, AppendListRequest(nil, ListRequest{User: "fast", Limit: 1}))
+	rc.send(3, OpPing, AppendEmpty(nil))
+	rc.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for _, want := range []uint32{2, 3} {
+		if id, _, err := rc.recv(); id != want || err != nil {
+			t.Fatalf("got response %d (%v), want %d while the slow read waits", id, err, want)
+		}
+	}
+	close(be.release)
+	id, body, err := rc.recv()
+	if err != nil || id != 1 {
+		t.Fatalf("slow read: id %d, %v", id, err)
+	}
+	p, err := ParsePage(body)
+	if err != nil || len(p.Items) != 2 || p.Items[0].UserID != "slow-0" {
+		t.Fatalf("slow read: %+v %v", p, err)
+	}
+}
