@@ -503,6 +503,21 @@ func (c *Client) InfoAt(ctx context.Context, cons wire.Consistency, users ...str
 	if len(users) == 0 {
 		return nil, codes.New(codes.InvalidParam, "no users")
 	}
+	if cons == wire.Any {
+		// Any node: it reads the users of the shards it holds a replica
+		// of, and forwards the others, as lists and checks at Any do.
+		body, err := c.do(ctx, -1, wire.OpInfo, func(b []byte) []byte {
+			return wire.AppendInfoRequest(b, wire.UsersRequest{Users: users, Consistency: cons})
+		})
+		if err != nil {
+			return nil, err
+		}
+		is, err := wire.ParseInfos(body)
+		if err == nil && len(is) != len(users) {
+			err = codes.New(codes.Internal, "info: %d results for %d users", len(is), len(users))
+		}
+		return is, err
+	}
 	byShard := map[int][]int{}
 	for i, u := range users {
 		s := c.ShardOf(u)
