@@ -35,15 +35,29 @@ func startCluster(t *testing.T, shards int) []*proc {
 		join = append(join, ps[i].gossip)
 	}
 	procs := make([]*proc, 3)
+	errs := make([]error, 3)
 	var wg sync.WaitGroup
 	for i := range ps {
+		dir := t.TempDir()
 		wg.Go(func() {
-			procs[i] = startB(t, t.TempDir(), "--node-id", fmt.Sprintf("n%d", i+1), "--listen", ps[i].client, "--http", ps[i].http,
+			// The nodes wait for each other to get ready, so they start
+			// together; t.Fatal must not run in these goroutines.
+			procs[i], errs[i] = startProc(dir, "--node-id", fmt.Sprintf("n%d", i+1), "--listen", ps[i].client, "--http", ps[i].http,
 				"--raft-addr", ps[i].raft, "--gossip-addr", ps[i].gossip, "--join", strings.Join(join, ","),
 				"--bootstrap-expect", "3", "--shards", fmt.Sprint(shards))
 		})
 	}
 	wg.Wait()
+	for _, p := range procs {
+		if p != nil {
+			t.Cleanup(p.stop)
+		}
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("node n%d: %v", i+1, err)
+		}
+	}
 	return procs
 }
 

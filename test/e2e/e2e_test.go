@@ -57,7 +57,9 @@ type proc struct {
 	http string
 	logs *strings.Builder
 	mu   *sync.Mutex
-	done chan error
+	done chan error // the exit status, once
+	// exited is closed when the process has exited.
+	exited chan struct{}
 }
 
 var readyLine = regexp.MustCompile(`followd ready: .*listen=(\S+) http=(\S*)`)
@@ -67,15 +69,32 @@ func start(t *testing.T, dir string, args ...string) *proc { return startB(t, di
 
 func startB(t testing.TB, dir string, args ...string) *proc {
 	t.Helper()
+	p, err := startProc(dir, args...)
+	if p != nil {
+		t.Cleanup(p.stop)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startProc runs followd with args on dir and waits for its ready line.
+// It returns the process (to be stopped) with an error if followd exited
+// or did not get ready; it never calls into testing, so it can run in any
+// goroutine.
+func startProc(dir string, args ...string) (*proc, error) {
 	all := append([]string{"--data-dir", dir, "--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--shards", "4"}, args...)
 	cmd := exec.Command(followd, all...)
 	stderr, _ := cmd.StderrPipe()
-	p := &proc{dir: dir, args: args, cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1)}
+	p := &proc{dir: dir, args: args, cmd: cmd, logs: &strings.Builder{}, mu: &sync.Mutex{}, done: make(chan error, 1), exited: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	ready := make(chan [2]string, 1)
+	scanned := make(chan struct{})
 	go func() {
+		defer close(scanned)
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			p.mu.Lock()
@@ -86,23 +105,33 @@ func startB(t testing.TB, dir string, args ...string) *proc {
 			}
 		}
 	}()
-	go func() { p.done <- cmd.Wait() }()
+	go func() {
+		// Wait closes the pipe: read it to the end first.
+		<-scanned
+		err := cmd.Wait()
+		close(p.exited)
+		p.done <- err
+	}()
 	select {
 	case a := <-ready:
 		p.addr, p.http = a[0], a[1]
+		return p, nil
 	case err := <-p.done:
-		t.Fatalf("followd exited at start: %v\n%s", err, p.log())
+		p.done <- err
+		return p, fmt.Errorf("followd exited at start: %v\n%s", err, p.log())
 	case <-time.After(60 * time.Second):
-		cmd.Process.Kill()
-		t.Fatalf("followd did not get ready:\n%s", p.log())
+		return p, fmt.Errorf("followd did not get ready:\n%s", p.log())
 	}
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p
+}
+
+// stop kills the process if it still runs and waits for it.
+func (p *proc) stop() {
+	select {
+	case <-p.exited:
+	default:
+		p.cmd.Process.Kill()
+		<-p.exited
+	}
 }
 
 func (p *proc) log() string {
@@ -343,7 +372,7 @@ func TestGracefulShutdownWithRequestsInFlight(t *testing.T) {
 					return
 				default:
 					other.Add(1)
-					t.Errorf("unclear outcome during shutdown: %v", err)
+					t.Errorf("unclear outcome during shutdown: %+v %v", res, err)
 					return
 				}
 			}
