@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/internal/testport"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
@@ -39,15 +40,7 @@ type testMember struct {
 
 var testLogLevel = "warn"
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testport.Addr(t) }
 
 func newTestCluster(t *testing.T, n, shards int) *testCluster {
 	tc := &testCluster{t: t}

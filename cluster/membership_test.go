@@ -2,11 +2,11 @@ package cluster
 
 import (
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/followgraph/followgraph/internal/testport"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -42,15 +42,7 @@ func TestNodeMetaFitsAt1024Shards(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return testport.Addr(t) }
 
 func TestMembershipGossip(t *testing.T) {
 	const n = 3

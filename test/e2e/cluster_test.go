@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os/exec"
 	"strings"
 	"sync"
@@ -11,18 +10,11 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/internal/testport"
 	"github.com/followgraph/followgraph/wire"
 )
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freePort(t *testing.T) string { return testport.Addr(t) }
 
 // startCluster runs three followd processes forming a cluster on loopback.
 func startCluster(t *testing.T, shards int) []*proc {
