@@ -449,12 +449,49 @@ func (n *Node) Members() []Member {
 type muxTransports struct{ n *Node }
 
 func (t *muxTransports) Transport(shard int) (raft.Transport, error) {
-	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	return guardedTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  t.n.mux.Layer(uint32(shard)),
 		MaxPool: 2,
-		Timeout: 10 * time.Second,
+		Timeout: raftIOTimeout,
 		Logger:  t.n.log.Named("raft-transport"),
-	}), nil
+	})}, nil
+}
+
+// raftIOTimeout bounds each raft RPC's reads and writes.
+const raftIOTimeout = 10 * time.Second
+
+// guardedTransport is raft's NetworkTransport (all its methods and
+// optional interfaces promoted) with pipelines that cannot block forever.
+//
+// The chaos suite found a shard whose raft never shut down: after a
+// follower stopped answering, raft's pipeline decoder gave up (its
+// consumer returns on the first failed response), and then the leader's
+// "best effort" final send on stop (replication.go, pipelineReplicate)
+// blocked in netPipeline.AppendEntries, whose in-progress queue nobody
+// would drain again. The replication goroutine leaked, and
+// raft.Shutdown waited for it forever (followd hung on SIGTERM).
+type guardedTransport struct{ *raft.NetworkTransport }
+
+func (t guardedTransport) AppendEntriesPipeline(id raft.ServerID, target raft.ServerAddress) (raft.AppendPipeline, error) {
+	p, err := t.NetworkTransport.AppendEntriesPipeline(id, target)
+	if err != nil {
+		return nil, err
+	}
+	return &guardedPipeline{AppendPipeline: p, timeout: raftIOTimeout}, nil
+}
+
+// guardedPipeline closes its pipeline when one AppendEntries has been
+// blocked longer than timeout: the call then fails, and raft falls back
+// to plain replication and opens a new pipeline later.
+type guardedPipeline struct {
+	raft.AppendPipeline
+	timeout time.Duration
+}
+
+func (p *guardedPipeline) AppendEntries(args *raft.AppendEntriesRequest, resp *raft.AppendEntriesResponse) (raft.AppendFuture, error) {
+	watchdog := time.AfterFunc(p.timeout, func() { p.AppendPipeline.Close() })
+	defer watchdog.Stop()
+	return p.AppendPipeline.AppendEntries(args, resp)
 }
 
 func (t *muxTransports) Servers(int) []raft.Server { return nil }

@@ -564,8 +564,13 @@ func (s *Shard) finish(b *batch) {
 // raftErr maps a raft error to a code.
 func (s *Shard) raftErr(err error) error {
 	switch {
-	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log: certainly not applied.
 		return s.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry is in the log of a deposed leader: a new leader may
+		// still commit it. NotLeader would promise it did not apply.
+		return codes.New(codes.Timeout, "shard %d: leadership lost while the write was in flight; its outcome is unknown", s.id)
 	case errors.Is(err, raft.ErrRaftShutdown):
 		return codes.New(codes.ShuttingDown, "shard %d is shut down", s.id)
 	case errors.Is(err, raft.ErrEnqueueTimeout):
@@ -643,7 +648,18 @@ func (s *Shard) close() error {
 	case <-time.After(closeGrace):
 		s.log.Warn("entries still in flight at shutdown; shutting raft down under them")
 	}
-	err := s.raft.Shutdown().Error()
+	// raft.Shutdown waits for every raft goroutine; one stuck on the
+	// network must not hold up the node's exit forever (the chaos suite
+	// found a replication goroutine blocked in a pipeline, fixed by
+	// guardedTransport; this is the backstop).
+	shut := make(chan error, 1)
+	go func() { shut <- s.raft.Shutdown().Error() }()
+	var err error
+	select {
+	case err = <-shut:
+	case <-time.After(raftShutdownGrace):
+		s.log.Error("raft did not shut down in time; abandoning its goroutines", "waited", raftShutdownGrace)
+	}
 	// Shutting down, raft fails the futures of the entries it is
 	// replicating, but not those still queued in its (buffered, with
 	// BatchApplyCh) apply channel or committed and not yet handed to the
@@ -664,6 +680,9 @@ func (s *Shard) close() error {
 
 // closeGrace is how long close waits for entries in flight.
 const closeGrace = 3 * time.Second
+
+// raftShutdownGrace bounds the wait for raft's goroutines at close.
+const raftShutdownGrace = 5 * time.Second
 
 // quietInfo demotes raft's info logs (elections, snapshots: a dozen lines
 // per shard at every start) to debug; warnings and errors pass through.
