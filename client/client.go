@@ -92,6 +92,15 @@ type Config struct {
 	// RetryBackoff is the first retry delay, doubling each time with
 	// jitter (default 10ms).
 	RetryBackoff time.Duration
+	// KnownOutcomeWrites stops retrying a write once its outcome is
+	// unknown (a timeout, a connection lost after sending, a leadership
+	// lost after proposing): the error is returned, and the write may or
+	// may not have applied. Writes are idempotent, so by default they are
+	// retried; a caller that records exactly what happened (the chaos
+	// harness's histories) wants each attempt to apply at most once.
+	// Failures that certainly did not apply (not leader, overloaded, no
+	// connection) are still retried.
+	KnownOutcomeWrites bool
 	// MaxFrame bounds a frame (default 1 MiB; the server's welcome may
 	// lower it).
 	MaxFrame int
@@ -355,6 +364,8 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 	}
 	backoff := c.cfg.RetryBackoff
 	jumps := 0
+	write := op == wire.OpFollow || op == wire.OpUnfollow
+	var unknown error // an earlier attempt of a write that may have applied
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt, jumps > 0)
 		cn, err := c.conn(ctx, addr)
@@ -365,9 +376,18 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		if err == nil {
 			return resp, nil
 		}
-		if !retryable(err) || attempt >= c.cfg.Retries || ctx.Err() != nil {
+		ambiguous := write && cn != nil && !Definite(err)
+		if ambiguous && unknown == nil {
+			unknown = err
+		}
+		if ambiguous && c.cfg.KnownOutcomeWrites || !retryable(err) || attempt >= c.cfg.Retries || ctx.Err() != nil {
 			if ctx.Err() != nil && codes.Of(err) != codes.Timeout {
 				return nil, codes.New(codes.Timeout, "%v (last error: %v)", ctx.Err(), err)
+			}
+			if unknown != nil && Definite(err) {
+				// The last refusal says nothing about the earlier
+				// attempt, which may have applied.
+				return nil, codes.New(codes.Timeout, "outcome unknown: an earlier attempt failed with %v; the last with %v", unknown, err)
 			}
 			return nil, err
 		}
@@ -391,6 +411,23 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		}
 		backoff = min(2*backoff, time.Second)
 	}
+}
+
+// definite reports whether a request that failed with err certainly had no
+// effect: it was refused before any work was done.
+
+// Definite reports whether a write that failed with err certainly did not
+// apply: its code is one the server returns only before a write reaches
+// the raft log (docs/PROTOCOL.md, "Outcome of a failed write"). Timeouts,
+// internal errors and connections lost with the request in flight leave
+// the outcome unknown.
+func Definite(err error) bool {
+	switch codes.Of(err) {
+	case codes.NotLeader, codes.ShardUnavailable, codes.ShuttingDown, codes.Overloaded,
+		codes.InvalidParam, codes.AuthFailed, codes.FrameTooLarge, codes.UnsupportedVersion, codes.UnknownOp:
+		return true
+	}
+	return false
 }
 
 func retryable(err error) bool {

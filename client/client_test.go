@@ -186,12 +186,16 @@ type flaky struct {
 	fails atomic.Int64
 	calls atomic.Int64
 	code  codes.Code
+	then  codes.Code // if set, every call after the failures fails with it
 }
 
 func (f *flaky) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
 	f.calls.Add(1)
 	if f.fails.Add(-1) >= 0 {
 		return nil, codes.New(f.code, "injected")
+	}
+	if f.then != 0 {
+		return nil, codes.New(f.then, "injected later")
 	}
 	return f.Backend.Write(ctx, op, req)
 }
@@ -292,4 +296,48 @@ type blocking struct {
 func (b *blocking) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
 	<-b.release
 	return nil, codes.New(codes.Internal, "released")
+}
+
+// With KnownOutcomeWrites, a write whose outcome is unknown (timeout,
+// internal error) is returned at once, so the caller knows it may or may
+// not have applied exactly once; refusals that certainly applied nothing
+// are still retried.
+func TestKnownOutcomeWrites(t *testing.T) {
+	known := func(c *client.Config) { c.KnownOutcomeWrites = true }
+	for _, code := range []codes.Code{codes.Timeout, codes.Internal} {
+		f, addr := startFlaky(t, code, 2)
+		c := newClient(t, addr, known)
+		_, err := c.Follow(context.Background(), "a", []string{"b"})
+		if codes.Of(err) != code || f.calls.Load() != 1 {
+			t.Fatalf("%v: %v after %d calls, want the error after 1", code, err, f.calls.Load())
+		}
+		if client.Definite(err) {
+			t.Fatalf("%v counted as certainly not applied", code)
+		}
+	}
+	for _, code := range []codes.Code{codes.NotLeader, codes.ShardUnavailable, codes.Overloaded, codes.ShuttingDown} {
+		f, addr := startFlaky(t, code, 2)
+		c := newClient(t, addr, known)
+		if _, err := c.Follow(context.Background(), "a", []string{"b"}); err != nil || f.calls.Load() != 3 {
+			t.Fatalf("%v: %v after %d calls, want success after 3", code, err, f.calls.Load())
+		}
+		if !client.Definite(codes.New(code, "x")) {
+			t.Fatalf("%v not counted as certainly not applied", code)
+		}
+	}
+}
+
+// A write whose first attempt may have applied must not end with an error
+// that promises nothing applied, even if the last retry was refused.
+func TestUnknownOutcomeSurvivesRetries(t *testing.T) {
+	f, addr := startFlaky(t, codes.Timeout, 1)
+	f.then = codes.NotLeader
+	c := newClient(t, addr, func(c *client.Config) { c.Retries = 2 })
+	_, err := c.Follow(context.Background(), "a", []string{"b"})
+	if err == nil || client.Definite(err) || codes.Of(err) != codes.Timeout {
+		t.Fatalf("after a timeout and refusals: %v, want an unknown outcome (timeout)", err)
+	}
+	if f.calls.Load() != 3 {
+		t.Fatalf("%d calls, want 3", f.calls.Load())
+	}
 }

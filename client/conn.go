@@ -203,13 +203,28 @@ func (cn *conn) call(ctx context.Context, op wire.Op, body func([]byte) []byte) 
 		cn.mu.Unlock()
 		return nil, codes.New(codes.Timeout, "%v (the request may still be applied; retrying is safe)", ctx.Err())
 	case <-cn.done:
-		return nil, cn.failure()
+		return nil, cn.lostInFlight()
 	}
 }
 
 // errConnLost marks errors of broken connections (the node may be down).
 var errConnLost = errors.New("connection lost")
 
+// lostInFlight is the error of a request that was (or may have been) sent
+// on a connection that then broke: the server may have applied it, so it
+// is a timeout (outcome unknown), never a code that promises nothing was
+// done.
+func (cn *conn) lostInFlight() error {
+	cn.mu.Lock()
+	defer cn.mu.Unlock()
+	if errors.Is(cn.err, ErrClosed) {
+		return cn.err
+	}
+	return fmt.Errorf("%w: %w", codes.New(codes.Timeout, "connection to %s lost with the request in flight (it may have been applied): %v", cn.nc.RemoteAddr(), cn.err), errConnLost)
+}
+
+// failure is the error of a request that was not sent because the
+// connection is broken.
 func (cn *conn) failure() error {
 	cn.mu.Lock()
 	defer cn.mu.Unlock()
@@ -294,7 +309,7 @@ func (cn *conn) close(err error) {
 	cn.mu.Unlock()
 	cn.nc.Close()
 	for _, cl := range pending {
-		cl.err = cn.failure()
+		cl.err = cn.lostInFlight()
 		cl.done <- struct{}{}
 	}
 }

@@ -74,7 +74,9 @@ func (r *relay) run(ctx context.Context) {
 	r.running = false
 	for d, ws := range r.waiters {
 		for _, w := range ws {
-			w.ch <- r.s.notLeader()
+			// The forward edge is committed; only the wait for the
+			// reverse side ends. NotLeader would say nothing applied.
+			w.ch <- codes.New(codes.Timeout, "shard %d: written, but leadership moved before the reverse side was confirmed", r.s.id)
 		}
 		r.waiters[d] = nil
 	}
