@@ -151,6 +151,7 @@ type Member struct {
 	Meta  NodeMeta
 	Alive bool      // alive or suspect
 	Since time.Time // when it was last seen changing state
+	Addr  string    // gossip address
 }
 
 // Membership tracks the cluster's nodes.
@@ -229,6 +230,7 @@ func (m *Membership) joiner(self string) {
 		}
 	}
 	if len(seeds) == 0 {
+		m.reconnect()
 		return
 	}
 	backoff := 100 * time.Millisecond
@@ -236,6 +238,7 @@ func (m *Membership) joiner(self string) {
 		n, err := m.ml.Join(seeds)
 		if n > 0 {
 			m.log.Info("joined the cluster", "contacted", n)
+			m.reconnect()
 			return
 		}
 		m.log.Warn("no seed answered yet; retrying", "seeds", seeds, "error", err, "in", backoff)
@@ -246,6 +249,60 @@ func (m *Membership) joiner(self string) {
 		}
 		backoff = min(2*backoff, 5*time.Second)
 	}
+}
+
+// reconnectInterval is how often nodes that gossip marked dead are tried
+// again (Fast: 1 s).
+const reconnectInterval = 5 * time.Second
+
+// reconnect keeps trying to join the members that gossip marked dead, until
+// Close. memberlist neither probes nor push-pulls with dead nodes, so after
+// a partition heals, each side can keep the other dead for good - and a
+// node that stays dead past --dead-timeout loses its replicas. A join
+// exchanges full state with the node: each side learns the other called it
+// dead, refutes, and both come back alive (serf's reconnect does the same
+// for Consul). A node that really is gone costs one failed dial per
+// interval.
+func (m *Membership) reconnect() {
+	every := reconnectInterval
+	if m.cfg.Fast {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+		case <-m.stop:
+			return
+		}
+		for _, mb := range m.Members() {
+			if mb.Alive || mb.Meta.ID == m.cfg.Local.ID || mb.Addr == "" {
+				continue
+			}
+			// A short, cancellable probe first: Join's own dial waits
+			// the full TCP timeout (10 s) on a partitioned address,
+			// which would hold up Close.
+			d := net.Dialer{Timeout: time.Second, Cancel: m.stop}
+			c, err := d.Dial("tcp", mb.Addr)
+			if err != nil {
+				continue
+			}
+			c.Close()
+			if _, err := m.ml.Join([]string{mb.Addr}); err != nil {
+				m.log.Debug("rejoining a node marked dead failed", "node", mb.Meta.ID, "addr", mb.Addr, "error", err)
+			} else if m.isAlive(mb.Meta.ID) {
+				m.log.Info("reconnected to a node gossip had marked dead", "node", mb.Meta.ID, "addr", mb.Addr)
+			}
+		}
+	}
+}
+
+func (m *Membership) isAlive(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	mb := m.members[id]
+	return mb != nil && mb.Alive
 }
 
 // notifier calls OnChange after changes, coalescing bursts.
@@ -391,7 +448,7 @@ func (d *eventDelegate) set(n *memberlist.Node, alive bool) {
 	}
 	m.mu.Lock()
 	prev := m.members[meta.ID]
-	mb := &Member{Meta: meta, Alive: alive, Since: time.Now()}
+	mb := &Member{Meta: meta, Alive: alive, Since: time.Now(), Addr: n.Address()}
 	if prev != nil && prev.Alive == alive {
 		mb.Since = prev.Since // metadata update: state unchanged
 	}
