@@ -776,3 +776,63 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 	}
 	t.Logf("%s dropped shards %v and got %d of them back, among %d replicas", target.id, hosted, readopted, len(back))
 }
+
+// A node that comes back under its old ID with an empty data directory (a
+// replaced disk) must not rejoin its shards as a voter: with an empty log
+// it would vote for any candidate, even one missing committed entries.
+// It joins as an empty node; each shard's leader removes it and adds it
+// back as a non-voter, which catches up before it is promoted (found by
+// the chaos suite's wipe-same-id fault: the node used to redo its part of
+// the bootstrap and open every replica as an empty voter).
+func TestClusterNodeBackWithoutItsData(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 90*time.Second)
+	writeAll(t, tc.client(), "x", 20)
+	lost := tc.nodes[2]
+	tc.stop(lost)
+	if err := os.RemoveAll(lost.dir); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(lost.dir, 0o755)
+	tc.start(lost)
+	// Every shard's configuration must pass through a state without the
+	// node as a voter (re-added as a non-voter), then end with it as one.
+	demoted := map[int]bool{}
+	waitFor(t, "the node re-added to every shard", 90*time.Second, func() bool {
+		done := 0
+		for _, m := range tc.nodes[:2] {
+			for _, s := range m.node.localShards() {
+				if !s.Ready() {
+					continue
+				}
+				cf := s.raft.GetConfiguration()
+				if cf.Error() != nil {
+					continue
+				}
+				voter := false
+				for _, sv := range cf.Configuration().Servers {
+					voter = voter || sv.ID == raft.ServerID(lost.id) && sv.Suffrage == raft.Voter
+				}
+				if !voter {
+					demoted[s.id] = true
+				} else if demoted[s.id] {
+					done++
+				}
+			}
+		}
+		return done == shards
+	})
+	// And it holds the data again.
+	waitFor(t, "the node's replicas caught up", 30*time.Second, func() bool {
+		if len(lost.node.localShards()) != shards {
+			return false
+		}
+		for _, s := range lost.node.localShards() {
+			if s.raft.AppliedIndex() < 3 {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -216,6 +216,26 @@ func (n *Node) bootstrapper() {
 			}
 			if n.cfg.BootstrapExpect > 0 && len(alive) >= n.cfg.BootstrapExpect {
 				if id, ids := n.plan(alive); id == m.Meta.ClusterID && slices.Contains(ids, n.cfg.NodeID) {
+					// Doing this node's part is right only while the
+					// cluster is new. A cluster with history that this
+					// node's plan matches means this node was one of its
+					// founders and lost its data (same ID, empty
+					// directory): its replicas would come back as empty
+					// voters, able to elect a leader that lacks committed
+					// entries. It joins as a new node instead, and the
+					// leaders re-add it as a non-voter (reconcile).
+					fresh, err := n.clusterIsFresh(m)
+					if err != nil {
+						n.log.Warn("cannot tell whether the cluster is new; retrying", "error", err)
+						continue
+					}
+					if !fresh {
+						n.log.Warn("this node's data is gone but the cluster it founded has history; joining as an empty node", "cluster", m.Meta.ClusterID)
+						if err := n.joinCluster(m.Meta.ClusterID); err != nil {
+							n.log.Error("cannot join cluster", "error", err)
+						}
+						return
+					}
 					if err := n.bootstrap(alive); err != nil {
 						n.log.Error("bootstrap failed; retrying", "error", err)
 						continue
@@ -249,6 +269,32 @@ func (n *Node) bootstrapper() {
 		}
 		return
 	}
+}
+
+// freshIndex is the highest applied index a shard of a cluster that is
+// still bootstrapping can have: the bootstrap configuration and the no-op
+// entries of its first leaders.
+const freshIndex = 16
+
+// clusterIsFresh asks member m whether every shard it holds is still at
+// its bootstrap entries.
+func (n *Node) clusterIsFresh(m Member) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
+	if err != nil {
+		return false, err
+	}
+	st, err := wire.ParseStatus(body)
+	if err != nil {
+		return false, err
+	}
+	for _, sh := range st.Shards {
+		if sh.AppliedIndex > freshIndex {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // plan returns the cluster ID and node set a bootstrap from alive (sorted
@@ -348,10 +394,25 @@ func (n *Node) adopt(i int) {
 		n.log.Warn("contacted for a shard before joining a cluster; ignoring", "shard", i)
 		return
 	}
-	// A leader that has not yet learned that this node was removed (or a
-	// stale connection) must not resurrect a dropped replica: open only
-	// when the shard's leader lists this node.
-	if m, ok := n.leaderOf(i); ok && m.Meta.ID != n.cfg.NodeID && !n.listedBy(m, i) {
+	// Open only when the shard's known leader lists this node as a
+	// non-voter. Not listed: a leader that has not yet learned that this
+	// node was removed (or a stale connection) must not resurrect a
+	// dropped replica. Listed as a voter: the shard counts on a replica
+	// this node does not have - its data was lost - and an empty replica
+	// would vote with an empty log, for any candidate, even one missing
+	// committed entries; the leader removes it and adds it back as a
+	// non-voter (reconcile). No known leader: a candidate's vote request
+	// must not open a replica that would then vote.
+	m, ok := n.leaderOf(i)
+	if !ok || m.Meta.ID == n.cfg.NodeID {
+		return
+	}
+	listed, voter := n.listedBy(m, i)
+	if !listed {
+		return
+	}
+	if voter {
+		n.warnLost(i)
 		return
 	}
 	if err := n.openReplica(i, nil); err != nil {
@@ -361,25 +422,43 @@ func (n *Node) adopt(i int) {
 	n.log.Info("opened a new replica", "shard", i)
 }
 
+// warnLost logs, at most once a minute per shard, that this node was
+// contacted as a voter of a shard it holds nothing of.
+func (n *Node) warnLost(i int) {
+	n.mu.Lock()
+	if n.lostWarned == nil {
+		n.lostWarned = map[int]time.Time{}
+	}
+	last := n.lostWarned[i]
+	if time.Since(last) < time.Minute {
+		n.mu.Unlock()
+		return
+	}
+	n.lostWarned[i] = time.Now()
+	n.mu.Unlock()
+	n.log.Warn("a shard lists this node as a voter but its data is not here (lost data directory?); waiting for the leader to re-add it as a non-voter", "shard", i)
+}
+
 // listedBy asks leader m whether shard i's configuration includes this
-// node.
-func (n *Node) listedBy(m Member, i int) bool {
+// node, and as a voter.
+func (n *Node) listedBy(m Member, i int) (listed, voter bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
 	if err != nil {
-		return false
+		return false, false
 	}
 	st, err := wire.ParseStatus(body)
 	if err != nil {
-		return false
+		return false, false
 	}
 	for _, ss := range st.Shards {
 		if ss.Shard == i && ss.Leader {
-			return slices.Contains(ss.Voters, n.cfg.NodeID) || slices.Contains(ss.Nonvoters, n.cfg.NodeID)
+			voter = slices.Contains(ss.Voters, n.cfg.NodeID)
+			return voter || slices.Contains(ss.Nonvoters, n.cfg.NodeID), voter
 		}
 	}
-	return false
+	return false, false
 }
 
 // leadershipChanged gossips this node's leaderships.

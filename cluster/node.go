@@ -60,8 +60,10 @@ type Node struct {
 	members *Membership
 	started atomic.Bool // cluster mode: local shards open, gossip running
 	peers   *client.Client
-	stop    chan struct{}
-	wg      sync.WaitGroup
+	// lostWarned rate-limits the lost-replica warning (under mu).
+	lostWarned map[int]time.Time
+	stop       chan struct{}
+	wg         sync.WaitGroup
 
 	closeOnce sync.Once
 	closeErr  error

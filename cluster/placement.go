@@ -262,6 +262,23 @@ func (n *Node) reconcile(s *Shard) {
 	self := n.cfg.NodeID
 	alive := func(id string) bool { m, ok := byID[id]; return ok && m.Alive }
 
+	// 0. A voter that is alive but no longer holds the shard lost its
+	// data (a wiped disk, restarted under the same ID). It must not stay
+	// a voter: with an empty log it would vote for any candidate, even
+	// one missing committed entries. Remove it; step 2 adds it back as a
+	// non-voter, which catches up before it is promoted. Gossip can lag,
+	// so the node itself is asked before anything is removed.
+	for _, sv := range conf.Servers {
+		id := string(sv.ID)
+		if sv.Suffrage != raft.Voter || id == self || !alive(id) || byID[id].Meta.Hosts.Has(s.id) {
+			continue
+		}
+		if hosts, ok := n.hostsShard(s.id, byID[id]); ok && !hosts {
+			n.log.Warn("voter lost its replica (its data is gone); removing it to add it back as a non-voter", "shard", s.id, "node", id)
+			s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+			return
+		}
+	}
 	// 1. Promote a caught-up non-voter that is desired.
 	for _, id := range desired {
 		if inConf[id] == raft.Nonvoter && alive(id) && n.caughtUp(s, byID[id]) {
@@ -337,6 +354,27 @@ func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
 const caughtUpLag = 64
 
 // caughtUp asks node m how far it has applied shard s.
+// hostsShard asks node m whether it holds a replica of shard i; ok is
+// false when it does not answer.
+func (n *Node) hostsShard(i int, m Member) (hosts, ok bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
+	if err != nil {
+		return false, false
+	}
+	st, err := wire.ParseStatus(body)
+	if err != nil || st.NodeID != m.Meta.ID {
+		return false, false
+	}
+	for _, sh := range st.Shards {
+		if sh.Shard == i {
+			return true, true
+		}
+	}
+	return false, true
+}
+
 func (n *Node) caughtUp(s *Shard, m Member) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
