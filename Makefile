@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean
+.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos soak
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -43,6 +43,22 @@ $(STATICCHECK):
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@./.ci/fuzz.sh $(FUZZTIME)
+
+# Fault injection (test/chaos, docs/RELIABILITY.md): a real cluster of
+# followd processes, each in its own network namespace (root), under a
+# recorded workload and a seeded fault schedule.
+CHAOS_SEEDS    ?= 1,2,random
+CHAOS_DURATION ?= 60s
+CHAOS_NODES    ?= 3
+CHAOS_NETNS    ?= true
+DURATION       ?= 10m
+CHAOS_FLAGS     = -nodes $(CHAOS_NODES) -netns=$(CHAOS_NETNS) -bin $(BIN)
+
+chaos: build ## fault-injection runs, one per seed (CHAOS_SEEDS, CHAOS_DURATION each, CHAOS_NODES); artifacts in chaos-out/
+	$(GO) test -tags chaos -count=1 -timeout 180m -run '^TestChaos$$' ./test/chaos/ -args -seeds '$(CHAOS_SEEDS)' -duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
+
+soak: build ## a long run (DURATION, default 10m) under load and periodic faults; goroutines, RSS and fds must stay flat
+	$(GO) test -tags chaos -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/chaos/ -args -seeds 1 -duration $(DURATION) $(CHAOS_FLAGS)
 
 bench: ## run the Go benchmarks (BENCHTIME, default 1s)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -benchmem ./...

@@ -1,0 +1,467 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/followgraph/followgraph/client"
+)
+
+// Config is one run of the harness.
+type Config struct {
+	Followd   string // path of the followd binary
+	Followctl string // path of the followctl binary
+	Dir       string // the run's directory: node data, logs, artifacts
+
+	Seed     uint64
+	Nodes    int           // 3 or 5
+	Shards   int           // shards of the cluster
+	Users    int           // size of the user pool (at most 64)
+	Clients  int           // concurrent workload clients
+	Duration time.Duration // of the faulty part; the schedule fits in it
+	// Faults are the kinds the schedule draws from (default AllFaults,
+	// less partitions without namespaces).
+	Faults []FaultKind
+	// Namespaces runs each node in its own network namespace (needed for
+	// partitions).
+	Namespaces  bool
+	NetID       int           // tells concurrent runs' networks apart (1-250)
+	DeadTimeout time.Duration // followd --dead-timeout
+	OpTimeout   time.Duration // one client operation
+	// CheckTimeout bounds the linearizability check.
+	CheckTimeout time.Duration
+	// Sample, if set, is called every SampleEvery with resource figures
+	// (the soak).
+	Sample      func(Sample)
+	SampleEvery time.Duration
+	Log         io.Writer
+}
+
+// DefaultConfig is a 3-node, 4-shard run of 60 s.
+func DefaultConfig() Config {
+	return Config{
+		Seed: 1, Nodes: 3, Shards: 4, Users: 32, Clients: 8,
+		Duration: 60 * time.Second, Namespaces: true, NetID: 1 + int(os.Getpid()%250),
+		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute,
+		SampleEvery: 10 * time.Second, Log: os.Stderr,
+	}
+}
+
+// Validate checks the configuration.
+func (c *Config) Validate() error {
+	switch {
+	case c.Followd == "" || c.Followctl == "":
+		return errors.New("chaos: Followd and Followctl are required")
+	case c.Dir == "":
+		return errors.New("chaos: Dir is required")
+	case c.Nodes < 3:
+		return errors.New("chaos: at least 3 nodes")
+	case c.Users < 2 || c.Users > 64:
+		return errors.New("chaos: Users must be 2 to 64")
+	case c.Clients < 1 || c.Duration <= 0 || c.Shards < 1:
+		return errors.New("chaos: Clients, Duration and Shards must be positive")
+	case c.NetID < 1 || c.NetID > 250:
+		return errors.New("chaos: NetID must be 1 to 250")
+	}
+	return nil
+}
+
+// Harness runs one cluster through one schedule.
+type Harness struct {
+	cfg   Config
+	net   *Network
+	nodes []*Node
+	hist  *History
+	admin *client.Client
+	logf  func(format string, args ...any)
+}
+
+// Result is what a run found.
+type Result struct {
+	Seed     uint64  `json:"seed"`
+	Schedule []Fault `json:"schedule"`
+	Ops      int     `json:"ops"`
+	OK       int     `json:"ok"`
+	Failed   int     `json:"failed"`
+	Unknown  int     `json:"unknown"`
+	// Linearizable is porcupine's verdict: "Ok", "Illegal" or "Unknown"
+	// (timed out).
+	Linearizable string `json:"linearizable"`
+	Lost         []Lost `json:"lost"`
+	EdgesDecided int    `json:"edgesDecided"` // edges whose final state was checked
+	// Converged is whether followctl verify came back clean, and after how
+	// long once the faults ended.
+	Converged     bool          `json:"converged"`
+	ConvergeAfter time.Duration `json:"convergeAfter"`
+	VerifyOutput  string        `json:"verifyOutput,omitempty"`
+	// ReplicatedAfter is when every shard had its voters on current
+	// nodes again, after the faults ended.
+	ReplicatedAfter time.Duration `json:"replicatedAfter"`
+	Availability  []Availability
+	Errors        []string `json:"errors,omitempty"` // harness problems (a node that would not start)
+	history       []Op
+	lin           Linearizability
+}
+
+// Violations lists what makes the run fail.
+func (r *Result) Violations() []string {
+	var v []string
+	if r.Linearizable != "Ok" {
+		v = append(v, "linearizability: "+r.Linearizable)
+	}
+	for _, l := range r.Lost {
+		v = append(v, fmt.Sprintf("lost write: %s(%s, %s) acknowledged at %v, final %s", l.Write.Kind, userID(l.Write.Actor), userID(l.Target), time.Duration(l.Write.Return), setString(l.Final)))
+	}
+	if !r.Converged {
+		v = append(v, "no convergence: "+r.VerifyOutput)
+	}
+	return append(v, r.Errors...)
+}
+
+// New prepares the network and the nodes (nothing runs yet).
+func New(cfg Config) (*Harness, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Faults == nil {
+		for _, f := range AllFaults {
+			if cfg.Namespaces || (f != FaultIsolate && f != FaultIsolateLead && f != FaultSplit) {
+				cfg.Faults = append(cfg.Faults, f)
+			}
+		}
+	}
+	nw, err := NewNetwork(cfg.Nodes, cfg.NetID, cfg.Namespaces)
+	if err != nil {
+		return nil, err
+	}
+	h := &Harness{cfg: cfg, net: nw, hist: NewHistory()}
+	h.logf = func(format string, args ...any) {
+		fmt.Fprintf(cfg.Log, "%7.2fs  %s\n", time.Duration(h.hist.Now()).Seconds(), fmt.Sprintf(format, args...))
+	}
+	for i := range cfg.Nodes {
+		ip := nw.IP(i)
+		h.nodes = append(h.nodes, &Node{
+			Index: i, ID: fmt.Sprintf("n%d", i+1), h: h,
+			Addr: net.JoinHostPort(ip, clientPort), HTTP: net.JoinHostPort(ip, httpPort),
+			dir: filepath.Join(cfg.Dir, fmt.Sprintf("node%d", i+1)),
+		})
+	}
+	return h, nil
+}
+
+// Close stops every node and removes the network.
+func (h *Harness) Close() {
+	for _, n := range h.nodes {
+		n.Kill()
+		n.closeLog()
+	}
+	if h.admin != nil {
+		h.admin.Close()
+	}
+	h.net.Close()
+}
+
+func (h *Harness) addrs() []string {
+	var a []string
+	for _, n := range h.nodes {
+		a = append(a, n.Addr)
+	}
+	return a
+}
+
+func (h *Harness) newClient(ctx context.Context, name string) (*client.Client, error) {
+	return client.New(ctx, client.Config{
+		Addrs: h.addrs(), Name: name, KnownOutcomeWrites: true,
+		DialTimeout: time.Second, RequestTimeout: h.cfg.OpTimeout, RetryBackoff: 20 * time.Millisecond,
+	})
+}
+
+// startCluster starts every node and waits for a leader of every shard.
+func (h *Harness) startCluster(ctx context.Context) error {
+	for _, n := range h.nodes {
+		if err := n.Start(); err != nil {
+			return err
+		}
+	}
+	wctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for _, n := range h.nodes {
+		if err := n.WaitReady(wctx); err != nil {
+			return fmt.Errorf("%s: %v (log: %s)", n.ID, err, n.LogPath())
+		}
+	}
+	c, err := h.newClient(wctx, "chaos-admin")
+	if err != nil {
+		return err
+	}
+	h.admin = c
+	return h.waitLeaders(wctx)
+}
+
+// waitLeaders waits until the shard map names a leader for every shard.
+func (h *Harness) waitLeaders(ctx context.Context) error {
+	return poll(ctx, 200*time.Millisecond, func() error {
+		m, err := h.admin.ShardMap(ctx)
+		if err != nil {
+			return err
+		}
+		for _, l := range m.Leaders {
+			if l.Addr == "" {
+				return fmt.Errorf("shard %d has no leader", l.Shard)
+			}
+		}
+		if len(m.Leaders) != h.cfg.Shards {
+			return fmt.Errorf("%d of %d shards have leaders", len(m.Leaders), h.cfg.Shards)
+		}
+		return nil
+	})
+}
+
+// fullyReplicated waits until every shard's leader reports min(3, nodes)
+// voters, all of them current nodes, and no non-voters.
+func (h *Harness) fullyReplicated(ctx context.Context) error {
+	current := map[string]bool{}
+	for _, n := range h.nodes {
+		current[n.ID] = true
+	}
+	want := min(3, len(h.nodes))
+	return poll(ctx, 500*time.Millisecond, func() error {
+		led := map[int]bool{}
+		for _, n := range h.nodes {
+			st, err := h.admin.Status(ctx, n.Addr)
+			if err != nil {
+				return fmt.Errorf("status of %s: %v", n.ID, err)
+			}
+			for _, sh := range st.Shards {
+				if !sh.Leader {
+					continue
+				}
+				led[sh.Shard] = true
+				ok := len(sh.Voters) == want && len(sh.Nonvoters) == 0
+				for _, v := range sh.Voters {
+					ok = ok && current[v]
+				}
+				if !ok {
+					return fmt.Errorf("shard %d: voters %v, non-voters %v", sh.Shard, sh.Voters, sh.Nonvoters)
+				}
+			}
+		}
+		if len(led) != h.cfg.Shards {
+			return fmt.Errorf("%d of %d shards have a leader", len(led), h.cfg.Shards)
+		}
+		return nil
+	})
+}
+
+// Run starts the cluster, runs the workload through the schedule, heals
+// everything and checks the history.
+func (h *Harness) Run(ctx context.Context) (*Result, error) {
+	res := &Result{Seed: h.cfg.Seed, Schedule: Schedule(h.cfg.Seed, h.cfg.Duration, h.cfg.Faults)}
+	h.logf("seed %d: %d nodes, %d shards, %d users, %d clients, %v, namespaces %v; %d faults scheduled",
+		h.cfg.Seed, h.cfg.Nodes, h.cfg.Shards, h.cfg.Users, h.cfg.Clients, h.cfg.Duration, h.cfg.Namespaces, len(res.Schedule))
+	if err := h.startCluster(ctx); err != nil {
+		return nil, err
+	}
+	h.hist = NewHistory() // the clock starts with the workload
+	h.logf("cluster up")
+
+	wctx, stopWork := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range h.cfg.Clients {
+		c, err := h.newClient(ctx, fmt.Sprintf("chaos-%d", i))
+		if err != nil {
+			stopWork()
+			wg.Wait()
+			return nil, err
+		}
+		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout,
+			Rand: rand.New(rand.NewPCG(h.cfg.Seed, uint64(i)))}
+		wg.Go(func() {
+			defer c.Close()
+			for wctx.Err() == nil {
+				if op := w.Step(wctx); op.Outcome != OK {
+					// Back off a little so a down cluster is not spun on.
+					select {
+					case <-time.After(50 * time.Millisecond):
+					case <-wctx.Done():
+					}
+				}
+			}
+		})
+	}
+	if h.cfg.Sample != nil {
+		wg.Go(func() { h.sampleLoop(wctx) })
+	}
+
+	start := time.Now()
+	for i := range res.Schedule {
+		f := &res.Schedule[i]
+		if d := f.At - time.Since(start); d > 0 {
+			select {
+			case <-time.After(d):
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		h.logf("inject %s (hold %v)", f.Kind, f.Hold)
+		if err := h.inject(ctx, f); err != nil {
+			f.Err = err.Error()
+			res.Errors = append(res.Errors, fmt.Sprintf("fault %d (%s): %v", i, f.Kind, err))
+			h.logf("fault %s: %v", f.Kind, err)
+		}
+		h.logf("healed %s %v", f.Kind, f.Nodes)
+	}
+	if d := h.cfg.Duration - time.Since(start); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+		}
+	}
+	faultsEnd := time.Duration(h.hist.Now())
+
+	// Heal: links back, every node running; the workload keeps going
+	// for a few seconds on the healed cluster.
+	h.net.Heal()
+	for _, n := range h.nodes {
+		if !n.Running() {
+			if err := n.Start(); err != nil {
+				res.Errors = append(res.Errors, err.Error())
+			}
+		}
+	}
+	rctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	if err := h.waitLeaders(rctx); err != nil {
+		res.Errors = append(res.Errors, "after healing: "+err.Error())
+	}
+	cancel()
+	// Every shard back to full strength: replicas of a wiped node (a
+	// new ID) are moved after --dead-timeout, those of a node back empty
+	// under its old ID are re-added as non-voters and promoted.
+	rctx, cancel = context.WithTimeout(ctx, 2*time.Minute)
+	if err := h.fullyReplicated(rctx); err != nil {
+		res.Errors = append(res.Errors, "replication not restored: "+err.Error())
+	}
+	cancel()
+	res.ReplicatedAfter = time.Duration(h.hist.Now()) - faultsEnd
+	h.logf("fully replicated %v after the faults", res.ReplicatedAfter.Round(time.Millisecond))
+	select {
+	case <-time.After(3 * time.Second):
+	case <-ctx.Done():
+	}
+	stopWork()
+	wg.Wait()
+	h.logf("workload stopped")
+
+	// Final reads, recorded like any other read, then the checks.
+	final := h.finalReads(ctx)
+	res.Converged, res.VerifyOutput = h.converge(ctx)
+	res.ConvergeAfter = time.Duration(h.hist.Now()) - faultsEnd
+	h.logf("converged %v after %v", res.Converged, res.ConvergeAfter.Round(time.Millisecond))
+
+	res.history = h.hist.Ops()
+	res.Ops = len(res.history)
+	for _, o := range res.history {
+		switch o.Outcome {
+		case OK:
+			res.OK++
+		case Failed:
+			res.Failed++
+		case Unknown:
+			res.Unknown++
+		}
+	}
+	res.Lost, res.EdgesDecided = LostWrites(res.history, final)
+	h.logf("checking linearizability of %d operations", res.Ops)
+	res.lin = CheckLinearizable(res.history, h.cfg.CheckTimeout)
+	res.Linearizable = string(res.lin.Result)
+	res.Availability = Unavailability(res.history, res.Schedule, faultsEnd, h.cfg.Shards)
+	return res, nil
+}
+
+// finalReads reads every actor's following set at linearizable
+// consistency (retrying until it succeeds) and records the reads.
+func (h *Harness) finalReads(ctx context.Context) map[int]uint64 {
+	c, err := h.newClient(ctx, "chaos-final")
+	if err != nil {
+		return nil
+	}
+	defer c.Close()
+	w := &Worker{ID: h.cfg.Clients, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout}
+	final := map[int]uint64{}
+	for u := range h.cfg.Users {
+		for try := 0; try < 20 && ctx.Err() == nil; try++ {
+			op := Op{Client: w.ID, Kind: ReadFollowing, Actor: u, Call: h.hist.Now()}
+			octx, cancel := context.WithTimeout(ctx, h.cfg.OpTimeout)
+			err := w.do(octx, &op)
+			cancel()
+			op.Return = h.hist.Now()
+			if err == nil {
+				h.hist.add(op)
+				final[u] = op.Result
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+	return final
+}
+
+// converge runs followctl verify until it is clean (at most 2 minutes).
+func (h *Harness) converge(ctx context.Context) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	var out []byte
+	for ctx.Err() == nil {
+		cmd := exec.CommandContext(ctx, h.cfg.Followctl, "verify", "--addr", h.nodes[0].Addr, "--timeout", "5s")
+		var err error
+		out, err = cmd.CombinedOutput()
+		if err == nil {
+			return true, string(out)
+		}
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+		}
+	}
+	return false, string(out)
+}
+
+// SaveArtifacts writes the history, the schedule, the seed, the result
+// and (for a linearizability failure) porcupine's visualisation into dir;
+// the node logs are already there.
+func (h *Harness) SaveArtifacts(res *Result) error {
+	dir := h.cfg.Dir
+	write := func(name string, v any) error {
+		b, err := json.MarshalIndent(v, "", " ")
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	if err := write("history.json", res.history); err != nil {
+		return err
+	}
+	if err := write("result.json", res); err != nil {
+		return err
+	}
+	replay := fmt.Sprintf("seed %d\nreplay: make chaos CHAOS_SEEDS=%d CHAOS_DURATION=%v CHAOS_NODES=%d\n", res.Seed, res.Seed, h.cfg.Duration, h.cfg.Nodes)
+	if err := os.WriteFile(filepath.Join(dir, "seed.txt"), []byte(replay), 0o644); err != nil {
+		return err
+	}
+	return porcupineVisualize(res, filepath.Join(dir, "linearizability.html"))
+}
+
+// ReadyAddrs are the nodes' client addresses (for followctl in tests).
+func (h *Harness) ReadyAddrs() []string { return h.addrs() }

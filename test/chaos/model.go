@@ -1,0 +1,164 @@
+package chaos
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// The model: each user's following set is a register of up to 64 bits,
+// checked on its own (a follow or unfollow touches only the actor's set,
+// in one raft entry of the actor's shard). Follow sets bits, unfollow
+// clears them, a list read must return the set, a check must see the
+// checked bits as they are.
+var followingModel = porcupine.Model{
+	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
+		by := map[int][]porcupine.Operation{}
+		var order []int
+		for _, o := range h {
+			a := o.Input.(Op).Actor
+			if _, ok := by[a]; !ok {
+				order = append(order, a)
+			}
+			by[a] = append(by[a], o)
+		}
+		out := make([][]porcupine.Operation, 0, len(order))
+		for _, a := range order {
+			out = append(out, by[a])
+		}
+		return out
+	},
+	Init: func() any { return uint64(0) },
+	Step: func(state, input, output any) (bool, any) {
+		s, op := state.(uint64), input.(Op)
+		switch op.Kind {
+		case Follow:
+			return true, s | op.Targets
+		case Unfollow:
+			return true, s &^ op.Targets
+		case ReadFollowing:
+			return op.Result == s, s
+		case CheckTargets:
+			return op.Result == s&op.Targets, s
+		}
+		return false, s
+	},
+	Hash: func(state any) uint64 { return state.(uint64) },
+	DescribeOperation: func(input, output any) string {
+		op := input.(Op)
+		switch op.Kind {
+		case ReadFollowing:
+			return fmt.Sprintf("%s(%s) -> %s", op.Kind, userID(op.Actor), setString(op.Result))
+		case CheckTargets:
+			return fmt.Sprintf("%s(%s, %s) -> %s", op.Kind, userID(op.Actor), setString(op.Targets), setString(op.Result))
+		}
+		return fmt.Sprintf("%s(%s, %s) %s", op.Kind, userID(op.Actor), setString(op.Targets), op.Outcome)
+	},
+	DescribeState: func(state any) string { return setString(state.(uint64)) },
+}
+
+func setString(s uint64) string {
+	var b strings.Builder
+	b.WriteByte('{')
+	for i := range 64 {
+		if s&(1<<i) != 0 {
+			if b.Len() > 1 {
+				b.WriteByte(' ')
+			}
+			b.WriteString(userID(i))
+		}
+	}
+	b.WriteByte('}')
+	return b.String()
+}
+
+// porcupineOps turns the history into porcupine's operations: failed
+// operations are left out (they had no effect and returned nothing); an
+// unknown write gets an open end, so the checker may place it anywhere
+// after its call, including after everything else (never applied).
+func porcupineOps(ops []Op) []porcupine.Operation {
+	out := make([]porcupine.Operation, 0, len(ops))
+	for _, o := range ops {
+		switch o.Outcome {
+		case Failed:
+			continue
+		case Unknown:
+			o.Return = math.MaxInt64
+		}
+		out = append(out, porcupine.Operation{ClientId: o.Client, Input: o, Output: nil, Call: o.Call, Return: o.Return})
+	}
+	return out
+}
+
+// Linearizability is the result of the porcupine check.
+type Linearizability struct {
+	Result porcupine.CheckResult
+	Info   porcupine.LinearizationInfo
+	Ops    int // operations checked
+}
+
+// CheckLinearizable checks the history within timeout.
+func CheckLinearizable(ops []Op, timeout time.Duration) Linearizability {
+	pops := porcupineOps(ops)
+	res, info := porcupine.CheckOperationsVerbose(followingModel, pops, timeout)
+	return Linearizability{Result: res, Info: info, Ops: len(pops)}
+}
+
+// Lost is an acknowledged write whose effect is missing at the end.
+type Lost struct {
+	Write  Op     `json:"write"`
+	Target int    `json:"target"`
+	Final  uint64 `json:"final"` // the actor's final set
+}
+
+// LostWrites compares each actor's final set (read once all faults are
+// over) with the acknowledged writes. For each (actor, target) edge whose
+// last write is certain - acknowledged, called after every other write of
+// the edge returned, and with no write of unknown outcome on the edge -
+// the final set must hold that write's effect. It returns the losses and
+// how many edges could be decided this way.
+func LostWrites(ops []Op, final map[int]uint64) (lost []Lost, decided int) {
+	type edge struct{ actor, target int }
+	last := map[edge]Op{}
+	maxReturn := map[edge]int64{} // latest return of the other writes
+	ambiguous := map[edge]bool{}
+	for _, o := range ops {
+		if o.Kind != Follow && o.Kind != Unfollow || o.Outcome == Failed {
+			continue
+		}
+		for t := o.Targets; t != 0; t &= t - 1 {
+			e := edge{o.Actor, bits.TrailingZeros64(t)}
+			if o.Outcome == Unknown {
+				ambiguous[e] = true
+				continue
+			}
+			if prev, ok := last[e]; !ok || o.Call > prev.Call {
+				if ok {
+					maxReturn[e] = max(maxReturn[e], prev.Return)
+				}
+				last[e] = o
+			} else {
+				maxReturn[e] = max(maxReturn[e], o.Return)
+			}
+		}
+	}
+	for e, w := range last {
+		if ambiguous[e] || maxReturn[e] > w.Call {
+			continue
+		}
+		f, ok := final[e.actor]
+		if !ok {
+			continue
+		}
+		decided++
+		has := f&(1<<e.target) != 0
+		if has != (w.Kind == Follow) {
+			lost = append(lost, Lost{Write: w, Target: e.target, Final: f})
+		}
+	}
+	return lost, decided
+}

@@ -1,0 +1,242 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// bucket is the resolution of the availability figures.
+const bucket = 250 * time.Millisecond
+
+// Availability sums, for one fault kind, the time writes were failing
+// while faults of that kind were in force (from injection to the next
+// fault, when their effects may linger). A fault hurts only the shards
+// its node led, so time is counted per shard and the worst shard's is
+// reported.
+type Availability struct {
+	Kind       FaultKind     `json:"kind"`
+	Injections int           `json:"injections"`
+	Window     time.Duration `json:"window"` // time attributed to this kind
+	// Unavailable is the time, in 250 ms buckets, where writes to a shard
+	// were tried and none succeeded (the worst shard of each window,
+	// summed over the windows); Max is the longest such run.
+	Unavailable time.Duration `json:"unavailable"`
+	Max         time.Duration `json:"max"`
+	WritesOK    int           `json:"writesOK"`
+	WritesBad   int           `json:"writesBad"` // failed or unknown
+	ReadsOK     int           `json:"readsOK"`
+	ReadsBad    int           `json:"readsBad"`
+}
+
+// Unavailability attributes each operation to the fault in force when it
+// was called (or to "none" before the first fault) and measures, per
+// fault kind, how long writes failed.
+func Unavailability(ops []Op, sched []Fault, end time.Duration, shards int) []Availability {
+	type window struct {
+		kind     FaultKind
+		from, to time.Duration
+	}
+	var ws []window
+	prev := time.Duration(0)
+	for i, f := range sched {
+		if f.Injected == 0 {
+			continue
+		}
+		if f.Injected > prev {
+			ws = append(ws, window{FaultNone, prev, f.Injected})
+		}
+		to := end
+		if i+1 < len(sched) && sched[i+1].Injected > 0 {
+			to = sched[i+1].Injected
+		}
+		ws = append(ws, window{f.Kind, f.Injected, to})
+		prev = to
+	}
+	if prev < end {
+		ws = append(ws, window{FaultNone, prev, end})
+	}
+	by := map[FaultKind]*Availability{}
+	var order []FaultKind
+	for _, w := range ws {
+		a := by[w.kind]
+		if a == nil {
+			a = &Availability{Kind: w.kind}
+			by[w.kind] = a
+			order = append(order, w.kind)
+		}
+		if w.kind != FaultNone {
+			a.Injections++
+		}
+		a.Window += w.to - w.from
+		nb := int((w.to-w.from)/bucket) + 1
+		tried, good := make([][]bool, shards), make([][]bool, shards)
+		for i := range shards {
+			tried[i], good[i] = make([]bool, nb), make([]bool, nb)
+		}
+		for _, o := range ops {
+			at := time.Duration(o.Call)
+			if at < w.from || at >= w.to {
+				continue
+			}
+			write := o.Kind == Follow || o.Kind == Unfollow
+			ok := o.Outcome == OK
+			switch {
+			case write && ok:
+				a.WritesOK++
+			case write:
+				a.WritesBad++
+			case ok:
+				a.ReadsOK++
+			default:
+				a.ReadsBad++
+			}
+			if write {
+				s, b := wire.ShardOf(userID(o.Actor), shards), int((at-w.from)/bucket)
+				tried[s][b] = true
+				good[s][b] = good[s][b] || ok
+			}
+		}
+		// The worst shard: a fault hurts the shards its node led.
+		worst := time.Duration(0)
+		for s := range shards {
+			total, run := time.Duration(0), time.Duration(0)
+			for b := range nb {
+				if tried[s][b] && !good[s][b] {
+					total += bucket
+					run += bucket
+					a.Max = max(a.Max, run)
+				} else if good[s][b] {
+					run = 0
+				}
+			}
+			worst = max(worst, total)
+		}
+		a.Unavailable += worst
+	}
+	out := make([]Availability, 0, len(order))
+	for _, k := range order {
+		out = append(out, *by[k])
+	}
+	return out
+}
+
+// WriteReport prints the run's figures.
+func WriteReport(w io.Writer, res *Result) {
+	fmt.Fprintf(w, "seed %d: %d operations (%d ok, %d failed, %d unknown outcome), %d faults\n",
+		res.Seed, res.Ops, res.OK, res.Failed, res.Unknown, len(res.Schedule))
+	fmt.Fprintf(w, "  linearizable: %s; lost acknowledged writes: %d (of %d edges with a certain last write); converged: %v after %v; fully replicated after %v\n",
+		res.Linearizable, len(res.Lost), res.EdgesDecided, res.Converged, res.ConvergeAfter.Round(time.Millisecond), res.ReplicatedAfter.Round(time.Millisecond))
+	fmt.Fprintf(w, "  %-16s %4s %8s %12s %8s %9s %9s %8s %8s\n", "fault", "n", "window", "unavailable", "max", "writes ok", "writes ✗", "reads ok", "reads ✗")
+	for _, a := range res.Availability {
+		fmt.Fprintf(w, "  %-16s %4d %7.1fs %11.2fs %7.2fs %9d %9d %8d %8d\n", a.Kind, a.Injections, a.Window.Seconds(),
+			a.Unavailable.Seconds(), a.Max.Seconds(), a.WritesOK, a.WritesBad, a.ReadsOK, a.ReadsBad)
+	}
+	for _, f := range res.Schedule {
+		if f.Err != "" {
+			fmt.Fprintf(w, "  fault %s at %v: %s\n", f.Kind, f.At, f.Err)
+		}
+	}
+}
+
+func porcupineVisualize(res *Result, path string) error {
+	if res.lin.Result == porcupine.Ok {
+		return nil
+	}
+	return porcupine.VisualizePath(followingModel, res.lin.Info, path)
+}
+
+// Sample is one reading of a node's resources.
+type Sample struct {
+	At         time.Duration
+	Node       string
+	Pid        int
+	Goroutines int
+	RSS        int64 // bytes
+	FDs        int
+}
+
+func (h *Harness) sampleLoop(ctx context.Context) {
+	t := time.NewTicker(h.cfg.SampleEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, n := range h.nodes {
+			if pid := n.Pid(); pid != 0 {
+				s := Sample{At: time.Duration(h.hist.Now()), Node: n.ID, Pid: pid}
+				s.RSS, s.FDs = procStats(pid)
+				s.Goroutines = goroutines(n.HTTP)
+				h.cfg.Sample(s)
+			}
+		}
+	}
+}
+
+// procStats reads VmRSS and the number of open descriptors.
+func procStats(pid int) (rss int64, fds int) {
+	if f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
+				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				rss = kb << 10
+			}
+		}
+		f.Close()
+	}
+	if ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid)); err == nil {
+		fds = len(ents)
+	}
+	return rss, fds
+}
+
+// goroutines reads go_goroutines from the node's /metrics (-1 if it does
+// not answer, e.g. while paused).
+func goroutines(httpAddr string) int {
+	c := http.Client{Timeout: 2 * time.Second}
+	resp, err := c.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
+			n, _ := strconv.ParseFloat(v, 64)
+			return int(n)
+		}
+	}
+	return -1
+}
+
+// Flat reports whether a series stays flat: the median of its last
+// quarter is at most growth times (plus slack) the median of its second
+// quarter (the first is warm-up).
+func Flat(xs []float64, growth, slack float64) (bool, float64, float64) {
+	if len(xs) < 8 {
+		return true, 0, 0
+	}
+	q := len(xs) / 4
+	med := func(s []float64) float64 {
+		s = slices.Clone(s)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	early, late := med(xs[q:2*q]), med(xs[3*q:])
+	return late <= early*growth+slack, early, late
+}
