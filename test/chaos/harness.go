@@ -107,10 +107,10 @@ type Result struct {
 	// ReplicatedAfter is when every shard had its voters on current
 	// nodes again, after the faults ended.
 	ReplicatedAfter time.Duration `json:"replicatedAfter"`
-	Availability  []Availability
-	Errors        []string `json:"errors,omitempty"` // harness problems (a node that would not start)
-	history       []Op
-	lin           Linearizability
+	Availability    []Availability
+	Errors          []string `json:"errors,omitempty"` // harness problems (a node that would not start)
+	history         []Op
+	lin             Linearizability
 }
 
 // Violations lists what makes the run fail.
