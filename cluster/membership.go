@@ -115,8 +115,11 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return m, bad
 		}
-		strs[i] = string(b[1 : 1+b[0]])
-		b = b[1+b[0]:]
+		// int first: 1+b[0] in byte arithmetic wraps to 0 for 255 (a
+		// fuzzed gossip message panicked the node here).
+		n := 1 + int(b[0])
+		strs[i] = string(b[1:n])
+		b = b[n:]
 	}
 	m.ID, m.ClusterID, m.Nonce, m.ClientAddr, m.RaftAddr = strs[0], strs[1], strs[2], strs[3], strs[4]
 	n := (m.Shards + 7) / 8
