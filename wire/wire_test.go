@@ -203,6 +203,10 @@ func FuzzBodies(f *testing.F) {
 	f.Add(AppendResults(nil, []Result{{"b", 30001, "x"}}))
 	f.Add(AppendStatus(nil, Status{Shards: []ShardStatus{{Shard: 1}}}))
 	f.Add(AppendShardMap(nil, ShardMap{Version: 1, Shards: 1, Leaders: []ShardLeader{{0, "n", "a"}}}))
+	f.Add(AppendDrainRequest(nil, DrainRequest{Node: "n1", On: true}))
+	f.Add(AppendScanRequest(nil, ScanRequest{Shard: 1, From: 2, Limit: 3}))
+	f.Add(AppendUserPage(nil, UserPage{Users: []string{"a"}, Next: 9}))
+	f.Add(AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 2, Records: []Record{{Seq: 1, Add: true}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if w, err := ParseWriteRequest(b); err == nil {
 			if w2, err := ParseWriteRequest(AppendWriteRequest(nil, w)); err != nil || w2.Actor != w.Actor || !slices.Equal(w2.Targets, w.Targets) || w2.Sync != w.Sync {
@@ -225,6 +229,23 @@ func FuzzBodies(f *testing.F) {
 		ParseStatus(b)
 		ParseShardMap(b)
 		ParseEmpty(b)
+		if d, err := ParseDrainRequest(b); err == nil {
+			if d2, err := ParseDrainRequest(AppendDrainRequest(nil, d)); err != nil || d2 != d {
+				t.Fatalf("drain request does not round-trip: %+v", d)
+			}
+		}
+		if sc, err := ParseScanRequest(b); err == nil {
+			if sc2, err := ParseScanRequest(AppendScanRequest(nil, sc)); err != nil || sc2 != sc {
+				t.Fatalf("scan request does not round-trip: %+v", sc)
+			}
+		}
+		if d, err := ParseDeliverRequest(b); err == nil && (d.Dst < 0 || d.Src < 0) {
+			t.Fatalf("delivery with a negative shard: %+v", d)
+		}
+		ParseUserPage(b)
+		ParseUint64(b)
+		ParseRequestHeader(b)
+		ParseResponseHeader(b)
 	})
 }
 
