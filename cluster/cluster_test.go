@@ -836,3 +836,34 @@ func TestClusterNodeBackWithoutItsData(t *testing.T) {
 		return true
 	})
 }
+
+// A node back without its data under a new ID at the same addresses (the
+// documented procedure for a new disk) must get the replicas of its old
+// ID. raft refuses two servers at one address, so adding the new ID used
+// to fail for ever while the old ID stayed listed (found by the chaos
+// suite's wipe fault).
+func TestClusterNodeBackUnderANewID(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 3, shards)
+	tc.waitLeaders(shards, 90*time.Second)
+	writeAll(t, tc.client(), "x", 20)
+	old := tc.nodes[2]
+	tc.stop(old)
+	if err := os.RemoveAll(old.dir); err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(old.dir, 0o755)
+	old.cfg.NodeID = "n3b"
+	old.cfg.Logger = old.cfg.Logger.Named("n3b")
+	old.id = "n3b"
+	tc.start(old)
+	waitFor(t, "n3b replacing n3 in every shard", 90*time.Second, func() bool {
+		reps := tc.replicas(shards)
+		for i := range shards {
+			if len(reps[i]) != 3 || !slices.Contains(reps[i], "n3b") || slices.Contains(reps[i], "n3") {
+				return false
+			}
+		}
+		return true
+	})
+}

@@ -290,6 +290,20 @@ func (n *Node) reconcile(s *Shard) {
 	// 2. Add a missing desired node as a non-voter.
 	for _, id := range desired {
 		if _, ok := inConf[id]; !ok && alive(id) {
+			// raft refuses two servers at one address. A server listed
+			// at the new node's raft address under another ID is an
+			// earlier identity of the same machine (back under a new
+			// --node-id), gone for good: remove it first, or the add
+			// fails forever and the shard stays a replica short (found
+			// by the chaos suite's wipe fault).
+			addr := byID[id].Meta.RaftAddr
+			for _, sv := range conf.Servers {
+				if string(sv.Address) == addr && string(sv.ID) != id && string(sv.ID) != self && !alive(string(sv.ID)) {
+					n.log.Info("removing replica of an earlier node ID at the same address", "shard", s.id, "node", sv.ID, "now", id)
+					s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+					return
+				}
+			}
 			n.log.Info("adding replica", "shard", s.id, "node", id)
 			s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(byID[id].Meta.RaftAddr), 0, 5*time.Second)
 			return
