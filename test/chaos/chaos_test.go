@@ -15,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/followgraph/followgraph/wire"
 )
 
 var (
@@ -25,6 +27,7 @@ var (
 	netnsFlag    = flag.Bool("netns", true, "run nodes in network namespaces (needed for partitions; root only)")
 	binFlag      = flag.String("bin", "", "directory holding followd and followctl (default: build them)")
 	faultsFlag   = flag.String("faults", "", "comma-separated fault kinds to draw from (default: all)")
+	readsFlag    = flag.String("reads", "linearizable", "consistency of the workload's reads: linearizable, leader or any (the last two are not linearizable: they show the checker at work)")
 )
 
 var followd, followctl string
@@ -47,6 +50,9 @@ func TestMain(m *testing.M) {
 		dir = tmp
 	}
 	followd, followctl = filepath.Join(dir, "followd"), filepath.Join(dir, "followctl")
+	if *netnsFlag {
+		CleanStale()
+	}
 	code := m.Run()
 	os.Exit(code)
 }
@@ -97,6 +103,15 @@ func baseConfig(t *testing.T, name string) Config {
 		t.Fatal(err)
 	}
 	cfg.Log = testWriter{t}
+	switch *readsFlag {
+	case "linearizable":
+	case "leader":
+		cfg.Reads = wire.Leader
+	case "any":
+		cfg.Reads = wire.Any
+	default:
+		t.Fatalf("-reads %q: want linearizable, leader or any", *readsFlag)
+	}
 	if *faultsFlag != "" {
 		for _, f := range strings.Split(*faultsFlag, ",") {
 			cfg.Faults = append(cfg.Faults, FaultKind(strings.TrimSpace(f)))

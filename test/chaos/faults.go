@@ -44,6 +44,9 @@ type Fault struct {
 	Nodes    []string      `json:"nodes,omitempty"`
 	Injected time.Duration `json:"injected,omitempty"` // since the run started
 	Healed   time.Duration `json:"healed,omitempty"`
+	// Restored is how long after the heal every shard had its voters on
+	// current nodes again (measured before the next fault).
+	Restored time.Duration `json:"restored,omitempty"`
 	Err      string        `json:"err,omitempty"`
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // Config is one run of the harness.
@@ -40,6 +41,10 @@ type Config struct {
 	OpTimeout   time.Duration // one client operation
 	// CheckTimeout bounds the linearizability check.
 	CheckTimeout time.Duration
+	// Reads is the workload's read consistency: Linearizable (the
+	// default). Any makes reads stale on purpose, to show the checker
+	// catches it.
+	Reads wire.Consistency
 	// Sample, if set, is called every SampleEvery with resource figures
 	// (the soak).
 	Sample      func(Sample)
@@ -52,7 +57,7 @@ func DefaultConfig() Config {
 	return Config{
 		Seed: 1, Nodes: 3, Shards: 4, Users: 32, Clients: 8,
 		Duration: 60 * time.Second, Namespaces: true, NetID: 1 + int(os.Getpid()%250),
-		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute,
+		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute, Reads: wire.Linearizable,
 		SampleEvery: 10 * time.Second, Log: os.Stderr,
 	}
 }
@@ -284,7 +289,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 			wg.Wait()
 			return nil, err
 		}
-		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout,
+		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout, Reads: h.cfg.Reads,
 			Rand: rand.New(rand.NewPCG(h.cfg.Seed, uint64(i)))}
 		wg.Go(func() {
 			defer c.Close()
@@ -314,6 +319,22 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 		}
 		if ctx.Err() != nil {
 			break
+		}
+		// One fault at a time: three replicas tolerate one failure, so
+		// the next fault waits until every shard has its voters back
+		// (a second node losing its data while the first one's replicas
+		// are still being rebuilt leaves shards without a quorum - by
+		// design, see docs/RELIABILITY.md).
+		if i > 0 {
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+			err := h.fullyReplicated(rctx)
+			cancel()
+			prev := &res.Schedule[i-1]
+			prev.Restored = time.Duration(h.hist.Now()) - prev.Healed
+			if err != nil {
+				res.Errors = append(res.Errors, fmt.Sprintf("replication not restored after fault %d (%s): %v", i-1, prev.Kind, err))
+				break
+			}
 		}
 		h.logf("inject %s (hold %v)", f.Kind, f.Hold)
 		if err := h.inject(ctx, f); err != nil {
@@ -398,8 +419,12 @@ func (h *Harness) finalReads(ctx context.Context) map[int]uint64 {
 		return nil
 	}
 	defer c.Close()
-	w := &Worker{ID: h.cfg.Clients, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout}
+	w := &Worker{ID: h.cfg.Clients, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout, Reads: wire.Linearizable}
 	final := map[int]uint64{}
+	// A cluster that did not recover gets a minute in all, not minutes
+	// per user.
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
 	for u := range h.cfg.Users {
 		for try := 0; try < 20 && ctx.Err() == nil; try++ {
 			op := Op{Client: w.ID, Kind: ReadFollowing, Actor: u, Call: h.hist.Now()}

@@ -102,6 +102,9 @@ type Worker struct {
 	Rand  *rand.Rand
 	// Timeout bounds one operation.
 	Timeout time.Duration
+	// Reads is the consistency of reads (Linearizable; the checker's
+	// own test runs Any to see it flag stale reads).
+	Reads wire.Consistency
 }
 
 // pick returns an actor and a non-empty set of 1 to max other users.
@@ -189,7 +192,7 @@ func (w *Worker) do(ctx context.Context, op *Op) error {
 			}
 		}
 	case ReadFollowing:
-		p, err := w.C.Following(ctx, actor, client.Limit(100), client.ReadConsistency(wire.Linearizable))
+		p, err := w.C.Following(ctx, actor, client.Limit(100), client.ReadConsistency(w.Reads))
 		if err != nil {
 			return err
 		}
@@ -201,7 +204,7 @@ func (w *Worker) do(ctx context.Context, op *Op) error {
 			op.Result |= 1 << i
 		}
 	case CheckTargets:
-		cs, err := w.C.CheckAt(ctx, wire.Linearizable, actor, ids(op.Targets)...)
+		cs, err := w.C.CheckAt(ctx, w.Reads, actor, ids(op.Targets)...)
 		if err != nil {
 			return err
 		}

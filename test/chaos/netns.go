@@ -156,6 +156,47 @@ func (nw *Network) Close() {
 	exec.Command("ip", "netns", "del", nw.prefix+"hub").Run()
 }
 
+// CleanStale deletes the namespaces and links of earlier runs that were
+// killed before they could clean up: a run's group (fgc<id>...) is stale
+// when none of its node namespaces holds a process.
+func CleanStale() {
+	out, err := exec.Command("ip", "netns", "list").Output()
+	if err != nil {
+		return
+	}
+	groups := map[string]bool{} // prefix -> has a process
+	for _, line := range strings.Split(string(out), "\n") {
+		name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+		if !strings.HasPrefix(name, "fgc") || strings.HasPrefix(name, "fgcprobe") {
+			continue
+		}
+		var prefix string
+		switch {
+		case strings.HasSuffix(name, "hub"):
+			prefix = strings.TrimSuffix(name, "hub")
+		case strings.LastIndex(name, "n") > 3:
+			prefix = name[:strings.LastIndex(name, "n")]
+		default:
+			continue
+		}
+		pids, _ := exec.Command("ip", "netns", "pids", name).Output()
+		groups[prefix] = groups[prefix] || len(strings.TrimSpace(string(pids))) > 0
+	}
+	for prefix, busy := range groups {
+		if busy {
+			continue
+		}
+		out, _ := exec.Command("ip", "netns", "list").Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			if strings.HasPrefix(name, prefix) && (strings.TrimPrefix(name, prefix) == "hub" || strings.HasPrefix(strings.TrimPrefix(name, prefix), "n")) {
+				exec.Command("ip", "netns", "del", name).Run()
+			}
+		}
+		exec.Command("ip", "link", "del", prefix+"h").Run()
+	}
+}
+
 // NamespacesWork reports whether this process may create network
 // namespaces (root with iproute2), and why not.
 func NamespacesWork() error {

@@ -137,11 +137,16 @@ func WriteReport(w io.Writer, res *Result) {
 		res.Seed, res.Ops, res.OK, res.Failed, res.Unknown, len(res.Schedule))
 	fmt.Fprintf(w, "  linearizable: %s; lost acknowledged writes: %d (of %d edges with a certain last write); converged: %v after %v; fully replicated after %v\n",
 		res.Linearizable, len(res.Lost), res.EdgesDecided, res.Converged, res.ConvergeAfter.Round(time.Millisecond), res.ReplicatedAfter.Round(time.Millisecond))
-	fmt.Fprintf(w, "  %-16s %4s %8s %12s %8s %9s %9s %8s %8s\n", "fault", "n", "window", "unavailable", "max", "writes ok", "writes ✗", "reads ok", "reads ✗")
-	for _, a := range res.Availability {
-		fmt.Fprintf(w, "  %-16s %4d %7.1fs %11.2fs %7.2fs %9d %9d %8d %8d\n", a.Kind, a.Injections, a.Window.Seconds(),
-			a.Unavailable.Seconds(), a.Max.Seconds(), a.WritesOK, a.WritesBad, a.ReadsOK, a.ReadsBad)
+	restored := map[FaultKind]time.Duration{}
+	for _, f := range res.Schedule {
+		restored[f.Kind] = max(restored[f.Kind], f.Restored)
 	}
+	fmt.Fprintf(w, "  %-16s %4s %8s %12s %8s %9s %9s %8s %8s %9s\n", "fault", "n", "window", "unavailable", "max", "writes ok", "writes ✗", "reads ok", "reads ✗", "restored")
+	for _, a := range res.Availability {
+		fmt.Fprintf(w, "  %-16s %4d %7.1fs %11.2fs %7.2fs %9d %9d %8d %8d %8.1fs\n", a.Kind, a.Injections, a.Window.Seconds(),
+			a.Unavailable.Seconds(), a.Max.Seconds(), a.WritesOK, a.WritesBad, a.ReadsOK, a.ReadsBad, restored[a.Kind].Seconds())
+	}
+	fmt.Fprintf(w, "  (unavailable: time writes to the worst shard all failed; restored: longest time from a heal to every shard having its voters back)\n")
 	for _, f := range res.Schedule {
 		if f.Err != "" {
 			fmt.Fprintf(w, "  fault %s at %v: %s\n", f.Kind, f.At, f.Err)
