@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -273,6 +274,13 @@ func (m *Membership) reconnect() {
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	// stopped ends with Close, so a probe in progress does not hold it up.
+	stopped, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-m.stop
+		cancel()
+	}()
 	for {
 		select {
 		case <-t.C:
@@ -286,8 +294,8 @@ func (m *Membership) reconnect() {
 			// A short, cancellable probe first: Join's own dial waits
 			// the full TCP timeout (10 s) on a partitioned address,
 			// which would hold up Close.
-			d := net.Dialer{Timeout: time.Second, Cancel: m.stop}
-			c, err := d.Dial("tcp", mb.Addr)
+			d := net.Dialer{Timeout: time.Second}
+			c, err := d.DialContext(stopped, "tcp", mb.Addr)
 			if err != nil {
 				continue
 			}
