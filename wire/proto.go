@@ -105,15 +105,43 @@ func ReadFrame(r io.Reader, buf []byte, max int) ([]byte, error) {
 	if uint64(n) > uint64(max) {
 		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, max)
 	}
-	if cap(buf) < int(n) {
-		buf = make([]byte, n)
-	}
-	buf = buf[:n]
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := readPayload(r, buf, int(n))
+	if err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return nil, err
+	}
+	return buf, nil
+}
+
+// readPayload reads n bytes into buf, growing it as the bytes arrive
+// (doubling, from 4 KiB) rather than to n at once: a peer that declares a
+// large frame and sends nothing must not make us allocate it (the abuse
+// tests: MaxFrame per stalled connection after the handshake, 64 KiB per
+// unauthenticated connection before it). A buffer already large enough is
+// used as is.
+func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
+	if cap(buf) >= n {
+		buf = buf[:n]
+		_, err := io.ReadFull(r, buf)
+		return buf, err
+	}
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			nb := make([]byte, len(buf), min(n, max(2*cap(buf), 4<<10)))
+			copy(nb, buf)
+			buf = nb
+		}
+		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+k]
+		if err != nil {
+			if err == io.EOF && len(buf) > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return buf, err
+		}
 	}
 	return buf, nil
 }

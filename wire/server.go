@@ -528,32 +528,6 @@ func (c *conn) readLoop(br *bufio.Reader) {
 	}
 }
 
-// readPayload reads n bytes into buf, growing it as the bytes arrive
-// (doubling, from 64 KiB) rather than to n at once: a client that
-// declares a MaxFrame body and sends nothing must not make the server
-// allocate MaxFrame for it.
-func readPayload(r io.Reader, buf []byte, n int) ([]byte, error) {
-	if cap(buf) >= n {
-		buf = buf[:n]
-		_, err := io.ReadFull(r, buf)
-		return buf, err
-	}
-	buf = buf[:0]
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			nb := make([]byte, len(buf), min(n, max(2*cap(buf), 64<<10)))
-			copy(nb, buf)
-			buf = nb
-		}
-		k, err := io.ReadFull(r, buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+k]
-		if err != nil {
-			return buf, err
-		}
-	}
-	return buf, nil
-}
-
 func (c *conn) readError(err error, where string) {
 	if c.stopped.Load() {
 		return

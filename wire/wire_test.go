@@ -841,3 +841,43 @@ func TestClusterReadsDoNotBlockTheConnection(t *testing.T) {
 		t.Fatalf("slow read: %+v %v", p, err)
 	}
 }
+
+// stingyReader serves a frame header declaring a large body, then a few
+// bytes, and records the largest buffer a Read was given.
+type stingyReader struct {
+	data    []byte
+	largest int
+}
+
+func (r *stingyReader) Read(p []byte) (int, error) {
+	r.largest = max(r.largest, len(p))
+	if len(r.data) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data)
+	r.data = r.data[n:]
+	return n, nil
+}
+
+// A declared length is not an allocation: a peer that announces a 64 KiB
+// hello (or a MaxFrame body) and sends 10 bytes costs a few KiB, not the
+// declared size (found by the abuse tests).
+func TestReadFrameDoesNotTrustTheDeclaredLength(t *testing.T) {
+	r := &stingyReader{data: append([]byte{0, 1, 0, 0}, make([]byte, 10)...)} // 65,536 declared
+	if _, err := ReadFrame(r, nil, 1<<20); err != io.ErrUnexpectedEOF {
+		t.Fatalf("truncated frame: %v, want unexpected EOF", err)
+	}
+	if r.largest > 4<<10 {
+		t.Fatalf("read into a %d-byte buffer for a frame that sent 10 bytes", r.largest)
+	}
+	// A whole large frame still reads correctly.
+	body := make([]byte, 300_000)
+	for i := range body {
+		body[i] = byte(i)
+	}
+	frame := append([]byte{0, 4, 0x93, 0xe0}, body...)
+	got, err := ReadFrame(bytes.NewReader(frame), nil, 1<<20)
+	if err != nil || !bytes.Equal(got, body) {
+		t.Fatalf("300,000-byte frame: %v, equal %v", err, bytes.Equal(got, body))
+	}
+}
