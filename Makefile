@@ -55,7 +55,7 @@ DURATION       ?= 10m
 CHAOS_FLAGS     = -nodes $(CHAOS_NODES) -netns=$(CHAOS_NETNS) -bin $(BIN)
 
 chaos: build ## fault-injection runs, one per seed (CHAOS_SEEDS, CHAOS_DURATION each, CHAOS_NODES); artifacts in chaos-out/
-	$(GO) test -tags chaos -count=1 -timeout 180m -run '^TestChaos$$' ./test/chaos/ -args -seeds '$(CHAOS_SEEDS)' -duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
+	$(GO) test -tags chaos -count=1 -timeout 180m -v -run '^TestChaos$$' ./test/chaos/ -args -seeds '$(CHAOS_SEEDS)' -duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
 
 soak: build ## a long run (DURATION, default 10m) under load and periodic faults; goroutines, RSS and fds must stay flat
 	$(GO) test -tags chaos -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/chaos/ -args -seeds 1 -duration $(DURATION) $(CHAOS_FLAGS)

@@ -607,9 +607,8 @@ func (n *Node) HandOffLeaderships(ctx context.Context) int {
 		if s.raft.State() != raft.Leader {
 			continue
 		}
-		f := s.raft.LeadershipTransfer()
 		done := make(chan error, 1)
-		go func() { done <- f.Error() }()
+		go func() { done <- s.transfer(s.raft.LeadershipTransfer) }()
 		select {
 		case err := <-done:
 			if err == nil {

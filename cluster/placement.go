@@ -356,7 +356,9 @@ func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
 			continue
 		}
 		n.log.Info("handing over leadership", "shard", s.id, "to", id)
-		if err := s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr)).Error(); err != nil {
+		if err := s.transfer(func() raft.Future {
+			return s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr))
+		}); err != nil {
 			n.log.Warn("leadership transfer failed", "shard", s.id, "to", id, "error", err)
 		}
 		return

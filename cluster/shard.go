@@ -50,7 +50,17 @@ type Shard struct {
 	isReady atomic.Bool
 	closing atomic.Bool
 	lastT   int64 // last followTime proposed (batcher only)
+
+	// leaseUntil is when this leader's read lease ends, as monotonic
+	// time since leaseBase (0: no lease). transferring blocks leader
+	// reads while a leadership transfer runs. See Read.
+	leaseUntil   atomic.Int64
+	transferring atomic.Int32
 }
+
+// leaseBase anchors lease times on the monotonic clock (wall-clock jumps
+// must not stretch a lease).
+var leaseBase = time.Now()
 
 // WriteOptions are per-request options of a write.
 type WriteOptions struct {
@@ -353,13 +363,62 @@ func (s *Shard) notLeader() error {
 	return codes.New(codes.NotLeader, "shard %d is led by %s", s.id, id)
 }
 
-// Read runs fn on the shard's Store if this node leads the shard and has
-// caught up; fn must not keep the Store. Reads do not go through raft.
+// Read runs fn on the shard's Store if this node leads the shard, has
+// caught up and holds a read lease; fn must not keep the Store. Reads do
+// not go through raft.
+//
+// The lease makes leader reads see every acknowledged write, also when
+// this node was deposed without noticing (paused, or cut off: the chaos
+// suite's -reads leader runs found such stale reads). A VerifyLeader
+// round that started at T proves that a quorum heard from this leader
+// after T; each of them rejects other candidates until its own heartbeat
+// timeout (at least HeartbeatTimeout) passes without news, so no other
+// leader exists before T + HeartbeatTimeout. Reads are served until
+// T + HeartbeatTimeout/2 (margin for scheduling), on the monotonic clock;
+// a read after that renews the lease first (concurrent renewals share one
+// raft round). A leadership transfer skips the followers' wait, so reads
+// are refused while one runs.
 func (s *Shard) Read(fn func(*shard.Store) error) error {
 	if !s.isReady.Load() {
 		return s.notLeader()
 	}
+	if err := s.lease(); err != nil {
+		return err
+	}
 	return s.fsm.Read(fn)
+}
+
+// lease checks, and if needed renews, the read lease.
+func (s *Shard) lease() error {
+	if s.transferring.Load() > 0 {
+		return codes.New(codes.NotLeader, "shard %d is handing its leadership over", s.id)
+	}
+	if int64(time.Since(leaseBase)) < s.leaseUntil.Load() {
+		return nil
+	}
+	start := time.Since(leaseBase)
+	if err := s.raft.VerifyLeader().Error(); err != nil {
+		return s.raftErr(err)
+	}
+	if s.transferring.Load() > 0 {
+		return codes.New(codes.NotLeader, "shard %d is handing its leadership over", s.id)
+	}
+	until := int64(start + s.cfg.HeartbeatTimeout/2)
+	for {
+		cur := s.leaseUntil.Load()
+		if cur >= until || s.leaseUntil.CompareAndSwap(cur, until) {
+			return nil
+		}
+	}
+}
+
+// transfer runs a leadership transfer with leader reads blocked, and the
+// lease dropped, until it ends.
+func (s *Shard) transfer(f func() raft.Future) error {
+	s.transferring.Add(1)
+	s.leaseUntil.Store(0)
+	defer s.transferring.Add(-1)
+	return f().Error()
 }
 
 // ReadLinearizable is Read after confirming with a quorum that this node

@@ -27,7 +27,7 @@ var (
 	netnsFlag    = flag.Bool("netns", true, "run nodes in network namespaces (needed for partitions; root only)")
 	binFlag      = flag.String("bin", "", "directory holding followd and followctl (default: build them)")
 	faultsFlag   = flag.String("faults", "", "comma-separated fault kinds to draw from (default: all)")
-	readsFlag    = flag.String("reads", "linearizable", "consistency of the workload's reads: linearizable, leader or any (the last two are not linearizable: they show the checker at work)")
+	readsFlag    = flag.String("reads", "mixed", "consistency of the workload's reads: mixed (half leader, half linearizable), linearizable, leader, or any (follower reads, not linearizable: they show the checker at work)")
 )
 
 var followd, followctl string
@@ -104,7 +104,9 @@ func baseConfig(t *testing.T, name string) Config {
 	}
 	cfg.Log = testWriter{t}
 	switch *readsFlag {
+	case "mixed":
 	case "linearizable":
+		cfg.Reads = wire.Linearizable
 	case "leader":
 		cfg.Reads = wire.Leader
 	case "any":

@@ -18,6 +18,10 @@ import (
 	"github.com/followgraph/followgraph/wire"
 )
 
+// ReadsMixed splits the workload's clients between leader and
+// linearizable reads.
+const ReadsMixed wire.Consistency = 255
+
 // Config is one run of the harness.
 type Config struct {
 	Followd   string // path of the followd binary
@@ -41,9 +45,10 @@ type Config struct {
 	OpTimeout   time.Duration // one client operation
 	// CheckTimeout bounds the linearizability check.
 	CheckTimeout time.Duration
-	// Reads is the workload's read consistency: Linearizable (the
-	// default). Any makes reads stale on purpose, to show the checker
-	// catches it.
+	// Reads is the workload's read consistency: ReadsMixed (the
+	// default: half the clients read at leader, the product's default,
+	// half at linearizable), or one level for all. Any makes reads stale
+	// on purpose, to show the checker catches it.
 	Reads wire.Consistency
 	// Sample, if set, is called every SampleEvery with resource figures
 	// (the soak).
@@ -57,7 +62,7 @@ func DefaultConfig() Config {
 	return Config{
 		Seed: 1, Nodes: 3, Shards: 4, Users: 32, Clients: 8,
 		Duration: 60 * time.Second, Namespaces: true, NetID: 1 + int(os.Getpid()%250),
-		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute, Reads: wire.Linearizable,
+		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute, Reads: ReadsMixed,
 		SampleEvery: 10 * time.Second, Log: os.Stderr,
 	}
 }
@@ -233,14 +238,25 @@ func (h *Harness) waitLeaders(ctx context.Context) error {
 }
 
 // fullyReplicated waits until every shard's leader reports min(3, nodes)
-// voters, all of them current nodes, and no non-voters.
+// voters, all of them current nodes, and no non-voters, and every voter
+// holds the shard within caughtUp entries of the leader: the data is back,
+// not only the configuration (a node back empty under its old ID is listed
+// as a voter before it holds anything).
 func (h *Harness) fullyReplicated(ctx context.Context) error {
-	current := map[string]bool{}
-	for _, n := range h.nodes {
-		current[n.ID] = true
-	}
+	const caughtUp = 64
 	want := min(3, len(h.nodes))
 	return poll(ctx, 500*time.Millisecond, func() error {
+		status := map[string]map[int]uint64{} // node -> shard -> applied index
+		for _, n := range h.nodes {
+			st, err := h.admin.Status(ctx, n.Addr)
+			if err != nil {
+				return fmt.Errorf("status of %s: %v", n.ID, err)
+			}
+			status[n.ID] = map[int]uint64{}
+			for _, sh := range st.Shards {
+				status[n.ID][sh.Shard] = sh.AppliedIndex
+			}
+		}
 		led := map[int]bool{}
 		for _, n := range h.nodes {
 			st, err := h.admin.Status(ctx, n.Addr)
@@ -252,12 +268,17 @@ func (h *Harness) fullyReplicated(ctx context.Context) error {
 					continue
 				}
 				led[sh.Shard] = true
-				ok := len(sh.Voters) == want && len(sh.Nonvoters) == 0
-				for _, v := range sh.Voters {
-					ok = ok && current[v]
-				}
-				if !ok {
+				if len(sh.Voters) != want || len(sh.Nonvoters) != 0 {
 					return fmt.Errorf("shard %d: voters %v, non-voters %v", sh.Shard, sh.Voters, sh.Nonvoters)
+				}
+				for _, v := range sh.Voters {
+					applied, ok := status[v][sh.Shard]
+					if !ok {
+						return fmt.Errorf("shard %d: voter %s holds no replica", sh.Shard, v)
+					}
+					if applied+caughtUp < sh.AppliedIndex {
+						return fmt.Errorf("shard %d: voter %s at index %d, leader at %d", sh.Shard, v, applied, sh.AppliedIndex)
+					}
 				}
 			}
 		}
@@ -289,7 +310,11 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 			wg.Wait()
 			return nil, err
 		}
-		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout, Reads: h.cfg.Reads,
+		reads := h.cfg.Reads
+		if reads == ReadsMixed {
+			reads = []wire.Consistency{wire.Leader, wire.Linearizable}[i%2]
+		}
+		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout, Reads: reads,
 			Rand: rand.New(rand.NewPCG(h.cfg.Seed, uint64(i)))}
 		wg.Go(func() {
 			defer c.Close()
@@ -320,22 +345,6 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 		if ctx.Err() != nil {
 			break
 		}
-		// One fault at a time: three replicas tolerate one failure, so
-		// the next fault waits until every shard has its voters back
-		// (a second node losing its data while the first one's replicas
-		// are still being rebuilt leaves shards without a quorum - by
-		// design, see docs/RELIABILITY.md).
-		if i > 0 {
-			rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-			err := h.fullyReplicated(rctx)
-			cancel()
-			prev := &res.Schedule[i-1]
-			prev.Restored = time.Duration(h.hist.Now()) - prev.Healed
-			if err != nil {
-				res.Errors = append(res.Errors, fmt.Sprintf("replication not restored after fault %d (%s): %v", i-1, prev.Kind, err))
-				break
-			}
-		}
 		h.logf("inject %s (hold %v)", f.Kind, f.Hold)
 		if err := h.inject(ctx, f); err != nil {
 			f.Err = err.Error()
@@ -343,6 +352,19 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 			h.logf("fault %s: %v", f.Kind, err)
 		}
 		h.logf("healed %s %v", f.Kind, f.Nodes)
+		// One fault at a time: three replicas tolerate one failure, so
+		// the next fault waits until every shard has its voters back
+		// (a second node losing its data while the first one's replicas
+		// are still being rebuilt leaves shards without a quorum - by
+		// design, see docs/RELIABILITY.md).
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		err := h.fullyReplicated(rctx)
+		cancel()
+		f.Restored = time.Duration(h.hist.Now()) - f.Healed
+		if err != nil {
+			res.Errors = append(res.Errors, fmt.Sprintf("replication not restored after fault %d (%s): %v", i, f.Kind, err))
+			break
+		}
 	}
 	if d := h.cfg.Duration - time.Since(start); d > 0 {
 		select {

@@ -146,7 +146,7 @@ func WriteReport(w io.Writer, res *Result) {
 		fmt.Fprintf(w, "  %-16s %4d %7.1fs %11.2fs %7.2fs %9d %9d %8d %8d %8.1fs\n", a.Kind, a.Injections, a.Window.Seconds(),
 			a.Unavailable.Seconds(), a.Max.Seconds(), a.WritesOK, a.WritesBad, a.ReadsOK, a.ReadsBad, restored[a.Kind].Seconds())
 	}
-	fmt.Fprintf(w, "  (unavailable: time writes to the worst shard all failed; restored: longest time from a heal to every shard having its voters back)\n")
+	fmt.Fprintf(w, "  (unavailable: time writes to the worst shard all failed; restored: longest time from a heal until every shard's voters are current nodes holding its data)\n")
 	for _, f := range res.Schedule {
 		if f.Err != "" {
 			fmt.Fprintf(w, "  fault %s at %v: %s\n", f.Kind, f.At, f.Err)
