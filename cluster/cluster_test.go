@@ -859,6 +859,16 @@ func TestClusterNodeBackUnderANewID(t *testing.T) {
 	tc.start(old)
 	waitFor(t, "n3b replacing n3 in every shard", 90*time.Second, func() bool {
 		reps := tc.replicas(shards)
+		// The healthy nodes' replicas must never be removed on the way
+		// (a dead node still within its dead timeout used to count as
+		// a voter in place, and a live one was dropped instead).
+		for i, r := range reps {
+			for _, live := range []string{"n1", "n2"} {
+				if !slices.Contains(r, live) {
+					t.Fatalf("shard %d dropped healthy %s: voters %v", i, live, r)
+				}
+			}
+		}
 		for i := range shards {
 			if len(reps[i]) != 3 || !slices.Contains(reps[i], "n3b") || slices.Contains(reps[i], "n3") {
 				return false

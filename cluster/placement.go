@@ -311,9 +311,14 @@ func (n *Node) reconcile(s *Shard) {
 	}
 	// 3. Remove servers that are not desired, once the desired voters are
 	// all in place (or as many as there are eligible nodes).
+	// Only live voters count: a node dead for less than the dead timeout
+	// is still desired, and counting it let a leader remove a healthy
+	// replica while keeping the dead one (found by the chaos suite: a
+	// node back under a new ID while its old ID was still desired; a
+	// second fault then left the shard without a quorum).
 	voters := 0
 	for _, id := range desired {
-		if inConf[id] == raft.Voter {
+		if inConf[id] == raft.Voter && alive(id) {
 			voters++
 		}
 	}
