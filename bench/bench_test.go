@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/followgraph/followgraph/internal/testnode"
+	"github.com/followgraph/followgraph/cluster/clustertest"
 )
 
 // The recorder's percentiles match an exact computation on the same data,
@@ -117,7 +117,7 @@ func TestMixAndPresets(t *testing.T) {
 // the invariants, write the JSON and the charts. It asserts behaviour
 // (no errors, no violations, a complete report), not timing.
 func TestSmokeAgainstFollowd(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{Shards: 4})
+	n := clustertest.Start(t, clustertest.Options{Shards: 4})
 	ctx := context.Background()
 	tg, err := OpenFollowd(ctx, n.Addr, TargetOptions{MetricsURL: "http://127.0.0.1:1"})
 	if err != nil {
@@ -193,7 +193,7 @@ func TestSmokeAgainstFollowd(t *testing.T) {
 
 // Verify finds broken invariants: here a target whose reverse side lies.
 func TestVerifyCatchesViolations(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{Shards: 2})
+	n := clustertest.Start(t, clustertest.Options{Shards: 2})
 	ctx := context.Background()
 	tg, _ := OpenFollowd(ctx, n.Addr, TargetOptions{})
 	defer tg.Close()

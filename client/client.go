@@ -16,6 +16,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -26,6 +27,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
 )
 
@@ -108,34 +110,51 @@ type Config struct {
 	Name string
 }
 
-func (c *Config) defaults() error {
-	if len(c.Addrs) == 0 {
+// DefaultConfig returns the defaults, without addresses (set Addrs). A
+// zero field of a Config given to New also means its default.
+func DefaultConfig() Config {
+	return Config{
+		ConnsPerNode:   2,
+		MaxInflight:    512,
+		DialTimeout:    3 * time.Second,
+		RequestTimeout: 10 * time.Second,
+		Retries:        4,
+		RetryBackoff:   10 * time.Millisecond,
+		MaxFrame:       wire.DefaultMaxFrame,
+		Name:           "followgraph-go",
+	}
+}
+
+// Validate reports the first invalid field. Zero values are valid (they
+// mean the defaults), but for Addrs.
+func (c *Config) Validate() error {
+	switch {
+	case len(c.Addrs) == 0:
 		return errors.New("client: Config.Addrs is empty")
+	case c.ConnsPerNode < 0 || c.MaxInflight < 0:
+		return fmt.Errorf("client: ConnsPerNode (%d) and MaxInflight (%d) must not be negative", c.ConnsPerNode, c.MaxInflight)
+	case c.DialTimeout < 0 || c.RequestTimeout < 0 || c.RetryBackoff < 0:
+		return errors.New("client: DialTimeout, RequestTimeout and RetryBackoff must not be negative")
+	case c.MaxFrame < 0:
+		return fmt.Errorf("client: MaxFrame (%d) must not be negative", c.MaxFrame)
 	}
-	if c.ConnsPerNode <= 0 {
-		c.ConnsPerNode = 2
+	return nil
+}
+
+// withDefaults fills in the zero fields with the defaults.
+func (c *Config) withDefaults() error {
+	if err := c.Validate(); err != nil {
+		return err
 	}
-	if c.MaxInflight <= 0 {
-		c.MaxInflight = 512
-	}
-	if c.DialTimeout <= 0 {
-		c.DialTimeout = 3 * time.Second
-	}
-	if c.RequestTimeout <= 0 {
-		c.RequestTimeout = 10 * time.Second
-	}
-	if c.Retries == 0 {
-		c.Retries = 4
-	}
-	if c.RetryBackoff <= 0 {
-		c.RetryBackoff = 10 * time.Millisecond
-	}
-	if c.MaxFrame <= 0 {
-		c.MaxFrame = wire.DefaultMaxFrame
-	}
-	if c.Name == "" {
-		c.Name = "followgraph-go"
-	}
+	d := DefaultConfig()
+	c.ConnsPerNode = cmp.Or(c.ConnsPerNode, d.ConnsPerNode)
+	c.MaxInflight = cmp.Or(c.MaxInflight, d.MaxInflight)
+	c.DialTimeout = cmp.Or(c.DialTimeout, d.DialTimeout)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
+	c.Retries = cmp.Or(c.Retries, d.Retries)
+	c.RetryBackoff = cmp.Or(c.RetryBackoff, d.RetryBackoff)
+	c.MaxFrame = cmp.Or(c.MaxFrame, d.MaxFrame)
+	c.Name = cmp.Or(c.Name, d.Name)
 	return nil
 }
 
@@ -155,7 +174,7 @@ type Client struct {
 // New connects to the first reachable address, learns the shard map and
 // returns a Client.
 func New(ctx context.Context, cfg Config) (*Client, error) {
-	if err := cfg.defaults(); err != nil {
+	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
 	c := &Client{cfg: cfg, pools: map[string]*pool{}}
@@ -352,7 +371,7 @@ func (c *Client) ShardOf(user string) int {
 	c.mu.Lock()
 	n := c.shards
 	c.mu.Unlock()
-	return wire.ShardOf(user, n)
+	return shard.Of(user, n)
 }
 
 // do sends a request for shard (or any node for -1) with retries.
@@ -666,7 +685,7 @@ func NewLazy(cfg Config) (*Client, error) {
 	if len(cfg.Addrs) == 0 {
 		cfg.Addrs = []string{"127.0.0.1:0"} // never dialled: Call names its node
 	}
-	if err := cfg.defaults(); err != nil {
+	if err := cfg.withDefaults(); err != nil {
 		return nil, err
 	}
 	return &Client{cfg: cfg, pools: map[string]*pool{}, shards: 1}, nil

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -12,9 +11,9 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/client"
-	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/cluster/clustertest"
 	"github.com/followgraph/followgraph/codes"
-	"github.com/followgraph/followgraph/internal/testnode"
+	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
 )
 
@@ -26,7 +25,7 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		panic(err)
 	}
-	n, err := testnode.StartWith(testnode.Options{Dir: dir}, os.Stderr)
+	n, err := clustertest.StartWith(clustertest.Options{Dir: dir}, os.Stderr)
 	if err != nil {
 		panic(err)
 	}
@@ -52,7 +51,7 @@ func newClient(t *testing.T, addr string, mod ...func(*client.Config)) *client.C
 }
 
 func TestOperations(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{})
+	n := clustertest.Start(t, clustertest.Options{})
 	c := newClient(t, n.Addr)
 	ctx := context.Background()
 	res, err := c.Follow(ctx, "alice", []string{"bob", "carol", "alice"}, client.Sync())
@@ -119,7 +118,7 @@ func TestOperations(t *testing.T) {
 }
 
 func TestErrorsMatchSentinels(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{})
+	n := clustertest.Start(t, clustertest.Options{})
 	c := newClient(t, n.Addr)
 	ctx := context.Background()
 	_, err := c.Follow(ctx, "a", make([]string, 21))
@@ -137,7 +136,7 @@ func TestErrorsMatchSentinels(t *testing.T) {
 }
 
 func TestToken(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{Token: "s3cret"})
+	n := clustertest.Start(t, clustertest.Options{Token: "s3cret"})
 	_, err := client.New(context.Background(), client.Config{Addrs: []string{n.Addr}})
 	if !errors.Is(err, client.ErrAuthFailed) {
 		t.Fatalf("no token: %v", err)
@@ -155,7 +154,7 @@ func TestToken(t *testing.T) {
 // Many goroutines share one connection: requests pipeline and responses
 // find their callers.
 func TestPipelinedConcurrency(t *testing.T) {
-	n := testnode.Start(t, testnode.Options{})
+	n := clustertest.Start(t, clustertest.Options{})
 	c := newClient(t, n.Addr, func(c *client.Config) { c.ConnsPerNode = 1 })
 	ctx := context.Background()
 	var wg sync.WaitGroup
@@ -182,7 +181,7 @@ func TestPipelinedConcurrency(t *testing.T) {
 
 // flaky fails the first calls with a retryable code, then serves.
 type flaky struct {
-	wire.Backend
+	wire.Handler
 	fails atomic.Int64
 	calls atomic.Int64
 	code  codes.Code
@@ -197,23 +196,14 @@ func (f *flaky) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([
 	if f.then != 0 {
 		return nil, codes.New(f.then, "injected later")
 	}
-	return f.Backend.Write(ctx, op, req)
+	return f.Handler.Write(ctx, op, req)
 }
 
 func startFlaky(t *testing.T, code codes.Code, fails int64) (*flaky, string) {
-	n := testnode.Start(t, testnode.Options{})
-	f := &flaky{Backend: cluster.NewService(n.Node, "", "test"), code: code}
+	f := &flaky{code: code}
 	f.fails.Store(fails)
-	scfg := wire.DefaultServerConfig()
-	scfg.Welcome = cluster.NewService(n.Node, "", "test").Welcome()
-	srv, err := wire.NewServer(scfg, f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	return f, ln.Addr().String()
+	n := clustertest.Start(t, clustertest.Options{Wrap: func(r *router.Router) wire.Handler { f.Handler = r; return f }})
+	return f, n.Addr
 }
 
 func TestRetries(t *testing.T) {
@@ -246,7 +236,7 @@ func TestRetries(t *testing.T) {
 // reconnect by themselves.
 func TestReconnect(t *testing.T) {
 	dir := t.TempDir()
-	n, err := testnode.StartWith(testnode.Options{Dir: dir}, os.Stderr)
+	n, err := clustertest.StartWith(clustertest.Options{Dir: dir}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +247,7 @@ func TestReconnect(t *testing.T) {
 	}
 	addr := n.Addr
 	n.Stop()
-	n, err = testnode.StartWith(testnode.Options{Dir: dir, Listen: addr}, os.Stderr)
+	n, err = clustertest.StartWith(clustertest.Options{Dir: dir, Listen: addr}, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,15 +260,9 @@ func TestReconnect(t *testing.T) {
 
 func TestDeadline(t *testing.T) {
 	be := &blocking{release: make(chan struct{})}
-	n := testnode.Start(t, testnode.Options{})
-	be.Backend = cluster.NewService(n.Node, "", "test")
-	scfg := wire.DefaultServerConfig()
-	scfg.Welcome = cluster.NewService(n.Node, "", "test").Welcome()
-	srv, _ := wire.NewServer(scfg, be)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	go srv.Serve(ln)
-	defer func() { close(be.release); srv.Shutdown(context.Background()) }()
-	c := newClient(t, ln.Addr().String())
+	n := clustertest.Start(t, clustertest.Options{Wrap: func(r *router.Router) wire.Handler { be.Handler = r; return be }})
+	defer close(be.release)
+	c := newClient(t, n.Addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -289,7 +273,7 @@ func TestDeadline(t *testing.T) {
 }
 
 type blocking struct {
-	wire.Backend
+	wire.Handler
 	release chan struct{}
 }
 

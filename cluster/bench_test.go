@@ -22,134 +22,93 @@ import (
 func BenchmarkGroupCommit(b *testing.B) {
 	for _, writers := range []int{1, 16, 256} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
-			cfg := DefaultConfig()
-			cfg.DataDir = b.TempDir()
-			cfg.Shards = 1
-			cfg.Logger = hclog.NewNullLogger()
-			ctx := context.Background()
-			n, err := Open(ctx, cfg)
-			if err != nil {
-				b.Fatal(err)
+			n := openBenchNode(b, 1)
+			r := n.Replica(0)
+			startIndex := r.raft.LastIndex()
+			if driveWriters(b, n, writers) {
+				entries := r.raft.LastIndex() - startIndex
+				b.ReportMetric(float64(b.N)/float64(max(entries, 1)), "ops/entry")
 			}
-			defer n.Close()
-			s := n.Shard(0)
-			startIndex := s.raft.LastIndex()
-			var next atomic.Int64
-			lat := make([][]time.Duration, writers)
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Go(func() {
-					for {
-						i := next.Add(1)
-						if i > int64(b.N) {
-							return
-						}
-						t0 := time.Now()
-						_, err := n.Follow(ctx, fmt.Sprintf("w%d-%d", w, i), []string{fmt.Sprintf("t%d", i)}, WriteOptions{})
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						lat[w] = append(lat[w], time.Since(t0))
-					}
-				})
-			}
-			wg.Wait()
-			elapsed := time.Since(start)
-			b.StopTimer()
-			all := slices.Concat(lat...)
-			slices.Sort(all)
-			if len(all) == 0 {
-				return
-			}
-			entries := s.raft.LastIndex() - startIndex
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
-			b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-			b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-			b.ReportMetric(float64(len(all))/float64(max(entries, 1)), "ops/entry")
 		})
 	}
 }
 
-// BenchmarkGroupCommitShards drives all 16 shards of one node (raft logs
-// on disk, fsync on) with 64 and 256 concurrent writers in total, each
+// BenchmarkGroupCommitShards drives all 16 shards of one node (raft log on
+// disk, fsync on) with 16, 64 and 256 concurrent writers in total, each
 // sending one follow at a time for a random actor (so a random shard),
-// and reports throughput and p50/p99 latency for both raft log layouts:
-// per-shard (a version 1 data directory: one wal.Log and one fdatasync
-// stream per shard) and shared (one wal.Shared for the node, group
-// fsync across shards). With log=shared it also reports the appends per
-// fdatasync. The targets live on other shards, so the relay's deliveries
-// and acks go through the logs too, as in production.
-// FG_BENCH_WAL_SYNC_DEPTH, if set, replaces Config.WALSyncDepth (to compare
-// depths).
+// and reports throughput, p50/p99 latency and the appends per fdatasync
+// of the node's raft log (group commit across shards). The targets live
+// on other shards, so the relay's deliveries and acks go through the log
+// too, as in production. FG_BENCH_WAL_SYNC_DEPTH, if set, replaces
+// Config.RaftLog.SyncDepth (to compare depths).
 func BenchmarkGroupCommitShards(b *testing.B) {
-	const shards = 16
 	for _, writers := range []int{16, 64, 256} {
-		for _, layout := range []string{RaftLogPerShard, RaftLogShared} {
-			b.Run(fmt.Sprintf("writers=%d/log=%s", writers, layout), func(b *testing.B) {
-				cfg := DefaultConfig()
-				cfg.DataDir = b.TempDir()
-				cfg.Shards = shards
-				cfg.Logger = hclog.NewNullLogger()
-				if d := os.Getenv("FG_BENCH_WAL_SYNC_DEPTH"); d != "" {
-					cfg.WALSyncDepth, _ = strconv.Atoi(d)
-				}
-				if layout == RaftLogPerShard {
-					m := newMeta("bench", shards, cfg.NodeID)
-					m.Version, m.RaftLog = metaVersionPerShardLog, ""
-					if err := writeMeta(cfg.DataDir, m); err != nil {
-						b.Fatal(err)
-					}
-				}
-				ctx := context.Background()
-				n, err := Open(ctx, cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer n.Close()
-				if n.Meta().RaftLog != layout {
-					b.Fatalf("layout %s, want %s", n.Meta().RaftLog, layout)
-				}
-				before, _ := n.RaftLogStats()
-				var next atomic.Int64
-				lat := make([][]time.Duration, writers)
-				b.ResetTimer()
-				start := time.Now()
-				var wg sync.WaitGroup
-				for w := range writers {
-					wg.Go(func() {
-						for {
-							i := next.Add(1)
-							if i > int64(b.N) {
-								return
-							}
-							t0 := time.Now()
-							_, err := n.Follow(ctx, fmt.Sprintf("w%d-%d", w, i), []string{fmt.Sprintf("t%d", i)}, WriteOptions{})
-							if err != nil {
-								b.Error(err)
-								return
-							}
-							lat[w] = append(lat[w], time.Since(t0))
-						}
-					})
-				}
-				wg.Wait()
-				elapsed := time.Since(start)
-				b.StopTimer()
-				all := slices.Concat(lat...)
-				slices.Sort(all)
-				if len(all) == 0 {
-					return
-				}
-				b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
-				b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
-				b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
-				if after, ok := n.RaftLogStats(); ok && after.Syncs > before.Syncs {
+		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
+			n := openBenchNode(b, 16)
+			before := n.RaftLogStats()
+			if driveWriters(b, n, writers) {
+				if after := n.RaftLogStats(); after.Syncs > before.Syncs {
 					b.ReportMetric(float64(after.Requests-before.Requests)/float64(after.Syncs-before.Syncs), "appends/sync")
 				}
-			})
-		}
+			}
+		})
 	}
+}
+
+// openBenchNode opens a single node of shards shards with the default
+// configuration, closed when the benchmark ends.
+func openBenchNode(b *testing.B, shards int) *Node {
+	cfg := DefaultConfig()
+	cfg.DataDir = b.TempDir()
+	cfg.Shards = shards
+	cfg.Logger = hclog.NewNullLogger()
+	if d := os.Getenv("FG_BENCH_WAL_SYNC_DEPTH"); d != "" {
+		cfg.RaftLog.SyncDepth, _ = strconv.Atoi(d)
+	}
+	n, err := Open(context.Background(), cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { n.Close() })
+	return n
+}
+
+// driveWriters runs b.N follows from writers concurrent writers, one at a
+// time each, and reports throughput and p50/p99 latency. It returns false
+// if nothing completed.
+func driveWriters(b *testing.B, n *Node, writers int) bool {
+	ctx := context.Background()
+	var next atomic.Int64
+	lat := make([][]time.Duration, writers)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for {
+				i := next.Add(1)
+				if i > int64(b.N) {
+					return
+				}
+				t0 := time.Now()
+				if _, err := n.Follow(ctx, fmt.Sprintf("w%d-%d", w, i), []string{fmt.Sprintf("t%d", i)}, WriteOptions{}); err != nil {
+					b.Error(err)
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return false
+	}
+	b.ReportMetric(float64(len(all))/elapsed.Seconds(), "ops/s")
+	b.ReportMetric(float64(all[len(all)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(all[len(all)*99/100].Microseconds())/1000, "p99-ms")
+	return true
 }

@@ -1,10 +1,9 @@
-package cluster
+package cluster_test
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,188 +12,40 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/client"
-	"github.com/followgraph/followgraph/internal/testport"
+	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/cluster/clustertest"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
-// testCluster runs several cluster-mode nodes in this process, each with
-// its raft port, gossip port and client protocol server on loopback.
-type testCluster struct {
-	t     *testing.T
-	nodes []*testMember
-	join  []string
-}
+// These tests run clusters of nodes behind the router, as followd does
+// (package clustertest), and use the accessors of export_test.go.
 
-type testMember struct {
-	id      string
-	dir     string
-	cfg     Config
-	node    *Node
-	server  *wire.Server
-	addr    string
-	stopped bool
-}
+var waitFor = clustertest.WaitFor
 
-var testLogLevel = "warn"
-
-func freePort(t *testing.T) string { return testport.Addr(t) }
-
-func newTestCluster(t *testing.T, n, shards int) *testCluster {
-	tc := &testCluster{t: t}
-	for i := range n {
-		m := &testMember{id: fmt.Sprintf("n%d", i+1), dir: t.TempDir(), addr: freePort(t)}
-		cfg := DefaultConfig()
-		cfg.NodeID = m.id
-		cfg.DataDir = m.dir
-		cfg.Shards = shards
-		cfg.RaftAddr = freePort(t)
-		cfg.GossipAddr = freePort(t)
-		cfg.ClientAddr = m.addr
-		cfg.BootstrapExpect = n
-		cfg.FastGossip = true
-		// Generous for a loaded 2-core machine running -race: a leader
-		// that misses its lease steps down, and tests want stable leaders.
-		cfg.HeartbeatTimeout = time.Second
-		cfg.ElectionTimeout = time.Second
-		cfg.LeaderLeaseTimeout = time.Second
-		cfg.ReconcileInterval = 200 * time.Millisecond
-		cfg.DeadTimeout = 3 * time.Second
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: newTestWriter(t)})
-		m.cfg = cfg
-		tc.join = append(tc.join, cfg.GossipAddr)
-		tc.nodes = append(tc.nodes, m)
-	}
-	for _, m := range tc.nodes {
-		m.cfg.Join = tc.join
-		tc.start(m)
-	}
-	t.Cleanup(tc.stopAll)
-	return tc
-}
-
-func (tc *testCluster) start(m *testMember) {
-	tc.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := Open(ctx, m.cfg)
-	if err != nil {
-		tc.t.Fatalf("%s: %v", m.id, err)
-	}
-	ln, err := net.Listen("tcp", m.addr)
-	if err != nil {
-		n.Close()
-		tc.t.Fatal(err)
-	}
-	svc := NewService(n, m.addr, "test")
-	scfg := wire.DefaultServerConfig()
-	scfg.WelcomeFunc = svc.Welcome
-	scfg.Forwards = true
-	srv, err := wire.NewServer(scfg, svc)
-	if err != nil {
-		tc.t.Fatal(err)
-	}
-	go srv.Serve(ln)
-	m.node, m.server, m.stopped = n, srv, false
-}
-
-func (tc *testCluster) stop(m *testMember) {
-	if m.stopped {
-		return
-	}
-	m.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	m.server.Shutdown(ctx)
-	m.node.Close()
-}
-
-func (tc *testCluster) stopAll() {
-	for _, m := range tc.nodes {
-		tc.stop(m)
-	}
-}
-
-// leaders returns, per shard, the ID of the node that serves it as leader.
-func (tc *testCluster) leaders(shards int) map[int]string {
-	out := map[int]string{}
-	for _, m := range tc.nodes {
-		if m.stopped {
-			continue
-		}
-		for _, s := range m.node.localShards() {
-			if s.Ready() {
-				out[s.id] = m.id
-			}
-		}
-	}
-	return out
-}
-
-// waitLeaders waits until every shard has a leader, known to every
-// running node's gossip.
-func (tc *testCluster) waitLeaders(shards int, d time.Duration) {
-	tc.t.Helper()
-	defer func() {
-		if tc.t.Failed() {
-			tc.dump()
-		}
-	}()
-	waitFor(tc.t, "a leader for every shard", d, func() bool {
-		if len(tc.leaders(shards)) != shards {
-			return false
-		}
-		for _, m := range tc.nodes {
-			if m.stopped {
-				continue
-			}
-			for i := range shards {
-				if _, ok := m.node.leaderOf(i); !ok {
-					return false
-				}
-			}
-		}
-		return true
-	})
-}
-
-func (tc *testCluster) client(addrs ...string) *client.Client {
-	tc.t.Helper()
-	if len(addrs) == 0 {
-		for _, m := range tc.nodes {
-			if !m.stopped {
-				addrs = append(addrs, m.addr)
-			}
-		}
-	}
-	// Retries ride out elections on a loaded machine.
-	c, err := client.New(context.Background(), client.Config{Addrs: addrs, Retries: 60, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 30 * time.Second})
-	if err != nil {
-		tc.t.Fatal(err)
-	}
-	tc.t.Cleanup(func() { c.Close() })
-	return c
+// newTestCluster starts n nodes of a new cluster of shards shards.
+func newTestCluster(t *testing.T, n, shards int) *clustertest.Cluster {
+	return clustertest.NewCluster(t, n, shards, nil)
 }
 
 func TestClusterBootstrapAndServe(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
+	tc.WaitLeaders(90 * time.Second)
 	// Every shard has three replicas, and exactly one bootstrap happened:
 	// every replica ends up with the same three-server configuration (a
 	// replica that was not the bootstrapper learns it from the leader).
 	waitFor(t, "every replica to know its configuration", 30*time.Second, func() bool {
 		for i := range shards {
 			var replicas int
-			for _, m := range tc.nodes {
-				s := m.node.Shard(i)
+			for _, m := range tc.Nodes {
+				s := m.Node.Replica(i)
 				if s == nil {
 					continue
 				}
 				replicas++
-				cf := s.raft.GetConfiguration()
+				cf := s.Raft().GetConfiguration()
 				if cf.Error() != nil || len(cf.Configuration().Servers) != 3 {
 					return false
 				}
@@ -208,10 +59,10 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 	// Leaderships spread evenly (8 shards on 3 nodes: 3, 3 and 2), by
 	// leadership transfers towards each shard's preferred leader.
 	waitFor(t, "leaderships to spread evenly", 60*time.Second, func() bool {
-		for _, m := range tc.nodes {
+		for _, m := range tc.Nodes {
 			led := 0
 			for i := range shards {
-				if s := m.node.Shard(i); s != nil && s.raft.State() == raft.Leader {
+				if s := m.Node.Replica(i); s != nil && s.Raft().State() == raft.Leader {
 					led++
 				}
 			}
@@ -222,45 +73,45 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 		return true
 	})
 	// The cluster ID and the cursor key agree.
-	for _, m := range tc.nodes[1:] {
-		if m.node.meta.ClusterID != tc.nodes[0].node.meta.ClusterID || string(m.node.cfg.Store.CursorKey) != string(tc.nodes[0].node.cfg.Store.CursorKey) {
-			t.Fatalf("%s: cluster %s, %s: cluster %s", m.id, m.node.meta.ClusterID, tc.nodes[0].id, tc.nodes[0].node.meta.ClusterID)
+	for _, m := range tc.Nodes[1:] {
+		if m.Node.ClusterID() != tc.Nodes[0].Node.ClusterID() || string(m.Node.CursorKey()) != string(tc.Nodes[0].Node.CursorKey()) {
+			t.Fatalf("%s: cluster %s, %s: cluster %s", m.ID, m.Node.ClusterID(), tc.Nodes[0].ID, tc.Nodes[0].Node.ClusterID())
 		}
 	}
 	ctx := context.Background()
 	// A client of a single node reaches every shard through forwarding.
-	for _, m := range tc.nodes {
-		c := tc.client(m.addr)
-		actor := "fan-of-" + m.id
+	for _, m := range tc.Nodes {
+		c := tc.Client(m.Addr)
+		actor := "fan-of-" + m.ID
 		var targets []string
 		for i := range 12 {
 			targets = append(targets, fmt.Sprintf("star%d", i))
 		}
 		res, err := c.Follow(ctx, actor, targets, client.Sync())
 		if err != nil {
-			t.Fatalf("via %s: %v", m.id, err)
+			t.Fatalf("via %s: %v", m.ID, err)
 		}
 		for _, r := range res {
 			if r.Code != 0 {
-				t.Fatalf("via %s: %+v", m.id, r)
+				t.Fatalf("via %s: %+v", m.ID, r)
 			}
 		}
 		for _, tg := range targets {
 			p, err := c.Followers(ctx, tg)
 			if err != nil {
-				t.Fatalf("followers of %s via %s: %v", tg, m.id, err)
+				t.Fatalf("followers of %s via %s: %v", tg, m.ID, err)
 			}
 			found := false
 			for _, it := range p.Items {
 				found = found || it.UserID == actor
 			}
 			if !found {
-				t.Fatalf("%s not among the followers of %s (via %s): %+v", actor, tg, m.id, p)
+				t.Fatalf("%s not among the followers of %s (via %s): %+v", actor, tg, m.ID, p)
 			}
 		}
 	}
 	// Info spans shards.
-	c := tc.client()
+	c := tc.Client()
 	infos, err := c.Info(ctx, "star0", "star1", "fan-of-n1")
 	if err != nil || infos[0].Followers != 3 || infos[2].Following != 12 {
 		t.Fatalf("info: %+v %v", infos, err)
@@ -271,10 +122,10 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 	for i := range 12 {
 		users = append(users, fmt.Sprintf("star%d", i))
 	}
-	for _, m := range tc.nodes {
-		infos, err := NewService(m.node, m.addr, "test").Info(ctx, wire.UsersRequest{Users: users})
+	for _, m := range tc.Nodes {
+		infos, err := m.Router.Info(ctx, wire.UsersRequest{Users: users})
 		if err != nil || len(infos) != len(users) {
-			t.Fatalf("info via %s: %+v %v", m.id, infos, err)
+			t.Fatalf("info via %s: %+v %v", m.ID, infos, err)
 		}
 		for i, in := range infos {
 			want := uint64(3)
@@ -282,65 +133,10 @@ func TestClusterBootstrapAndServe(t *testing.T) {
 				want = 12
 			}
 			if in.UserID != users[i] || in.Code != 0 || in.Following+in.Followers != want {
-				t.Fatalf("info via %s, user %d: %+v, want %s with %d", m.id, i, in, users[i], want)
+				t.Fatalf("info via %s, user %d: %+v, want %s with %d", m.ID, i, in, users[i], want)
 			}
 		}
 	}
-}
-
-// dump logs every node's view, to diagnose a failure.
-func (tc *testCluster) dump() {
-	for _, m := range tc.nodes {
-		if m.stopped {
-			continue
-		}
-		for _, s := range m.node.localShards() {
-			addr, id := s.raft.LeaderWithID()
-			tc.t.Logf("%s shard %d: state %v ready %v leader %s@%s last %d", m.id, s.id, s.raft.State(), s.Ready(), id, addr, s.raft.LastIndex())
-		}
-		for _, mb := range m.node.Members() {
-			tc.t.Logf("%s sees %s alive=%v leads=%d hosts=%d", m.id, mb.Meta.ID, mb.Alive, mb.Meta.Leads.Count(), mb.Meta.Hosts.Count())
-		}
-	}
-}
-
-// addNode starts one more node that joins the running cluster.
-func (tc *testCluster) addNode(shards int) *testMember {
-	m := &testMember{id: fmt.Sprintf("n%d", len(tc.nodes)+1), dir: tc.t.TempDir(), addr: freePort(tc.t)}
-	cfg := tc.nodes[0].cfg
-	cfg.NodeID, cfg.DataDir, cfg.ClientAddr = m.id, m.dir, m.addr
-	cfg.RaftAddr, cfg.GossipAddr = freePort(tc.t), freePort(tc.t)
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Name: m.id, Level: hclog.LevelFromString(testLogLevel), Output: newTestWriter(tc.t)})
-	cfg.Join = tc.join
-	m.cfg = cfg
-	tc.nodes = append(tc.nodes, m)
-	tc.start(m)
-	return m
-}
-
-// replicas returns, per shard, the voters in the leader's configuration.
-func (tc *testCluster) replicas(shards int) map[int][]string {
-	out := map[int][]string{}
-	for _, m := range tc.nodes {
-		if m.stopped {
-			continue
-		}
-		for _, s := range m.node.localShards() {
-			if !s.Ready() {
-				continue
-			}
-			cf := s.raft.GetConfiguration()
-			if cf.Error() != nil {
-				continue
-			}
-			for _, sv := range cf.Configuration().Servers {
-				if sv.Suffrage == raft.Voter {
-					out[s.id] = append(out[s.id], string(sv.ID))
-				}
-			}
-		}
-	}
-	return out
 }
 
 // writeAll follows through every shard and returns the actors used.
@@ -360,23 +156,23 @@ func writeAll(t *testing.T, c *client.Client, tag string, n int) []string {
 func TestClusterLeaderFailover(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	c := tc.client()
+	tc.WaitLeaders(90 * time.Second)
+	c := tc.Client()
 	before := writeAll(t, c, "before", 40)
 	// Kill the leader of shard 0.
-	victim := tc.leaders(shards)[0]
-	var m *testMember
-	for _, x := range tc.nodes {
-		if x.id == victim {
+	victim := tc.Leaders()[0]
+	var m *clustertest.Member
+	for _, x := range tc.Nodes {
+		if x.ID == victim {
 			m = x
 		}
 	}
 	start := time.Now()
-	tc.stop(m)
-	tc.waitLeaders(shards, 90*time.Second)
+	tc.Stop(m)
+	tc.WaitLeaders(90 * time.Second)
 	t.Logf("every shard led again %v after stopping %s", time.Since(start).Round(time.Millisecond), victim)
 	// Writes and reads work through the survivors, and nothing was lost.
-	c2 := tc.client()
+	c2 := tc.Client()
 	writeAll(t, c2, "after", 40)
 	info, err := c2.Info(context.Background(), "hub-before", "hub-after")
 	if err != nil || info[0].Followers != uint64(len(before)) || info[1].Followers != 40 {
@@ -387,20 +183,20 @@ func TestClusterLeaderFailover(t *testing.T) {
 func TestClusterJoinAndRebalance(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	c := tc.client()
+	tc.WaitLeaders(90 * time.Second)
+	c := tc.Client()
 	writeAll(t, c, "pre", 30)
-	n4 := tc.addNode(shards)
+	n4 := tc.AddNode()
 	// The new node gets the replicas that rendezvous hashing gives it,
 	// caught up and promoted to voter; every shard keeps 3 voters.
 	var eligible []string
-	for _, m := range tc.nodes {
-		eligible = append(eligible, m.id)
+	for _, m := range tc.Nodes {
+		eligible = append(eligible, m.ID)
 	}
 	waitFor(t, "rebalanced replicas", 60*time.Second, func() bool {
-		reps := tc.replicas(shards)
+		reps := tc.Voters()
 		for i := range shards {
-			want := Replicas(i, eligible, 3)
+			want := cluster.Replicas(i, eligible, 3)
 			got := reps[i]
 			if len(got) != 3 {
 				return false
@@ -413,11 +209,11 @@ func TestClusterJoinAndRebalance(t *testing.T) {
 		}
 		return true
 	})
-	if n4.node.Shard(0) == nil && len(n4.node.localShards()) == 0 {
+	if n4.Node.Replica(0) == nil && len(n4.Node.LocalReplicas()) == 0 {
 		t.Fatal("the new node hosts nothing")
 	}
 	// Its data is complete: read through it.
-	c4 := tc.client(n4.addr)
+	c4 := tc.Client(n4.Addr)
 	info, err := c4.Info(context.Background(), "hub-pre")
 	if err != nil || info[0].Followers != 30 {
 		t.Fatalf("through the new node: %+v %v", info, err)
@@ -427,23 +223,23 @@ func TestClusterJoinAndRebalance(t *testing.T) {
 func TestClusterDeadNodeReplaced(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 4, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	c := tc.client()
+	tc.WaitLeaders(90 * time.Second)
+	c := tc.Client()
 	writeAll(t, c, "x", 20)
-	dead := tc.nodes[3]
-	tc.stop(dead)
+	dead := tc.Nodes[3]
+	tc.Stop(dead)
 	// After DeadTimeout (3s here), every shard has 3 voters, none of them
 	// the dead node.
 	waitFor(t, "re-replication", 60*time.Second, func() bool {
-		reps := tc.replicas(shards)
+		reps := tc.Voters()
 		for i := range shards {
-			if len(reps[i]) != 3 || slices.Contains(reps[i], dead.id) {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], dead.ID) {
 				return false
 			}
 		}
 		return true
 	})
-	info, err := tc.client().Info(context.Background(), "hub-x")
+	info, err := tc.Client().Info(context.Background(), "hub-x")
 	if err != nil || info[0].Followers != 20 {
 		t.Fatalf("after re-replication: %+v %v", info, err)
 	}
@@ -452,23 +248,23 @@ func TestClusterDeadNodeReplaced(t *testing.T) {
 func TestClusterDrain(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 4, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	writeAll(t, tc.client(), "d", 20)
-	target := tc.nodes[1]
-	if err := target.node.SetDraining(true); err != nil {
+	tc.WaitLeaders(90 * time.Second)
+	writeAll(t, tc.Client(), "d", 20)
+	target := tc.Nodes[1]
+	if err := target.Node.SetDraining(true); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "drain", 60*time.Second, func() bool {
-		reps := tc.replicas(shards)
+		reps := tc.Voters()
 		for i := range shards {
-			if len(reps[i]) != 3 || slices.Contains(reps[i], target.id) {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], target.ID) {
 				return false
 			}
 		}
-		return len(target.node.localShards()) == 0
+		return len(target.Node.LocalReplicas()) == 0
 	})
-	tc.stop(target)
-	info, err := tc.client().Info(context.Background(), "hub-d")
+	tc.Stop(target)
+	info, err := tc.Client().Info(context.Background(), "hub-d")
 	if err != nil || info[0].Followers != 20 {
 		t.Fatalf("after drain: %+v %v", info, err)
 	}
@@ -532,8 +328,8 @@ func writer(t *testing.T, c *client.Client, tag string, a *acked, stop chan stru
 func TestClusterRollingRestart(t *testing.T) {
 	const shards = 8
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	c, err := client.New(context.Background(), client.Config{Addrs: []string{tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr}, Retries: 100, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
+	tc.WaitLeaders(90 * time.Second)
+	c, err := client.New(context.Background(), client.Config{Addrs: []string{tc.Nodes[0].Addr, tc.Nodes[1].Addr, tc.Nodes[2].Addr}, Retries: 100, RetryBackoff: 20 * time.Millisecond, RequestTimeout: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -542,14 +338,14 @@ func TestClusterRollingRestart(t *testing.T) {
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	writer(t, c, "roll", &a, stop, &wg)
-	for _, m := range tc.nodes {
+	for _, m := range tc.Nodes {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		m.node.HandOffLeaderships(ctx)
+		m.Node.HandOffLeaderships(ctx)
 		cancel()
-		tc.stop(m)
+		tc.Stop(m)
 		time.Sleep(500 * time.Millisecond)
-		tc.start(m)
-		tc.waitLeaders(shards, 90*time.Second)
+		tc.Start(m)
+		tc.WaitLeaders(90 * time.Second)
 	}
 	time.Sleep(500 * time.Millisecond)
 	close(stop)
@@ -566,26 +362,26 @@ func TestClusterRollingRestart(t *testing.T) {
 func TestClusterPartitionedFollowerHeals(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	c := tc.client(tc.nodes[0].addr, tc.nodes[1].addr, tc.nodes[2].addr)
+	tc.WaitLeaders(90 * time.Second)
+	c := tc.Client(tc.Nodes[0].Addr, tc.Nodes[1].Addr, tc.Nodes[2].Addr)
 	// Cut off the node that leads the fewest shards.
 	leads := map[string]int{}
-	for _, id := range tc.leaders(shards) {
+	for _, id := range tc.Leaders() {
 		leads[id]++
 	}
-	iso := tc.nodes[0]
-	for _, m := range tc.nodes {
-		if leads[m.id] < leads[iso.id] {
+	iso := tc.Nodes[0]
+	for _, m := range tc.Nodes {
+		if leads[m.ID] < leads[iso.ID] {
 			iso = m
 		}
 	}
 	block := func(on bool) {
-		for _, m := range tc.nodes {
+		for _, m := range tc.Nodes {
 			if m == iso {
 				continue
 			}
-			m.node.mux.Block(iso.node.mux.Addr(), on)
-			iso.node.mux.Block(m.node.mux.Addr(), on)
+			m.Node.RaftMux().Block(iso.Node.RaftMux().Addr(), on)
+			iso.Node.RaftMux().Block(m.Node.RaftMux().Addr(), on)
 		}
 	}
 	block(true)
@@ -595,9 +391,9 @@ func TestClusterPartitionedFollowerHeals(t *testing.T) {
 	writer(t, c, "part", &a, stop, &wg)
 	// Every shard is led on the majority side and keeps taking writes.
 	waitFor(t, "majority leaders", 30*time.Second, func() bool {
-		l := tc.leaders(shards)
+		l := tc.Leaders()
 		for i := range shards {
-			if l[i] == "" || l[i] == iso.id {
+			if l[i] == "" || l[i] == iso.ID {
 				return false
 			}
 		}
@@ -609,21 +405,21 @@ func TestClusterPartitionedFollowerHeals(t *testing.T) {
 	wg.Wait()
 	// The healed node catches up: its replicas apply up to the leaders.
 	waitFor(t, "the healed node to catch up", 30*time.Second, func() bool {
-		for _, s := range iso.node.localShards() {
+		for _, s := range iso.Node.LocalReplicas() {
 			var leaderIdx uint64
-			for _, m := range tc.nodes {
-				if ls := m.node.Shard(s.id); ls != nil && ls.Ready() {
-					leaderIdx = ls.fsm.Index()
+			for _, m := range tc.Nodes {
+				if ls := m.Node.Replica(s.Shard()); ls != nil && ls.Ready() {
+					leaderIdx = ls.FSM().Index()
 				}
 			}
-			if leaderIdx == 0 || s.fsm.Index() < leaderIdx {
+			if leaderIdx == 0 || s.FSM().Index() < leaderIdx {
 				return false
 			}
 		}
 		return true
 	})
 	a.check(t, c)
-	t.Logf("%d writes during the partition; %s caught up", len(a.edges), iso.id)
+	t.Logf("%d writes during the partition; %s caught up", len(a.edges), iso.ID)
 }
 
 // Reads at each consistency level: linearizable and leader reads go to
@@ -632,32 +428,32 @@ func TestClusterPartitionedFollowerHeals(t *testing.T) {
 func TestClusterReadConsistency(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
+	tc.WaitLeaders(90 * time.Second)
 	ctx := context.Background()
-	if _, err := tc.client().Follow(ctx, "reader-a", []string{"star-c"}, client.Sync()); err != nil {
+	if _, err := tc.Client().Follow(ctx, "reader-a", []string{"star-c"}, client.Sync()); err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range tc.nodes {
-		c := tc.client(m.addr)
+	for _, m := range tc.Nodes {
+		c := tc.Client(m.Addr)
 		for _, cons := range []wire.Consistency{client.Leader, client.Linearizable} {
 			p, err := c.Followers(ctx, "star-c", client.ReadConsistency(cons))
 			if err != nil || len(p.Items) != 1 {
-				t.Fatalf("via %s at %v: %+v %v", m.id, cons, p, err)
+				t.Fatalf("via %s at %v: %+v %v", m.ID, cons, p, err)
 			}
 		}
 		// Every node holds a replica of every shard (3 nodes, 3 replicas),
 		// so an "any" read is local: it converges to the leader's state.
-		waitFor(t, "follower read on "+m.id, 10*time.Second, func() bool {
+		waitFor(t, "follower read on "+m.ID, 10*time.Second, func() bool {
 			p, err := c.Followers(ctx, "star-c", client.ReadConsistency(client.Any))
 			return err == nil && len(p.Items) == 1
 		})
 		cs, err := c.CheckAt(ctx, client.Linearizable, "star-c", "reader-a")
 		if err != nil || cs[0].FollowType != 1 {
-			t.Fatalf("linearizable check via %s: %+v %v", m.id, cs, err)
+			t.Fatalf("linearizable check via %s: %+v %v", m.ID, cs, err)
 		}
 		in, err := c.InfoAt(ctx, client.Any, "reader-a")
 		if err != nil || in[0].Following != 1 {
-			t.Fatalf("any info via %s: %+v %v", m.id, in, err)
+			t.Fatalf("any info via %s: %+v %v", m.ID, in, err)
 		}
 	}
 }
@@ -670,36 +466,34 @@ func TestClusterReadConsistency(t *testing.T) {
 func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 4, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	writeAll(t, tc.client(), "before", 20)
-	target := tc.nodes[1]
+	tc.WaitLeaders(90 * time.Second)
+	writeAll(t, tc.Client(), "before", 20)
+	target := tc.Nodes[1]
 	var hosted []int
-	for _, s := range target.node.localShards() {
-		hosted = append(hosted, s.id)
+	for _, s := range target.Node.LocalReplicas() {
+		hosted = append(hosted, s.Shard())
 	}
 	if len(hosted) == 0 {
 		t.Fatal("the target hosts no replica")
 	}
-	if err := target.node.SetDraining(true); err != nil {
+	if err := target.Node.SetDraining(true); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "drain", 60*time.Second, func() bool {
-		reps := tc.replicas(shards)
+		reps := tc.Voters()
 		for i := range shards {
-			if len(reps[i]) != 3 || slices.Contains(reps[i], target.id) {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], target.ID) {
 				return false
 			}
 		}
-		return len(target.node.localShards()) == 0
+		return len(target.Node.LocalReplicas()) == 0
 	})
 	// dropReplica runs on the reconciler: wait for it to be done with
 	// each replica, then look at what is left of them.
 	waitFor(t, "dropped replicas deleted", 10*time.Second, func() bool {
-		target.node.mu.RLock()
-		defer target.node.mu.RUnlock()
-		return len(target.node.dropping) == 0
+		return target.Node.Dropping() == 0
 	})
-	sh, err := target.node.sharedLog()
+	sh, err := target.Node.RaftLog()
 	if err != nil || sh == nil {
 		t.Fatalf("shared log: %v %v", sh, err)
 	}
@@ -711,26 +505,26 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 		if last, _ := st.LastIndex(); last != 0 {
 			t.Fatalf("the dropped replica of shard %d left entries up to %d in the shared log", id, last)
 		}
-		if _, err := os.Stat(filepath.Join(target.dir, shardDir(id))); !errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(target.Dir, cluster.ShardDir(id))); !errors.Is(err, os.ErrNotExist) {
 			t.Fatalf("the dropped replica of shard %d left its directory: %v", id, err)
 		}
 	}
 	if ids := sh.Streams(); len(ids) != 0 {
 		t.Fatalf("streams with entries after every replica was dropped: %v", ids)
 	}
-	writeAll(t, tc.client(), "away", 20)
+	writeAll(t, tc.Client(), "away", 20)
 
-	if err := target.node.SetDraining(false); err != nil {
+	if err := target.Node.SetDraining(false); err != nil {
 		t.Fatal(err)
 	}
 	var all []string
-	for _, m := range tc.nodes {
-		all = append(all, m.id)
+	for _, m := range tc.Nodes {
+		all = append(all, m.ID)
 	}
-	waitFor(t, "replicas back on "+target.id, 60*time.Second, func() bool {
-		reps := tc.replicas(shards)
+	waitFor(t, "replicas back on "+target.ID, 60*time.Second, func() bool {
+		reps := tc.Voters()
 		for i := range shards {
-			want := Replicas(i, all, 3)
+			want := cluster.Replicas(i, all, 3)
 			if len(reps[i]) != 3 {
 				return false
 			}
@@ -742,39 +536,39 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 		}
 		return true
 	})
-	back := target.node.localShards()
+	back := target.Node.LocalReplicas()
 	readopted := 0
 	for _, s := range back {
-		if slices.Contains(hosted, s.id) {
+		if slices.Contains(hosted, s.Shard()) {
 			readopted++
 		}
 	}
 	if readopted == 0 {
-		t.Fatalf("none of shards %v came back to %s", hosted, target.id)
+		t.Fatalf("none of shards %v came back to %s", hosted, target.ID)
 	}
-	writeAll(t, tc.client(), "after", 20)
+	writeAll(t, tc.Client(), "after", 20)
 	// Each replica on the target converges to its leader's state.
-	stats := func(s *Shard) shard.Stats {
+	stats := func(s *cluster.Replica) shard.Stats {
 		var st shard.Stats
 		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
 		st.BlockBytes, st.StringBytes, st.IndexBytes = 0, 0, 0 // layout, not content
 		return st
 	}
 	for _, s := range back {
-		waitFor(t, fmt.Sprintf("shard %d on %s to catch up", s.id, target.id), 30*time.Second, func() bool {
-			for _, m := range tc.nodes {
-				if ls := m.node.Shard(s.id); ls != nil && ls.Ready() {
-					return s.fsm.Index() >= ls.fsm.Index() && stats(s) == stats(ls)
+		waitFor(t, fmt.Sprintf("shard %d on %s to catch up", s.Shard(), target.ID), 30*time.Second, func() bool {
+			for _, m := range tc.Nodes {
+				if ls := m.Node.Replica(s.Shard()); ls != nil && ls.Ready() {
+					return s.FSM().Index() >= ls.FSM().Index() && stats(s) == stats(ls)
 				}
 			}
 			return false
 		})
 	}
-	info, err := tc.client(target.addr).Info(context.Background(), "hub-before", "hub-away", "hub-after")
+	info, err := tc.Client(target.Addr).Info(context.Background(), "hub-before", "hub-away", "hub-after")
 	if err != nil || info[0].Followers != 20 || info[1].Followers != 20 || info[2].Followers != 20 {
-		t.Fatalf("through %s: %+v %v", target.id, info, err)
+		t.Fatalf("through %s: %+v %v", target.ID, info, err)
 	}
-	t.Logf("%s dropped shards %v and got %d of them back, among %d replicas", target.id, hosted, readopted, len(back))
+	t.Logf("%s dropped shards %v and got %d of them back, among %d replicas", target.ID, hosted, readopted, len(back))
 }
 
 // A node that comes back under its old ID with an empty data directory (a
@@ -787,36 +581,36 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 func TestClusterNodeBackWithoutItsData(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	writeAll(t, tc.client(), "x", 20)
-	lost := tc.nodes[2]
-	tc.stop(lost)
-	if err := os.RemoveAll(lost.dir); err != nil {
+	tc.WaitLeaders(90 * time.Second)
+	writeAll(t, tc.Client(), "x", 20)
+	lost := tc.Nodes[2]
+	tc.Stop(lost)
+	if err := os.RemoveAll(lost.Dir); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(lost.dir, 0o755)
-	tc.start(lost)
+	os.MkdirAll(lost.Dir, 0o755)
+	tc.Start(lost)
 	// Every shard's configuration must pass through a state without the
 	// node as a voter (re-added as a non-voter), then end with it as one.
 	demoted := map[int]bool{}
 	waitFor(t, "the node re-added to every shard", 90*time.Second, func() bool {
 		done := 0
-		for _, m := range tc.nodes[:2] {
-			for _, s := range m.node.localShards() {
+		for _, m := range tc.Nodes[:2] {
+			for _, s := range m.Node.LocalReplicas() {
 				if !s.Ready() {
 					continue
 				}
-				cf := s.raft.GetConfiguration()
+				cf := s.Raft().GetConfiguration()
 				if cf.Error() != nil {
 					continue
 				}
 				voter := false
 				for _, sv := range cf.Configuration().Servers {
-					voter = voter || sv.ID == raft.ServerID(lost.id) && sv.Suffrage == raft.Voter
+					voter = voter || sv.ID == raft.ServerID(lost.ID) && sv.Suffrage == raft.Voter
 				}
 				if !voter {
-					demoted[s.id] = true
-				} else if demoted[s.id] {
+					demoted[s.Shard()] = true
+				} else if demoted[s.Shard()] {
 					done++
 				}
 			}
@@ -825,11 +619,11 @@ func TestClusterNodeBackWithoutItsData(t *testing.T) {
 	})
 	// And it holds the data again.
 	waitFor(t, "the node's replicas caught up", 30*time.Second, func() bool {
-		if len(lost.node.localShards()) != shards {
+		if len(lost.Node.LocalReplicas()) != shards {
 			return false
 		}
-		for _, s := range lost.node.localShards() {
-			if s.raft.AppliedIndex() < 3 {
+		for _, s := range lost.Node.LocalReplicas() {
+			if s.Raft().AppliedIndex() < 3 {
 				return false
 			}
 		}
@@ -845,20 +639,19 @@ func TestClusterNodeBackWithoutItsData(t *testing.T) {
 func TestClusterNodeBackUnderANewID(t *testing.T) {
 	const shards = 4
 	tc := newTestCluster(t, 3, shards)
-	tc.waitLeaders(shards, 90*time.Second)
-	writeAll(t, tc.client(), "x", 20)
-	old := tc.nodes[2]
-	tc.stop(old)
-	if err := os.RemoveAll(old.dir); err != nil {
+	tc.WaitLeaders(90 * time.Second)
+	writeAll(t, tc.Client(), "x", 20)
+	old := tc.Nodes[2]
+	tc.Stop(old)
+	if err := os.RemoveAll(old.Dir); err != nil {
 		t.Fatal(err)
 	}
-	os.MkdirAll(old.dir, 0o755)
-	old.cfg.NodeID = "n3b"
-	old.cfg.Logger = old.cfg.Logger.Named("n3b")
-	old.id = "n3b"
-	tc.start(old)
+	os.MkdirAll(old.Dir, 0o755)
+	old.Config.NodeID = "n3b"
+	old.ID = "n3b"
+	tc.Start(old)
 	waitFor(t, "n3b replacing n3 in every shard", 90*time.Second, func() bool {
-		reps := tc.replicas(shards)
+		reps := tc.Voters()
 		// The healthy nodes' replicas must never be removed on the way
 		// (a dead node still within its dead timeout used to count as
 		// a voter in place, and a live one was dropped instead).

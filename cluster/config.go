@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/wal"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -17,97 +18,108 @@ import (
 // does not set one.
 const DefaultShards = 16
 
-// Config configures a Node. Start from DefaultConfig.
+// Config configures a Node. Start from DefaultConfig. docs/ARCHITECTURE.md
+// says how the defaults were chosen.
 type Config struct {
-	// NodeID names this node in raft configurations.
+	// NodeID names this node in raft configurations and gossip.
 	NodeID string
-	// DataDir holds the node's metadata, and per shard the raft log,
-	// stable store and snapshots.
+	// DataDir holds the node's metadata, its raft log and, per shard, the
+	// raft stable store and snapshots.
 	DataDir string
 	// Shards is the number of shards of a new cluster. 0 means: what the
 	// data directory says, or DefaultShards for a new one. A node refuses
 	// to start if it is set and differs from the data directory's.
 	Shards int
-	// Store holds the limits of every shard's Store. Its CursorKey, when
-	// empty, is derived from the cluster ID.
-	Store shard.Config
 	// Logger receives the node's structured logs (and raft's).
 	Logger hclog.Logger
 
-	// Raft tuning. See docs/ARCHITECTURE.md for how these were chosen.
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
-	LeaderLeaseTimeout time.Duration
-	// CommitTimeout is how often an idle leader sends each follower an
-	// AppendEntries that carries the commit index (raft's pipeline sends
-	// one per follower per shard every CommitTimeout to 2x, even with
-	// nothing new). Under load new entries trigger sends at once, so it
-	// only bounds how stale an idle follower's applied state is; at 5 ms it
-	// cost a 16-shard idle node a third of a core.
-	CommitTimeout     time.Duration
-	MaxAppendEntries  int
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
-	TrailingLogs      uint64
-	SnapshotRetain    int
-	// WALSegmentSize is the preallocated size of a raft log segment file:
-	// of the node's shared log, or of each shard's own log in a data
-	// directory of the per-shard layout (see Meta.RaftLog). The default,
-	// 8 MiB, is the per-shard one kept for the shared log: a segment
-	// fills 16 times as fast there, but creating one (zero-filled and
-	// synced) holds up every shard's appends, and a small segment keeps
-	// that pause short (about 9 ms for 8 MiB on the test VM) and reclaims
-	// space in small steps.
-	WALSegmentSize int64
-	// WALSyncDepth is how many group commits of the shared raft log may
-	// have their fdatasync in flight at once (wal.Config.SyncDepth; 0 is
-	// wal's default, 4). The default is 1: raft has at most one append
-	// per shard in flight, so at most about one per shard wait at a time,
-	// and with one fdatasync in flight they gather into groups of about 7
-	// (16 shards) where 4 in flight split them into groups of 2.5. On the
-	// 2-core test VM, the extra fdatasyncs cost more than the overlap
-	// saves: depth 1 gave 1.5 to 1.8 times the throughput of depth 4 with
-	// 16 to 256 writers on 16 shards, at a similar or lower p99
-	// (BenchmarkGroupCommitShards, docs/PERFORMANCE.md). A disk that
-	// completes concurrent fdatasyncs in parallel may do better with 2-4.
-	WALSyncDepth int
-	// NoSync turns off fsync of the raft log. Only for tests and
-	// benchmarks that measure something else: acknowledged writes may be
-	// lost on a crash.
-	NoSync bool
+	// Store holds the limits of every shard's Store. Its CursorKey, when
+	// empty, is derived from the cluster ID.
+	Store shard.Config
+	// Raft tunes every shard's raft group.
+	Raft RaftConfig
+	// RaftLog tunes the node's write-ahead log, which holds the raft logs
+	// of all its shards.
+	RaftLog wal.Config
+	// Batch tunes group commit: how client writes share log entries.
+	Batch BatchConfig
+	// Relay tunes the delivery of reverse edges to other shards.
+	Relay RelayConfig
+	// Membership makes the node a member of a cluster; its zero value
+	// (no RaftAddr) is a single node holding every shard.
+	Membership MembershipConfig
 
-	// Group commit: at most MaxBatch commands (and MaxBatchBytes of
-	// encoded commands) share one log entry, and at most MaxInflight
-	// entries per shard are in flight in raft. While they are, new
-	// commands queue up and go out together in the next entry, so batches
-	// grow with load while a lone command goes out at once.
-	MaxBatch      int
-	MaxBatchBytes int
-	MaxInflight   int
-	// QueueDepth bounds the commands waiting per shard; beyond it, writes
-	// fail with codes.Overloaded.
-	QueueDepth int
-	// ApplyTimeout bounds how long a write may wait to be committed.
-	ApplyTimeout time.Duration
-
-	// Relay of reverse edges to other shards.
-	RelayBatch int           // records per delivery
-	RelayRetry time.Duration // first retry delay after a failed delivery (doubles, up to 2s)
-	AckEvery   time.Duration // how often delivered records are acknowledged (and dropped)
-	// MaxOutbox bounds a shard's undelivered records; while it is
-	// exceeded, new writes to the shard fail with codes.Overloaded.
-	MaxOutbox int
-
+	// Peers reaches the other nodes of the cluster: required with
+	// Membership.RaftAddr, unused on a single node.
+	Peers Peers
 	// OnCommit, if set, is called after each batch entry commits with the
 	// time from proposal to commit and the number of commands it carried
 	// (for metrics). It must not block.
 	OnCommit func(shard int, d time.Duration, commands int)
 
-	// Cluster mode: a node with a RaftAddr is a member of a cluster (see
-	// clustermode.go); without one it is a single node, as above.
-	//
-	// RaftAddr is the raft listener, one port for every shard;
-	// RaftAdvertise the address peers dial (default: RaftAddr).
+	// sender, if set, replaces the relay's delivery (tests inject faults
+	// with it).
+	sender sender
+}
+
+// RaftConfig tunes every shard's raft group (hashicorp/raft's Config).
+type RaftConfig struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	// CommitTimeout is how often an idle leader sends each follower an
+	// AppendEntries carrying the commit index. It bounds how stale an
+	// idle follower's applied state is (reads at consistency any), and
+	// costs idle CPU on every replica.
+	CommitTimeout     time.Duration
+	MaxAppendEntries  int
+	SnapshotThreshold uint64
+	SnapshotInterval  time.Duration
+	// TrailingLogs are the entries kept after a snapshot, for followers
+	// to catch up from. They must outlast a snapshot restore on a
+	// follower, or it never catches up.
+	TrailingLogs   uint64
+	SnapshotRetain int
+}
+
+// BatchConfig tunes group commit. At most MaxCommands commands (and
+// MaxBytes of encoded commands) share one log entry, and at most
+// MaxInflight entries per shard are in flight in raft. While they are, new
+// commands queue and go out together in the next entry, so entries grow
+// with load while a lone command goes out at once.
+type BatchConfig struct {
+	MaxCommands int
+	MaxBytes    int
+	MaxInflight int
+	// QueueDepth bounds the commands waiting per shard; beyond it, writes
+	// fail with codes.Overloaded.
+	QueueDepth int
+	// ApplyTimeout bounds how long a write may wait to be committed.
+	ApplyTimeout time.Duration
+}
+
+// RelayConfig tunes the relay of reverse edges to other shards.
+type RelayConfig struct {
+	// Batch is the most records per delivery.
+	Batch int
+	// Retry is the first delay after a failed delivery (doubling, up to
+	// 2 s).
+	Retry time.Duration
+	// AckEvery is how often delivered records are acknowledged in the
+	// log (and dropped from the outbox).
+	AckEvery time.Duration
+	// MaxOutbox bounds a shard's undelivered records; while it is
+	// exceeded, new writes to the shard fail with codes.Overloaded.
+	MaxOutbox int
+}
+
+// MembershipConfig makes a node a member of a cluster: its shards' raft
+// groups talk to other nodes over one multiplexed port, gossip says who is
+// alive and who leads what, and each shard has Replicas voters.
+type MembershipConfig struct {
+	// RaftAddr is the raft listener, one port for every shard; its
+	// presence puts the node in cluster mode. RaftAdvertise is the
+	// address peers dial (default: RaftAddr).
 	RaftAddr, RaftAdvertise string
 	// RaftDial, if set, replaces the raft port's dialer (tests inject
 	// partitions with it).
@@ -118,14 +130,12 @@ type Config struct {
 	// ClientAddr is this node's client address as other nodes and clients
 	// should use it (shard maps, forwarding).
 	ClientAddr string
-	// Token is presented to other nodes when forwarding and relaying.
-	Token string
 	// Join lists gossip seeds (it may include this node's own address).
 	Join []string
 	// BootstrapExpect creates a new cluster once this many nodes see each
 	// other (0: join an existing cluster only).
 	BootstrapExpect int
-	// Replicas is the number of voters of each shard (default 3).
+	// Replicas is the number of voters of each shard.
 	Replicas int
 	// DeadTimeout is how long a node must have been gone before its
 	// replicas are re-created elsewhere (never on a single suspicion).
@@ -135,21 +145,26 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// FastGossip shortens gossip timers (tests on loopback).
 	FastGossip bool
-
-	// Sender delivers records to other shards. Nil means this node holds
-	// every shard (a single node): deliveries go to the local shard.
-	Sender Sender
-	// Transports makes each shard's raft transport. Nil means in-memory
-	// transports (a single node, replication factor 1).
-	Transports TransportFactory
 }
 
-// DefaultConfig returns the single-node defaults.
+// DefaultConfig returns the defaults: a single node; set
+// Membership.RaftAddr (and the other addresses) for a cluster member.
 func DefaultConfig() Config {
 	return Config{
-		NodeID:             "node1",
-		DataDir:            "followd-data",
-		Store:              shard.DefaultConfig(),
+		NodeID:     "node1",
+		DataDir:    "followd-data",
+		Store:      shard.DefaultConfig(),
+		Raft:       DefaultRaftConfig(),
+		RaftLog:    defaultRaftLogConfig(),
+		Batch:      DefaultBatchConfig(),
+		Relay:      DefaultRelayConfig(),
+		Membership: DefaultMembershipConfig(),
+	}
+}
+
+// DefaultRaftConfig returns the raft defaults.
+func DefaultRaftConfig() RaftConfig {
+	return RaftConfig{
 		HeartbeatTimeout:   500 * time.Millisecond,
 		ElectionTimeout:    500 * time.Millisecond,
 		LeaderLeaseTimeout: 250 * time.Millisecond,
@@ -159,21 +174,33 @@ func DefaultConfig() Config {
 		SnapshotInterval:   30 * time.Second,
 		TrailingLogs:       16384,
 		SnapshotRetain:     2,
-		WALSegmentSize:     8 << 20,
-		WALSyncDepth:       1,
-		MaxBatch:           512,
-		MaxBatchBytes:      1 << 20,
-		MaxInflight:        4,
-		QueueDepth:         8192,
-		ApplyTimeout:       10 * time.Second,
-		RelayBatch:         2048,
-		RelayRetry:         20 * time.Millisecond,
-		AckEvery:           50 * time.Millisecond,
-		MaxOutbox:          1 << 20,
-		Replicas:           3,
-		DeadTimeout:        30 * time.Second,
-		ReconcileInterval:  2 * time.Second,
 	}
+}
+
+// defaultRaftLogConfig is the raft log's configuration: 8 MiB segments and
+// one fdatasync in flight, which gathers the shards' appends into the
+// largest groups (docs/ARCHITECTURE.md).
+func defaultRaftLogConfig() wal.Config {
+	c := wal.DefaultConfig()
+	c.SegmentSize = 8 << 20
+	c.SyncDepth = 1
+	return c
+}
+
+// DefaultBatchConfig returns the group-commit defaults.
+func DefaultBatchConfig() BatchConfig {
+	return BatchConfig{MaxCommands: 512, MaxBytes: 1 << 20, MaxInflight: 4, QueueDepth: 8192, ApplyTimeout: 10 * time.Second}
+}
+
+// DefaultRelayConfig returns the relay defaults.
+func DefaultRelayConfig() RelayConfig {
+	return RelayConfig{Batch: 2048, Retry: 20 * time.Millisecond, AckEvery: 50 * time.Millisecond, MaxOutbox: 1 << 20}
+}
+
+// DefaultMembershipConfig returns the cluster-mode defaults, without
+// addresses (a single node).
+func DefaultMembershipConfig() MembershipConfig {
+	return MembershipConfig{Replicas: 3, DeadTimeout: 30 * time.Second, ReconcileInterval: 2 * time.Second}
 }
 
 // Validate reports the first invalid field.
@@ -185,67 +212,113 @@ func (c *Config) Validate() error {
 		return errors.New("cluster: DataDir is empty")
 	case c.Shards < 0 || c.Shards > 4096:
 		return fmt.Errorf("cluster: Shards (%d) must be between 1 and 4096, or 0", c.Shards)
-	case c.MaxBatch < 1 || c.MaxBatchBytes < 1024 || c.MaxInflight < 1 || c.QueueDepth < 1:
-		return fmt.Errorf("cluster: MaxBatch (%d), MaxBatchBytes (%d), MaxInflight (%d) and QueueDepth (%d) must be positive (bytes at least 1024)",
-			c.MaxBatch, c.MaxBatchBytes, c.MaxInflight, c.QueueDepth)
-	case c.RelayBatch < 1 || c.RelayRetry <= 0 || c.AckEvery <= 0 || c.MaxOutbox < 1:
-		return errors.New("cluster: RelayBatch, RelayRetry, AckEvery and MaxOutbox must be positive")
-	case c.WALSyncDepth < 0 || c.WALSyncDepth > 64:
-		return fmt.Errorf("cluster: WALSyncDepth (%d) must be between 1 and 64, or 0 for the default", c.WALSyncDepth)
-	case c.ApplyTimeout <= 0:
-		return errors.New("cluster: ApplyTimeout must be positive")
-	case c.TrailingLogs < c.SnapshotThreshold/2:
-		return fmt.Errorf("cluster: TrailingLogs (%d) below half of SnapshotThreshold (%d) leaves slow followers no log to catch up from", c.TrailingLogs, c.SnapshotThreshold)
+	case c.clusterMode() && c.Shards > 1024:
+		return fmt.Errorf("cluster: at most 1024 shards in a cluster (gossip metadata), not %d", c.Shards)
+	case c.clusterMode() && c.Peers == nil:
+		return errors.New("cluster: Peers is required with Membership.RaftAddr")
 	}
-	if c.clusterMode() {
-		switch {
-		case c.GossipAddr == "":
-			return errors.New("cluster: GossipAddr is required with RaftAddr")
-		case c.ClientAddr == "":
-			return errors.New("cluster: ClientAddr is required with RaftAddr")
-		case c.Replicas < 1:
-			return fmt.Errorf("cluster: Replicas (%d) must be at least 1", c.Replicas)
-		case c.BootstrapExpect < 0:
-			return fmt.Errorf("cluster: BootstrapExpect (%d) must not be negative", c.BootstrapExpect)
-		case c.DeadTimeout <= 0 || c.ReconcileInterval <= 0:
-			return errors.New("cluster: DeadTimeout and ReconcileInterval must be positive")
-		case c.Shards > 1024:
-			return fmt.Errorf("cluster: at most 1024 shards in a cluster (gossip metadata), not %d", c.Shards)
+	for _, err := range []error{c.Store.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate()} {
+		if err != nil {
+			return err
 		}
 	}
-	if err := c.Store.Validate(); err != nil {
-		return err
+	if c.clusterMode() {
+		if err := c.Membership.Validate(); err != nil {
+			return err
+		}
 	}
 	return raft.ValidateConfig(c.raftConfig())
 }
 
+// Validate reports the first invalid field.
+func (c *RaftConfig) Validate() error {
+	switch {
+	case c.TrailingLogs < c.SnapshotThreshold/2:
+		return fmt.Errorf("cluster: Raft.TrailingLogs (%d) below half of Raft.SnapshotThreshold (%d) leaves slow followers no log to catch up from", c.TrailingLogs, c.SnapshotThreshold)
+	case c.SnapshotRetain < 1:
+		return fmt.Errorf("cluster: Raft.SnapshotRetain (%d) must be at least 1", c.SnapshotRetain)
+	}
+	return nil // raft.ValidateConfig checks the rest
+}
+
+// Validate reports the first invalid field.
+func (c *BatchConfig) Validate() error {
+	switch {
+	case c.MaxCommands < 1 || c.MaxInflight < 1 || c.QueueDepth < 1:
+		return fmt.Errorf("cluster: Batch.MaxCommands (%d), Batch.MaxInflight (%d) and Batch.QueueDepth (%d) must be positive",
+			c.MaxCommands, c.MaxInflight, c.QueueDepth)
+	case c.MaxBytes < 1024:
+		return fmt.Errorf("cluster: Batch.MaxBytes (%d) must be at least 1024", c.MaxBytes)
+	case c.ApplyTimeout <= 0:
+		return errors.New("cluster: Batch.ApplyTimeout must be positive")
+	}
+	return nil
+}
+
+// Validate reports the first invalid field.
+func (c *RelayConfig) Validate() error {
+	if c.Batch < 1 || c.Retry <= 0 || c.AckEvery <= 0 || c.MaxOutbox < 1 {
+		return errors.New("cluster: Relay.Batch, Relay.Retry, Relay.AckEvery and Relay.MaxOutbox must be positive")
+	}
+	return nil
+}
+
+// Validate reports the first invalid field of a cluster member's
+// configuration.
+func (c *MembershipConfig) Validate() error {
+	switch {
+	case c.RaftAddr == "":
+		return errors.New("cluster: Membership.RaftAddr is empty")
+	case c.GossipAddr == "":
+		return errors.New("cluster: Membership.GossipAddr is required with RaftAddr")
+	case c.ClientAddr == "":
+		return errors.New("cluster: Membership.ClientAddr is required with RaftAddr")
+	case c.Replicas < 1:
+		return fmt.Errorf("cluster: Membership.Replicas (%d) must be at least 1", c.Replicas)
+	case c.BootstrapExpect < 0:
+		return fmt.Errorf("cluster: Membership.BootstrapExpect (%d) must not be negative", c.BootstrapExpect)
+	case c.DeadTimeout <= 0 || c.ReconcileInterval <= 0:
+		return errors.New("cluster: Membership.DeadTimeout and Membership.ReconcileInterval must be positive")
+	}
+	return nil
+}
+
+// clusterMode reports whether the node is a member of a cluster (it has a
+// raft address) rather than a single node.
+func (c *Config) clusterMode() bool { return c.Membership.RaftAddr != "" }
+
 func (c *Config) raftConfig() *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(c.NodeID)
-	rc.HeartbeatTimeout = c.HeartbeatTimeout
-	rc.ElectionTimeout = c.ElectionTimeout
-	rc.LeaderLeaseTimeout = c.LeaderLeaseTimeout
-	rc.CommitTimeout = c.CommitTimeout
-	rc.MaxAppendEntries = c.MaxAppendEntries
+	rc.HeartbeatTimeout = c.Raft.HeartbeatTimeout
+	rc.ElectionTimeout = c.Raft.ElectionTimeout
+	rc.LeaderLeaseTimeout = c.Raft.LeaderLeaseTimeout
+	rc.CommitTimeout = c.Raft.CommitTimeout
+	rc.MaxAppendEntries = c.Raft.MaxAppendEntries
 	rc.BatchApplyCh = true
-	rc.SnapshotThreshold = c.SnapshotThreshold
-	rc.SnapshotInterval = c.SnapshotInterval
-	rc.TrailingLogs = c.TrailingLogs
+	rc.SnapshotThreshold = c.Raft.SnapshotThreshold
+	rc.SnapshotInterval = c.Raft.SnapshotInterval
+	rc.TrailingLogs = c.Raft.TrailingLogs
 	rc.NoLegacyTelemetry = true
 	return rc
 }
 
-// Sender delivers a batch of outbox records from shard src to shard dst
-// and returns the highest sequence from src that dst has applied. It must
-// be safe for concurrent use. The relay calls it for one (src, dst) pair at
-// a time, in sequence order.
-type Sender interface {
-	Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (applied uint64, err error)
+// Peers reaches the other nodes of a cluster. cmd/followd supplies one
+// that speaks the client protocol (router.Peers); the cluster package
+// itself knows no protocol. Implementations must be safe for concurrent
+// use.
+type Peers interface {
+	// Deliver hands records of shard src to shard dst, whose leader is
+	// the node at addr (a client address), and returns the highest
+	// sequence from src that dst has applied.
+	Deliver(ctx context.Context, addr string, dst, src int, recs []fsm.Record) (applied uint64, err error)
+	// Status returns the replicas the node at addr hosts, as it sees them.
+	Status(ctx context.Context, addr string) (NodeStatus, error)
 }
 
-// TransportFactory makes the raft transport of one shard.
-type TransportFactory interface {
-	Transport(shard int) (raft.Transport, error)
-	// Servers returns the initial voters of a new shard.
-	Servers(shard int) []raft.Server
+// sender delivers a batch of outbox records from shard src to shard dst
+// and returns the highest sequence from src that dst has applied. The
+// relay calls it for one (src, dst) pair at a time, in sequence order.
+type sender interface {
+	Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (applied uint64, err error)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/testlog"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -40,18 +41,18 @@ func crashConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Shards = 4
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
-	cfg.SnapshotThreshold = 64
-	cfg.TrailingLogs = 32
-	cfg.SnapshotInterval = 200 * time.Millisecond
+	cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
+	cfg.Raft.ElectionTimeout = 100 * time.Millisecond
+	cfg.Raft.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg.Raft.SnapshotThreshold = 64
+	cfg.Raft.TrailingLogs = 32
+	cfg.Raft.SnapshotInterval = 200 * time.Millisecond
 	return cfg
 }
 
 // slowSender delays every delivery, so records wait in the outbox.
 type slowSender struct {
-	next  Sender
+	next  sender
 	delay time.Duration
 }
 
@@ -72,13 +73,13 @@ func crashChild() {
 	delay, _ := strconv.Atoi(os.Getenv("FG_CRASH_SLOW"))
 	seed, _ := strconv.Atoi(os.Getenv("FG_CRASH_SEED"))
 	ss := &slowSender{delay: time.Duration(delay) * time.Millisecond}
-	cfg.Sender = ss
+	cfg.sender = ss
 	n, err := Open(context.Background(), cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "open:", err)
 		os.Exit(2)
 	}
-	ss.next = localSender{n}
+	ss.next = nodeSender{n}
 	var out sync.Mutex
 	emit := func(line string) {
 		out.Lock()
@@ -255,10 +256,10 @@ func TestCrashRecovery(t *testing.T) {
 
 		// Recover in this process with a prompt relay.
 		cfg := crashConfig(dir)
-		cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: newTestWriter(t)})
+		cfg.Logger = testlog.Logger(t, "", "warn")
 		n := openNode(t, cfg)
-		if st, ok := n.RaftLogStats(); !ok || st.Segments == 0 {
-			t.Fatalf("round %d: the data directory has no shared raft log (%+v)", round, n.Meta())
+		if st := n.RaftLogStats(); st.Segments == 0 {
+			t.Fatalf("round %d: the data directory has no raft log (%+v)", round, n.Meta())
 		}
 		waitFor(t, "relay to drain after restart", 20*time.Second, func() bool { return drained(n) })
 		g := dumpGraph(t, n)

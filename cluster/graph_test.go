@@ -17,7 +17,7 @@ func dumpGraph(t testing.TB, n *Node) map[string]*lists {
 	t.Helper()
 	g := map[string]*lists{}
 	for i := range n.Shards() {
-		err := n.Shard(i).Read(func(s *shard.Store) error {
+		err := n.Replica(i).Read(func(s *shard.Store) error {
 			var users []string
 			s.EachUser(func(id string) bool { users = append(users, id); return true })
 			for _, u := range users {

@@ -18,7 +18,7 @@ import (
 func TestLeaderReadLease(t *testing.T) {
 	n := openNode(t, testConfig(t, t.TempDir()))
 	defer n.Close()
-	s := n.Shard(0)
+	s := n.Replica(0)
 	waitFor(t, "shard 0 ready", 10*time.Second, s.Ready)
 	read := func() error { return s.Read(func(*shard.Store) error { return nil }) }
 
@@ -27,8 +27,8 @@ func TestLeaderReadLease(t *testing.T) {
 		t.Fatalf("read on the leader: %v", err)
 	}
 	until := time.Duration(s.leaseUntil.Load())
-	if now := time.Since(leaseBase); until <= now || until > now+s.cfg.HeartbeatTimeout/2 {
-		t.Fatalf("lease ends %v after now, want within (0, %v]", until-now, s.cfg.HeartbeatTimeout/2)
+	if now := time.Since(leaseBase); until <= now || until > now+s.cfg.Raft.HeartbeatTimeout/2 {
+		t.Fatalf("lease ends %v after now, want within (0, %v]", until-now, s.cfg.Raft.HeartbeatTimeout/2)
 	}
 	// A read within the lease does not renew it.
 	if err := read(); err != nil || time.Duration(s.leaseUntil.Load()) != until {

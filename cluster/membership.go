@@ -31,8 +31,8 @@ const (
 	NodeDraining uint8 = 1 // moving its replicas and leaderships away
 )
 
-// metaVersion is the NodeMeta encoding version.
-const metaVersion = 1
+// nodeMetaVersion is the NodeMeta encoding version.
+const nodeMetaVersion = 1
 
 // NodeMeta is what a node says about itself.
 type NodeMeta struct {
@@ -80,7 +80,7 @@ func (b Bitmap) Count() int {
 // u8 | state u8 | shards u16 | 5 × (len u8, string) | leads | hosts. At
 // 1,024 shards the two bitmaps take 256 bytes, leaving room for addresses.
 func (m NodeMeta) Encode() ([]byte, error) {
-	b := []byte{metaVersion, m.State}
+	b := []byte{nodeMetaVersion, m.State}
 	b = binary.BigEndian.AppendUint16(b, uint16(m.Shards))
 	for _, s := range []string{m.ID, m.ClusterID, m.Nonce, m.ClientAddr, m.RaftAddr} {
 		if len(s) > 255 {
@@ -105,7 +105,7 @@ func (m NodeMeta) Encode() ([]byte, error) {
 func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	var m NodeMeta
 	bad := fmt.Errorf("cluster: malformed node metadata (%d bytes)", len(b))
-	if len(b) < 4 || b[0] != metaVersion {
+	if len(b) < 4 || b[0] != nodeMetaVersion {
 		return m, bad
 	}
 	m.State = b[1]
@@ -131,8 +131,8 @@ func DecodeNodeMeta(b []byte) (NodeMeta, error) {
 	return m, nil
 }
 
-// MembershipConfig configures gossip.
-type MembershipConfig struct {
+// GossipConfig configures a Membership: gossip with hashicorp/memberlist.
+type GossipConfig struct {
 	// BindAddr is the gossip address (host:port), UDP and TCP.
 	BindAddr string
 	// AdvertiseAddr is the gossip address others should use (default:
@@ -160,7 +160,7 @@ type Member struct {
 
 // Membership tracks the cluster's nodes.
 type Membership struct {
-	cfg  MembershipConfig
+	cfg  GossipConfig
 	log  hclog.Logger
 	ml   *memberlist.Memberlist
 	stop chan struct{}
@@ -175,7 +175,7 @@ type Membership struct {
 
 // NewMembership starts gossip and, in the background, joins the seeds
 // (retrying until one answers or Close).
-func NewMembership(cfg MembershipConfig) (*Membership, error) {
+func NewMembership(cfg GossipConfig) (*Membership, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}

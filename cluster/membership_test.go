@@ -53,7 +53,7 @@ func TestMembershipGossip(t *testing.T) {
 	ms := make([]*Membership, n)
 	for i := range ms {
 		meta := NodeMeta{ID: fmt.Sprintf("n%d", i+1), ClientAddr: fmt.Sprintf("c%d", i), RaftAddr: fmt.Sprintf("r%d", i), Shards: 16, Leads: NewBitmap(16), Hosts: NewBitmap(16)}
-		m, err := NewMembership(MembershipConfig{BindAddr: addrs[i], Join: addrs, Local: meta, Fast: true})
+		m, err := NewMembership(GossipConfig{BindAddr: addrs[i], Join: addrs, Local: meta, Fast: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,91 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/followgraph/followgraph/codes"
-	"github.com/followgraph/followgraph/shard"
-	"github.com/hashicorp/go-hclog"
 )
-
-func testConfig(t testing.TB, dir string) Config {
-	cfg := DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Shards = 4
-	cfg.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.ElectionTimeout = 100 * time.Millisecond
-	cfg.LeaderLeaseTimeout = 50 * time.Millisecond
-	cfg.Logger = hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: newTestWriter(t)})
-	return cfg
-}
-
-// testWriter sends logs to the test's log until the test's cleanups run:
-// memberlist and raft goroutines may log a line after a node closed, and
-// t.Log after the test completed panics.
-type testWriter struct {
-	t    testing.TB
-	mu   *sync.Mutex
-	done *bool
-}
-
-func newTestWriter(t testing.TB) testWriter {
-	w := testWriter{t: t, mu: new(sync.Mutex), done: new(bool)}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		*w.done = true
-		w.mu.Unlock()
-	})
-	return w
-}
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !*w.done {
-		w.t.Helper()
-		w.t.Log(string(p))
-	}
-	return len(p), nil
-}
-
-func openNode(t testing.TB, cfg Config) *Node {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n, err := Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t testing.TB, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-func followers(t testing.TB, n *Node, user string) []shard.Item {
-	t.Helper()
-	var items []shard.Item
-	err := n.Read(user, func(s *shard.Store) error {
-		var err error
-		items, _, err = s.List(shard.Followers, user, "", 500)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return items
-}
 
 func TestNodeFollowAcrossShards(t *testing.T) {
 	n := openNode(t, testConfig(t, t.TempDir()))
@@ -138,7 +58,7 @@ func TestNodeFollowAcrossShards(t *testing.T) {
 	})
 	waitFor(t, "outbox drained", 5*time.Second, func() bool {
 		for i := range n.Shards() {
-			if n.Shard(i).Lag().Records != 0 {
+			if n.Replica(i).Lag().Records != 0 {
 				return false
 			}
 		}
@@ -198,7 +118,7 @@ func TestRestartKeepsData(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
 	n := openNode(t, cfg)
-	if m := n.Meta(); m.Version != 2 || m.RaftLog != RaftLogShared {
+	if m := n.Meta(); m.Version != 2 || m.RaftLog != "shared" {
 		t.Fatalf("new data directory: %+v", m)
 	}
 	writeStars(t, n, 0, 50)
@@ -216,9 +136,8 @@ func TestRestartKeepsData(t *testing.T) {
 		if f := followers(t, n, "star"); len(f) != users {
 			t.Fatalf("%d followers of star after restart, want %d", len(f), users)
 		}
-		st, ok := n.RaftLogStats()
-		if !ok || st.Streams != cfg.Shards {
-			t.Fatalf("shared log after restart: %+v %v", st, ok)
+		if st := n.RaftLogStats(); st.Streams != cfg.Shards {
+			t.Fatalf("raft log after restart: %+v", st)
 		}
 		writeStars(t, n, users, users+10)
 		if f := followers(t, n, "star"); len(f) != users+10 {
@@ -230,59 +149,15 @@ func TestRestartKeepsData(t *testing.T) {
 	}
 }
 
-// A data directory of format version 1 (each shard with its own raft log
-// in shard-NNN/wal, as builds before the shared log made them) keeps that
-// layout: its shards open their own logs, across restarts, and no shared
-// log appears.
-func TestPerShardLayoutStillOpens(t *testing.T) {
-	dir := t.TempDir()
-	// What the previous build wrote for a new directory, before opening
-	// the shards (which then created shard-NNN/wal).
-	v1 := `{"version": 1, "cluster_id": "0123456789abcdef0123456789abcdef", "shards": 4, "node_id": "node1", "created": "2025-01-01T00:00:00Z"}`
-	if err := os.WriteFile(filepath.Join(dir, metaFile), []byte(v1), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t, dir)
-	n := openNode(t, cfg)
-	if m := n.Meta(); m.Version != 1 || m.RaftLog != RaftLogPerShard {
-		t.Fatalf("version 1 directory: %+v", m)
-	}
-	if _, ok := n.RaftLogStats(); ok {
-		t.Fatal("a version 1 directory has a shared log")
-	}
-	writeStars(t, n, 0, 40)
-	if err := n.Close(); err != nil {
-		t.Fatal(err)
-	}
-	n = openNode(t, cfg)
-	defer n.Close()
-	if f := followers(t, n, "star"); len(f) != 40 {
-		t.Fatalf("%d followers of star after restart", len(f))
-	}
-	for i := range 4 {
-		if st := n.Shard(i).LogStats(); st.LastIndex == 0 || st.Segments == 0 {
-			t.Fatalf("shard %d log: %+v", i, st)
-		}
-		if _, err := os.Stat(filepath.Join(dir, shardDir(i), "wal")); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := os.Stat(filepath.Join(dir, sharedLogDir)); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("a shared log directory appeared: %v", err)
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, metaFile))
-	if string(b) != v1 {
-		t.Fatalf("metadata rewritten: %s", b)
-	}
-}
-
-// Metadata of an unknown format, or whose version and raft log layout
-// disagree, is refused with a message that names the versions.
+// Metadata of another format (an unknown version, or a version 1 directory
+// of the per-shard raft log layout builds before the shared log made) is
+// refused with a message that names the version this build reads.
 func TestMetaFormatChecked(t *testing.T) {
 	for _, meta := range []string{
 		`{"version": 3, "cluster_id": "x", "shards": 4, "node_id": "node1", "raft_log": "shared"}`,
 		`{"version": 2, "cluster_id": "x", "shards": 4, "node_id": "node1"}`,
 		`{"version": 1, "cluster_id": "x", "shards": 4, "node_id": "node1", "raft_log": "shared"}`,
+		`{"version": 1, "cluster_id": "x", "shards": 4, "node_id": "node1"}`,
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, metaFile), []byte(meta), 0o640); err != nil {
@@ -303,16 +178,16 @@ func TestMetaFormatChecked(t *testing.T) {
 func TestStaleStreamDropped(t *testing.T) {
 	dir := t.TempDir()
 	cfg := testConfig(t, dir)
-	cfg.SnapshotThreshold = 16
-	cfg.TrailingLogs = 8
-	cfg.SnapshotInterval = 50 * time.Millisecond
-	cfg.MaxBatch = 1
+	cfg.Raft.SnapshotThreshold = 16
+	cfg.Raft.TrailingLogs = 8
+	cfg.Raft.SnapshotInterval = 50 * time.Millisecond
+	cfg.Batch.MaxCommands = 1
 	n := openNode(t, cfg)
 	writeStars(t, n, 0, 200)
 	const victim = 2
 	// Wait until snapshots compacted the victim's log: its first entries
 	// (the bootstrap configuration among them) are gone.
-	waitFor(t, "a compacted log", 20*time.Second, func() bool { return n.Shard(victim).LogStats().FirstIndex > 1 })
+	waitFor(t, "a compacted log", 20*time.Second, func() bool { return n.Replica(victim).logs.Stats().FirstIndex > 1 })
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +196,7 @@ func TestStaleStreamDropped(t *testing.T) {
 	}
 	n = openNode(t, cfg)
 	defer n.Close()
-	if st := n.Shard(victim).LogStats(); st.FirstIndex != 1 {
+	if st := n.Replica(victim).logs.Stats(); st.FirstIndex != 1 {
 		t.Fatalf("shard %d restarted with log %+v, not a new one", victim, st)
 	}
 	// The other shards kept their data, and the victim takes writes.
@@ -356,14 +231,14 @@ func TestStaleStreamDropped(t *testing.T) {
 func TestLogStaysBounded(t *testing.T) {
 	cfg := testConfig(t, t.TempDir())
 	cfg.Shards = 1
-	cfg.SnapshotThreshold = 200
-	cfg.TrailingLogs = 100
-	cfg.SnapshotInterval = 50 * time.Millisecond
-	cfg.MaxBatch = 1 // one entry per write, to make many entries
-	cfg.WALSegmentSize = 256 << 10
+	cfg.Raft.SnapshotThreshold = 200
+	cfg.Raft.TrailingLogs = 100
+	cfg.Raft.SnapshotInterval = 50 * time.Millisecond
+	cfg.Batch.MaxCommands = 1 // one entry per write, to make many entries
+	cfg.RaftLog.SegmentSize = 256 << 10
 	n := openNode(t, cfg)
 	defer n.Close()
-	s := n.Shard(0)
+	s := n.Replica(0)
 	ctx := context.Background()
 	write := func(from, to int) {
 		for i := from; i < to; i++ {
@@ -380,8 +255,7 @@ func TestLogStaysBounded(t *testing.T) {
 	// The shard's stream, and the shared log's files: all of them, as
 	// this node has one shard.
 	size := func() int64 {
-		st, _ := n.RaftLogStats()
-		return max(s.logs.Stats().FileBytes, st.FileBytes)
+		return max(s.logs.Stats().FileBytes, n.RaftLogStats().FileBytes)
 	}
 	write(0, 2000)
 	mid := size()
@@ -395,7 +269,7 @@ func TestLogStaysBounded(t *testing.T) {
 	for {
 		first, _ = s.logs.FirstIndex()
 		last, _ = s.logs.LastIndex()
-		if kept = last - first + 1; kept <= cfg.TrailingLogs+cfg.SnapshotThreshold+200 {
+		if kept = last - first + 1; kept <= cfg.Raft.TrailingLogs+cfg.Raft.SnapshotThreshold+200 {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"context"
 	"hash/fnv"
 	"os"
 	"path/filepath"
@@ -10,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/raft"
 )
 
@@ -105,7 +103,7 @@ func (n *Node) preferredLeader(i int, eligible []string) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.leaders == nil || p.key != key {
-		p.key, p.leaders = key, Leaders(n.nshards, eligible, n.cfg.Replicas)
+		p.key, p.leaders = key, Leaders(n.nshards, eligible, n.cfg.Membership.Replicas)
 	}
 	return p.leaders[i]
 }
@@ -114,7 +112,7 @@ func (n *Node) preferredLeader(i int, eligible []string) string {
 // whose shard removed this node, and on each shard it leads, reconciles the
 // replica set with the live membership (see reconcile).
 func (n *Node) reconciler() {
-	t := time.NewTicker(n.cfg.ReconcileInterval)
+	t := time.NewTicker(n.cfg.Membership.ReconcileInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -122,13 +120,13 @@ func (n *Node) reconciler() {
 			return
 		case <-t.C:
 		}
-		for _, s := range n.localShards() {
-			if s.raft.State() == raft.Shutdown {
-				n.dropReplica(s)
+		for _, r := range n.localReplicas() {
+			if r.raft.State() == raft.Shutdown {
+				n.dropReplica(r)
 				continue
 			}
-			if s.Ready() {
-				n.reconcile(s)
+			if r.Ready() {
+				n.reconcile(r)
 			}
 		}
 		n.dropRemoved()
@@ -140,32 +138,28 @@ func (n *Node) reconciler() {
 // never receives the entry that removes it (the leader stops sending to
 // it), so it asks the leaders.
 func (n *Node) dropRemoved() {
-	byLeader := map[string][]*Shard{}
-	for _, s := range n.localShards() {
-		if s.raft.State() != raft.Follower {
+	byLeader := map[string][]*Replica{}
+	leaders := map[string]Member{}
+	for _, r := range n.localReplicas() {
+		if r.raft.State() != raft.Follower {
 			continue
 		}
-		if m, ok := n.leaderOf(s.id); ok && m.Meta.ID != n.cfg.NodeID {
-			byLeader[m.Meta.ClientAddr] = append(byLeader[m.Meta.ClientAddr], s)
+		if m, ok := n.Leader(r.id); ok && m.Meta.ID != n.cfg.NodeID {
+			byLeader[m.Meta.ID] = append(byLeader[m.Meta.ID], r)
+			leaders[m.Meta.ID] = m
 		}
 	}
-	for addr, shards := range byLeader {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		body, err := n.peers.Call(ctx, addr, wire.OpStatus, wire.AppendEmpty)
-		cancel()
+	for id, reps := range byLeader {
+		st, err := n.peerStatus(leaders[id])
 		if err != nil {
 			continue
 		}
-		st, err := wire.ParseStatus(body)
-		if err != nil {
-			continue
-		}
-		for _, s := range shards {
-			for _, ss := range st.Shards {
-				if ss.Shard == s.id && ss.Leader && len(ss.Voters) > 0 &&
-					!slices.Contains(ss.Voters, n.cfg.NodeID) && !slices.Contains(ss.Nonvoters, n.cfg.NodeID) {
-					n.log.Info("the shard's leader no longer lists this node", "shard", s.id, "leader", st.NodeID)
-					n.dropReplica(s)
+		for _, r := range reps {
+			for _, rs := range st.Replicas {
+				if rs.Shard == r.id && rs.Leader && len(rs.Voters) > 0 &&
+					!slices.Contains(rs.Voters, n.cfg.NodeID) && !slices.Contains(rs.Nonvoters, n.cfg.NodeID) {
+					n.log.Info("the shard's leader no longer lists this node", "shard", r.id, "leader", st.NodeID)
+					n.dropReplica(r)
 				}
 			}
 		}
@@ -174,56 +168,56 @@ func (n *Node) dropRemoved() {
 
 // dropReplica closes and deletes a replica this node no longer belongs to
 // (its shard removed it, so its raft shut down): its raft log (its stream
-// of the shared log, emptied first) and its directory. Until that is done
+// of the node's log, emptied first) and its directory. Until that is done
 // the shard cannot be opened again here (openReplica), so that a later
 // replica of the shard starts from nothing: no entries, term or snapshot.
-func (n *Node) dropReplica(s *Shard) {
+func (n *Node) dropReplica(r *Replica) {
 	select {
 	case <-n.stop:
 		return // shutting down: raft stopped for that reason
 	default:
 	}
 	n.mu.Lock()
-	if n.shards[s.id] != s {
+	if n.replicas[r.id] != r {
 		n.mu.Unlock()
 		return
 	}
-	n.shards[s.id] = nil
+	n.replicas[r.id] = nil
 	if n.dropping == nil {
 		n.dropping = map[int]bool{}
 	}
-	n.dropping[s.id] = true
+	n.dropping[r.id] = true
 	n.mu.Unlock()
 	defer func() {
 		n.mu.Lock()
-		delete(n.dropping, s.id)
+		delete(n.dropping, r.id)
 		n.mu.Unlock()
 	}()
-	if err := s.close(); err != nil {
-		n.log.Warn("closing a removed replica", "shard", s.id, "error", err)
+	if err := r.close(); err != nil {
+		n.log.Warn("closing a removed replica", "shard", r.id, "error", err)
 	}
 	// The stream before the directory: a crash in between leaves a
 	// replica with an empty log (dropped again, as its shard's leader does
 	// not list this node), never entries without their directory. Should
-	// emptying the stream fail, the next replica's openShard does it.
-	if sh, err := n.sharedLog(); err != nil || sh != nil {
-		if err == nil {
-			err = emptyStream(sh, uint32(s.id))
-		}
-		if err != nil {
-			n.log.Warn("deleting a removed replica's raft log", "shard", s.id, "error", err)
-		}
+	// emptying the stream fail, the next replica's newReplica does it.
+	l, err := n.openRaftLog()
+	if err == nil {
+		err = emptyStream(l, uint32(r.id))
 	}
-	if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, shardDir(s.id))); err != nil {
-		n.log.Warn("deleting a removed replica", "shard", s.id, "error", err)
+	if err != nil {
+		n.log.Warn("deleting a removed replica's raft log", "shard", r.id, "error", err)
 	}
-	n.members.Update(func(m *NodeMeta) { m.Hosts.Set(s.id, false); m.Leads.Set(s.id, false) })
-	n.log.Info("removed from shard; replica deleted", "shard", s.id)
+	if err := os.RemoveAll(filepath.Join(n.cfg.DataDir, shardDir(r.id))); err != nil {
+		n.log.Warn("deleting a removed replica", "shard", r.id, "error", err)
+	}
+	n.members.Update(func(m *NodeMeta) { m.Hosts.Set(r.id, false); m.Leads.Set(r.id, false) })
+	n.log.Info("removed from shard; replica deleted", "shard", r.id)
 }
 
-// reconcile runs on the leader of shard s and takes at most one step
-// towards the desired replica set:
+// reconcile runs on the leader of shard r and takes at most one step
+// towards the desired replica set, the first of these that applies:
 //
+//  0. remove a voter that is alive but holds no replica (its data is gone);
 //  1. promote a non-voter that has caught up;
 //  2. add, as a non-voter, a desired node that is missing (raft sends it a
 //     snapshot and the log; quorum does not depend on it meanwhile);
@@ -238,120 +232,162 @@ func (n *Node) dropReplica(s *Shard) {
 // among eligible nodes: active members of this cluster that are alive or
 // have been gone for less than DeadTimeout (a single suspicion never moves
 // a replica).
-func (n *Node) reconcile(s *Shard) {
-	f := s.raft.GetConfiguration()
+func (n *Node) reconcile(r *Replica) {
+	f := r.raft.GetConfiguration()
 	if f.Error() != nil {
 		return
 	}
-	conf := f.Configuration()
-	now := time.Now()
-	byID := map[string]Member{}
-	var eligible []string
-	for _, m := range n.members.Members() {
-		byID[m.Meta.ID] = m
-		gone := !m.Alive && now.Sub(m.Since) >= n.cfg.DeadTimeout
-		if m.Meta.ClusterID == n.meta.ClusterID && m.Meta.State == NodeActive && !gone {
-			eligible = append(eligible, m.Meta.ID)
-		}
-	}
-	desired := Replicas(s.id, eligible, n.cfg.Replicas)
-	inConf := map[string]raft.ServerSuffrage{}
-	for _, sv := range conf.Servers {
-		inConf[string(sv.ID)] = sv.Suffrage
-	}
-	self := n.cfg.NodeID
-	alive := func(id string) bool { m, ok := byID[id]; return ok && m.Alive }
-
-	// 0. A voter that is alive but no longer holds the shard lost its
-	// data (a wiped disk, restarted under the same ID). It must not stay
-	// a voter: with an empty log it would vote for any candidate, even
-	// one missing committed entries. Remove it; step 2 adds it back as a
-	// non-voter, which catches up before it is promoted. Gossip can lag,
-	// so the node itself is asked before anything is removed.
-	for _, sv := range conf.Servers {
-		id := string(sv.ID)
-		if sv.Suffrage != raft.Voter || id == self || !alive(id) || byID[id].Meta.Hosts.Has(s.id) {
-			continue
-		}
-		if hosts, ok := n.hostsShard(s.id, byID[id]); ok && !hosts {
-			n.log.Warn("voter lost its replica (its data is gone); removing it to add it back as a non-voter", "shard", s.id, "node", id)
-			s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+	v := n.placementView(r, f.Configuration())
+	for _, step := range []func(*Replica, *placementView) bool{
+		n.removeLostVoter, n.promoteCaughtUp, n.addMissing, n.removeUndesired, n.spreadLeadership,
+	} {
+		if step(r, v) {
 			return
 		}
-	}
-	// 1. Promote a caught-up non-voter that is desired.
-	for _, id := range desired {
-		if inConf[id] == raft.Nonvoter && alive(id) && n.caughtUp(s, byID[id]) {
-			n.log.Info("promoting replica", "shard", s.id, "node", id)
-			s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(byID[id].Meta.RaftAddr), 0, 5*time.Second)
-			return
-		}
-	}
-	// 2. Add a missing desired node as a non-voter.
-	for _, id := range desired {
-		if _, ok := inConf[id]; !ok && alive(id) {
-			// raft refuses two servers at one address. A server listed
-			// at the new node's raft address under another ID is an
-			// earlier identity of the same machine (back under a new
-			// --node-id), gone for good: remove it first, or the add
-			// fails forever and the shard stays a replica short (found
-			// by the chaos suite's wipe fault).
-			addr := byID[id].Meta.RaftAddr
-			for _, sv := range conf.Servers {
-				if string(sv.Address) == addr && string(sv.ID) != id && string(sv.ID) != self && !alive(string(sv.ID)) {
-					n.log.Info("removing replica of an earlier node ID at the same address", "shard", s.id, "node", sv.ID, "now", id)
-					s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
-					return
-				}
-			}
-			n.log.Info("adding replica", "shard", s.id, "node", id)
-			s.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(byID[id].Meta.RaftAddr), 0, 5*time.Second)
-			return
-		}
-	}
-	// 3. Remove servers that are not desired, once the desired voters are
-	// all in place (or as many as there are eligible nodes).
-	// Only live voters count: a node dead for less than the dead timeout
-	// is still desired, and counting it let a leader remove a healthy
-	// replica while keeping the dead one (found by the chaos suite: a
-	// node back under a new ID while its old ID was still desired; a
-	// second fault then left the shard without a quorum).
-	voters := 0
-	for _, id := range desired {
-		if inConf[id] == raft.Voter && alive(id) {
-			voters++
-		}
-	}
-	if voters >= len(desired) {
-		for _, sv := range conf.Servers {
-			id := string(sv.ID)
-			if slices.Contains(desired, id) {
-				continue
-			}
-			if id == self {
-				n.handOff(s, desired, byID)
-				return
-			}
-			n.log.Info("removing replica", "shard", s.id, "node", id, "alive", alive(id))
-			s.raft.RemoveServer(sv.ID, 0, 5*time.Second)
-			return
-		}
-	}
-	// 4. Spread leaderships: the shard's preferred leader should lead. A
-	// draining node hands its leaderships over at once.
-	if n.members.Local().State == NodeDraining {
-		n.handOff(s, desired, byID)
-		return
-	}
-	pref := n.preferredLeader(s.id, eligible)
-	if pref != "" && pref != self && inConf[pref] == raft.Voter && alive(pref) && n.caughtUp(s, byID[pref]) {
-		n.handOff(s, []string{pref}, byID)
 	}
 }
 
-// handOff transfers s's leadership to the first desired voter that is
+// placementView is what reconcile decides from: the membership, the
+// shard's desired replicas and its raft configuration.
+type placementView struct {
+	byID     map[string]Member
+	eligible []string
+	desired  []string
+	conf     raft.Configuration
+	inConf   map[string]raft.ServerSuffrage
+}
+
+func (v *placementView) alive(id string) bool { m, ok := v.byID[id]; return ok && m.Alive }
+
+func (n *Node) placementView(r *Replica, conf raft.Configuration) *placementView {
+	v := &placementView{byID: map[string]Member{}, conf: conf, inConf: map[string]raft.ServerSuffrage{}}
+	now := time.Now()
+	clusterID := n.ClusterID()
+	for _, m := range n.members.Members() {
+		v.byID[m.Meta.ID] = m
+		gone := !m.Alive && now.Sub(m.Since) >= n.cfg.Membership.DeadTimeout
+		if m.Meta.ClusterID == clusterID && m.Meta.State == NodeActive && !gone {
+			v.eligible = append(v.eligible, m.Meta.ID)
+		}
+	}
+	v.desired = Replicas(r.id, v.eligible, n.cfg.Membership.Replicas)
+	for _, sv := range conf.Servers {
+		v.inConf[string(sv.ID)] = sv.Suffrage
+	}
+	return v
+}
+
+// removeLostVoter (step 0) removes a voter that is alive but no longer
+// holds the shard: it lost its data (a wiped disk, restarted under the
+// same ID). With an empty log it would vote for any candidate, even one
+// missing committed entries; step 2 adds it back as a non-voter, which
+// catches up before it is promoted. Gossip can lag, so the node itself is
+// asked before anything is removed.
+func (n *Node) removeLostVoter(r *Replica, v *placementView) bool {
+	for _, sv := range v.conf.Servers {
+		id := string(sv.ID)
+		if sv.Suffrage != raft.Voter || id == n.cfg.NodeID || !v.alive(id) || v.byID[id].Meta.Hosts.Has(r.id) {
+			continue
+		}
+		if hosts, ok := n.hostsShard(r.id, v.byID[id]); ok && !hosts {
+			n.log.Warn("voter lost its replica (its data is gone); removing it to add it back as a non-voter", "shard", r.id, "node", id)
+			r.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+			return true
+		}
+	}
+	return false
+}
+
+// promoteCaughtUp (step 1) promotes a desired non-voter that has caught up.
+func (n *Node) promoteCaughtUp(r *Replica, v *placementView) bool {
+	for _, id := range v.desired {
+		if v.inConf[id] == raft.Nonvoter && v.alive(id) && n.caughtUp(r, v.byID[id]) {
+			n.log.Info("promoting replica", "shard", r.id, "node", id)
+			r.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(v.byID[id].Meta.RaftAddr), 0, 5*time.Second)
+			return true
+		}
+	}
+	return false
+}
+
+// addMissing (step 2) adds a missing desired node as a non-voter.
+//
+// raft refuses two servers at one address. A server listed at the new
+// node's raft address under another ID is an earlier identity of the same
+// machine (back under a new --node-id), gone for good: it is removed
+// first, or the add fails forever and the shard stays a replica short
+// (found by the chaos suite's wipe fault).
+func (n *Node) addMissing(r *Replica, v *placementView) bool {
+	for _, id := range v.desired {
+		if _, ok := v.inConf[id]; ok || !v.alive(id) {
+			continue
+		}
+		addr := v.byID[id].Meta.RaftAddr
+		for _, sv := range v.conf.Servers {
+			if string(sv.Address) == addr && string(sv.ID) != id && string(sv.ID) != n.cfg.NodeID && !v.alive(string(sv.ID)) {
+				n.log.Info("removing replica of an earlier node ID at the same address", "shard", r.id, "node", sv.ID, "now", id)
+				r.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+				return true
+			}
+		}
+		n.log.Info("adding replica", "shard", r.id, "node", id)
+		r.raft.AddNonvoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 5*time.Second)
+		return true
+	}
+	return false
+}
+
+// removeUndesired (step 3) removes a server that is not desired, once the
+// desired voters are all in place (or as many as there are eligible
+// nodes). Only live voters count: a node dead for less than the dead
+// timeout is still desired, and counting it let a leader remove a healthy
+// replica while keeping the dead one (found by the chaos suite: a node
+// back under a new ID while its old ID was still desired; a second fault
+// then left the shard without a quorum).
+func (n *Node) removeUndesired(r *Replica, v *placementView) bool {
+	voters := 0
+	for _, id := range v.desired {
+		if v.inConf[id] == raft.Voter && v.alive(id) {
+			voters++
+		}
+	}
+	if voters < len(v.desired) {
+		return false
+	}
+	for _, sv := range v.conf.Servers {
+		id := string(sv.ID)
+		if slices.Contains(v.desired, id) {
+			continue
+		}
+		if id == n.cfg.NodeID {
+			n.handOff(r, v.desired, v.byID)
+			return true
+		}
+		n.log.Info("removing replica", "shard", r.id, "node", id, "alive", v.alive(id))
+		r.raft.RemoveServer(sv.ID, 0, 5*time.Second)
+		return true
+	}
+	return false
+}
+
+// spreadLeadership (step 4) hands leadership to the shard's preferred
+// leader; a draining node hands its leaderships over at once.
+func (n *Node) spreadLeadership(r *Replica, v *placementView) bool {
+	if n.members.Local().State == NodeDraining {
+		n.handOff(r, v.desired, v.byID)
+		return true
+	}
+	pref := n.preferredLeader(r.id, v.eligible)
+	if pref != "" && pref != n.cfg.NodeID && v.inConf[pref] == raft.Voter && v.alive(pref) && n.caughtUp(r, v.byID[pref]) {
+		n.handOff(r, []string{pref}, v.byID)
+		return true
+	}
+	return false
+}
+
+// handOff transfers r's leadership to the first desired voter that is
 // alive.
-func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
+func (n *Node) handOff(r *Replica, desired []string, byID map[string]Member) {
 	for _, id := range desired {
 		if id == n.cfg.NodeID {
 			continue
@@ -360,11 +396,11 @@ func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
 		if !ok || !m.Alive {
 			continue
 		}
-		n.log.Info("handing over leadership", "shard", s.id, "to", id)
-		if err := s.transfer(func() raft.Future {
-			return s.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr))
+		n.log.Info("handing over leadership", "shard", r.id, "to", id)
+		if err := r.transfer(func() raft.Future {
+			return r.raft.LeadershipTransferToServer(raft.ServerID(id), raft.ServerAddress(m.Meta.RaftAddr))
 		}); err != nil {
-			n.log.Warn("leadership transfer failed", "shard", s.id, "to", id, "error", err)
+			n.log.Warn("leadership transfer failed", "shard", r.id, "to", id, "error", err)
 		}
 		return
 	}
@@ -374,43 +410,32 @@ func (n *Node) handOff(s *Shard, desired []string, byID map[string]Member) {
 // and still count as caught up (entries are batches, so this is small).
 const caughtUpLag = 64
 
-// caughtUp asks node m how far it has applied shard s.
 // hostsShard asks node m whether it holds a replica of shard i; ok is
 // false when it does not answer.
 func (n *Node) hostsShard(i int, m Member) (hosts, ok bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
-	if err != nil {
-		return false, false
-	}
-	st, err := wire.ParseStatus(body)
+	st, err := n.peerStatus(m)
 	if err != nil || st.NodeID != m.Meta.ID {
 		return false, false
 	}
-	for _, sh := range st.Shards {
-		if sh.Shard == i {
+	for _, rs := range st.Replicas {
+		if rs.Shard == i {
 			return true, true
 		}
 	}
 	return false, true
 }
 
-func (n *Node) caughtUp(s *Shard, m Member) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	body, err := n.peers.Call(ctx, m.Meta.ClientAddr, wire.OpStatus, wire.AppendEmpty)
+// caughtUp asks node m whether it has applied shard r's log to within
+// caughtUpLag of this leader's last index.
+func (n *Node) caughtUp(r *Replica, m Member) bool {
+	st, err := n.peerStatus(m)
 	if err != nil {
 		return false
 	}
-	st, err := wire.ParseStatus(body)
-	if err != nil {
-		return false
-	}
-	last := s.raft.LastIndex()
-	for _, sh := range st.Shards {
-		if sh.Shard == s.id {
-			return sh.AppliedIndex+caughtUpLag >= last
+	last := r.raft.LastIndex()
+	for _, rs := range st.Replicas {
+		if rs.Shard == r.id {
+			return rs.AppliedIndex+caughtUpLag >= last
 		}
 	}
 	return false

@@ -24,7 +24,7 @@ import (
 // entry, which drops the delivered records from the outbox; a new leader
 // starts again from the oldest unacknowledged record.
 type relay struct {
-	s     *Shard
+	rep   *Replica
 	kicks []chan struct{}
 
 	mu        sync.Mutex
@@ -38,9 +38,9 @@ type waiter struct {
 	ch  chan error
 }
 
-func newRelay(s *Shard) *relay {
-	n := s.node.nshards
-	r := &relay{s: s, kicks: make([]chan struct{}, n), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
+func newRelay(rep *Replica) *relay {
+	n := rep.node.nshards
+	r := &relay{rep: rep, kicks: make([]chan struct{}, n), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
 	for i := range r.kicks {
 		r.kicks[i] = make(chan struct{}, 1)
 	}
@@ -63,7 +63,7 @@ func (r *relay) run(ctx context.Context) {
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for d := range r.kicks {
-		if d == r.s.id {
+		if d == r.rep.id {
 			continue
 		}
 		wg.Go(func() { r.stream(ctx, d) })
@@ -76,7 +76,7 @@ func (r *relay) run(ctx context.Context) {
 		for _, w := range ws {
 			// The forward edge is committed; only the wait for the
 			// reverse side ends. NotLeader would say nothing applied.
-			w.ch <- codes.New(codes.Timeout, "shard %d: written, but leadership moved before the reverse side was confirmed", r.s.id)
+			w.ch <- codes.New(codes.Timeout, "shard %d: written, but leadership moved before the reverse side was confirmed", r.rep.id)
 		}
 		r.waiters[d] = nil
 	}
@@ -84,12 +84,12 @@ func (r *relay) run(ctx context.Context) {
 }
 
 func (r *relay) stream(ctx context.Context, d int) {
-	cfg := r.s.cfg
-	backoff := cfg.RelayRetry
+	cfg := r.rep.cfg.Relay
+	backoff := cfg.Retry
 	var after uint64 // highest sequence d confirmed in this term
 	warned := false
 	for {
-		recs := r.s.fsm.Pending(d, after, cfg.RelayBatch)
+		recs := r.rep.fsm.Pending(d, after, cfg.Batch)
 		if len(recs) == 0 {
 			select {
 			case <-r.kicks[d]:
@@ -99,13 +99,13 @@ func (r *relay) stream(ctx context.Context, d int) {
 			}
 			continue
 		}
-		applied, err := cfg.Sender.Deliver(ctx, d, r.s.id, recs)
+		applied, err := r.rep.node.send.Deliver(ctx, d, r.rep.id, recs)
 		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
 			if !warned {
-				r.s.log.Warn("relay: delivery failed, retrying", "dst", d, "records", len(recs), "error", err)
+				r.rep.log.Warn("relay: delivery failed, retrying", "dst", d, "records", len(recs), "error", err)
 				warned = true
 			}
 			select {
@@ -117,14 +117,14 @@ func (r *relay) stream(ctx context.Context, d int) {
 			continue
 		}
 		if warned {
-			r.s.log.Info("relay: delivering again", "dst", d)
+			r.rep.log.Info("relay: delivering again", "dst", d)
 			warned = false
 		}
-		backoff = cfg.RelayRetry
+		backoff = cfg.Retry
 		if applied+1 < recs[0].Seq {
 			// d has applied less than what we already acknowledged:
 			// it lost durable state. Nothing here can replay it.
-			r.s.log.Error("relay: destination is behind acknowledged records; reverse edges were lost", "dst", d, "applied", applied, "oldest", recs[0].Seq)
+			r.rep.log.Error("relay: destination is behind acknowledged records; reverse edges were lost", "dst", d, "applied", applied, "oldest", recs[0].Seq)
 			select {
 			case <-time.After(2 * time.Second):
 			case <-ctx.Done():
@@ -157,7 +157,7 @@ func (r *relay) confirm(d int, seq uint64) {
 // acker writes the confirmed positions to the log, which drops delivered
 // records from the outbox.
 func (r *relay) acker(ctx context.Context) {
-	t := time.NewTicker(r.s.cfg.AckEvery)
+	t := time.NewTicker(r.rep.cfg.Relay.AckEvery)
 	defer t.Stop()
 	acked := make([]uint64, len(r.kicks))
 	var acks []fsm.Watermark
@@ -178,9 +178,9 @@ func (r *relay) acker(ctx context.Context) {
 		if len(acks) == 0 {
 			continue
 		}
-		if err := r.s.ack(ctx, append([]fsm.Watermark(nil), acks...)); err != nil {
+		if err := r.rep.ack(ctx, append([]fsm.Watermark(nil), acks...)); err != nil {
 			if ctx.Err() == nil {
-				r.s.log.Debug("relay: ack not committed", "error", err)
+				r.rep.log.Debug("relay: ack not committed", "error", err)
 			}
 			continue
 		}
@@ -197,13 +197,13 @@ func (r *relay) wait(ctx context.Context, ws []fsm.Watermark) error {
 		r.mu.Lock()
 		if !r.running {
 			r.mu.Unlock()
-			return r.s.notLeader()
+			return r.rep.notLeader()
 		}
 		if r.delivered[w.Shard] >= w.Seq {
 			r.mu.Unlock()
 			continue
 		}
-		if h := r.s.fsm.Head(w.Shard); h == 0 || h > w.Seq {
+		if h := r.rep.fsm.Head(w.Shard); h == 0 || h > w.Seq {
 			// Acknowledged, so applied.
 			r.mu.Unlock()
 			continue
@@ -221,4 +221,21 @@ func (r *relay) wait(ctx context.Context, ws []fsm.Watermark) error {
 		}
 	}
 	return nil
+}
+
+// nodeSender is the relay's delivery: to the destination's replica here if
+// this node leads it (always, on a single node), else to its leader
+// through Config.Peers.
+type nodeSender struct{ n *Node }
+
+func (s nodeSender) Deliver(ctx context.Context, dst, src int, recs []fsm.Record) (uint64, error) {
+	n := s.n
+	if r := n.Replica(dst); r != nil && (r.Ready() || !n.cfg.clusterMode()) {
+		return r.Deliver(ctx, src, recs)
+	}
+	addr, ok := n.leaderAddr(dst)
+	if !ok {
+		return 0, n.NotLeaderError(dst)
+	}
+	return n.cfg.Peers.Deliver(ctx, addr, dst, src, recs)
 }

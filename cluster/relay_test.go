@@ -19,7 +19,7 @@ import (
 // partial and reordered batches, and a destination that is down for a
 // while.
 type faultySender struct {
-	next     Sender
+	next     sender
 	mu       sync.Mutex
 	rng      *rand.Rand
 	downDst  int
@@ -102,7 +102,7 @@ func runWorkload(t *testing.T, n *Node, seed uint64) {
 
 func drained(n *Node) bool {
 	for i := range n.Shards() {
-		if n.Shard(i).Lag().Records != 0 {
+		if n.Replica(i).Lag().Records != 0 {
 			return false
 		}
 	}
@@ -119,11 +119,11 @@ func TestRelayUnderFaults(t *testing.T) {
 
 	cfg := testConfig(t, t.TempDir())
 	fs := &faultySender{rng: rand.New(rand.NewPCG(7, 7)), downDst: 2, downTill: time.Now().Add(500 * time.Millisecond)}
-	cfg.Sender = fs
-	cfg.RelayRetry = time.Millisecond
+	cfg.sender = fs
+	cfg.Relay.Retry = time.Millisecond
 	faulty := openNode(t, cfg)
 	defer faulty.Close()
-	fs.next = localSender{faulty}
+	fs.next = nodeSender{faulty}
 	runWorkload(t, faulty, 42)
 	waitFor(t, "faulty relay", 30*time.Second, func() bool { return drained(faulty) })
 	got := dumpGraph(t, faulty)

@@ -16,17 +16,11 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
-	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
 
-// ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's
-// bytes, modulo the number of shards. It is part of the data format: a
-// cluster's shard count is fixed when it is created.
-func ShardOf(user string, shards int) int { return wire.ShardOf(user, shards) }
-
-// Config describes the shard an FSM holds.
+// Config describes the shard an FSM holds. Start from DefaultConfig.
 type Config struct {
 	Shard  int // this shard's number
 	Shards int // shards in the cluster
@@ -62,10 +56,22 @@ type FSM struct {
 	dec *decoder // used by the apply goroutine only
 }
 
+// DefaultConfig returns the configuration of shard 0 of 1, with the
+// default Store limits.
+func DefaultConfig() Config { return Config{Shard: 0, Shards: 1, Store: shard.DefaultConfig()} }
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
+		return fmt.Errorf("fsm: shard %d of %d", c.Shard, c.Shards)
+	}
+	return c.Store.Validate()
+}
+
 // New returns an FSM holding an empty shard.
 func New(cfg Config) (*FSM, error) {
-	if cfg.Shards < 1 || cfg.Shard < 0 || cfg.Shard >= cfg.Shards {
-		return nil, fmt.Errorf("fsm: shard %d of %d", cfg.Shard, cfg.Shards)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	s, err := shard.New(cfg.Store)
 	if err != nil {
@@ -182,7 +188,7 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			if r.Code != codes.OK {
 				continue
 			}
-			d := ShardOf(r.UserID, f.cfg.Shards)
+			d := shard.Of(r.UserID, f.cfg.Shards)
 			if r.Changed {
 				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.Time)
 			}

@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 
 	"github.com/followgraph/followgraph/codes"
@@ -65,15 +64,6 @@ func (o Op) String() string {
 // Ops lists the operations, for metrics.
 func Ops() []Op {
 	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers}
-}
-
-// ShardOf returns the shard of a user ID: FNV-1a (64-bit) of the ID's bytes,
-// modulo the number of shards. Clients use it to route requests; it is part
-// of the data format.
-func ShardOf(user string, shards int) int {
-	h := fnv.New64a()
-	h.Write([]byte(user))
-	return int(h.Sum64() % uint64(shards))
 }
 
 // Limits the decoders enforce regardless of configuration.

@@ -299,14 +299,16 @@ func (f *fakeBackend) ShardMap(ctx context.Context) (ShardMap, error) {
 	return ShardMap{Version: 1, Shards: 1}, nil
 }
 
-func startServer(t *testing.T, mod func(*ServerConfig), be Backend) *Server {
+// startServer serves be, and its cluster operations if it has them.
+func startServer(t *testing.T, mod func(*ServerConfig), be Handler) *Server {
 	t.Helper()
 	cfg := DefaultServerConfig()
 	cfg.Welcome = Welcome{Server: "test", NodeID: "n", Shards: 1, ClusterID: "c"}
 	if mod != nil {
 		mod(&cfg)
 	}
-	s, err := NewServer(cfg, be)
+	ch, _ := be.(ClusterHandler)
+	s, err := NewServer(cfg, be, ch)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,14 @@ import (
 	"net"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/cluster/clustertest"
+	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
 )
 
@@ -28,47 +29,11 @@ func startServer(t *testing.T, token string) string {
 	return startServerWith(t, token, nil)
 }
 
-// startServerWith is startServer with the backend wrap returns in front of
-// the node's (nil: the node's own).
-func startServerWith(t *testing.T, token string, wrap func(*cluster.Service) wire.Backend) string {
+// startServerWith is startServer with the handler wrap returns in front
+// of the node's router (nil: the router itself).
+func startServerWith(t *testing.T, token string, wrap func(*router.Router) wire.Handler) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cfg := cluster.DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.Shards = 4
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 100*time.Millisecond, 100*time.Millisecond, 50*time.Millisecond
-	n, err := cluster.Open(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := cluster.NewService(n, ln.Addr().String(), "test")
-	scfg := wire.DefaultServerConfig()
-	scfg.Welcome = svc.Welcome()
-	scfg.Token = token
-	var backend wire.Backend = svc
-	if wrap != nil {
-		backend = wrap(svc)
-	}
-	srv, err := wire.NewServer(scfg, backend)
-	if err != nil {
-		t.Fatal(err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-served
-		ln.Close() // Serve leaves it open if Shutdown came first
-	})
-	return ln.Addr().String()
+	return clustertest.Start(t, clustertest.Options{Token: token, Wrap: wrap}).Addr
 }
 
 // closedAddr returns an address where nothing listens.
@@ -732,16 +697,16 @@ const (
 
 // lyingBackend serves a node's data, but lies about victim as mode says.
 type lyingBackend struct {
-	*cluster.Service
+	*router.Router
 	mode atomic.Int32
 }
 
 func (b *lyingBackend) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn func(id []byte, t int64)) (string, error) {
 	if op != wire.OpFollowers || req.User != "victim" {
-		return b.Service.List(ctx, op, req, fn)
+		return b.Router.List(ctx, op, req, fn)
 	}
 	mode, first := b.mode.Load(), req.Cursor == ""
-	return b.Service.List(ctx, op, req, func(id []byte, t int64) {
+	return b.Router.List(ctx, op, req, func(id []byte, t int64) {
 		switch {
 		case mode == dropFollower && first:
 			first = false
@@ -754,7 +719,7 @@ func (b *lyingBackend) List(ctx context.Context, op wire.Op, req wire.ListReques
 }
 
 func (b *lyingBackend) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, error) {
-	is, err := b.Service.Info(ctx, req)
+	is, err := b.Router.Info(ctx, req)
 	for i := range is {
 		if is[i].UserID == "victim" && b.mode.Load() == extraCount {
 			is[i].Followers++
@@ -764,7 +729,7 @@ func (b *lyingBackend) Info(ctx context.Context, req wire.UsersRequest) ([]wire.
 }
 
 func (b *lyingBackend) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Check, error) {
-	cs, err := b.Service.Check(ctx, req)
+	cs, err := b.Router.Check(ctx, req)
 	for i := range cs {
 		if b.mode.Load() == lostReverse && req.Actor == "f0" && cs[i].UserID == "victim" {
 			cs[i].FollowType &^= 1 // victim does not follow f0
@@ -775,7 +740,7 @@ func (b *lyingBackend) Check(ctx context.Context, req wire.CheckRequest) ([]wire
 
 func TestVerifyFindsViolations(t *testing.T) {
 	lb := &lyingBackend{}
-	addr := startServerWith(t, "", func(s *cluster.Service) wire.Backend { lb.Service = s; return lb })
+	addr := startServerWith(t, "", func(r *router.Router) wire.Handler { lb.Router = r; return lb })
 	c := newClient(t, addr)
 	for _, f := range []string{"f0", "f1", "f2", "lone"} {
 		follow(t, c, f, "victim")
@@ -884,100 +849,16 @@ func TestClusterView(t *testing.T) {
 	}
 }
 
-// clusterNode is one node of an in-process cluster.
-type clusterNode struct {
-	id, addr string
-	node     *cluster.Node
-	srv      *wire.Server
-	served   chan error
-	stopped  bool
-}
-
-// stop stops the node's server, then the node. A node that does not close
-// within 30s is logged and abandoned (it has left gossip by then), so that
-// a hang in raft's shutdown (see hashicorp/raft#612: a wedged pipeline
-// replication goroutine) does not hang the test.
-func (n *clusterNode) stop(t *testing.T) {
-	if n.stopped {
-		return
-	}
-	n.stopped = true
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	n.srv.Shutdown(ctx)
-	<-n.served
-	closed := make(chan struct{})
-	go func() { n.node.Close(); close(closed) }()
-	select {
-	case <-closed:
-	case <-time.After(30 * time.Second):
-		t.Logf("SERVER BUG: node %s did not close within 30s; abandoning it", n.id)
-
-	}
-}
-
-// startCluster starts n cluster-mode nodes in this process (raft, gossip
-// and the client protocol on loopback), as cluster's own tests do, and
-// returns once they are open; elections go on in the background.
-func startCluster(t *testing.T, n, shards int) []*clusterNode {
+// startCluster starts n cluster-mode nodes in this process, and returns
+// once they are open; elections go on in the background.
+func startCluster(t *testing.T, n, shards int) []*clustertest.Member {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("starts a cluster")
 	}
-	var cfgs []cluster.Config
-	var join []string
-	for i := range n {
-		cfg := cluster.DefaultConfig()
-		cfg.NodeID = fmt.Sprintf("n%d", i+1)
-		cfg.DataDir = t.TempDir()
-		cfg.Shards = shards
-		cfg.RaftAddr, cfg.GossipAddr, cfg.ClientAddr = closedAddr(t), closedAddr(t), closedAddr(t)
-		cfg.BootstrapExpect = n
-		cfg.FastGossip = true
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout, cfg.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
-		cfg.ReconcileInterval = 200 * time.Millisecond
-		cfg.DeadTimeout = 3 * time.Second
-		join = append(join, cfg.GossipAddr)
-		cfgs = append(cfgs, cfg)
-	}
-	var nodes []*clusterNode
-	t.Cleanup(func() {
-		// All at once: stopped one by one, the others would start moving
-		// replicas around.
-		var wg sync.WaitGroup
-		for _, n := range nodes {
-			wg.Go(func() { n.stop(t) })
-		}
-		wg.Wait()
-	})
-	for _, cfg := range cfgs {
-		cfg.Join = join
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		node, err := cluster.Open(ctx, cfg)
-		cancel()
-		if err != nil {
-			t.Fatalf("%s: %v", cfg.NodeID, err)
-		}
-		ln, err := net.Listen("tcp", cfg.ClientAddr)
-		if err != nil {
-			node.Close()
-			t.Fatal(err)
-		}
-		svc := cluster.NewService(node, cfg.ClientAddr, "test")
-		scfg := wire.DefaultServerConfig()
-		scfg.Welcome = svc.Welcome()
-		scfg.Forwards = true
-		srv, err := wire.NewServer(scfg, svc)
-		if err != nil {
-			node.Close()
-			ln.Close()
-			t.Fatal(err)
-		}
-		cn := &clusterNode{id: cfg.NodeID, addr: cfg.ClientAddr, node: node, srv: srv, served: make(chan error, 1)}
-		go func() { cn.served <- srv.Serve(ln); ln.Close() }()
-		nodes = append(nodes, cn)
-	}
-	return nodes
+	return clustertest.NewCluster(t, n, shards, func(cfg *cluster.Config) {
+		cfg.Raft.HeartbeatTimeout, cfg.Raft.ElectionTimeout, cfg.Raft.LeaderLeaseTimeout = 300*time.Millisecond, 300*time.Millisecond, 150*time.Millisecond
+	}).Nodes
 }
 
 // waitStatus polls "status --json" at addr until cond holds, and returns
@@ -1046,7 +927,7 @@ func hasProblem(st statusOutput, p string) bool {
 func TestClusterStatus(t *testing.T) {
 	const shards = 4
 	nodes := startCluster(t, 3, shards)
-	addr := nodes[0].addr
+	addr := nodes[0].Addr
 	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
 	st := waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
 
@@ -1054,14 +935,14 @@ func TestClusterStatus(t *testing.T) {
 		t.Fatalf("status: %+v", st)
 	}
 	for i, n := range st.Nodes {
-		if n.NodeID != nodes[i].id || n.ClientAddr != nodes[i].addr || n.RaftAddr == "" || n.State != "alive" || n.Hosts != shards ||
+		if n.NodeID != nodes[i].ID || n.ClientAddr != nodes[i].Addr || n.RaftAddr == "" || n.State != "alive" || n.Hosts != shards ||
 			n.Version != "test" || n.Error != "" {
 			t.Errorf("node %d: %+v", i, n)
 		}
 	}
 	addrOf := map[string]string{}
 	for _, n := range nodes {
-		addrOf[n.id] = n.addr
+		addrOf[n.ID] = n.Addr
 	}
 	for i, sh := range st.Shards {
 		if sh.Shard != i || addrOf[sh.LeaderID] == "" || sh.LeaderAddr != addrOf[sh.LeaderID] || sh.Leader != (sh.LeaderID == "n1") ||
@@ -1069,7 +950,7 @@ func TestClusterStatus(t *testing.T) {
 			t.Errorf("shard %d: %+v", i, sh)
 		}
 	}
-	m := jsonOK(t, "status", "--addr", nodes[1].addr)
+	m := jsonOK(t, "status", "--addr", nodes[1].Addr)
 	checkKeys(t, "cluster status", m, "nodeID", "version", "clusterID", "uptimeSec", "addr", "nodes", "shards", "healthy", "unhealthy")
 	for _, n := range objects(t, m, "nodes") {
 		checkKeys(t, "node", n, "nodeID", "clientAddr", "raftAddr", "state", "leads", "hosts", "version", "error")
@@ -1078,7 +959,7 @@ func TestClusterStatus(t *testing.T) {
 		t.Errorf("status of n2: %v", m)
 	}
 	out := mustOK(t, "status", "--addr", addr)
-	for _, want := range []string{"NODE", "CLIENT ADDR", "RAFT ADDR", "STATE", "LEADS", "HOSTS", "VOTERS", "NONVOTERS", "n1,n2,n3", nodes[2].addr} {
+	for _, want := range []string{"NODE", "CLIENT ADDR", "RAFT ADDR", "STATE", "LEADS", "HOSTS", "VOTERS", "NONVOTERS", "n1,n2,n3", nodes[2].Addr} {
 		if !strings.Contains(out, want) {
 			t.Errorf("status lacks %q:\n%s", want, out)
 		}
@@ -1087,7 +968,7 @@ func TestClusterStatus(t *testing.T) {
 	// verify spans the cluster: every shard is scanned on its leader.
 	c := newClient(t, addr)
 	users, edges := buildGraph(t, c)
-	v := clusterVerify(t, nodes[2].addr)
+	v := clusterVerify(t, nodes[2].Addr)
 	if v.Violations != 0 || v.Users != uint64(users) || v.Edges != uint64(edges) || v.Shards != shards {
 		t.Errorf("verify: %+v; want %d users and %d edges", v, users, edges)
 	}
@@ -1101,7 +982,7 @@ func TestClusterStatus(t *testing.T) {
 	})
 
 	// A dead node is flagged; the exit status stays 0.
-	nodes[2].stop(t)
+	nodes[2].Stop()
 	st = waitStatus(t, addr, "n3 seen dead", 60*time.Second, func(st statusOutput) bool { return hasProblem(st, "node n3 dead") })
 	if st.Healthy || st.Nodes[2].State != "dead" || st.Nodes[2].Error != "" {
 		t.Errorf("with n3 dead: %+v", st)
@@ -1115,7 +996,7 @@ func TestClusterStatus(t *testing.T) {
 func TestClusterDrain(t *testing.T) {
 	const shards = 4
 	nodes := startCluster(t, 4, shards)
-	addr := nodes[0].addr
+	addr := nodes[0].Addr
 	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
 	waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
 	c := newClient(t, addr)
@@ -1152,7 +1033,7 @@ func TestClusterDrain(t *testing.T) {
 	if n := st.Nodes[1]; n.NodeID != "n2" || n.State != "draining" || n.Hosts != 0 || n.Leads != 0 || !hasProblem(st, "node n2 draining") {
 		t.Errorf("after the drain: n2 %+v, problems %q", n, st.Unhealthy)
 	}
-	if v := clusterVerify(t, nodes[3].addr); v.Violations != 0 || v.Edges != 20 {
+	if v := clusterVerify(t, nodes[3].Addr); v.Violations != 0 || v.Edges != 20 {
 		t.Errorf("verify after the drain: %+v", v)
 	}
 
@@ -1160,7 +1041,7 @@ func TestClusterDrain(t *testing.T) {
 	if out := mustOK(t, "drain", "n2", "--addr", addr); out != "draining n2\n" {
 		t.Errorf("drain: %q", out)
 	}
-	m = jsonOK(t, "drain", "n2", "--off", "--addr", nodes[2].addr)
+	m = jsonOK(t, "drain", "n2", "--off", "--addr", nodes[2].Addr)
 	if len(m) != 2 || m["node"] != "n2" || m["draining"] != false {
 		t.Errorf("drain --off: %v", m)
 	}

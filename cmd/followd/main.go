@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -84,7 +85,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "cluster: create a new cluster once this many nodes see each other (give every initial node the same value and --join list)")
 	fs.IntVar(&o.replicas, "replicas", 3, "cluster: voters per shard")
 	fs.DurationVar(&o.deadTimeout, "dead-timeout", 30*time.Second, "cluster: how long a node must be gone before its replicas are re-created elsewhere")
-	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; leaders heartbeat ten times per timeout, so a longer one costs less idle CPU and fails over more slowly")
+	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultRaftConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; leaders heartbeat ten times per timeout, so a longer one costs less idle CPU and fails over more slowly")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
 	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
@@ -157,6 +158,7 @@ func parseBytes(s string) (int64, error) {
 type daemon struct {
 	log     hclog.Logger
 	node    *cluster.Node
+	peers   *router.Peers // nil on a single node
 	server  *wire.Server
 	ln      net.Listener
 	httpSrv *http.Server
@@ -165,26 +167,16 @@ type daemon struct {
 	opts    *options
 }
 
-// start brings a node up and serves it. started, if not nil, receives the
-// daemon once it serves (tests use it).
+// start brings a node up and serves it: the client listener first (its
+// address is the node's advertised one), then the node, the router and
+// the wire server over it, then HTTP.
 func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
-	level := hclog.LevelFromString(o.logLevel)
-	if level == hclog.NoLevel {
-		return nil, fmt.Errorf("unknown log level %q", o.logLevel)
+	log, err := newLogger(o, logOut)
+	if err != nil {
+		return nil, err
 	}
-	log := hclog.New(&hclog.LoggerOptions{Name: "followd", Level: level, Output: logOut, JSONFormat: o.logJSON})
-	// Memory policy: the graph lives in pointer-free chunks, so a GC cycle
-	// marks little and can run often; a low GOGC keeps RSS near the live
-	// heap. An explicit GOGC in the environment wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(o.gogc)
-	}
-	if o.memoryLimit != "" {
-		n, err := parseBytes(o.memoryLimit)
-		if err != nil {
-			return nil, fmt.Errorf("--memory-limit: %w", err)
-		}
-		debug.SetMemoryLimit(n)
+	if err := setMemoryPolicy(o); err != nil {
+		return nil, err
 	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
@@ -196,102 +188,180 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		advertise = withHost(o.advertise, ln.Addr().String())
 	}
 	m := newMetrics(version)
-	cfg := cluster.DefaultConfig()
-	cfg.NodeID = o.nodeID
-	cfg.DataDir = o.dataDir
-	cfg.Shards = o.shards
-	cfg.Logger = log.Named("node")
-	cfg.NoSync = o.noSync
-	cfg.OnCommit = m.onCommit
-	inCluster := o.raftAddr != "" || o.join != "" || o.bootstrapExpect > 0
-	if inCluster {
-		host, _, _ := net.SplitHostPort(o.listen)
-		if o.raftAddr == "" {
-			o.raftAddr = net.JoinHostPort(host, "7701")
-		}
-		if o.gossipAddr == "" {
-			o.gossipAddr = net.JoinHostPort(host, "7702")
-		}
-		cfg.RaftAddr, cfg.GossipAddr, cfg.ClientAddr = o.raftAddr, o.gossipAddr, advertise
-		if o.advertise != "" {
-			cfg.RaftAdvertise = withHost(o.advertise, o.raftAddr)
-			cfg.GossipAdvertise = withHost(o.advertise, o.gossipAddr)
-		}
-		for _, j := range strings.Split(o.join, ",") {
-			if j = strings.TrimSpace(j); j != "" {
-				cfg.Join = append(cfg.Join, j)
-			}
-		}
-		cfg.BootstrapExpect = o.bootstrapExpect
-		cfg.Replicas = o.replicas
-		cfg.DeadTimeout = o.deadTimeout
-		cfg.HeartbeatTimeout = o.raftHeartbeat
-		cfg.ElectionTimeout = o.raftHeartbeat
-		cfg.Token = o.token
-		// Replicas on other machines: a leader keeps its lease as long as
-		// the heartbeat timeout, so that a busy machine does not make it
-		// step down.
-		cfg.LeaderLeaseTimeout = cfg.HeartbeatTimeout
-	}
-	if o.noSync {
-		log.Warn("raft log fsync is OFF (--unsafe-no-fsync): acknowledged writes can be lost on power failure")
-	}
-	d.node, err = cluster.Open(ctx, cfg)
-	if err != nil {
+	if err := d.openNode(ctx, m, advertise); err != nil {
 		ln.Close()
 		return nil, err
 	}
-	m.reg.MustRegister(newNodeCollector(d.node))
-	svc := cluster.NewService(d.node, advertise, version)
-	scfg := wire.DefaultServerConfig()
-	scfg.Token = o.token
-	scfg.MaxConns = o.maxConns
-	scfg.MaxFrame = o.maxFrame
-	scfg.WelcomeFunc = svc.Welcome
-	scfg.Logger = log.Named("wire")
-	scfg.Observer = m
-	scfg.Forwards = inCluster
-	d.server, err = wire.NewServer(scfg, svc)
-	if err != nil {
-		d.node.Close()
-		ln.Close()
+	if err := d.serve(m, advertise); err != nil {
+		d.stop(context.Background())
 		return nil, err
 	}
-	go func() { d.served <- d.server.Serve(ln) }()
-	if o.httpAddr != "" {
-		d.httpLn, err = net.Listen("tcp", o.httpAddr)
-		if err != nil {
-			d.stop(context.Background())
-			return nil, fmt.Errorf("listen %s: %w", o.httpAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-		// Profiles for performance work; the HTTP address is loopback by
-		// default, so expose it further only on purpose.
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-		mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
-			if bad := d.node.Healthy(); len(bad) > 0 {
-				w.WriteHeader(http.StatusServiceUnavailable)
-				fmt.Fprintf(w, "not ready: shards %v have no leader, have not caught up, or halted\n", bad)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
-		d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go d.httpSrv.Serve(d.httpLn)
+	if err := d.serveHTTP(m); err != nil {
+		d.stop(context.Background())
+		return nil, err
 	}
 	httpAddr := ""
 	if d.httpLn != nil {
 		httpAddr = d.httpLn.Addr().String()
 	}
 	log.Info("followd ready", "version", version, "listen", ln.Addr().String(), "http", httpAddr,
-		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.Meta().ClusterID, "auth", o.token != "",
+		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.ClusterID(), "auth", o.token != "",
 		"raft", o.raftAddr, "gossip", o.gossipAddr, "join", o.join)
 	return d, nil
+}
+
+func newLogger(o *options, out io.Writer) (hclog.Logger, error) {
+	level := hclog.LevelFromString(o.logLevel)
+	if level == hclog.NoLevel {
+		return nil, fmt.Errorf("unknown log level %q", o.logLevel)
+	}
+	return hclog.New(&hclog.LoggerOptions{Name: "followd", Level: level, Output: out, JSONFormat: o.logJSON}), nil
+}
+
+// setMemoryPolicy sets the garbage collector's target and limit. The graph
+// lives in pointer-free chunks, so a GC cycle marks little and can run
+// often; a low GOGC keeps RSS near the live heap. An explicit GOGC in the
+// environment wins.
+func setMemoryPolicy(o *options) error {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(o.gogc)
+	}
+	if o.memoryLimit != "" {
+		n, err := parseBytes(o.memoryLimit)
+		if err != nil {
+			return fmt.Errorf("--memory-limit: %w", err)
+		}
+		debug.SetMemoryLimit(n)
+	}
+	return nil
+}
+
+// inCluster reports whether the flags make this node a cluster member.
+func (o *options) inCluster() bool { return o.raftAddr != "" || o.join != "" || o.bootstrapExpect > 0 }
+
+// nodeConfig is the node's configuration from the flags; advertise is the
+// client address others use.
+func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config {
+	cfg := cluster.DefaultConfig()
+	cfg.NodeID = o.nodeID
+	cfg.DataDir = o.dataDir
+	cfg.Shards = o.shards
+	cfg.Logger = log.Named("node")
+	cfg.RaftLog.NoSync = o.noSync
+	if !o.inCluster() {
+		return cfg
+	}
+	host, _, _ := net.SplitHostPort(o.listen)
+	if o.raftAddr == "" {
+		o.raftAddr = net.JoinHostPort(host, "7701")
+	}
+	if o.gossipAddr == "" {
+		o.gossipAddr = net.JoinHostPort(host, "7702")
+	}
+	mc := &cfg.Membership
+	mc.RaftAddr, mc.GossipAddr, mc.ClientAddr = o.raftAddr, o.gossipAddr, advertise
+	if o.advertise != "" {
+		mc.RaftAdvertise = withHost(o.advertise, o.raftAddr)
+		mc.GossipAdvertise = withHost(o.advertise, o.gossipAddr)
+	}
+	for _, j := range strings.Split(o.join, ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			mc.Join = append(mc.Join, j)
+		}
+	}
+	mc.BootstrapExpect = o.bootstrapExpect
+	mc.Replicas = o.replicas
+	mc.DeadTimeout = o.deadTimeout
+	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
+	cfg.Raft.ElectionTimeout = o.raftHeartbeat
+	// Replicas on other machines: a leader keeps its lease as long as the
+	// heartbeat timeout, so that a busy machine does not make it step
+	// down.
+	cfg.Raft.LeaderLeaseTimeout = cfg.Raft.HeartbeatTimeout
+	return cfg
+}
+
+// openNode opens the node (and, in a cluster, its peer connections).
+func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) error {
+	o := d.opts
+	cfg := o.nodeConfig(d.log, advertise)
+	cfg.OnCommit = m.onCommit
+	if o.inCluster() {
+		var err error
+		if d.peers, err = router.NewPeers(o.token); err != nil {
+			return err
+		}
+		cfg.Peers = d.peers
+	}
+	if o.noSync {
+		d.log.Warn("raft log fsync is OFF (--unsafe-no-fsync): acknowledged writes can be lost on power failure")
+	}
+	n, err := cluster.Open(ctx, cfg)
+	if err != nil {
+		if d.peers != nil {
+			d.peers.Close()
+		}
+		return err
+	}
+	d.node = n
+	m.reg.MustRegister(newNodeCollector(n))
+	return nil
+}
+
+// serve starts the client protocol server over the node's router.
+func (d *daemon) serve(m *metrics, advertise string) error {
+	o := d.opts
+	rcfg := router.DefaultConfig()
+	rcfg.Addr, rcfg.Version = advertise, version
+	rt, err := router.New(d.node, d.peers, rcfg)
+	if err != nil {
+		return err
+	}
+	scfg := wire.DefaultServerConfig()
+	scfg.Token = o.token
+	scfg.MaxConns = o.maxConns
+	scfg.MaxFrame = o.maxFrame
+	scfg.WelcomeFunc = rt.Welcome
+	scfg.Logger = d.log.Named("wire")
+	scfg.Observer = m
+	scfg.Forwards = o.inCluster()
+	if d.server, err = wire.NewServer(scfg, rt, rt); err != nil {
+		return err
+	}
+	go func() { d.served <- d.server.Serve(d.ln) }()
+	return nil
+}
+
+// serveHTTP serves metrics, health and profiles, if an HTTP address is
+// set.
+func (d *daemon) serveHTTP(m *metrics) error {
+	if d.opts.httpAddr == "" {
+		return nil
+	}
+	var err error
+	if d.httpLn, err = net.Listen("tcp", d.opts.httpAddr); err != nil {
+		return fmt.Errorf("listen %s: %w", d.opts.httpAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
+	// Profiles for performance work; the HTTP address is loopback by
+	// default, so expose it further only on purpose.
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if bad := d.node.Healthy(); len(bad) > 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: shards %v have no leader, have not caught up, or halted\n", bad)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go d.httpSrv.Serve(d.httpLn)
+	return nil
 }
 
 // stop shuts down in order: stop taking requests and finish those in
@@ -315,6 +385,9 @@ func (d *daemon) stop(ctx context.Context) error {
 	}
 	if err := d.node.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("node: %w", err))
+	}
+	if d.peers != nil {
+		d.peers.Close()
 	}
 	if d.httpSrv != nil {
 		d.httpSrv.Shutdown(ctx)

@@ -6,9 +6,7 @@ import (
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/codes"
-	"github.com/followgraph/followgraph/shard"
 	"github.com/followgraph/followgraph/wire"
-	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -92,47 +90,45 @@ func (m *metrics) onCommit(_ int, d time.Duration, cmds int) {
 	m.commitBatch.Observe(float64(cmds))
 }
 
-// nodeCollector reads each shard's state, and the raft log's, at scrape
+// nodeCollector reads the node's status, and its raft log's, at scrape
 // time.
 type nodeCollector struct {
 	n                                                  *cluster.Node
 	users, following, followers, mutual, leader, index *prometheus.Desc
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
 	logEntries                                         *prometheus.Desc
-	// The node's raft log: all of it, shared by the shards or not.
-	logSegments, logFileBytes *prometheus.Desc
-	// The shared raft log only.
-	logLiveBytes, logSyncs, logGroups, logWrites, logRelocated *prometheus.Desc
+	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
+	logSyncs, logGroups, logWrites, logRelocated       *prometheus.Desc
 }
 
 func newNodeCollector(n *cluster.Node) *nodeCollector {
 	d := func(name, help string) *prometheus.Desc {
 		return prometheus.NewDesc(name, help, []string{"shard"}, nil)
 	}
+	node := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &nodeCollector{
-		n:          n,
-		users:      d("followgraph_shard_users", "User IDs the shard's store knows (its users and the peers its lists name)."),
-		following:  d("followgraph_shard_edges", "Follow edges whose follower lives on the shard (following entries)."),
-		followers:  d("followgraph_shard_follower_entries", "Followers entries on the shard."),
-		mutual:     d("followgraph_shard_mutual_entries", "Mutual entries on the shard."),
-		leader:     d("followgraph_shard_leader", "1 if this node leads the shard and serves it."),
-		index:      d("followgraph_shard_applied_index", "Raft index of the last entry the shard applied."),
-		lagRecords: d("followgraph_relay_pending_records", "Reverse edges committed on the shard and not yet acknowledged by their destination shard."),
-		lagAge:     d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
-		heapBlocks: d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
-		halted:     d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
-		logEntries: d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
-		logSegments: prometheus.NewDesc("followgraph_raft_log_segments",
-			"Segment files of the node's raft log (the shared log, or the shards' own logs together in a data directory of the per-shard layout).", nil, nil),
-		logFileBytes: prometheus.NewDesc("followgraph_raft_log_file_bytes", "Size of those segment files (preallocated).", nil, nil),
-		logLiveBytes: prometheus.NewDesc("followgraph_raft_log_live_bytes",
-			"Bytes of the entries the shards' raft logs hold in the shared log (the rest of its files is deleted entries and free space).", nil, nil),
-		logSyncs:  prometheus.NewDesc("followgraph_raft_log_syncs_total", "fdatasyncs of the shared raft log's data.", nil, nil),
-		logGroups: prometheus.NewDesc("followgraph_raft_log_group_commits_total", "Group commits of the shared raft log.", nil, nil),
-		logWrites: prometheus.NewDesc("followgraph_raft_log_writes_total",
-			"Appends and deletions of all shards committed through the shared raft log (divide by group commits for the appends per fdatasync).", nil, nil),
-		logRelocated: prometheus.NewDesc("followgraph_raft_log_relocated_bytes_total",
-			"Bytes the shared raft log rewrote to move idle shards' entries out of old segments.", nil, nil),
+		n:            n,
+		users:        d("followgraph_shard_users", "User IDs the shard's store knows (its users and the peers its lists name)."),
+		following:    d("followgraph_shard_edges", "Follow edges whose follower lives on the shard (following entries)."),
+		followers:    d("followgraph_shard_follower_entries", "Followers entries on the shard."),
+		mutual:       d("followgraph_shard_mutual_entries", "Mutual entries on the shard."),
+		leader:       d("followgraph_shard_leader", "1 if this node leads the shard and serves it."),
+		index:        d("followgraph_shard_applied_index", "Raft index of the last entry the shard applied."),
+		lagRecords:   d("followgraph_relay_pending_records", "Reverse edges committed on the shard and not yet acknowledged by their destination shard."),
+		lagAge:       d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
+		heapBlocks:   d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
+		halted:       d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
+		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
+		logSegments:  node("followgraph_raft_log_segments", "Segment files of the node's raft log, which holds every shard's."),
+		logFileBytes: node("followgraph_raft_log_file_bytes", "Size of those segment files (preallocated)."),
+		logLiveBytes: node("followgraph_raft_log_live_bytes",
+			"Bytes of the entries the shards' raft logs hold (the rest of the files is deleted entries and free space)."),
+		logSyncs:  node("followgraph_raft_log_syncs_total", "fdatasyncs of the raft log's data."),
+		logGroups: node("followgraph_raft_log_group_commits_total", "Group commits of the raft log."),
+		logWrites: node("followgraph_raft_log_writes_total",
+			"Appends and deletions of all shards committed through the raft log (divide by group commits for the appends per fdatasync)."),
+		logRelocated: node("followgraph_raft_log_relocated_bytes_total",
+			"Bytes the raft log rewrote to move idle shards' entries out of old segments."),
 	}
 }
 
@@ -147,55 +143,30 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	g := func(d *prometheus.Desc, v float64, shard string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, shard)
 	}
-	var segments int
-	var fileBytes int64
-	for i := range c.n.Shards() {
-		s := c.n.Shard(i)
-		if s == nil {
-			continue // cluster mode: no replica of this shard here
+	flag := func(b bool) float64 {
+		if b {
+			return 1
 		}
-		label := strconv.Itoa(i)
-		ls := s.LogStats()
-		if ls.LastIndex > 0 {
-			g(c.logEntries, float64(ls.LastIndex-ls.FirstIndex+1), label)
-		} else {
-			g(c.logEntries, 0, label)
-		}
-		segments += ls.Segments
-		fileBytes += ls.FileBytes
-		var st shard.Stats
-		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
-		g(c.users, float64(st.Users), label)
-		g(c.following, float64(st.Following), label)
-		g(c.followers, float64(st.Followers), label)
-		g(c.mutual, float64(st.Mutual), label)
-		g(c.heapBlocks, float64(st.BlockBytes+st.StringBytes+st.IndexBytes), label)
-		lead := 0.0
-		if s.Ready() && s.Raft().State() == raft.Leader {
-			lead = 1
-		}
-		g(c.leader, lead, label)
-		g(c.index, float64(s.FSM().Index()), label)
-		lag := s.Lag()
-		g(c.lagRecords, float64(lag.Records), label)
-		g(c.lagAge, lag.Oldest.Seconds(), label)
-		halted := 0.0
-		if s.FSM().Failed() != nil {
-			halted = 1
-		}
-		g(c.halted, halted, label)
+		return 0
+	}
+	for _, rs := range c.n.Status().Replicas {
+		label := strconv.Itoa(rs.Shard)
+		g(c.logEntries, float64(rs.LogEntries), label)
+		g(c.users, float64(rs.Store.Users), label)
+		g(c.following, float64(rs.Store.Following), label)
+		g(c.followers, float64(rs.Store.Followers), label)
+		g(c.mutual, float64(rs.Store.Mutual), label)
+		g(c.heapBlocks, float64(rs.Store.BlockBytes+rs.Store.StringBytes+rs.Store.IndexBytes), label)
+		g(c.leader, flag(rs.Ready && rs.Leader), label)
+		g(c.index, float64(rs.AppliedIndex), label)
+		g(c.lagRecords, float64(rs.Lag.Records), label)
+		g(c.lagAge, rs.Lag.Oldest.Seconds(), label)
+		g(c.halted, flag(rs.Halted != ""), label)
 	}
 	one := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, t, v)
 	}
-	st, shared := c.n.RaftLogStats()
-	if !shared {
-		one(c.logSegments, prometheus.GaugeValue, float64(segments))
-		one(c.logFileBytes, prometheus.GaugeValue, float64(fileBytes))
-		return
-	}
-	// A stream's Stats counts the segments holding its entries, which
-	// other streams share: the log's own figures instead.
+	st := c.n.RaftLogStats()
 	one(c.logSegments, prometheus.GaugeValue, float64(st.Segments))
 	one(c.logFileBytes, prometheus.GaugeValue, float64(st.FileBytes))
 	one(c.logLiveBytes, prometheus.GaugeValue, float64(st.LiveBytes))

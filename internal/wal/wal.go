@@ -858,3 +858,6 @@ func (l *Log) closeFiles() error {
 	errs = append(errs, l.dir.Close())
 	return errors.Join(errs...)
 }
+
+// Validate is temporary (replaced by the wal rework).
+func (c Config) Validate() error { _, err := c.withDefaults(); return err }

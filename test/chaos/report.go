@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/anishathalye/porcupine"
-	"github.com/followgraph/followgraph/wire"
+	"github.com/followgraph/followgraph/shard"
 )
 
 // bucket is the resolution of the availability figures.
@@ -102,7 +102,7 @@ func Unavailability(ops []Op, sched []Fault, end time.Duration, shards int) []Av
 				a.ReadsBad++
 			}
 			if write {
-				s, b := wire.ShardOf(userID(o.Actor), shards), int((at-w.from)/bucket)
+				s, b := shard.Of(userID(o.Actor), shards), int((at-w.from)/bucket)
 				tried[s][b] = true
 				good[s][b] = good[s][b] || ok
 			}

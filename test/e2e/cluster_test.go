@@ -11,7 +11,7 @@ import (
 
 	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/internal/testport"
-	"github.com/followgraph/followgraph/wire"
+	"github.com/followgraph/followgraph/shard"
 )
 
 func freePort(t *testing.T) string { return testport.Addr(t) }
@@ -106,7 +106,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	// Actors homed on the victim's shard.
 	var actors []string
 	for i := 0; len(actors) < 50; i++ {
-		if a := fmt.Sprintf("actor%d", i); wire.ShardOf(a, shards) == victimShard {
+		if a := fmt.Sprintf("actor%d", i); shard.Of(a, shards) == victimShard {
 			actors = append(actors, a)
 		}
 	}

@@ -1,0 +1,288 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/hashicorp/raft"
+)
+
+// The write path: a client command (or a delivery, or acknowledgements)
+// becomes a proposal, queued for the replica's batcher, which puts what is
+// queued into one log entry and hands it to raft; the completer waits for
+// entries in commit order and answers each proposal.
+
+// WriteOptions are per-request options of a write.
+type WriteOptions struct {
+	// Sync makes the write return only once its reverse side (the
+	// followers and mutual lists on the targets' shards) is applied too.
+	Sync bool
+}
+
+// proposal is one thing to commit through the batcher: a client command,
+// a delivery of records from another shard, or acknowledgements. They all
+// share log entries, so one fsync commits every stream.
+type proposal struct {
+	cmd     *fsm.Command
+	dlv     *fsm.Delivery
+	acks    []fsm.Watermark
+	res     fsm.CommandResult // for a command
+	applied uint64            // for a delivery
+	err     error
+	done    chan struct{}
+	idx     int // position in its batch's commands or deliveries
+}
+
+func (p *proposal) size() int {
+	switch {
+	case p.cmd != nil:
+		return len(p.cmd.Actor) + 16*len(p.cmd.Targets)
+	case p.dlv != nil:
+		return 48 * len(p.dlv.Records)
+	}
+	return 16 * len(p.acks)
+}
+
+// logStore is a shard's raft log: a *wal.Stream of the node's shared log,
+// or in the per-shard layout a *wal.Log of its own.
+type batch struct {
+	props []*proposal
+	fut   raft.ApplyFuture
+	start time.Time
+	cmds  int // commands in it (for metrics)
+}
+
+// Write proposes a follow or unfollow and waits for it to be committed and
+// applied (and, with opt.Sync, for its reverse side to be applied too).
+//
+// The request is validated by the caller (the router checks IDs and
+// limits where requests enter the node). Apply checks again what it
+// applies, deterministically on every replica, so an invalid command
+// fails as a whole and changes nothing, but costs a log entry.
+func (r *Replica) Write(ctx context.Context, op fsm.Op, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {
+	if !r.isReady.Load() {
+		return nil, r.notLeader()
+	}
+	if st := r.fsm.Outbox(); st.Records >= r.cfg.Relay.MaxOutbox {
+		return nil, codes.New(codes.Overloaded, "shard %d has %d undelivered reverse edges", r.id, st.Records)
+	}
+	p := &proposal{cmd: &fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
+	if err := r.enqueue(p); err != nil {
+		return nil, err
+	}
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		// The write may still commit; writes are idempotent, so the
+		// client may retry.
+		return nil, ctxErr(ctx)
+	}
+	if p.err != nil {
+		return nil, p.err
+	}
+	if p.res.Err != nil {
+		return nil, p.res.Err
+	}
+	if opt.Sync && len(p.res.Waits) > 0 {
+		if err := r.relay.wait(ctx, p.res.Waits); err != nil {
+			return p.res.Results, err
+		}
+	}
+	return p.res.Results, nil
+}
+
+// enqueue hands a proposal to the batcher. Under sendMu, a proposal is
+// either queued before close marks the shard closing (and the batcher
+// answers it), or refused.
+func (r *Replica) enqueue(p *proposal) error {
+	r.sendMu.RLock()
+	defer r.sendMu.RUnlock()
+	if r.closing.Load() {
+		return codes.New(codes.ShuttingDown, "node is shutting down")
+	}
+	select {
+	case r.props <- p:
+		return nil
+	default:
+		return codes.New(codes.Overloaded, "shard %d write queue is full", r.id)
+	}
+}
+
+func ctxErr(ctx context.Context) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return codes.New(codes.Timeout, "deadline exceeded; the write may still be applied (retrying is safe)")
+	}
+	return codes.New(codes.Timeout, "canceled; the write may still be applied (retrying is safe)")
+}
+
+// batcher groups queued commands into log entries. It proposes as soon as
+// an in-flight slot is free, so a lone command goes out at once, and under
+// load every entry carries whatever queued while the previous ones were
+// committing.
+func (r *Replica) batcher() {
+	defer close(r.inflight)
+	var buf bytes.Buffer
+	var eb fsm.Batch
+	for {
+		var first *proposal
+		select {
+		case first = <-r.props:
+		case <-r.stop:
+			r.drainQueue()
+			return
+		}
+		b := &batch{props: []*proposal{first}}
+		size := first.size()
+	fill:
+		for len(b.props) < r.cfg.Batch.MaxCommands && size < r.cfg.Batch.MaxBytes {
+			select {
+			case p := <-r.props:
+				b.props = append(b.props, p)
+				size += p.size()
+			default:
+				break fill
+			}
+		}
+		eb.Commands, eb.Deliveries, eb.Acks = eb.Commands[:0], eb.Deliveries[:0], eb.Acks[:0]
+		for _, p := range b.props {
+			switch {
+			case p.cmd != nil:
+				p.idx = len(eb.Commands)
+				eb.Commands = append(eb.Commands, *p.cmd)
+			case p.dlv != nil:
+				p.idx = len(eb.Deliveries)
+				eb.Deliveries = append(eb.Deliveries, *p.dlv)
+			default:
+				eb.Acks = append(eb.Acks, p.acks...)
+			}
+		}
+		b.cmds = len(eb.Commands)
+		now := time.Now().UnixMilli()
+		if now < r.lastT {
+			now = r.lastT // the wall clock went back: keep followTimes monotonic
+		}
+		r.lastT = now
+		eb.Time = now
+		data := fsm.EncodeBatch(&buf, eb)
+		b.start = time.Now()
+		b.fut = r.raft.Apply(bytes.Clone(data), r.cfg.Batch.ApplyTimeout)
+		// The inflight channel's capacity bounds the entries in flight:
+		// while it is full this blocks, and proposals keep queueing for
+		// the next entry.
+		select {
+		case r.inflight <- b:
+		case <-r.stop:
+			r.finish(b)
+			r.drainQueue()
+			return
+		}
+	}
+}
+
+// drainQueue fails queued commands at shutdown.
+func (r *Replica) drainQueue() {
+	for {
+		select {
+		case p := <-r.props:
+			p.err = codes.New(codes.ShuttingDown, "node is shutting down")
+			close(p.done)
+		default:
+			return
+		}
+	}
+}
+
+// completer waits for entries in order and hands out their results.
+func (r *Replica) completer() {
+	defer close(r.done)
+	for b := range r.inflight {
+		r.finish(b)
+	}
+}
+
+func (r *Replica) finish(b *batch) {
+	err := b.fut.Error()
+	if r.cfg.OnCommit != nil && err == nil && b.cmds > 0 {
+		r.cfg.OnCommit(r.id, time.Since(b.start), b.cmds)
+	}
+	var resp *fsm.BatchResponse
+	if err == nil {
+		switch v := b.fut.Response().(type) {
+		case *fsm.BatchResponse:
+			resp = v
+		case error:
+			err = codes.New(codes.ShardUnavailable, "shard %d: %v", r.id, v)
+		default:
+			err = codes.New(codes.Internal, "shard %d: unexpected apply response %T", r.id, v)
+		}
+	} else {
+		err = r.raftErr(err)
+	}
+	for _, p := range b.props {
+		switch {
+		case err != nil:
+			p.err = err
+		case p.cmd != nil:
+			p.res = resp.Commands[p.idx]
+		case p.dlv != nil:
+			p.applied = resp.Delivered[p.idx]
+		}
+		close(p.done)
+	}
+}
+
+// raftErr maps a raft error to a code.
+func (r *Replica) raftErr(err error) error {
+	switch {
+	case errors.Is(err, raft.ErrNotLeader), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		// Refused before it reached the log: certainly not applied.
+		return r.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		// The entry is in the log of a deposed leader: a new leader may
+		// still commit it. NotLeader would promise it did not apply.
+		return codes.New(codes.Timeout, "shard %d: leadership lost while the write was in flight; its outcome is unknown", r.id)
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return codes.New(codes.ShuttingDown, "shard %d is shut down", r.id)
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return codes.New(codes.Timeout, "shard %d: raft did not take the entry in time", r.id)
+	}
+	return codes.New(codes.Internal, "shard %d: %v", r.id, err)
+}
+
+// Deliver applies records from shard src through this shard's raft log
+// (sharing entries with client writes) and returns the highest sequence
+// from src applied here.
+func (r *Replica) Deliver(ctx context.Context, src int, recs []fsm.Record) (uint64, error) {
+	if !r.isReady.Load() {
+		return 0, r.notLeader()
+	}
+	p := &proposal{dlv: &fsm.Delivery{Src: src, Records: recs}, done: make(chan struct{})}
+	if err := r.enqueue(p); err != nil {
+		return 0, err
+	}
+	select {
+	case <-p.done:
+		return p.applied, p.err
+	case <-ctx.Done():
+		return 0, ctxErr(ctx)
+	}
+}
+
+// ack commits acknowledgements through the batcher.
+func (r *Replica) ack(ctx context.Context, acks []fsm.Watermark) error {
+	p := &proposal{acks: acks, done: make(chan struct{})}
+	if err := r.enqueue(p); err != nil {
+		return err
+	}
+	select {
+	case <-p.done:
+		return p.err
+	case <-ctx.Done():
+		return ctxErr(ctx)
+	}
+}

@@ -1,0 +1,159 @@
+package router
+
+import (
+	"context"
+
+	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// The graph operations: validated here, then served by the local replica
+// or forwarded to the shard's leader.
+
+// Write follows or unfollows.
+func (r *Router) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
+	if err := shard.ValidateUserID(req.Actor); err != nil {
+		return nil, err
+	}
+	if max := r.node.Limits().MaxTargets; len(req.Targets) < 1 || len(req.Targets) > max {
+		return nil, codes.New(codes.InvalidParam, "%d targets: want 1 to %d", len(req.Targets), max)
+	}
+	rep, addr, err := r.route(ctx, req.Actor, wire.Leader)
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		return r.peers.forwardWrite(ctx, addr, op, req)
+	}
+	fop := fsm.OpFollow
+	if op == wire.OpUnfollow {
+		fop = fsm.OpUnfollow
+	}
+	res, err := rep.Write(ctx, fop, req.Actor, req.Targets, cluster.WriteOptions{Sync: req.Sync})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]wire.Result, len(res))
+	for i, x := range res {
+		out[i] = wire.Result{UserID: x.UserID, Code: x.Code, Info: x.Info}
+	}
+	return out, nil
+}
+
+var listKinds = map[wire.Op]shard.Kind{wire.OpFollowers: shard.Followers, wire.OpFollowing: shard.Following, wire.OpMutual: shard.Mutual}
+
+// List pages a list, calling fn for each entry.
+func (r *Router) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn func(id []byte, t int64)) (string, error) {
+	k, ok := listKinds[op]
+	if !ok {
+		return "", codes.New(codes.UnknownOp, "not a list operation: %v", op)
+	}
+	if err := shard.ValidateUserID(req.User); err != nil {
+		return "", err
+	}
+	rep, addr, err := r.route(ctx, req.User, req.Consistency)
+	if err != nil {
+		return "", err
+	}
+	if addr != "" {
+		return r.peers.forwardList(ctx, addr, op, req, fn)
+	}
+	var next string
+	err = read(rep, req.Consistency, func(st *shard.Store) error {
+		var err error
+		next, err = st.Scan(k, req.User, req.Cursor, req.Limit, fn)
+		return err
+	})
+	return next, err
+}
+
+// read reads a local replica at the requested consistency.
+func read(rep *cluster.Replica, c wire.Consistency, fn func(*shard.Store) error) error {
+	switch {
+	case c == wire.Linearizable:
+		return rep.ReadLinearizable(fn)
+	case c == wire.Any && !rep.Ready():
+		return rep.ReadLocal(fn)
+	}
+	return rep.Read(fn)
+}
+
+// Info returns the counts of users, which may live on different shards:
+// those whose shard another node leads go there in one request per node,
+// all nodes at once; the rest are read here. An invalid ID gets its
+// item's code, not an error for the whole request.
+func (r *Router) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, error) {
+	if max := r.node.Limits().MaxInfo; len(req.Users) < 1 || len(req.Users) > max {
+		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(req.Users), max)
+	}
+	out := make([]wire.Info, len(req.Users))
+	remote := map[string][]int{}
+	for i, u := range req.Users {
+		// The user ID may share the request frame: the result keeps its
+		// own copy.
+		out[i] = wire.Info{UserID: string([]byte(u))}
+		if !shard.ValidUserID(u) {
+			out[i].Code = codes.InvalidParam
+			continue
+		}
+		rep, addr, err := r.route(ctx, u, req.Consistency)
+		if err != nil {
+			return nil, err
+		}
+		if addr != "" {
+			remote[addr] = append(remote[addr], i)
+			continue
+		}
+		if err := read(rep, req.Consistency, func(st *shard.Store) error { return infoOf(st, u, &out[i]) }); err != nil {
+			return nil, err
+		}
+	}
+	if len(remote) > 0 {
+		if err := r.peers.forwardInfos(ctx, remote, req.Consistency, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// infoOf fills in the counts of user u.
+func infoOf(st *shard.Store, u string, out *wire.Info) error {
+	res, err := st.Info([]string{u})
+	if err != nil {
+		return err
+	}
+	x := res[0]
+	out.Code, out.Following, out.Followers, out.Mutual = x.Code, uint64(x.Following), uint64(x.Followers), uint64(x.Mutual)
+	return nil
+}
+
+// Check returns the follow type between the actor and each target.
+func (r *Router) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Check, error) {
+	if err := shard.ValidateUserID(req.Actor); err != nil {
+		return nil, err
+	}
+	rep, addr, err := r.route(ctx, req.Actor, req.Consistency)
+	if err != nil {
+		return nil, err
+	}
+	if addr != "" {
+		return r.peers.forwardCheck(ctx, addr, req)
+	}
+	var out []wire.Check
+	err = read(rep, req.Consistency, func(st *shard.Store) error {
+		cs, err := st.Check(req.Actor, req.Targets)
+		if err != nil {
+			return err
+		}
+		out = make([]wire.Check, len(cs))
+		for i, c := range cs {
+			// The target may share the request frame.
+			out[i] = wire.Check{UserID: string([]byte(req.Targets[i])), Code: c.Code, FollowType: uint8(c.Type)}
+		}
+		return nil
+	})
+	return out, err
+}

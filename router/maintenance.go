@@ -1,0 +1,71 @@
+package router
+
+import (
+	"context"
+
+	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// The cluster operations (wire.ClusterHandler). None is forwarded: a
+// delivery or scan for a shard this node does not lead is refused with the
+// leader's name, and drain goes to the node it names.
+
+// Deliver applies relayed records to a shard this node leads.
+func (r *Router) Deliver(ctx context.Context, req wire.DeliverRequest) (uint64, error) {
+	if req.Dst < 0 || req.Dst >= r.node.Shards() || req.Src < 0 || req.Src >= r.node.Shards() {
+		return 0, codes.New(codes.InvalidParam, "delivery from shard %d to shard %d: there are %d shards", req.Src, req.Dst, r.node.Shards())
+	}
+	rep := r.node.Replica(req.Dst)
+	if rep == nil || !rep.Ready() {
+		return 0, r.node.NotLeaderError(req.Dst)
+	}
+	recs := make([]fsm.Record, len(req.Records))
+	for i, x := range req.Records {
+		recs[i] = fsm.Record(x)
+	}
+	return rep.Deliver(ctx, req.Src, recs)
+}
+
+// Drain marks req.Node as draining (forwarding to it if it is another
+// node).
+func (r *Router) Drain(ctx context.Context, req wire.DrainRequest) error {
+	if req.Node == r.node.ID() {
+		return r.node.SetDraining(req.On)
+	}
+	if wire.FromPeer(ctx) || r.peers == nil {
+		return codes.New(codes.InvalidParam, "node %q is not this node", req.Node)
+	}
+	for _, m := range r.node.Members() {
+		if m.Meta.ID == req.Node {
+			return r.peers.forwardDrain(ctx, m.Meta.ClientAddr, req)
+		}
+	}
+	return codes.New(codes.InvalidParam, "no node %q in the cluster", req.Node)
+}
+
+// defaultScanLimit is the page of a user scan that asks for none.
+const defaultScanLimit = 1000
+
+// ScanUsers lists users of a shard this node leads.
+func (r *Router) ScanUsers(ctx context.Context, req wire.ScanRequest) (wire.UserPage, error) {
+	if req.Shard < 0 || req.Shard >= r.node.Shards() {
+		return wire.UserPage{}, codes.New(codes.InvalidParam, "no shard %d", req.Shard)
+	}
+	rep := r.node.Replica(req.Shard)
+	if rep == nil || !rep.Ready() {
+		return wire.UserPage{}, r.node.NotLeaderError(req.Shard)
+	}
+	limit := req.Limit
+	if limit <= 0 {
+		limit = defaultScanLimit
+	}
+	var p wire.UserPage
+	err := rep.Read(func(st *shard.Store) error {
+		p.Next = uint64(st.ScanUsers(uint32(req.From), limit, func(id string) { p.Users = append(p.Users, id) }))
+		return nil
+	})
+	return p, err
+}

@@ -1,0 +1,242 @@
+package wire
+
+import (
+	"context"
+	"encoding/binary"
+
+	"github.com/followgraph/followgraph/codes"
+)
+
+// Handler serves the client operations: the graph's reads and writes, and
+// the node's status and shard map. The router (package router) is the real
+// one. Implementations must be safe for concurrent use. Strings passed to
+// List, Info and Check may share a frame buffer: they must not be kept
+// after the call returns.
+type Handler interface {
+	Write(ctx context.Context, op Op, req WriteRequest) ([]Result, error)
+	// List calls fn for each entry of the page, in order, and returns the
+	// next cursor. id is only valid during fn.
+	List(ctx context.Context, op Op, req ListRequest, fn func(id []byte, t int64)) (next string, err error)
+	Info(ctx context.Context, req UsersRequest) ([]Info, error)
+	Check(ctx context.Context, req CheckRequest) ([]Check, error)
+	Status(ctx context.Context) (Status, error)
+	ShardMap(ctx context.Context) (ShardMap, error)
+}
+
+// ClusterHandler serves the operations that keep a cluster running rather
+// than serve the graph: the relay's deliveries between nodes, which the
+// server accepts only from other nodes (see PeerName), and the maintenance
+// operations drain and user scan, which followctl and other nodes send.
+// Implementations must be safe for concurrent use.
+type ClusterHandler interface {
+	// Deliver applies relayed reverse edges and returns the highest
+	// sequence from the source shard applied.
+	Deliver(ctx context.Context, req DeliverRequest) (uint64, error)
+	// Drain marks a node as draining (or active again).
+	Drain(ctx context.Context, req DrainRequest) error
+	// ScanUsers lists the users of a shard this node leads.
+	ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error)
+}
+
+type peerKey struct{}
+
+// FromPeer reports whether a request came from another node (which
+// identified itself with PeerName): such requests are not forwarded again.
+func FromPeer(ctx context.Context) bool {
+	v, _ := ctx.Value(peerKey{}).(bool)
+	return v
+}
+
+// opSpec says how the server runs one operation.
+type opSpec struct {
+	// peerOnly operations are refused unless the connection's hello named
+	// PeerName. Deliveries write reverse edges with no check of their
+	// forward side: only another node's relay sends them. The client name
+	// is not a credential (the token is); the check keeps ordinary
+	// clients from corrupting the graph by mistake.
+	peerOnly bool
+	// waits: the operation waits for a raft commit, so it always runs
+	// beside the read loop, with a deadline. Other operations run in the
+	// read loop on a single node (they take microseconds, and the frame
+	// buffer they may point into is reused only after they return) and
+	// beside it in a cluster, where they may be forwarded or wait for a
+	// quorum.
+	waits bool
+	// serve parses the request body, calls the handler and appends the
+	// response body to b.
+	serve func(s *Server, ctx context.Context, op Op, body, b []byte) ([]byte, error)
+}
+
+// ops is the operation table; nil entries are unknown operations.
+var ops [256]*opSpec
+
+func init() {
+	ops[OpFollow] = &opSpec{waits: true, serve: serveWrite}
+	ops[OpUnfollow] = &opSpec{waits: true, serve: serveWrite}
+	ops[OpFollowers] = &opSpec{serve: serveList}
+	ops[OpFollowing] = &opSpec{serve: serveList}
+	ops[OpMutual] = &opSpec{serve: serveList}
+	ops[OpInfo] = &opSpec{serve: serveInfo}
+	ops[OpCheck] = &opSpec{serve: serveCheck}
+	ops[OpStatus] = &opSpec{serve: serveStatus}
+	ops[OpShardMap] = &opSpec{serve: serveShardMap}
+	ops[OpPing] = &opSpec{serve: servePing}
+	ops[OpDeliver] = &opSpec{peerOnly: true, waits: true, serve: serveDeliver}
+	ops[OpDrain] = &opSpec{serve: serveDrain}
+	ops[OpScanUsers] = &opSpec{serve: serveScanUsers}
+}
+
+// admit returns the table entry of op for this connection, or the error
+// that refuses it.
+func (c *conn) admit(op Op) (*opSpec, error) {
+	spec := ops[op]
+	switch {
+	case op == OpHello:
+		return nil, codes.New(codes.InvalidParam, "hello is only valid as the first frame")
+	case spec == nil:
+		return nil, codes.New(codes.UnknownOp, "unknown operation %d", op)
+	case spec.peerOnly && !c.peer:
+		return nil, codes.New(codes.InvalidParam, "%s is only accepted from other nodes (hello client %q)", op, PeerName)
+	}
+	return spec, nil
+}
+
+func serveWrite(s *Server, ctx context.Context, op Op, body, b []byte) ([]byte, error) {
+	req, err := ParseWriteRequest(body)
+	if err != nil {
+		return b, err
+	}
+	res, err := s.handler.Write(ctx, op, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendResults(b, res), nil
+}
+
+// serveList encodes the page's entries straight into the response as the
+// handler produces them.
+func serveList(s *Server, ctx context.Context, op Op, body, b []byte) ([]byte, error) {
+	req, err := ParseListRequest(body)
+	if err != nil {
+		return b, err
+	}
+	b = appendArray(b, 2)
+	at := len(b)
+	b = append(b, 0xdd, 0, 0, 0, 0) // item count, patched below
+	n := 0
+	next, err := s.handler.List(ctx, op, req, func(id []byte, t int64) {
+		b = AppendItem(b, id, t)
+		n++
+	})
+	binary.BigEndian.PutUint32(b[at+1:], uint32(n))
+	return AppendPageEnd(b, next), err
+}
+
+func serveInfo(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseUsersRequest(body)
+	if err != nil {
+		return b, err
+	}
+	is, err := s.handler.Info(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendInfos(b, is), nil
+}
+
+func serveCheck(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseCheckRequest(body)
+	if err != nil {
+		return b, err
+	}
+	cs, err := s.handler.Check(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendChecks(b, cs), nil
+}
+
+func serveStatus(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	if err := ParseEmpty(body); err != nil {
+		return b, err
+	}
+	st, err := s.handler.Status(ctx)
+	if err != nil {
+		return b, err
+	}
+	return AppendStatus(b, st), nil
+}
+
+func serveShardMap(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	if err := ParseEmpty(body); err != nil {
+		return b, err
+	}
+	m, err := s.handler.ShardMap(ctx)
+	if err != nil {
+		return b, err
+	}
+	return AppendShardMap(b, m), nil
+}
+
+func servePing(_ *Server, _ context.Context, _ Op, body, b []byte) ([]byte, error) {
+	if err := ParseEmpty(body); err != nil {
+		return b, err
+	}
+	return AppendEmpty(b), nil
+}
+
+func serveDeliver(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseDeliverRequest(body)
+	if err != nil {
+		return b, err
+	}
+	ch, err := s.clusterHandler()
+	if err != nil {
+		return b, err
+	}
+	applied, err := ch.Deliver(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendUint64(b, applied), nil
+}
+
+func serveDrain(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseDrainRequest(body)
+	if err != nil {
+		return b, err
+	}
+	ch, err := s.clusterHandler()
+	if err != nil {
+		return b, err
+	}
+	if err := ch.Drain(ctx, req); err != nil {
+		return b, err
+	}
+	return AppendEmpty(b), nil
+}
+
+func serveScanUsers(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseScanRequest(body)
+	if err != nil {
+		return b, err
+	}
+	ch, err := s.clusterHandler()
+	if err != nil {
+		return b, err
+	}
+	p, err := ch.ScanUsers(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendUserPage(b, p), nil
+}
+
+// clusterHandler returns the server's ClusterHandler, or the error for a
+// server that has none.
+func (s *Server) clusterHandler() (ClusterHandler, error) {
+	if s.cluster == nil {
+		return nil, codes.New(codes.UnknownOp, "this server does not serve cluster operations")
+	}
+	return s.cluster, nil
+}
