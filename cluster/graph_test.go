@@ -51,7 +51,7 @@ func dumpGraph(t testing.TB, n *Node) map[string]*lists {
 	return g
 }
 
-// checkGraph verifies the invariant of brief §3 over the whole graph: B is
+// checkGraph verifies the graph's invariant over the whole graph: B is
 // in following(A) exactly when A is in followers(B), with the same
 // followTime, and mutual(A) = following(A) ∩ followers(A).
 func checkGraph(t testing.TB, g map[string]*lists) {
