@@ -883,3 +883,37 @@ func TestReadFrameDoesNotTrustTheDeclaredLength(t *testing.T) {
 		t.Fatalf("300,000-byte frame: %v, equal %v", err, bytes.Equal(got, body))
 	}
 }
+
+// graphOnly serves the client operations and none of the cluster ones.
+type graphOnly struct{ fakeBackend }
+
+func (graphOnly) Deliver() {} // hides fakeBackend's: not a ClusterHandler
+
+// A server without a ClusterHandler answers the cluster operations with
+// "unknown operation" and keeps serving the others.
+func TestServerWithoutClusterHandler(t *testing.T) {
+	s := startServer(t, nil, &graphOnly{})
+	peer := dialRaw(t, s)
+	peer.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: PeerName}))
+	if _, _, err := peer.recv(); err != nil {
+		t.Fatal(err)
+	}
+	peer.send(1, OpDeliver, AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Records: []Record{{1, true, "a", "b", 5, 4}}}))
+	peer.send(2, OpDrain, AppendDrainRequest(nil, DrainRequest{Node: "n", On: true}))
+	peer.send(3, OpScanUsers, AppendScanRequest(nil, ScanRequest{Shard: 0, Limit: 10}))
+	peer.send(4, OpPing, AppendEmpty(nil))
+	// Deliveries run beside the read loop: answers may come in any order.
+	errs := map[uint32]error{}
+	for range 4 {
+		id, _, err := peer.recv()
+		errs[id] = err
+	}
+	for id := uint32(1); id <= 3; id++ {
+		if err, ok := errs[id]; !ok || !errors.Is(err, codes.ErrUnknownOp) {
+			t.Fatalf("request %d: %v (answered %v), want unknown operation", id, err, ok)
+		}
+	}
+	if err, ok := errs[4]; !ok || err != nil {
+		t.Fatalf("ping: %v (answered %v)", err, ok)
+	}
+}
