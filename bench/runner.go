@@ -225,6 +225,8 @@ type pacer struct {
 	next     time.Time
 }
 
+// newPacer paces one worker of a run that starts at begin; an open loop
+// draws its phase from rng.
 func newPacer(p RunParams, begin time.Time, rng *rand.Rand) *pacer {
 	pc := &pacer{open: p.Rate > 0, next: begin}
 	if pc.open {

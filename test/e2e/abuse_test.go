@@ -327,11 +327,14 @@ func (a *abuseRig) dialHello(t *testing.T, name string) *rawConn {
 	return c
 }
 
+// helloFrame is a hello request, the first frame a client sends; the raw
+// protocol tests of every file build theirs with it and reqFrame.
 func helloFrame(id uint32, version int, token, name string) []byte {
 	b, st := wire.AppendRequestHeader(nil, id, wire.OpHello)
 	return wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: version, Token: token, Client: name}), st)
 }
 
+// reqFrame is a request frame: op with body, under request id.
 func reqFrame(id uint32, op wire.Op, body []byte) []byte {
 	b, st := wire.AppendRequestHeader(nil, id, op)
 	return wire.EndFrame(append(b, body...), st)
