@@ -331,6 +331,15 @@ type loader struct {
 	buf    []entry
 }
 
+// record reads the start of a record, its tag (which must be want) and
+// the count that follows every tag.
+func (d *loader) record(want byte) (uint64, error) {
+	if err := d.tag(want); err != nil {
+		return 0, err
+	}
+	return d.f.uvarint()
+}
+
 func (d *loader) tag(want byte) error {
 	c, err := d.f.ReadByte()
 	if err != nil {
@@ -364,10 +373,7 @@ func (d *loader) load() error {
 // snapshots of the same graph differ and no ID is listed twice.
 func (d *loader) users() error {
 	s, f := d.s, d.f
-	if err := d.tag(recStrings); err != nil {
-		return err
-	}
-	count, err := f.uvarint()
+	count, err := d.record(recStrings)
 	if err != nil {
 		return err
 	}
@@ -418,10 +424,7 @@ func (d *loader) users() error {
 // list must agree with the other two.
 func (d *loader) lists() error {
 	s, f := d.s, d.f
-	if err := d.tag(recLists); err != nil {
-		return err
-	}
-	count, err := f.uvarint()
+	count, err := d.record(recLists)
 	if err != nil {
 		return err
 	}
@@ -461,10 +464,7 @@ func (d *loader) lists() error {
 // Nothing may follow it in its frame.
 func (d *loader) trailer() error {
 	s, f := d.s, d.f
-	if err := d.tag(recEnd); err != nil {
-		return err
-	}
-	nuids, err := f.uvarint()
+	nuids, err := d.record(recEnd)
 	if err != nil {
 		return err
 	}
