@@ -36,56 +36,86 @@ func Load(ctx context.Context, t Target, p LoadParams, progress Progress) (*Load
 		progress = func(string, ...any) {}
 	}
 	batches := make(chan []FollowBatch, p.Workers*2)
-	var edges, errs atomic.Int64
-	var firstErr error
-	var errOnce sync.Once
+	var lc loadCounts
 	var wg sync.WaitGroup
 	for range p.Workers {
-		wg.Go(func() {
-			for b := range batches {
-				n := 0
-				for _, fb := range b {
-					n += len(fb.Targets)
-				}
-				// Bulk loads retry transient failures (a queue that is
-				// momentarily full) with a short pause.
-				var err error
-				for attempt := 0; attempt < 20; attempt++ {
-					if err = t.Load(ctx, b); err == nil || !codes.Of(err).Retryable() || ctx.Err() != nil {
-						break
-					}
-					time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
-				}
-				if err != nil {
-					errs.Add(1)
-					errOnce.Do(func() { firstErr = err })
-					continue
-				}
-				edges.Add(int64(n))
-			}
-		})
+		wg.Go(func() { lc.send(ctx, t, batches) })
 	}
 	start := time.Now()
-	stop := make(chan struct{})
-	go func() {
-		tk := time.NewTicker(2 * time.Second)
-		defer tk.Stop()
-		var last int64
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				e := edges.Load()
-				progress("  load %5.0fs  %10d edges  %9.0f edges/s  %d failed batches", now.Sub(start).Seconds(), e, float64(e-last)/2, errs.Load())
-				last = e
-			}
+	stop := lc.showProgress(start, progress)
+	produceBatches(ctx, g, p.Graph.Users, p.Batch, batches)
+	close(batches)
+	wg.Wait()
+	stop()
+	secs := time.Since(start).Seconds()
+	rep := &LoadReport{Users: p.Graph.Users, Edges: lc.edges.Load(), Seconds: secs, EdgesPerSec: float64(lc.edges.Load()) / secs, Errors: lc.errs.Load()}
+	if ctx.Err() != nil {
+		return rep, ctx.Err()
+	}
+	if lc.firstErr != nil {
+		return rep, lc.firstErr
+	}
+	return rep, nil
+}
+
+// loadCounts is what the load workers have done so far.
+type loadCounts struct {
+	edges, errs atomic.Int64 // edges written, batches failed
+	errOnce     sync.Once
+	firstErr    error
+}
+
+// send writes each batch from batches to t until batches is closed,
+// counting the edges written and the batches that failed (keeping the
+// first failure).
+func (lc *loadCounts) send(ctx context.Context, t Target, batches <-chan []FollowBatch) {
+	for b := range batches {
+		n := 0
+		for _, fb := range b {
+			n += len(fb.Targets)
 		}
-	}()
+		if err := loadBatch(ctx, t, b); err != nil {
+			lc.errs.Add(1)
+			lc.errOnce.Do(func() { lc.firstErr = err })
+			continue
+		}
+		lc.edges.Add(int64(n))
+	}
+}
+
+// showProgress prints the edges written and the rate since the last line,
+// every 2 s until stop is called.
+func (lc *loadCounts) showProgress(start time.Time, progress Progress) (stop func()) {
+	var last int64
+	return tickEvery(2*time.Second, func(now time.Time) {
+		e := lc.edges.Load()
+		progress("  load %5.0fs  %10d edges  %9.0f edges/s  %d failed batches", now.Sub(start).Seconds(), e, float64(e-last)/2, lc.errs.Load())
+		last = e
+	})
+}
+
+// loadBatch writes one batch. A bulk load retries a transient failure (a
+// queue that is momentarily full) up to 20 times, with a pause growing by
+// 10 ms each time, so that a busy target slows the load rather than
+// failing it.
+func loadBatch(ctx context.Context, t Target, b []FollowBatch) error {
+	var err error
+	for attempt := 0; attempt < 20; attempt++ {
+		if err = t.Load(ctx, b); err == nil || !codes.Of(err).Retryable() || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(time.Duration(attempt+1) * 10 * time.Millisecond)
+	}
+	return err
+}
+
+// produceBatches sends the graph's follows to batches: users in order,
+// each user's follows in requests of up to 20 targets (the most a request
+// takes), up to size requests a batch. It stops early if ctx ends.
+func produceBatches(ctx context.Context, g *graphgen.Graph, users, size int, batches chan<- []FollowBatch) {
 	var fl []int
-	cur := make([]FollowBatch, 0, p.Batch)
-produce:
-	for u := range p.Graph.Users {
+	cur := make([]FollowBatch, 0, size)
+	for u := range users {
 		fl = g.Following(u, fl)
 		actor := graphgen.UserID(u)
 		for len(fl) > 0 {
@@ -96,31 +126,19 @@ produce:
 			}
 			fl = fl[k:]
 			cur = append(cur, FollowBatch{Actor: actor, Targets: targets})
-			if len(cur) == p.Batch {
+			if len(cur) == size {
 				select {
 				case batches <- cur:
 				case <-ctx.Done():
-					break produce
+					return
 				}
-				cur = make([]FollowBatch, 0, p.Batch)
+				cur = make([]FollowBatch, 0, size)
 			}
 		}
 	}
 	if len(cur) > 0 && ctx.Err() == nil {
 		batches <- cur
 	}
-	close(batches)
-	wg.Wait()
-	close(stop)
-	secs := time.Since(start).Seconds()
-	rep := &LoadReport{Users: p.Graph.Users, Edges: edges.Load(), Seconds: secs, EdgesPerSec: float64(edges.Load()) / secs, Errors: errs.Load()}
-	if ctx.Err() != nil {
-		return rep, ctx.Err()
-	}
-	if firstErr != nil {
-		return rep, firstErr
-	}
-	return rep, nil
 }
 
 // MemoryOf reads the target's memory and divides by the edges it holds

@@ -56,9 +56,63 @@ func ProgressTo(w io.Writer) Progress {
 	return func(format string, args ...any) { fmt.Fprintf(w, format+"\n", args...) }
 }
 
+// tickEvery calls fn with the time of each tick, every d, from its own
+// goroutine, until the returned stop is called: the progress lines of a
+// long phase. stop does not wait for a call under way.
+func tickEvery(d time.Duration, fn func(now time.Time)) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		tk := time.NewTicker(d)
+		defer tk.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-tk.C:
+				fn(now)
+			}
+		}
+	}()
+	return func() { close(done) }
+}
+
 // Run runs a workload against t and returns its report (without verify or
 // memory figures; see Verify and MemoryOf).
 func Run(ctx context.Context, t Target, p RunParams, progress Progress) (*Report, error) {
+	r, err := newRun(t, p, progress)
+	if err != nil {
+		return nil, err
+	}
+	rep := &Report{Tool: "followbench", Command: "run", StartedAt: time.Now().UTC(), Params: r.p, Machine: MachineInfo()}
+	if info, err := t.Info(ctx); err == nil {
+		rep.Target = info
+	}
+	elapsed := r.measure(ctx)
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	r.rec.fill(rep, elapsed)
+	return rep, nil
+}
+
+// run is one Run under way: what its workers, lag probe and progress
+// lines share.
+type run struct {
+	t        Target
+	p        RunParams
+	g        *graphgen.Graph
+	pk       *picker
+	rec      *recorder
+	index    map[string]int // operation -> its column in rec
+	progress Progress
+
+	begin, end time.Time // of the warm-up, and of the measured period
+	done, errs atomic.Int64
+}
+
+// newRun checks p, fills in its defaults and prepares the recorder, with a
+// column per operation and one for the lag probes.
+func newRun(t Target, p RunParams, progress Progress) (*run, error) {
 	g, err := graphgen.New(p.Graph)
 	if err != nil {
 		return nil, err
@@ -76,101 +130,128 @@ func Run(ctx context.Context, t Target, p RunParams, progress Progress) (*Report
 	if progress == nil {
 		progress = func(string, ...any) {}
 	}
-	rep := &Report{Tool: "followbench", Command: "run", StartedAt: time.Now().UTC(), Params: p, Machine: MachineInfo()}
-	if info, err := t.Info(ctx); err == nil {
-		rep.Target = info
-	}
 	ops := append(slices.Clone(AllOps), OpReverseLag)
 	index := map[string]int{}
 	for i, op := range ops {
 		index[op] = i
 	}
 	rec := newRecorder(ops, int(p.Duration/time.Second)+2)
-	begin := time.Now()
-	rec.start = begin.Add(p.Warmup)
-	end := rec.start.Add(p.Duration)
-	var done, errs atomic.Int64
+	return &run{t: t, p: p, g: g, pk: pk, rec: rec, index: index, progress: progress}, nil
+}
+
+// measure runs the workers (and the lag probe) through the warm-up and the
+// measured period, with a progress line every second, and returns how long
+// was measured.
+func (r *run) measure(ctx context.Context) time.Duration {
+	r.begin = time.Now()
+	r.rec.start = r.begin.Add(r.p.Warmup)
+	r.end = r.rec.start.Add(r.p.Duration)
 	var wg sync.WaitGroup
-	for w := range p.Clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(p.Seed, uint64(w)+1))
-			gen := newOpGen(g)
-			deep := &deepCursor{}
-			var interval time.Duration
-			next := begin
-			if p.Rate > 0 {
-				interval = time.Duration(float64(time.Second) * float64(p.Clients) / p.Rate)
-				next = begin.Add(time.Duration(rng.Int64N(int64(interval) + 1)))
-			}
-			for {
-				if p.Rate > 0 {
-					if now := time.Now(); next.After(now) {
-						select {
-						case <-time.After(next.Sub(now)):
-						case <-ctx.Done():
-							return
-						}
-					}
-				}
-				start := time.Now()
-				if p.Rate > 0 {
-					start = next // latency from the intended send time
-					next = next.Add(interval)
-				}
-				if start.After(end) || ctx.Err() != nil {
-					return
-				}
-				op := pk.pick(rng)
-				err := doOp(ctx, t, op, rng, gen, deep, p.PageSize)
-				finish := time.Now()
-				if finish.Before(rec.start) {
-					continue // warm-up
-				}
-				code := ""
-				if err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					code = strconv.Itoa(int(codes.Of(err)))
-					errs.Add(1)
-				}
-				rec.record(w, index[op], finish.Sub(start), code, finish)
-				done.Add(1)
-			}
-		})
+	for w := range r.p.Clients {
+		wg.Go(func() { r.worker(ctx, w) })
 	}
-	if p.LagProbe > 0 {
-		wg.Go(func() { lagProbe(ctx, t, p, g, rec, index[OpReverseLag], end) })
+	if r.p.LagProbe > 0 {
+		wg.Go(func() { lagProbe(ctx, r.t, r.p, r.g, r.rec, r.index[OpReverseLag], r.end) })
 	}
-	// Progress while running.
-	stop := make(chan struct{})
-	go func() {
-		tk := time.NewTicker(time.Second)
-		defer tk.Stop()
-		var last int64
-		for {
-			select {
-			case <-stop:
-				return
-			case now := <-tk.C:
-				n := done.Load()
-				phase := "run"
-				if now.Before(rec.start) {
-					phase = "warm-up"
-				}
-				progress("  %-7s %5.0fs  %8d ops/s  %d errors", phase, now.Sub(begin).Seconds(), n-last, errs.Load())
-				last = n
-			}
-		}
-	}()
+	stop := r.showProgress()
 	wg.Wait()
-	close(stop)
-	elapsed := min(time.Since(rec.start), p.Duration)
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+	stop()
+	return min(time.Since(r.rec.start), r.p.Duration)
+}
+
+// showProgress prints the phase, the time so far, the last second's
+// operations and the errors so far, every second until stop is called.
+func (r *run) showProgress() (stop func()) {
+	var last int64
+	return tickEvery(time.Second, func(now time.Time) {
+		n := r.done.Load()
+		phase := "run"
+		if now.Before(r.rec.start) {
+			phase = "warm-up"
+		}
+		r.progress("  %-7s %5.0fs  %8d ops/s  %d errors", phase, now.Sub(r.begin).Seconds(), n-last, r.errs.Load())
+		last = n
+	})
+}
+
+// worker is client w of the loop: it sends operations drawn from the mix,
+// timed by a pacer, until the end of the measured period, and records
+// those that finish after the warm-up. Each worker has its own random
+// stream, so a seed replays the same operations.
+func (r *run) worker(ctx context.Context, w int) {
+	rng := rand.New(rand.NewPCG(r.p.Seed, uint64(w)+1))
+	gen := newOpGen(r.g)
+	deep := &deepCursor{}
+	pace := newPacer(r.p, r.begin, rng)
+	for {
+		start, ok := pace.wait(ctx)
+		if !ok || start.After(r.end) || ctx.Err() != nil {
+			return
+		}
+		op := r.pk.pick(rng)
+		err := doOp(ctx, r.t, op, rng, gen, deep, r.p.PageSize)
+		finish := time.Now()
+		if finish.Before(r.rec.start) {
+			continue // warm-up
+		}
+		if err != nil && ctx.Err() != nil {
+			return // cancelled: not a failure of the target
+		}
+		r.record(w, op, finish.Sub(start), finish, err)
 	}
-	rec.fill(rep, elapsed)
-	return rep, nil
+}
+
+// record counts one measured operation of worker w: its latency and, if it
+// failed, its error code.
+func (r *run) record(w int, op string, latency time.Duration, finish time.Time, err error) {
+	code := ""
+	if err != nil {
+		code = strconv.Itoa(int(codes.Of(err)))
+		r.errs.Add(1)
+	}
+	r.rec.record(w, r.index[op], latency, code, finish)
+	r.done.Add(1)
+}
+
+// pacer times one worker's operations. In a closed loop (no rate) each
+// starts when the previous one ends. In an open loop the worker's share of
+// the rate sets a fixed schedule, from a random phase so that the workers
+// do not send in step, and an operation's latency counts from its
+// scheduled time: a stalled target shows as queueing delay instead of
+// fewer samples (no coordinated omission).
+type pacer struct {
+	open     bool
+	interval time.Duration
+	next     time.Time
+}
+
+// newPacer paces one worker of a run that starts at begin; an open loop
+// draws its phase from rng.
+func newPacer(p RunParams, begin time.Time, rng *rand.Rand) *pacer {
+	pc := &pacer{open: p.Rate > 0, next: begin}
+	if pc.open {
+		pc.interval = time.Duration(float64(time.Second) * float64(p.Clients) / p.Rate)
+		pc.next = begin.Add(time.Duration(rng.Int64N(int64(pc.interval) + 1)))
+	}
+	return pc
+}
+
+// wait returns once the next operation is due, with the time its latency
+// counts from, or false if ctx ends first.
+func (pc *pacer) wait(ctx context.Context) (time.Time, bool) {
+	if !pc.open {
+		return time.Now(), true
+	}
+	if now := time.Now(); pc.next.After(now) {
+		select {
+		case <-time.After(pc.next.Sub(now)):
+		case <-ctx.Done():
+			return time.Time{}, false
+		}
+	}
+	start := pc.next // latency from the intended send time
+	pc.next = pc.next.Add(pc.interval)
+	return start, true
 }
 
 // deepCursor walks a celebrity's followers page after page.

@@ -30,10 +30,10 @@ func (v *VerifyReport) fail(format string, args ...any) {
 const verifyCap = 20_000
 
 // Verify waits for the target to be quiescent, then samples users (n
-// random ones and the three most followed) and checks the invariant of the
-// brief (§3): B is in following(A) exactly when A is in followers(B), with
-// the same followTime; counts equal list lengths; mutual(A) is following(A)
-// ∩ followers(A) at the later of the two times.
+// random ones and the three most followed) and checks the graph's
+// invariant: B is in following(A) exactly when A is in followers(B), with
+// the same followTime; every count equals its list's length; mutual(A) is
+// following(A) ∩ followers(A), at the later of the two times.
 func Verify(ctx context.Context, t Target, gcfg graphgen.Config, n int, seed uint64) (*VerifyReport, error) {
 	start := time.Now()
 	qctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -87,34 +87,75 @@ func readAll(ctx context.Context, t Target, k ListKind, user string) (map[string
 	}
 }
 
+// userLists is what Verify reads of one user: its three lists (each up to
+// verifyCap entries, with whether it was read to the end) and its counts.
+type userLists struct {
+	fwd, rev, mut          map[string]int64 // user -> followTime
+	fwdAll, revAll, mutAll bool
+	counts                 Counts
+}
+
+// verifyUser checks user a: its counts against its lists, the other side
+// of its edges, and its mutual list against the other two.
 func verifyUser(ctx context.Context, t Target, a string, v *VerifyReport) error {
-	fwd, fwdAll, err := readAll(ctx, t, Following, a)
+	l, err := readUser(ctx, t, a)
 	if err != nil {
 		return err
 	}
-	rev, revAll, err := readAll(ctx, t, Followers, a)
-	if err != nil {
+	l.checkCounts(a, v)
+	if err := checkFollowees(ctx, t, a, l.fwd, v); err != nil {
 		return err
 	}
-	mut, mutAll, err := readAll(ctx, t, Mutual, a)
-	if err != nil {
+	if err := checkFollowers(ctx, t, a, l.rev, v); err != nil {
 		return err
+	}
+	// Only whole lists say what mutual must hold.
+	if l.fwdAll && l.revAll && l.mutAll {
+		checkMutual(a, l.fwd, l.rev, l.mut, v)
+	}
+	return nil
+}
+
+// readUser reads a's three lists and its counts.
+func readUser(ctx context.Context, t Target, a string) (*userLists, error) {
+	l := &userLists{}
+	var err error
+	if l.fwd, l.fwdAll, err = readAll(ctx, t, Following, a); err != nil {
+		return nil, err
+	}
+	if l.rev, l.revAll, err = readAll(ctx, t, Followers, a); err != nil {
+		return nil, err
+	}
+	if l.mut, l.mutAll, err = readAll(ctx, t, Mutual, a); err != nil {
+		return nil, err
 	}
 	cs, err := t.Counts(ctx, []string{a})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c := cs[0]
-	if fwdAll && c.Following != int64(len(fwd)) {
-		v.fail("%s: following count %d, list has %d", a, c.Following, len(fwd))
+	l.counts = cs[0]
+	return l, nil
+}
+
+// checkCounts checks that each count equals the length of its list, for
+// the lists read to the end.
+func (l *userLists) checkCounts(a string, v *VerifyReport) {
+	c := l.counts
+	if l.fwdAll && c.Following != int64(len(l.fwd)) {
+		v.fail("%s: following count %d, list has %d", a, c.Following, len(l.fwd))
 	}
-	if revAll && c.Followers != int64(len(rev)) {
-		v.fail("%s: followers count %d, list has %d", a, c.Followers, len(rev))
+	if l.revAll && c.Followers != int64(len(l.rev)) {
+		v.fail("%s: followers count %d, list has %d", a, c.Followers, len(l.rev))
 	}
-	if mutAll && c.Mutual != int64(len(mut)) {
-		v.fail("%s: mutual count %d, list has %d", a, c.Mutual, len(mut))
+	if l.mutAll && c.Mutual != int64(len(l.mut)) {
+		v.fail("%s: mutual count %d, list has %d", a, c.Mutual, len(l.mut))
 	}
-	// Every followee has a as a follower (checked on the followee's side).
+}
+
+// checkFollowees checks, for up to 200 of a's followees, that a is among
+// their followers (on the followee's side), and for the first 20 of them
+// that the followTime is the same on both sides.
+func checkFollowees(ctx context.Context, t Target, a string, fwd map[string]int64, v *VerifyReport) error {
 	checked := 0
 	for b, tf := range fwd {
 		if checked == 200 {
@@ -130,26 +171,40 @@ func verifyUser(ctx context.Context, t Target, a string, v *VerifyReport) error 
 			v.fail("%s follows %s, but %s is not among %s's followers", a, b, a, b)
 			continue
 		}
-		// Same followTime on both sides, where the followee's list is short
-		// enough to read.
 		if checked <= 20 {
-			bc, err := t.Counts(ctx, []string{b})
-			if err != nil {
+			if err := checkFollowTime(ctx, t, a, b, tf, v); err != nil {
 				return err
-			}
-			if bc[0].Followers <= 2000 {
-				brev, _, err := readAll(ctx, t, Followers, b)
-				if err != nil {
-					return err
-				}
-				if tr, ok := brev[a]; ok && tr != tf {
-					v.fail("%s->%s: followTime %d in following, %d in followers", a, b, tf, tr)
-				}
 			}
 		}
 	}
-	// Every follower follows a (checked on the follower's side).
-	checked = 0
+	return nil
+}
+
+// checkFollowTime checks that the edge a -> b, at time tf in following(a),
+// has the same time in followers(b), where that list is short enough
+// (2,000 entries) to read.
+func checkFollowTime(ctx context.Context, t Target, a, b string, tf int64, v *VerifyReport) error {
+	bc, err := t.Counts(ctx, []string{b})
+	if err != nil {
+		return err
+	}
+	if bc[0].Followers > 2000 {
+		return nil
+	}
+	brev, _, err := readAll(ctx, t, Followers, b)
+	if err != nil {
+		return err
+	}
+	if tr, ok := brev[a]; ok && tr != tf {
+		v.fail("%s->%s: followTime %d in following, %d in followers", a, b, tf, tr)
+	}
+	return nil
+}
+
+// checkFollowers checks, for up to 200 of a's followers, that they follow
+// a (on the follower's side).
+func checkFollowers(ctx context.Context, t Target, a string, rev map[string]int64, v *VerifyReport) error {
+	checked := 0
 	for f := range rev {
 		if checked == 200 {
 			break
@@ -164,24 +219,26 @@ func verifyUser(ctx context.Context, t Target, a string, v *VerifyReport) error 
 			v.fail("%s is among %s's followers, but does not follow %s", f, a, a)
 		}
 	}
-	// mutual = following ∩ followers, timed at the later follow.
-	if fwdAll && revAll && mutAll {
-		want := 0
-		for b, tf := range fwd {
-			tr, ok := rev[b]
-			if !ok {
-				continue
-			}
-			want++
-			if tm, ok := mut[b]; !ok {
-				v.fail("%s and %s follow each other, but %s is not in mutual(%s)", a, b, b, a)
-			} else if tm != max(tf, tr) {
-				v.fail("mutual(%s) has %s at %d, want %d", a, b, tm, max(tf, tr))
-			}
+	return nil
+}
+
+// checkMutual checks that mutual(a) is following(a) ∩ followers(a), each
+// entry timed at the later of its two follows.
+func checkMutual(a string, fwd, rev, mut map[string]int64, v *VerifyReport) {
+	want := 0
+	for b, tf := range fwd {
+		tr, ok := rev[b]
+		if !ok {
+			continue
 		}
-		if want != len(mut) {
-			v.fail("mutual(%s) has %d entries, following ∩ followers has %d", a, len(mut), want)
+		want++
+		if tm, ok := mut[b]; !ok {
+			v.fail("%s and %s follow each other, but %s is not in mutual(%s)", a, b, b, a)
+		} else if tm != max(tf, tr) {
+			v.fail("mutual(%s) has %s at %d, want %d", a, b, tm, max(tf, tr))
 		}
 	}
-	return nil
+	if want != len(mut) {
+		v.fail("mutual(%s) has %d entries, following ∩ followers has %d", a, len(mut), want)
+	}
 }

@@ -7,8 +7,8 @@ import (
 // Config holds a Store's limits. The zero value is not valid; start from
 // DefaultConfig.
 type Config struct {
-	// MaxFollowing is the most users one user may follow (brief: 5,000).
-	// A follow that would pass it gets code 32100.
+	// MaxFollowing is the most users one user may follow (5,000 by
+	// default). A follow that would pass it gets code 32100.
 	MaxFollowing int
 	// MaxFollowers caps a user's followers; 0 means unlimited (the
 	// default). A reverse edge that would pass it is refused with 32101.
@@ -29,7 +29,10 @@ type Config struct {
 	CursorKey []byte
 }
 
-// DefaultConfig returns the limits of the product brief.
+// DefaultConfig returns the product's limits: a user follows at most 5,000
+// users and has any number of followers; a write names at most 20 targets,
+// a Check at most 100, an Info at most 100 users; a page holds at most 500
+// entries, 100 when the request does not say.
 func DefaultConfig() Config {
 	return Config{
 		MaxFollowing: 5000,

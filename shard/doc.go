@@ -3,9 +3,14 @@
 // A Store keeps, for each user whose home is the shard, three lists:
 // following (users it follows), followers (users following it) and mutual
 // (users it follows that follow it back), each with a followTime per entry,
-// and their counts. It implements the semantics of the product brief §2:
-// batch follow with per-target codes, the following cap, idempotent writes,
-// stable cursor paging newest first, counts and relationship checks.
+// and their counts. The rules it keeps: a Follow or Unfollow names 1 to
+// MaxTargets targets and gets a result code for each; a user follows at
+// most MaxFollowing users; following someone already followed keeps the
+// first followTime, and unfollowing someone not followed changes nothing;
+// lists page newest first (ties by user ID), and a cursor resumes strictly
+// after the last entry returned, so an entry that stays in the list is
+// returned exactly once; every count equals its list's length; mutual(A)
+// is following(A) ∩ followers(A), at the later of the two followTimes.
 //
 // The forward and reverse sides of an edge are separate calls: Follow and
 // Unfollow change the actor's side on the actor's Store and report which

@@ -345,54 +345,61 @@ const (
 	mergeUpTo  = maxBlock * 3 / 4
 )
 
+// tpMerge merges time-index page p with a neighbour when mergePartner
+// allows it.
 func (s *Store) tpMerge(ls *largeSet, p int) {
-	if ls.tp[p].n >= mergeBelow {
+	a, b, ok := mergePartner(len(ls.tp), p, func(i int) uint32 { return ls.tp[i].n })
+	if !ok {
 		return
 	}
-	q := p + 1
-	if q >= len(ls.tp) || (p > 0 && ls.tp[p-1].n < ls.tp[q].n) {
-		q = p - 1
-	}
-	if q < 0 {
-		return
-	}
-	a, b := min(p, q), max(p, q)
-	na, nb := int(ls.tp[a].n), int(ls.tp[b].n)
-	if na+nb > mergeUpTo {
-		return
-	}
-	h := s.allocBlock(na + nb)
-	dst := s.block(h)
-	copyEntries(dst, 0, s.block(ls.tp[a].h), 0, na)
-	copyEntries(dst, na, s.block(ls.tp[b].h), 0, nb)
-	s.freeBlock(ls.tp[a].h)
-	s.freeBlock(ls.tp[b].h)
-	ls.tp[a].h, ls.tp[a].n = h, uint32(na+nb)
+	ls.tp[a].h = s.joinBlocks(ls.tp[a].h, ls.tp[a].n, ls.tp[b].h, ls.tp[b].n)
+	ls.tp[a].n += ls.tp[b].n
 	ls.tp = append(ls.tp[:b], ls.tp[b+1:]...)
 }
 
+// upMerge merges uid-index page p with a neighbour when mergePartner
+// allows it.
 func (s *Store) upMerge(ls *largeSet, p int) {
-	if ls.up[p].n >= mergeBelow {
+	a, b, ok := mergePartner(len(ls.up), p, func(i int) uint32 { return ls.up[i].n })
+	if !ok {
 		return
 	}
+	ls.up[a].h = s.joinBlocks(ls.up[a].h, ls.up[a].n, ls.up[b].h, ls.up[b].n)
+	ls.up[a].n += ls.up[b].n
+	ls.up = append(ls.up[:b], ls.up[b+1:]...)
+}
+
+// mergePartner decides whether page p of an index of npages pages (size(i)
+// entries in page i) merges with a neighbour, and returns the two pages in
+// order. Only a page under mergeBelow merges, with the smaller of its
+// neighbours (the next one on a tie), and only when the two fit in
+// mergeUpTo. Both indexes of a large list follow this one rule.
+func mergePartner(npages, p int, size func(i int) uint32) (a, b int, ok bool) {
+	if size(p) >= mergeBelow {
+		return 0, 0, false
+	}
 	q := p + 1
-	if q >= len(ls.up) || (p > 0 && ls.up[p-1].n < ls.up[q].n) {
+	if q >= npages || (p > 0 && size(p-1) < size(q)) {
 		q = p - 1
 	}
 	if q < 0 {
-		return
+		return 0, 0, false
 	}
-	a, b := min(p, q), max(p, q)
-	na, nb := int(ls.up[a].n), int(ls.up[b].n)
-	if na+nb > mergeUpTo {
-		return
+	a, b = min(p, q), max(p, q)
+	if int(size(a))+int(size(b)) > mergeUpTo {
+		return 0, 0, false
 	}
-	h := s.allocBlock(na + nb)
+	return a, b, true
+}
+
+// joinBlocks copies the na entries of block ha, then the nb of block hb,
+// into a new block, frees both and returns the new one.
+func (s *Store) joinBlocks(ha, na, hb, nb uint32) uint32 {
+	h := s.allocBlock(int(na + nb))
 	dst := s.block(h)
-	copyEntries(dst, 0, s.block(ls.up[a].h), 0, na)
-	copyEntries(dst, na, s.block(ls.up[b].h), 0, nb)
-	s.freeBlock(ls.up[a].h)
-	s.freeBlock(ls.up[b].h)
-	ls.up[a].h, ls.up[a].n = h, uint32(na+nb)
-	ls.up = append(ls.up[:b], ls.up[b+1:]...)
+	copyEntries(dst, 0, s.block(ha), 0, int(na))
+	copyEntries(dst, int(na), s.block(hb), 0, int(nb))
+	s.freeBlock(ha)
+	s.freeBlock(hb)
+	return h
 }

@@ -331,6 +331,15 @@ type loader struct {
 	buf    []entry
 }
 
+// record reads the start of a record, its tag (which must be want) and
+// the count that follows every tag.
+func (d *loader) record(want byte) (uint64, error) {
+	if err := d.tag(want); err != nil {
+		return 0, err
+	}
+	return d.f.uvarint()
+}
+
 func (d *loader) tag(want byte) error {
 	c, err := d.f.ReadByte()
 	if err != nil {
@@ -342,12 +351,29 @@ func (d *loader) tag(want byte) error {
 	return nil
 }
 
+// load reads the three records in order and checks the result as a
+// whole: what a record cannot check alone (reference counts, the trailer's
+// totals) is checked once everything is read.
 func (d *loader) load() error {
-	s, f := d.s, d.f
-	if err := d.tag(recStrings); err != nil {
+	if err := d.users(); err != nil {
 		return err
 	}
-	count, err := f.uvarint()
+	if err := d.lists(); err != nil {
+		return err
+	}
+	if err := d.trailer(); err != nil {
+		return err
+	}
+	return d.setRefs()
+}
+
+// users reads the 'S' record: every user ID in ascending byte order, each
+// sharing a prefix with the one before, and interns them densely, rank i
+// becoming uid i. IDs must be valid and strictly ascending, so that no two
+// snapshots of the same graph differ and no ID is listed twice.
+func (d *loader) users() error {
+	s, f := d.s, d.f
+	count, err := d.record(recStrings)
 	if err != nil {
 		return err
 	}
@@ -390,11 +416,16 @@ func (d *loader) load() error {
 	}
 	d.mark = make([]uint32, s.st.nuids)
 	d.refs = make([]uint32, s.st.nuids)
+	return nil
+}
 
-	if err := d.tag(recLists); err != nil {
-		return err
-	}
-	if count, err = f.uvarint(); err != nil {
+// lists reads the 'L' record: the users with lists, by ascending uid, each
+// with its three lists. A user listed must have an entry, and its mutual
+// list must agree with the other two.
+func (d *loader) lists() error {
+	s, f := d.s, d.f
+	count, err := d.record(recLists)
+	if err != nil {
 		return err
 	}
 	if count > uint64(s.nusers) {
@@ -425,11 +456,15 @@ func (d *loader) load() error {
 			return corrupt("%v", err)
 		}
 	}
+	return nil
+}
 
-	if err := d.tag(recEnd); err != nil {
-		return err
-	}
-	nuids, err := f.uvarint()
+// trailer reads the 'E' record and checks its totals against what was
+// read, a last check of the whole that frame checksums cannot give.
+// Nothing may follow it in its frame.
+func (d *loader) trailer() error {
+	s, f := d.s, d.f
+	nuids, err := d.record(recEnd)
 	if err != nil {
 		return err
 	}
@@ -448,6 +483,15 @@ func (d *loader) load() error {
 	if f.pos != len(f.buf) {
 		return corrupt("%d bytes after the end record", len(f.buf)-f.pos)
 	}
+	return nil
+}
+
+// setRefs gives each user its reference count (the entries naming it), by
+// which the Store releases a user once nothing names it. A Store releases
+// a user that is neither named nor has lists at once, so a snapshot that
+// holds one is corrupt.
+func (d *loader) setRefs() error {
+	s := d.s
 	for u := range s.st.nuids {
 		rec := s.userMut(u)
 		rec.refs = d.refs[u]

@@ -177,6 +177,21 @@ func (s *Store) checkBatch(actor string, n, limit int) error {
 	return nil
 }
 
+// rejectTarget gives r its code when target can never be followed or
+// unfollowed by actor (an invalid user ID, or actor itself) and reports
+// whether it did. Such a target fails alone: the rest of the batch goes on.
+func rejectTarget(r *Result, actor, target string) bool {
+	switch {
+	case !ValidUserID(target):
+		r.Code, r.Info = codes.InvalidParam, infoInvalidID
+		return true
+	case target == actor:
+		r.Code, r.Info = codes.InvalidParam, infoSelf
+		return true
+	}
+	return false
+}
+
 // Follow makes actor follow each target, at time now (Unix milliseconds,
 // chosen by the caller so that replicas agree). It returns one Result per
 // target, in order. Following someone already followed succeeds and keeps
@@ -199,12 +214,7 @@ func (s *Store) Follow(actor string, targets []string, now int64) ([]Result, err
 	for i, target := range targets {
 		r := &res[i]
 		r.UserID = target
-		switch {
-		case !ValidUserID(target):
-			r.Code, r.Info = codes.InvalidParam, infoInvalidID
-			continue
-		case target == actor:
-			r.Code, r.Info = codes.InvalidParam, infoSelf
+		if rejectTarget(r, actor, target) {
 			continue
 		}
 		b := s.intern(target)
@@ -240,14 +250,7 @@ func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
 	for i, target := range targets {
 		r := &res[i]
 		r.UserID = target
-		switch {
-		case !ValidUserID(target):
-			r.Code, r.Info = codes.InvalidParam, infoInvalidID
-			continue
-		case target == actor:
-			r.Code, r.Info = codes.InvalidParam, infoSelf
-			continue
-		case !known:
+		if rejectTarget(r, actor, target) || !known {
 			continue
 		}
 		b, ok := s.uidOf(target)

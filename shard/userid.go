@@ -10,7 +10,7 @@ import (
 // MaxUserIDLen is the longest user ID, in bytes.
 const MaxUserIDLen = maxIDLen
 
-// ValidateUserID checks the brief's rule: 1 to 64 bytes of valid UTF-8
+// ValidateUserID checks that id is a user ID: 1 to 64 bytes of valid UTF-8
 // without control characters. The error carries codes.InvalidParam.
 func ValidateUserID(id string) error {
 	if !ValidUserID(id) {

@@ -182,13 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var err error
 	switch cmd {
 	case "presets":
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		for _, n := range bench.PresetNames() {
-			p := bench.Presets[n]
-			fmt.Fprintf(tw, "%s\t%s\n\tgraph: %d users, mean %g follows, zipf %g, %d celebrities (%g share); %d clients, %s + %s warm-up\n\tmix: %s\n",
-				n, p.Help, p.Graph.Users, p.Graph.MeanFollowing, p.Graph.ZipfS, p.Graph.Celebrities, p.Graph.CelebrityShare, p.Clients, p.Duration, p.Warmup, p.Mix)
-		}
-		tw.Flush()
+		printPresets(stdout)
 		return 0
 	case "load":
 		err = cmdLoad(ctx, &c, stdout, progress)
@@ -215,8 +209,45 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// printPresets lists the presets with their graphs, clients, durations
+// and mixes.
+func printPresets(w io.Writer) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, n := range bench.PresetNames() {
+		p := bench.Presets[n]
+		fmt.Fprintf(tw, "%s\t%s\n\tgraph: %d users, mean %g follows, zipf %g, %d celebrities (%g share); %d clients, %s + %s warm-up\n\tmix: %s\n",
+			n, p.Help, p.Graph.Users, p.Graph.MeanFollowing, p.Graph.ZipfS, p.Graph.Celebrities, p.Graph.CelebrityShare, p.Clients, p.Duration, p.Warmup, p.Mix)
+	}
+	tw.Flush()
+}
+
 func open(ctx context.Context, c *common, spec string) (bench.Target, error) {
 	return bench.Open(ctx, spec, bench.TargetOptions{Token: c.token, MetricsURL: c.metrics, Conns: c.conns})
+}
+
+// openTarget applies the flags to the preset and connects to --target: the
+// start of load and run. The caller closes the target.
+func openTarget(ctx context.Context, c *common) (bench.RunParams, bench.Target, error) {
+	p, err := c.params()
+	if err != nil {
+		return p, nil, err
+	}
+	t, err := open(ctx, c, c.target)
+	if err != nil {
+		return p, nil, err
+	}
+	return p, t, nil
+}
+
+// addMemory puts the target's memory figures in rep, per edge of the
+// edges loaded when the target cannot count its own. Without them the
+// report is still worth having, so a failure is only told.
+func addMemory(ctx context.Context, t bench.Target, rep *bench.Report, edges int64, progress bench.Progress) {
+	if m, err := bench.MemoryOf(ctx, t, edges); err == nil {
+		rep.Memory = m
+	} else {
+		progress("memory figures unavailable: %v", err)
+	}
 }
 
 // maybeLoad loads the graph if asked, or if the target looks empty.
@@ -248,11 +279,7 @@ func maybeLoad(ctx context.Context, c *common, t bench.Target, p bench.RunParams
 }
 
 func cmdLoad(ctx context.Context, c *common, stdout io.Writer, progress bench.Progress) error {
-	p, err := c.params()
-	if err != nil {
-		return err
-	}
-	t, err := open(ctx, c, c.target)
+	p, t, err := openTarget(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -269,11 +296,7 @@ func cmdLoad(ctx context.Context, c *common, stdout io.Writer, progress bench.Pr
 	if err := t.Quiesce(ctx); err != nil {
 		progress("waiting for the target to settle: %v", err)
 	}
-	if m, err := bench.MemoryOf(ctx, t, lr.Edges); err == nil {
-		rep.Memory = m
-	} else {
-		progress("memory figures unavailable: %v", err)
-	}
+	addMemory(ctx, t, rep, lr.Edges, progress)
 	fmt.Fprintf(stdout, "loaded %d users, %d edges in %.1fs: %.0f edges/s (%d failed batches)\n", lr.Users, lr.Edges, lr.Seconds, lr.EdgesPerSec, lr.Errors)
 	if rep.Memory != nil {
 		fmt.Fprintf(stdout, "memory: %.1f MiB resident, %d edges, %.1f bytes/edge\n", float64(rep.Memory.RSSBytes)/(1<<20), rep.Memory.Edges, rep.Memory.BytesPerEdge)
@@ -313,11 +336,7 @@ func finish(ctx context.Context, c *common, t bench.Target, rep *bench.Report, p
 	if rep.Load != nil {
 		edges = rep.Load.Edges
 	}
-	if m, err := bench.MemoryOf(ctx, t, edges); err == nil {
-		rep.Memory = m
-	} else {
-		progress("memory figures unavailable: %v", err)
-	}
+	addMemory(ctx, t, rep, edges, progress)
 }
 
 func chartPrefix(c *common) string {
@@ -331,11 +350,7 @@ func chartPrefix(c *common) string {
 }
 
 func cmdRun(ctx context.Context, c *common, stdout io.Writer, progress bench.Progress) error {
-	p, err := c.params()
-	if err != nil {
-		return err
-	}
-	t, err := open(ctx, c, c.target)
+	p, t, err := openTarget(ctx, c)
 	if err != nil {
 		return err
 	}

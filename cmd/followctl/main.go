@@ -297,69 +297,93 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cmd := findCommand(name)
 	o := &options{}
 	pos, help, err := parseArgs(newFlagSet(o, cmd), rest)
-
-	// fail reports err and returns its exit status. Usage errors come with
-	// the usage (of the command, when there is one).
-	fail := func(err error) int {
-		status, code := exitFailed, codes.Of(err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			status, code = exitUsage, codes.InvalidParam
-		}
-		fmt.Fprintf(stderr, "followctl: %v\n", err)
-		if status == exitUsage {
-			fmt.Fprintln(stderr)
-			if cmd != nil {
-				commandUsage(stderr, cmd)
-			} else {
-				mainUsage(stderr)
-			}
-		}
-		if o.json {
-			var e errorOutput
-			e.Error.Code, e.Error.Message = uint32(code), errorMessage(err)
-			writeJSON(stdout, e)
-		}
-		return status
-	}
-
+	fail := func(err error) int { return reportError(stdout, stderr, cmd, o.json, err) }
+	helped, err := checkCommandLine(stdout, name, cmd, o, pos, help, err)
 	switch {
-	case name == "help" && err == nil && len(pos) == 0:
-		mainUsage(stdout)
-		return exitOK
-	case name == "help" && err == nil && len(pos) == 1 && findCommand(pos[0]) != nil:
-		commandUsage(stdout, findCommand(pos[0]))
-		return exitOK
-	case name == "help" && err == nil:
-		return fail(usageErrorf("help: want at most one known command, got %q", pos))
-	case name == "help":
-		return fail(err)
-	case name == "" && help:
-		mainUsage(stdout)
-		return exitOK
-	case name == "":
-		return fail(usageErrorf("missing command"))
-	case cmd == nil:
-		return fail(usageErrorf("unknown command %q", name))
-	case help:
-		commandUsage(stdout, cmd)
-		return exitOK
 	case err != nil:
 		return fail(err)
-	case len(pos) < cmd.minArgs || (cmd.maxArgs >= 0 && len(pos) > cmd.maxArgs):
-		return fail(usageErrorf("%s: wrong number of arguments (%d): want %s", cmd.name, len(pos), cmd.synopsis()))
-	case o.timeout <= 0:
-		return fail(usageErrorf("--timeout must be positive"))
-	case o.limit < 0 || o.limit > maxPage:
-		return fail(usageErrorf("--limit must be between 0 and %d", maxPage))
-	}
-	if cmd.check != nil {
-		if err := cmd.check(o); err != nil {
-			return fail(err)
-		}
+	case helped:
+		return exitOK
 	}
 	o.stderr = stderr
+	out, err := execute(cmd, o, pos)
+	if err != nil {
+		return fail(err)
+	}
+	return printOutput(stdout, stderr, o.json, out)
+}
 
+// reportError prints err on stderr (with the usage after a usage error: of
+// cmd, or of followctl when there is no command) and, with --json, as the
+// error object on stdout. It returns the exit status err calls for.
+func reportError(stdout, stderr io.Writer, cmd *command, asJSON bool, err error) int {
+	status, code := exitFailed, codes.Of(err)
+	var ue usageError
+	if errors.As(err, &ue) {
+		status, code = exitUsage, codes.InvalidParam
+	}
+	fmt.Fprintf(stderr, "followctl: %v\n", err)
+	if status == exitUsage {
+		fmt.Fprintln(stderr)
+		if cmd != nil {
+			commandUsage(stderr, cmd)
+		} else {
+			mainUsage(stderr)
+		}
+	}
+	if asJSON {
+		var e errorOutput
+		e.Error.Code, e.Error.Message = uint32(code), errorMessage(err)
+		writeJSON(stdout, e)
+	}
+	return status
+}
+
+// checkCommandLine settles the command lines that run no command: it
+// prints the help asked for (and reports helped), or returns why the line
+// cannot run (parseErr, an unknown command, the wrong number of arguments,
+// a bad flag value). Otherwise cmd may run.
+func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, pos []string, help bool, parseErr error) (helped bool, err error) {
+	switch {
+	case name == "help" && parseErr == nil && len(pos) == 0:
+		mainUsage(stdout)
+		return true, nil
+	case name == "help" && parseErr == nil && len(pos) == 1 && findCommand(pos[0]) != nil:
+		commandUsage(stdout, findCommand(pos[0]))
+		return true, nil
+	case name == "help" && parseErr == nil:
+		return false, usageErrorf("help: want at most one known command, got %q", pos)
+	case name == "help":
+		return false, parseErr
+	case name == "" && help:
+		mainUsage(stdout)
+		return true, nil
+	case name == "":
+		return false, usageErrorf("missing command")
+	case cmd == nil:
+		return false, usageErrorf("unknown command %q", name)
+	case help:
+		commandUsage(stdout, cmd)
+		return true, nil
+	case parseErr != nil:
+		return false, parseErr
+	case len(pos) < cmd.minArgs || (cmd.maxArgs >= 0 && len(pos) > cmd.maxArgs):
+		return false, usageErrorf("%s: wrong number of arguments (%d): want %s", cmd.name, len(pos), cmd.synopsis())
+	case o.timeout <= 0:
+		return false, usageErrorf("--timeout must be positive")
+	case o.limit < 0 || o.limit > maxPage:
+		return false, usageErrorf("--limit must be between 0 and %d", maxPage)
+	}
+	if cmd.check != nil {
+		return false, cmd.check(o)
+	}
+	return false, nil
+}
+
+// execute runs cmd through a client of the --addr node, within the
+// command's budget (by default --timeout for the whole command); --timeout
+// also bounds connecting, and each request.
+func execute(cmd *command, o *options, pos []string) (output, error) {
 	budget := o.timeout
 	if cmd.budget != nil {
 		budget = cmd.budget(o)
@@ -380,14 +404,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	c, err := client.New(dialCtx, client.Config{Addrs: []string{o.addr}, Token: o.token, Retries: retries, RequestTimeout: o.timeout})
 	dialCancel()
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	defer c.Close()
-	out, err := cmd.run(ctx, c, o, pos)
-	if err != nil {
-		return fail(err)
-	}
-	if o.json {
+	return cmd.run(ctx, c, o, pos)
+}
+
+// printOutput prints a command's result, as JSON or as text. A failing
+// result (verify's violations, a drain not done within --wait) is printed
+// in full and then makes the exit status 1.
+func printOutput(stdout, stderr io.Writer, asJSON bool, out output) int {
+	if asJSON {
 		writeJSON(stdout, out)
 	} else {
 		out.text(stdout)
@@ -502,7 +529,7 @@ func (c *command) synopsis() string {
 func mainUsage(w io.Writer) {
 	fmt.Fprint(w, "followctl is the command-line client of followgraph.\n\n"+
 		"Usage: followctl [global flags] COMMAND [arguments] [flags]\n\nCommands:\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	for _, c := range commands {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
@@ -541,7 +568,7 @@ func commandUsage(w io.Writer, c *command) {
 // printFlags lists flags GNU style (--name VALUE), which is how followctl
 // takes them, rather than the flag package's -name.
 func printFlags(w io.Writer, fs *flag.FlagSet, names []string) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	for _, n := range names {
 		f := fs.Lookup(n)
 		arg, usage := flag.UnquoteUsage(f)
@@ -591,6 +618,22 @@ func errorMessage(err error) string {
 	return err.Error()
 }
 
+// rows converts a response's per-item results to a command's output rows,
+// in order. The result is never nil, so that JSON shows [] for none.
+func rows[R, O any](rs []R, row func(R) O) []O {
+	out := make([]O, 0, len(rs))
+	for _, r := range rs {
+		out = append(out, row(r))
+	}
+	return out
+}
+
+// newTable returns the writer of followctl's tables and key-value blocks:
+// columns aligned, two spaces apart. Flush it when done.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+}
+
 // Follow and unfollow.
 
 type writeOutput struct {
@@ -615,16 +658,14 @@ func writeCmd(op writeFunc) func(context.Context, *client.Client, *options, []st
 		if err != nil {
 			return nil, err
 		}
-		out := writeOutput{Results: make([]writeResult, 0, len(rs))}
-		for _, r := range rs {
-			out.Results = append(out.Results, writeResult{UserID: r.UserID, Code: uint32(r.Code), Info: r.Info})
-		}
-		return out, nil
+		return writeOutput{Results: rows(rs, func(r client.Result) writeResult {
+			return writeResult{UserID: r.UserID, Code: uint32(r.Code), Info: r.Info}
+		})}, nil
 	}
 }
 
 func (out writeOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "USER\tCODE\tINFO")
 	for _, r := range out.Results {
 		fmt.Fprintf(tw, "%s\t%d\t%s\n", r.UserID, r.Code, describe(codes.Code(r.Code), r.Info))
@@ -690,7 +731,7 @@ func listCmd(op listFunc) func(context.Context, *client.Client, *options, []stri
 }
 
 func (out listOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "USER\tFOLLOW TIME")
 	for _, it := range out.Items {
 		t := time.UnixMilli(it.FollowTime).UTC().Format("2006-01-02T15:04:05.000Z07:00")
@@ -721,16 +762,14 @@ func infoCmd(ctx context.Context, c *client.Client, _ *options, args []string) (
 	if err != nil {
 		return nil, err
 	}
-	out := infoOutput{Results: make([]infoResult, 0, len(is))}
-	for _, i := range is {
-		out.Results = append(out.Results, infoResult{UserID: i.UserID, Code: uint32(i.Code),
-			FollowingCount: i.Following, FollowersCount: i.Followers, MutualCount: i.Mutual})
-	}
-	return out, nil
+	return infoOutput{Results: rows(is, func(i client.Info) infoResult {
+		return infoResult{UserID: i.UserID, Code: uint32(i.Code),
+			FollowingCount: i.Following, FollowersCount: i.Followers, MutualCount: i.Mutual}
+	})}, nil
 }
 
 func (out infoOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "USER\tCODE\tFOLLOWING\tFOLLOWERS\tMUTUAL")
 	for _, r := range out.Results {
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", r.UserID, r.Code, r.FollowingCount, r.FollowersCount, r.MutualCount)
@@ -758,15 +797,13 @@ func checkCmd(ctx context.Context, c *client.Client, _ *options, args []string) 
 	if err != nil {
 		return nil, err
 	}
-	out := checkOutput{Results: make([]checkResult, 0, len(cs))}
-	for _, r := range cs {
-		out.Results = append(out.Results, checkResult{UserID: r.UserID, Code: uint32(r.Code), FollowType: r.FollowType})
-	}
-	return out, nil
+	return checkOutput{Results: rows(cs, func(r client.Check) checkResult {
+		return checkResult{UserID: r.UserID, Code: uint32(r.Code), FollowType: r.FollowType}
+	})}, nil
 }
 
 func (out checkOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "USER\tCODE\tFOLLOW TYPE")
 	for _, r := range out.Results {
 		word := "unknown"

@@ -924,12 +924,21 @@ func hasProblem(st statusOutput, p string) bool {
 	return slices.ContainsFunc(st.Unhealthy, func(s string) bool { return strings.Contains(s, p) })
 }
 
-func TestClusterStatus(t *testing.T) {
-	const shards = 4
-	nodes := startCluster(t, 3, shards)
+// startHealthyCluster is startCluster once every shard has a leader and
+// the cluster reports healthy, as the first node sees it; it returns that
+// status.
+func startHealthyCluster(t *testing.T, n, shards int) ([]*clustertest.Member, statusOutput) {
+	t.Helper()
+	nodes := startCluster(t, n, shards)
 	addr := nodes[0].Addr
 	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
-	st := waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
+	return nodes, waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
+}
+
+func TestClusterStatus(t *testing.T) {
+	const shards = 4
+	nodes, st := startHealthyCluster(t, 3, shards)
+	addr := nodes[0].Addr
 
 	if st.NodeID != "n1" || st.Addr != addr || len(st.Nodes) != 3 {
 		t.Fatalf("status: %+v", st)
@@ -995,10 +1004,8 @@ func TestClusterStatus(t *testing.T) {
 
 func TestClusterDrain(t *testing.T) {
 	const shards = 4
-	nodes := startCluster(t, 4, shards)
+	nodes, _ := startHealthyCluster(t, 4, shards)
 	addr := nodes[0].Addr
-	waitStatus(t, addr, "a leader for every shard", 60*time.Second, func(st statusOutput) bool { return !hasProblem(st, "no leader") })
-	waitStatus(t, addr, "a healthy cluster", 60*time.Second, settled(shards))
 	c := newClient(t, addr)
 	var fans []string
 	for i := range 20 {

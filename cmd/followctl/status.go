@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
@@ -175,9 +174,27 @@ type replicaView struct {
 }
 
 // clusterView builds the NODES and SHARDS tables from self's gossip and
-// every member's status, and lists the problems (never nil). shards is
-// the cluster's shard count.
+// every member's status, and lists the problems (never nil): the nodes'
+// first, then the shards', in table order. shards is the cluster's shard
+// count.
 func clusterView(self client.Status, members []memberStatus, shards int) ([]nodeOutput, []shardOutput, []string) {
+	nodes, bad, byShard, shards := nodeRows(members, shards)
+	want := wantVoters(byShard, len(members))
+	rows := make([]shardOutput, 0, shards)
+	var shardBad []string
+	for i := range shards {
+		row, problems := shardRow(i, byShard[i], self.NodeID, want)
+		rows = append(rows, row)
+		shardBad = append(shardBad, problems...)
+	}
+	return nodes, rows, append(bad, shardBad...)
+}
+
+// nodeRows makes the NODES table, a row per member, with the problems the
+// members show (dead, draining, not answering), and gathers the replicas
+// the members report by shard. The shard count grows to cover every shard
+// a member reports.
+func nodeRows(members []memberStatus, shards int) ([]nodeOutput, []string, map[int][]replicaView, int) {
 	bad := []string{}
 	nodes := make([]nodeOutput, 0, len(members))
 	byShard := map[int][]replicaView{}
@@ -204,9 +221,13 @@ func clusterView(self client.Status, members []memberStatus, shards int) ([]node
 		}
 		nodes = append(nodes, n)
 	}
+	return nodes, bad, byShard, shards
+}
 
-	// The voter count every shard should have: the most common one, and at
-	// least 3 (the replication factor) once there are 3 nodes.
+// wantVoters is the voter count every shard should have: the most common
+// one among the shards' leaders (the larger on a tie), and at least 3 (the
+// replication factor) once there are 3 nodes.
+func wantVoters(byShard map[int][]replicaView, nodes int) int {
 	counts := map[int]int{}
 	for _, vs := range byShard {
 		for _, v := range vs {
@@ -222,64 +243,69 @@ func clusterView(self client.Status, members []memberStatus, shards int) ([]node
 			want, seen = n, k
 		}
 	}
-	if len(members) >= 3 {
+	if nodes >= 3 {
 		want = max(want, 3)
 	}
+	return want
+}
 
-	rows := make([]shardOutput, 0, shards)
-	var shardBad []string
-	for i := range shards {
-		vs := byShard[i]
-		var leaders []string
-		var row *replicaView
-		for j := range vs {
-			v := &vs[j]
-			if v.Leader {
-				leaders = append(leaders, v.node)
-				if row == nil || !row.Leader || v.AppliedIndex > row.AppliedIndex {
-					row = v
-				}
-			} else if row == nil || (!row.Leader && v.AppliedIndex > row.AppliedIndex) {
+// shardRow makes shard i's row of the SHARDS table from the report of the
+// replica that stands for it (see pickReplica), and lists its problems.
+// Only a leader's report is current: without one the row shows no leader
+// and not ready.
+func shardRow(i int, vs []replicaView, self string, want int) (shardOutput, []string) {
+	row, leaders, bad := pickReplica(i, vs)
+	if row == nil {
+		bad = append(bad, fmt.Sprintf("shard %d has no leader (no replica answered)", i))
+		return shardOutput{Shard: i, Voters: []string{}, Nonvoters: []string{}}, bad
+	}
+	so := newShardOutput(row.ShardStatus)
+	so.Leader = row.Leader && row.node == self
+	so.LeaderID, so.LeaderAddr = "", ""
+	if !row.Leader {
+		so.Ready = false
+		return so, append(bad, fmt.Sprintf("shard %d has no leader", i))
+	}
+	so.LeaderID, so.LeaderAddr = row.node, row.addr
+	if len(leaders) > 1 {
+		bad = append(bad, fmt.Sprintf("shard %d reported led by %s (an election in progress, or a stale leader)", i, strings.Join(leaders, " and ")))
+	}
+	if !row.Ready {
+		bad = append(bad, fmt.Sprintf("shard %d leader %s not ready (catching up)", i, row.node))
+	}
+	if len(row.Voters) < want {
+		bad = append(bad, fmt.Sprintf("shard %d has %d voters, want %d", i, len(row.Voters), want))
+	}
+	if row.LagOldestMs > maxLagMs {
+		bad = append(bad, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", i, row.LagRecords, row.LagOldestMs))
+	}
+	return so, bad
+}
+
+// pickReplica chooses, among shard i's replicas vs, the one whose report
+// stands for the shard: a leader (the most advanced, if more than one
+// claims to lead), else the most advanced replica, else nil. It also
+// returns the nodes claiming to lead and the problems of halted replicas.
+func pickReplica(i int, vs []replicaView) (row *replicaView, leaders, bad []string) {
+	for j := range vs {
+		v := &vs[j]
+		if v.Leader {
+			leaders = append(leaders, v.node)
+			if row == nil || !row.Leader || v.AppliedIndex > row.AppliedIndex {
 				row = v
 			}
-			if v.Halted != "" {
-				shardBad = append(shardBad, fmt.Sprintf("shard %d halted on %s: %s", i, v.node, v.Halted))
-			}
+		} else if row == nil || (!row.Leader && v.AppliedIndex > row.AppliedIndex) {
+			row = v
 		}
-		if row == nil {
-			rows = append(rows, shardOutput{Shard: i, Voters: []string{}, Nonvoters: []string{}})
-			shardBad = append(shardBad, fmt.Sprintf("shard %d has no leader (no replica answered)", i))
-			continue
-		}
-		so := newShardOutput(row.ShardStatus)
-		so.Leader = row.Leader && row.node == self.NodeID
-		so.LeaderID, so.LeaderAddr = "", ""
-		if !row.Leader {
-			so.Ready = false
-			shardBad = append(shardBad, fmt.Sprintf("shard %d has no leader", i))
-			rows = append(rows, so)
-			continue
-		}
-		so.LeaderID, so.LeaderAddr = row.node, row.addr
-		rows = append(rows, so)
-		if len(leaders) > 1 {
-			shardBad = append(shardBad, fmt.Sprintf("shard %d reported led by %s (an election in progress, or a stale leader)", i, strings.Join(leaders, " and ")))
-		}
-		if !row.Ready {
-			shardBad = append(shardBad, fmt.Sprintf("shard %d leader %s not ready (catching up)", i, row.node))
-		}
-		if len(row.Voters) < want {
-			shardBad = append(shardBad, fmt.Sprintf("shard %d has %d voters, want %d", i, len(row.Voters), want))
-		}
-		if row.LagOldestMs > maxLagMs {
-			shardBad = append(shardBad, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", i, row.LagRecords, row.LagOldestMs))
+		if v.Halted != "" {
+			bad = append(bad, fmt.Sprintf("shard %d halted on %s: %s", i, v.node, v.Halted))
 		}
 	}
-	return nodes, rows, append(bad, shardBad...)
+	return row, leaders, bad
 }
 
 func (out statusOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "node:\t%s (%s)\n", out.NodeID, out.Addr)
 	fmt.Fprintf(tw, "version:\t%s\n", out.Version)
 	fmt.Fprintf(tw, "cluster:\t%s\n", out.ClusterID)
@@ -290,7 +316,7 @@ func (out statusOutput) text(w io.Writer) {
 		out.clusterText(w)
 		return
 	}
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	fmt.Fprintln(tw, "SHARD\tLEADER\tREADY\tAPPLIED INDEX\tUSERS\tEDGES\tFOLLOWERS\tMUTUAL\tLAG RECORDS\tOLDEST LAG MS\tHALTED")
 	for _, sh := range out.Shards {
 		leader := "unknown"
@@ -315,7 +341,7 @@ func (out statusOutput) text(w io.Writer) {
 }
 
 func (out statusOutput) clusterText(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "NODE\tCLIENT ADDR\tRAFT ADDR\tSTATE\tLEADS\tHOSTS\tVERSION")
 	alive := 0
 	for _, n := range out.Nodes {
@@ -326,7 +352,7 @@ func (out statusOutput) clusterText(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	fmt.Fprintln(tw, "SHARD\tLEADER\tVOTERS\tNONVOTERS\tAPPLIED INDEX\tUSERS\tEDGES\tFOLLOWERS\tMUTUAL\tLAG RECORDS\tOLDEST LAG MS\tHALTED")
 	for _, sh := range out.Shards {
 		leader := "none"

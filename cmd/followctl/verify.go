@@ -11,7 +11,6 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"text/tabwriter"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
@@ -20,7 +19,10 @@ import (
 
 // Verify.
 //
-// verify checks the invariant of the brief (§3) while streaming: it scans
+// verify checks the graph's invariant (B is in following(A) exactly when A
+// is in followers(B), with the same followTime; every count equals its
+// list's length; mutual(A) = following(A) ∩ followers(A), at the later
+// followTime) while streaming: it scans
 // each shard's users from the shard's leader, a page at a time, and checks
 // each user on its own, holding only that user's following list (bounded
 // by the following cap) and the mutual relations it implies. The two sides
@@ -79,7 +81,7 @@ func (out verifyOutput) failure() error {
 }
 
 func (out verifyOutput) text(w io.Writer) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintf(tw, "shards:\t%d\n", out.Shards)
 	if out.Sample < 1 {
 		fmt.Fprintf(tw, "sample:\t%g of the users\n", out.Sample)
@@ -346,8 +348,37 @@ func (v *verifier) user(a string, info client.Info) error {
 	if info.Code != codes.OK {
 		v.violate("info(%s) failed with code %d", a, info.Code)
 	}
+	following, n, err := v.following(a)
+	if err != nil {
+		return err
+	}
+	v.checkCount(a, "following", info, info.Following, n)
+	mutual, n, err := v.followers(a, following)
+	if err != nil {
+		return err
+	}
+	v.checkCount(a, "followers", info, info.Followers, n)
+	n, err = v.mutual(a, mutual)
+	if err != nil {
+		return err
+	}
+	v.checkCount(a, "mutual", info, info.Mutual, n)
+	return nil
+}
 
-	// following(A), whole: at most the following cap.
+// checkCount checks info(a)'s count of the named list against the n
+// entries the list had, when the info request itself succeeded.
+func (v *verifier) checkCount(a, name string, info client.Info, count, n uint64) {
+	if info.Code == codes.OK && count != n {
+		v.violate("info(%s) says %s %d, the list has %d", a, name, count, n)
+	}
+}
+
+// following reads following(A) whole (at most the following cap), checks
+// it holds neither A nor a duplicate, adds its edges to the following
+// side's fingerprint and has each checked on the followee's side. It
+// returns the list, by followee, and its length.
+func (v *verifier) following(a string) (map[string]int64, uint64, error) {
 	following := map[string]int64{}
 	var n uint64
 	err := v.list((*client.Client).Following, "following", a, func(it client.Item) {
@@ -370,17 +401,18 @@ func (v *verifier) user(a string, info client.Info) error {
 			return fmt.Sprintf("following(%s) lists %s (followTime %d) but followers(%s) lacks %s", a, it.UserID, it.FollowTime, it.UserID, a)
 		})
 	})
-	if err != nil {
-		return err
-	}
-	if info.Code == codes.OK && info.Following != n {
-		v.violate("info(%s) says following %d, the list has %d", a, info.Following, n)
-	}
+	return following, n, err
+}
 
-	// followers(A), streamed; the mutual relations it implies are kept.
+// followers streams followers(A), which may be long, holding only the
+// mutual relations it implies with following: each at the later of the
+// two times. It checks it does not hold A, adds its edges to the
+// followers side's fingerprint and has each checked on the follower's
+// side. It returns the mutual relations and the list's length.
+func (v *verifier) followers(a string, following map[string]int64) (map[string]int64, uint64, error) {
 	mutual := map[string]int64{}
-	n = 0
-	err = v.list((*client.Client).Followers, "followers", a, func(it client.Item) {
+	var n uint64
+	err := v.list((*client.Client).Followers, "followers", a, func(it client.Item) {
 		n++
 		if it.UserID == a {
 			v.violate("followers(%s) lists %s itself", a, a)
@@ -400,16 +432,15 @@ func (v *verifier) user(a string, info client.Info) error {
 			return fmt.Sprintf("followers(%s) lists %s (followTime %d) but following(%s) lacks %s", a, it.UserID, it.FollowTime, it.UserID, a)
 		})
 	})
-	if err != nil {
-		return err
-	}
-	if info.Code == codes.OK && info.Followers != n {
-		v.violate("info(%s) says followers %d, the list has %d", a, info.Followers, n)
-	}
+	return mutual, n, err
+}
 
-	// mutual(A) = following(A) ∩ followers(A), at the later time.
-	n = 0
-	err = v.list((*client.Client).Mutual, "mutual", a, func(it client.Item) {
+// mutual reads mutual(A) and checks it is exactly the relations implied
+// by following(A) and followers(A), each at the later of the two times. It
+// consumes mutual and returns the list's length.
+func (v *verifier) mutual(a string, mutual map[string]int64) (uint64, error) {
+	var n uint64
+	err := v.list((*client.Client).Mutual, "mutual", a, func(it client.Item) {
 		n++
 		t, ok := mutual[it.UserID]
 		switch {
@@ -421,15 +452,12 @@ func (v *verifier) user(a string, info client.Info) error {
 		delete(mutual, it.UserID)
 	})
 	if err != nil {
-		return err
+		return n, err
 	}
 	for u := range mutual {
 		v.violate("mutual(%s) lacks %s, who is in following(%s) and followers(%s)", a, u, a, a)
 	}
-	if info.Code == codes.OK && info.Mutual != n {
-		v.violate("info(%s) says mutual %d, the list has %d", a, info.Mutual, n)
-	}
-	return nil
+	return n, nil
 }
 
 // list pages through one list of user, calling fn for each item, and

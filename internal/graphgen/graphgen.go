@@ -35,7 +35,8 @@ type Config struct {
 	Seed uint64
 }
 
-// DefaultConfig is the brief's reference graph: 1M users, 20M edges.
+// DefaultConfig is the reference graph that memory and throughput figures
+// are sized by: 1M users following 20 others on average, about 20M edges.
 func DefaultConfig() Config {
 	return Config{Users: 1_000_000, MeanFollowing: 20, MaxFollowing: 5000, ZipfS: 0.9, Seed: 1}
 }

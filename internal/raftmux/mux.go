@@ -732,7 +732,7 @@ type Stats struct {
 // PeerStats describes the sessions with one peer.
 type PeerStats struct {
 	Outgoing int // 0 or 1
-	Incoming int // normally 0 or 1; briefly 2 while a reconnect replaces a session
+	Incoming int // normally 0 or 1; 2 for a moment while a reconnect replaces a session
 	Streams  int
 }
 
@@ -742,31 +742,34 @@ func (m *Mux) Stats() Stats {
 	defer m.mu.Unlock()
 	st := Stats{Layers: len(m.layers), Held: len(m.held), Peers: make(map[string]PeerStats)}
 	for addr, s := range m.out {
-		if s.IsClosed() {
-			continue
-		}
-		n := s.NumStreams()
-		p := st.Peers[addr]
-		p.Outgoing++
-		p.Streams += n
-		st.Peers[addr] = p
-		st.Outgoing++
-		st.Streams += n
+		st.addSession(addr, s, true)
 	}
 	for s, addr := range m.in {
-		if s.IsClosed() {
-			continue
-		}
-		n := s.NumStreams()
-		p := st.Peers[addr]
-		p.Incoming++
-		p.Streams += n
-		st.Peers[addr] = p
-		st.Incoming++
-		st.Streams += n
+		st.addSession(addr, s, false)
 	}
 	st.Sessions = st.Outgoing + st.Incoming
 	return st
+}
+
+// addSession counts session s with the peer at addr, dialed by this node
+// when outgoing, in the totals and in the peer's figures. A closed
+// session still awaiting removal is no connection and is not counted.
+func (st *Stats) addSession(addr string, s *yamux.Session, outgoing bool) {
+	if s.IsClosed() {
+		return
+	}
+	n := s.NumStreams()
+	p := st.Peers[addr]
+	if outgoing {
+		p.Outgoing++
+		st.Outgoing++
+	} else {
+		p.Incoming++
+		st.Incoming++
+	}
+	p.Streams += n
+	st.Peers[addr] = p
+	st.Streams += n
 }
 
 // Close closes the listener, every session and every Layer, and waits for

@@ -38,12 +38,33 @@ func eventually(t testing.TB, what string, cond func() error) {
 	}
 }
 
-func newTestMux(t testing.TB, mod func(*Config)) *Mux {
+// listenLoopback listens on a free loopback port. The caller closes the
+// listener, or hands it to New, which then owns it.
+func listenLoopback(t testing.TB) net.Listener {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ln
+}
+
+// dialRaw opens a bare TCP connection to addr, for a peer that speaks the
+// protocol by hand (or not at all). The caller closes it.
+func dialRaw(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newTestMux starts a Mux on a free loopback port, closed when the test
+// ends; mod, if set, adjusts its Config first.
+func newTestMux(t testing.TB, mod func(*Config)) *Mux {
+	t.Helper()
+	ln := listenLoopback(t)
 	cfg := Config{Listener: ln}
 	if mod != nil {
 		mod(&cfg)
@@ -437,10 +458,7 @@ func TestBlock(t *testing.T) {
 
 func TestDialHonorsTimeout(t *testing.T) {
 	// A peer that accepts TCP but never answers the hello.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	defer func() { _ = ln.Close() }()
 	var held []net.Conn
 	var mu sync.Mutex
@@ -466,7 +484,7 @@ func TestDialHonorsTimeout(t *testing.T) {
 	a := newTestMux(t, nil)
 	l := a.Layer(1)
 	start := time.Now()
-	_, err = l.Dial(raft.ServerAddress(ln.Addr().String()), 300*time.Millisecond)
+	_, err := l.Dial(raft.ServerAddress(ln.Addr().String()), 300*time.Millisecond)
 	if err == nil {
 		t.Fatal("dial to a silent peer succeeded")
 	}
@@ -524,10 +542,7 @@ func TestBadHellos(t *testing.T) {
 		"zero len":  zeroLen,
 	} {
 		t.Run(name, func(t *testing.T) {
-			c, err := net.Dial("tcp", m.Addr())
-			if err != nil {
-				t.Fatal(err)
-			}
+			c := dialRaw(t, m.Addr())
 			defer func() { _ = c.Close() }()
 			if _, err := c.Write(payload); err != nil {
 				t.Fatal(err)
@@ -539,10 +554,7 @@ func TestBadHellos(t *testing.T) {
 	// A valid hello followed by bytes that are not yamux frames: the
 	// session dies and is forgotten.
 	t.Run("junk after hello", func(t *testing.T) {
-		c, err := net.Dial("tcp", m.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialRaw(t, m.Addr())
 		defer func() { _ = c.Close() }()
 		hello, _ := encodeHello("junk-peer:1")
 		if _, err := c.Write(hello); err != nil {
@@ -569,10 +581,7 @@ func TestBadHellos(t *testing.T) {
 	// and a stream that never sends one must not wedge the session.
 	t.Run("truncated shard id", func(t *testing.T) {
 		m2 := newTestMux(t, func(c *Config) { c.DialTimeout = 300 * time.Millisecond })
-		c, err := net.Dial("tcp", m2.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		c := dialRaw(t, m2.Addr())
 		hello, _ := encodeHello("odd-peer:1")
 		if _, err := c.Write(hello); err != nil {
 			t.Fatal(err)
@@ -618,10 +627,7 @@ func TestBadHellos(t *testing.T) {
 func TestPeerOpeningStreamOnDialedSessionIsRefused(t *testing.T) {
 	// Only dialers open streams. Simulate a peer that violates this by
 	// accepting our session with a yamux server and opening a stream back.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenLoopback(t)
 	defer func() { _ = ln.Close() }()
 	stop := make(chan struct{})
 	got := make(chan error, 1)
@@ -725,10 +731,7 @@ func TestCloseStopsEverything(t *testing.T) {
 	}
 	// A held stream and a half-open TCP connection must not delay Close.
 	dialLayer(t, a.Layer(99), b)
-	raw, err := net.Dial("tcp", b.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	raw := dialRaw(t, b.Addr())
 	defer func() { _ = raw.Close() }()
 
 	accepted := make(chan error, 1)

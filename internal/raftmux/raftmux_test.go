@@ -118,14 +118,7 @@ func newCluster(t testing.TB, shards int) *cluster {
 	t.Helper()
 	c := &cluster{t: t, shards: shards}
 	for i := range 3 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := New(Config{Listener: ln})
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := newTestMux(t, nil)
 		c.nodes = append(c.nodes, &node{id: raft.ServerID(fmt.Sprintf("n%d", i+1)), mux: m})
 	}
 	t.Cleanup(c.shutdown)
@@ -164,6 +157,16 @@ func newCluster(t testing.TB, shards int) *cluster {
 	return c
 }
 
+// newLedCluster is newCluster once every shard has elected a leader.
+func newLedCluster(t testing.TB, shards int) *cluster {
+	t.Helper()
+	c := newCluster(t, shards)
+	for s := range shards {
+		c.waitLeader(s, c.nodes)
+	}
+	return c
+}
+
 // stopNode shuts a node's rafts down (which closes their transports and so
 // their Layers) and closes its Mux.
 func (c *cluster) stopNode(n *node) {
@@ -173,11 +176,7 @@ func (c *cluster) stopNode(n *node) {
 	n.down = true
 	var wg sync.WaitGroup
 	for _, r := range n.rafts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_ = r.Shutdown().Error()
-		}()
+		wg.Go(func() { _ = r.Shutdown().Error() })
 	}
 	wg.Wait()
 	if err := n.mux.Close(); err != nil {
@@ -188,11 +187,7 @@ func (c *cluster) stopNode(n *node) {
 func (c *cluster) shutdown() {
 	var wg sync.WaitGroup
 	for _, n := range c.nodes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c.stopNode(n)
-		}()
+		wg.Go(func() { c.stopNode(n) })
 	}
 	wg.Wait()
 }
@@ -262,11 +257,7 @@ func (c *cluster) applyAll(prefix string, n int, candidates []*node) {
 	errs := make(chan error, c.shards)
 	var wg sync.WaitGroup
 	for s := range c.shards {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs <- c.apply(s, prefix, n, candidates)
-		}()
+		wg.Go(func() { errs <- c.apply(s, prefix, n, candidates) })
 	}
 	wg.Wait()
 	close(errs)
@@ -331,10 +322,7 @@ func countSockets() int {
 func TestRaftShardsReplicateOverSharedSessions(t *testing.T) {
 	const shards, entries = 8, 200
 	socketsBefore := countSockets()
-	c := newCluster(t, shards)
-	for s := range shards {
-		c.waitLeader(s, c.nodes)
-	}
+	c := newLedCluster(t, shards)
 	c.applyAll("k", entries, c.nodes)
 	c.waitConverged(entries, c.nodes)
 
@@ -373,10 +361,7 @@ func TestRaftShardsReplicateOverSharedSessions(t *testing.T) {
 // the survivors, which accepts writes.
 func TestRaftLeaderFailover(t *testing.T) {
 	const shards = 3
-	c := newCluster(t, shards)
-	for s := range shards {
-		c.waitLeader(s, c.nodes)
-	}
+	c := newLedCluster(t, shards)
 	c.applyAll("before", 20, c.nodes)
 	c.waitConverged(20, c.nodes)
 
@@ -409,10 +394,7 @@ func TestRaftLeaderFailover(t *testing.T) {
 // partition heals node 3 catches up.
 func TestRaftPartitionWithBlock(t *testing.T) {
 	const shards = 3
-	c := newCluster(t, shards)
-	for s := range shards {
-		c.waitLeader(s, c.nodes)
-	}
+	c := newLedCluster(t, shards)
 	c.applyAll("before", 20, c.nodes)
 	c.waitConverged(20, c.nodes)
 
@@ -454,10 +436,7 @@ func TestRaftPartitionWithBlock(t *testing.T) {
 // Test 4: junk on the raft port is dropped and does not disturb replication.
 func TestRaftSurvivesGarbageOnPort(t *testing.T) {
 	const shards = 2
-	c := newCluster(t, shards)
-	for s := range shards {
-		c.waitLeader(s, c.nodes)
-	}
+	c := newLedCluster(t, shards)
 	c.applyAll("before", 20, c.nodes)
 
 	target := c.nodes[0].mux
@@ -468,10 +447,7 @@ func TestRaftSurvivesGarbageOnPort(t *testing.T) {
 		bytes.Repeat([]byte{0}, 4096),
 	}
 	for i, p := range payloads {
-		conn, err := net.Dial("tcp", target.Addr())
-		if err != nil {
-			t.Fatal(err)
-		}
+		conn := dialRaw(t, target.Addr())
 		if _, err := conn.Write(p); err != nil {
 			t.Fatal(err)
 		}
@@ -480,10 +456,7 @@ func TestRaftSurvivesGarbageOnPort(t *testing.T) {
 		t.Logf("payload %d dropped", i)
 	}
 	// A well-formed hello followed by non-yamux bytes.
-	conn, err := net.Dial("tcp", target.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := dialRaw(t, target.Addr())
 	hello, _ := encodeHello("intruder:1")
 	if _, err := conn.Write(append(hello, []byte("garbage frames follow")...)); err != nil {
 		t.Fatal(err)
@@ -502,10 +475,7 @@ func TestRaftSurvivesGarbageOnPort(t *testing.T) {
 // the closed layers refuse work.
 func TestRaftCloseIsClean(t *testing.T) {
 	base := settledGoroutines()
-	c := newCluster(t, 2)
-	for s := range 2 {
-		c.waitLeader(s, c.nodes)
-	}
+	c := newLedCluster(t, 2)
 	c.applyAll("k", 20, c.nodes)
 	c.waitConverged(20, c.nodes)
 	layer := c.nodes[0].mux.Layer(0) // still the open layer of shard 0

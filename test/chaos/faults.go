@@ -77,110 +77,130 @@ func Schedule(seed uint64, d time.Duration, kinds []FaultKind) []Fault {
 // did in f.
 func (h *Harness) inject(ctx context.Context, f *Fault) error {
 	r := rand.New(rand.NewPCG(f.Pick, 1))
-	n := len(h.nodes)
-	victim := r.IntN(n)
-	if f.Kind == FaultKill || f.Kind == FaultIsolateLead || f.Kind == FaultPause && r.IntN(2) == 0 {
-		if l, ok := h.busiestLeader(ctx); ok && (f.Kind != FaultKill || r.IntN(10) < 7) {
-			victim = l
-		}
-	}
+	victim := h.pickVictim(ctx, f.Kind, r)
 	f.Injected = time.Duration(h.hist.Now())
 	defer func() { f.Healed = time.Duration(h.hist.Now()) }()
-	hold := func() error {
-		select {
-		case <-time.After(f.Hold):
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
 	node := h.nodes[victim]
 	switch f.Kind {
 	case FaultKill:
 		f.Nodes = []string{node.ID}
 		node.Kill()
-		hold()
+		sleep(ctx, f.Hold)
 		return node.Start()
 	case FaultPause:
 		f.Nodes = []string{node.ID}
-		if err := node.Pause(); err != nil {
-			return err
-		}
-		hold()
-		if err := node.Resume(); err != nil {
-			return err
-		}
-		return h.gossipHealed(ctx, gossipHealTime)
+		return h.holdThenHeal(ctx, f.Hold, node.Pause, node.Resume)
 	case FaultIsolate, FaultIsolateLead:
-		f.Nodes = []string{node.ID}
-		var rest []int
-		for i := range n {
-			if i != victim {
-				rest = append(rest, i)
-			}
-		}
-		if err := h.net.Partition([]int{victim}, rest); err != nil {
-			return err
-		}
-		hold()
-		if err := h.net.Heal(); err != nil {
-			return err
-		}
-		return h.gossipHealed(ctx, gossipHealTime)
+		return h.isolate(ctx, f, victim)
 	case FaultSplit:
-		perm := r.Perm(n)
-		if n >= 5 {
-			a, b := perm[:n/2], perm[n/2:]
-			f.Nodes = []string{fmt.Sprint(h.ids(a)), fmt.Sprint(h.ids(b))}
-			if err := h.net.Partition(a, b); err != nil {
-				return err
-			}
-		} else {
-			f.Nodes = []string{h.nodes[perm[0]].ID, h.nodes[perm[1]].ID}
-			if err := h.net.Cut(perm[0], perm[1]); err != nil {
-				return err
-			}
-		}
-		hold()
-		if err := h.net.Heal(); err != nil {
-			return err
-		}
-		return h.gossipHealed(ctx, gossipHealTime)
+		return h.split(ctx, f, r)
 	case FaultWipe, FaultWipeSameID:
-		old := node.ID
-		node.Kill()
-		if err := node.Wipe(); err != nil {
-			return err
-		}
-		if f.Kind == FaultWipe {
-			node.ID = fmt.Sprintf("n%d-%d", victim+1, node.starts)
-		}
-		f.Nodes = []string{old + "->" + node.ID}
-		hold()
-		return node.Start()
+		return h.wipe(ctx, f, victim)
 	case FaultRollingStart:
-		for _, i := range r.Perm(n) {
-			nd := h.nodes[i]
-			f.Nodes = append(f.Nodes, nd.ID)
-			if err := nd.Stop(); err != nil {
-				nd.Start()
-				return err
-			}
-			if err := nd.Start(); err != nil {
-				return err
-			}
-			wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-			err := nd.WaitReady(wctx)
-			cancel()
-			if err != nil {
-				return fmt.Errorf("rolling restart: %s not ready: %v", nd.ID, err)
-			}
-		}
-		return nil
+		return h.rollingRestart(ctx, f, r)
 	case FaultNone:
-		return hold()
+		return sleep(ctx, f.Hold)
 	}
 	return fmt.Errorf("unknown fault %q", f.Kind)
+}
+
+// pickVictim chooses the node a fault of kind hits: a random one, except
+// that a kill (7 times in 10), an isolate-leader (always) and a pause (half
+// the time) hit the node leading the most shards, whose loss hurts most.
+// The draws from r depend only on the fault, so a seed replays them.
+func (h *Harness) pickVictim(ctx context.Context, kind FaultKind, r *rand.Rand) int {
+	victim := r.IntN(len(h.nodes))
+	if kind == FaultKill || kind == FaultIsolateLead || kind == FaultPause && r.IntN(2) == 0 {
+		if l, ok := h.busiestLeader(ctx); ok && (kind != FaultKill || r.IntN(10) < 7) {
+			victim = l
+		}
+	}
+	return victim
+}
+
+// holdThenHeal applies a fault with apply, holds it for hold, undoes it
+// with undo, then waits until every node's gossip sees every other alive
+// again: while the fault held, either side may have marked the other dead.
+func (h *Harness) holdThenHeal(ctx context.Context, hold time.Duration, apply, undo func() error) error {
+	if err := apply(); err != nil {
+		return err
+	}
+	sleep(ctx, hold)
+	if err := undo(); err != nil {
+		return err
+	}
+	return h.gossipHealed(ctx, gossipHealTime)
+}
+
+// isolate cuts node victim off from all the others (a minority of one)
+// for the fault's hold.
+func (h *Harness) isolate(ctx context.Context, f *Fault, victim int) error {
+	f.Nodes = []string{h.nodes[victim].ID}
+	var rest []int
+	for i := range len(h.nodes) {
+		if i != victim {
+			rest = append(rest, i)
+		}
+	}
+	return h.holdThenHeal(ctx, f.Hold, func() error { return h.net.Partition([]int{victim}, rest) }, h.net.Heal)
+}
+
+// split partitions the cluster for the fault's hold: with 5 nodes or more
+// into two random groups (2 | 3 of 5), with fewer by cutting the link
+// between two random nodes, which both still see the third (a bridge).
+func (h *Harness) split(ctx context.Context, f *Fault, r *rand.Rand) error {
+	n := len(h.nodes)
+	perm := r.Perm(n)
+	cut := func() error { return h.net.Cut(perm[0], perm[1]) }
+	if n >= 5 {
+		a, b := perm[:n/2], perm[n/2:]
+		f.Nodes = []string{fmt.Sprint(h.ids(a)), fmt.Sprint(h.ids(b))}
+		cut = func() error { return h.net.Partition(a, b) }
+	} else {
+		f.Nodes = []string{h.nodes[perm[0]].ID, h.nodes[perm[1]].ID}
+	}
+	return h.holdThenHeal(ctx, f.Hold, cut, h.net.Heal)
+}
+
+// wipe kills node victim and deletes its data, and after the fault's hold
+// brings it back empty: under a new ID for FaultWipe (a replaced machine),
+// under its old one for FaultWipeSameID (a replaced disk).
+func (h *Harness) wipe(ctx context.Context, f *Fault, victim int) error {
+	node := h.nodes[victim]
+	old := node.ID
+	node.Kill()
+	if err := node.Wipe(); err != nil {
+		return err
+	}
+	if f.Kind == FaultWipe {
+		node.ID = fmt.Sprintf("n%d-%d", victim+1, node.starts)
+	}
+	f.Nodes = []string{old + "->" + node.ID}
+	sleep(ctx, f.Hold)
+	return node.Start()
+}
+
+// rollingRestart stops (gracefully) and restarts every node in a random
+// order, waiting for each to be ready before the next, as an upgrade does.
+func (h *Harness) rollingRestart(ctx context.Context, f *Fault, r *rand.Rand) error {
+	for _, i := range r.Perm(len(h.nodes)) {
+		nd := h.nodes[i]
+		f.Nodes = append(f.Nodes, nd.ID)
+		if err := nd.Stop(); err != nil {
+			nd.Start()
+			return err
+		}
+		if err := nd.Start(); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		err := nd.WaitReady(wctx)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("rolling restart: %s not ready: %v", nd.ID, err)
+		}
+	}
+	return nil
 }
 
 // gossipHealed waits until every node's gossip sees every current node

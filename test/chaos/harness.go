@@ -300,14 +300,35 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	}
 	h.hist = NewHistory() // the clock starts with the workload
 	h.logf("cluster up")
+	stopWork, err := h.startWorkload(ctx)
+	if err != nil {
+		return nil, err
+	}
+	faultsEnd := h.runSchedule(ctx, res)
+	h.healAll(ctx, res, faultsEnd)
+	// The workload keeps going for a few seconds on the healed cluster.
+	sleep(ctx, 3*time.Second)
+	stopWork()
+	h.logf("workload stopped")
+	h.checkHistory(ctx, res, faultsEnd)
+	return res, nil
+}
 
-	wctx, stopWork := context.WithCancel(ctx)
+// startWorkload starts the workload's clients, each recording into the
+// history (with ReadsMixed, half read at leader and half linearizable),
+// and the resource sampler if the run has one. stop ends them all and
+// waits for them.
+func (h *Harness) startWorkload(ctx context.Context) (stop func(), err error) {
+	wctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	stop = func() {
+		cancel()
+		wg.Wait()
+	}
 	for i := range h.cfg.Clients {
 		c, err := h.newClient(ctx, fmt.Sprintf("chaos-%d", i))
 		if err != nil {
-			stopWork()
-			wg.Wait()
+			stop()
 			return nil, err
 		}
 		reads := h.cfg.Reads
@@ -316,66 +337,79 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 		}
 		w := &Worker{ID: i, C: c, H: h.hist, Users: h.cfg.Users, Timeout: h.cfg.OpTimeout, Reads: reads,
 			Rand: rand.New(rand.NewPCG(h.cfg.Seed, uint64(i)))}
-		wg.Go(func() {
-			defer c.Close()
-			for wctx.Err() == nil {
-				if op := w.Step(wctx); op.Outcome != OK {
-					// Back off a little so a down cluster is not spun on.
-					select {
-					case <-time.After(50 * time.Millisecond):
-					case <-wctx.Done():
-					}
-				}
-			}
-		})
+		wg.Go(func() { keepWorking(wctx, w) })
 	}
 	if h.cfg.Sample != nil {
 		wg.Go(func() { h.sampleLoop(wctx) })
 	}
+	return stop, nil
+}
 
+// keepWorking steps w until ctx ends, then closes its client. After an
+// operation that did not succeed it backs off a little, so that a cluster
+// that is down is not spun on.
+func keepWorking(ctx context.Context, w *Worker) {
+	defer w.C.Close()
+	for ctx.Err() == nil {
+		if op := w.Step(ctx); op.Outcome != OK {
+			sleep(ctx, 50*time.Millisecond)
+		}
+	}
+}
+
+// runSchedule injects the faults of res.Schedule at their times, one at a
+// time, then waits out the rest of the run. It returns when the faults
+// ended, on the history's clock.
+func (h *Harness) runSchedule(ctx context.Context, res *Result) time.Duration {
 	start := time.Now()
 	for i := range res.Schedule {
-		f := &res.Schedule[i]
-		if d := f.At - time.Since(start); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-ctx.Done():
-			}
+		if d := res.Schedule[i].At - time.Since(start); d > 0 {
+			sleep(ctx, d)
 		}
-		if ctx.Err() != nil {
-			break
-		}
-		h.logf("inject %s (hold %v)", f.Kind, f.Hold)
-		if err := h.inject(ctx, f); err != nil {
-			f.Err = err.Error()
-			res.Errors = append(res.Errors, fmt.Sprintf("fault %d (%s): %v", i, f.Kind, err))
-			h.logf("fault %s: %v", f.Kind, err)
-		}
-		h.logf("healed %s %v", f.Kind, f.Nodes)
-		// One fault at a time: three replicas tolerate one failure, so
-		// the next fault waits until every shard has its voters back
-		// (a second node losing its data while the first one's replicas
-		// are still being rebuilt leaves shards without a quorum - by
-		// design, see docs/RELIABILITY.md).
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-		err := h.fullyReplicated(rctx)
-		cancel()
-		f.Restored = time.Duration(h.hist.Now()) - f.Healed
-		if err != nil {
-			res.Errors = append(res.Errors, fmt.Sprintf("replication not restored after fault %d (%s): %v", i, f.Kind, err))
+		if ctx.Err() != nil || !h.applyFault(ctx, res, i) {
 			break
 		}
 	}
 	if d := h.cfg.Duration - time.Since(start); d > 0 {
-		select {
-		case <-time.After(d):
-		case <-ctx.Done():
-		}
+		sleep(ctx, d)
 	}
-	faultsEnd := time.Duration(h.hist.Now())
+	return time.Duration(h.hist.Now())
+}
 
-	// Heal: links back, every node running; the workload keeps going
-	// for a few seconds on the healed cluster.
+// applyFault injects and heals fault i of the schedule, then waits until
+// every shard has its voters back, recording in res what went wrong. It
+// reports false when replication did not come back, which ends the
+// schedule.
+func (h *Harness) applyFault(ctx context.Context, res *Result, i int) bool {
+	f := &res.Schedule[i]
+	h.logf("inject %s (hold %v)", f.Kind, f.Hold)
+	if err := h.inject(ctx, f); err != nil {
+		f.Err = err.Error()
+		res.Errors = append(res.Errors, fmt.Sprintf("fault %d (%s): %v", i, f.Kind, err))
+		h.logf("fault %s: %v", f.Kind, err)
+	}
+	h.logf("healed %s %v", f.Kind, f.Nodes)
+	// One fault at a time: three replicas tolerate one failure, so
+	// the next fault waits until every shard has its voters back
+	// (a second node losing its data while the first one's replicas
+	// are still being rebuilt leaves shards without a quorum - by
+	// design, see docs/RELIABILITY.md).
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	err := h.fullyReplicated(rctx)
+	cancel()
+	f.Restored = time.Duration(h.hist.Now()) - f.Healed
+	if err != nil {
+		res.Errors = append(res.Errors, fmt.Sprintf("replication not restored after fault %d (%s): %v", i, f.Kind, err))
+		return false
+	}
+	return true
+}
+
+// healAll ends whatever the faults left behind: links back, every node
+// running, a leader for every shard, and every shard back to full
+// strength, which it times from faultsEnd. It records in res what did not
+// recover.
+func (h *Harness) healAll(ctx context.Context, res *Result, faultsEnd time.Duration) {
 	h.net.Heal()
 	for _, n := range h.nodes {
 		if !n.Running() {
@@ -399,15 +433,13 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	cancel()
 	res.ReplicatedAfter = time.Duration(h.hist.Now()) - faultsEnd
 	h.logf("fully replicated %v after the faults", res.ReplicatedAfter.Round(time.Millisecond))
-	select {
-	case <-time.After(3 * time.Second):
-	case <-ctx.Done():
-	}
-	stopWork()
-	wg.Wait()
-	h.logf("workload stopped")
+}
 
-	// Final reads, recorded like any other read, then the checks.
+// checkHistory runs the final reads (recorded like any other read), waits
+// for both sides of every edge to converge, and checks the history: no
+// acknowledged write lost, linearizability, and unavailability per fault
+// kind.
+func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.Duration) {
 	final := h.finalReads(ctx)
 	res.Converged, res.VerifyOutput = h.converge(ctx)
 	res.ConvergeAfter = time.Duration(h.hist.Now()) - faultsEnd
@@ -415,22 +447,26 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 
 	res.history = h.hist.Ops()
 	res.Ops = len(res.history)
-	for _, o := range res.history {
-		switch o.Outcome {
-		case OK:
-			res.OK++
-		case Failed:
-			res.Failed++
-		case Unknown:
-			res.Unknown++
-		}
-	}
+	res.countOutcomes()
 	res.Lost, res.EdgesDecided = LostWrites(res.history, final)
 	h.logf("checking linearizability of %d operations", res.Ops)
 	res.lin = CheckLinearizable(res.history, h.cfg.CheckTimeout)
 	res.Linearizable = string(res.lin.Result)
 	res.Availability = Unavailability(res.history, res.Schedule, faultsEnd, h.cfg.Shards)
-	return res, nil
+}
+
+// countOutcomes counts the history's operations by outcome.
+func (r *Result) countOutcomes() {
+	for _, o := range r.history {
+		switch o.Outcome {
+		case OK:
+			r.OK++
+		case Failed:
+			r.Failed++
+		case Unknown:
+			r.Unknown++
+		}
+	}
 }
 
 // finalReads reads every actor's following set at linearizable

@@ -206,6 +206,16 @@ func httpOK(url string) error {
 	return nil
 }
 
+// sleep waits for d, unless ctx ends first: then it returns ctx's error.
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // poll calls f every interval until it succeeds or ctx ends.
 func poll(ctx context.Context, interval time.Duration, f func() error) error {
 	for {

@@ -43,10 +43,34 @@ type Availability struct {
 // was called (or to "none" before the first fault) and measures, per
 // fault kind, how long writes failed.
 func Unavailability(ops []Op, sched []Fault, end time.Duration, shards int) []Availability {
-	type window struct {
-		kind     FaultKind
-		from, to time.Duration
+	by := map[FaultKind]*Availability{}
+	var order []FaultKind
+	for _, w := range faultWindows(sched, end) {
+		a := by[w.kind]
+		if a == nil {
+			a = &Availability{Kind: w.kind}
+			by[w.kind] = a
+			order = append(order, w.kind)
+		}
+		a.add(w, ops, shards)
 	}
+	out := make([]Availability, 0, len(order))
+	for _, k := range order {
+		out = append(out, *by[k])
+	}
+	return out
+}
+
+// window is a stretch of a run attributed to one fault kind.
+type window struct {
+	kind     FaultKind
+	from, to time.Duration
+}
+
+// faultWindows cuts the run, up to end, into windows: each injected fault
+// from its injection to the next fault's (or the end), since its effects
+// may linger until then, and "none" for the quiet stretches before.
+func faultWindows(sched []Fault, end time.Duration) []window {
 	var ws []window
 	prev := time.Duration(0)
 	for i, f := range sched {
@@ -66,69 +90,75 @@ func Unavailability(ops []Op, sched []Fault, end time.Duration, shards int) []Av
 	if prev < end {
 		ws = append(ws, window{FaultNone, prev, end})
 	}
-	by := map[FaultKind]*Availability{}
-	var order []FaultKind
-	for _, w := range ws {
-		a := by[w.kind]
-		if a == nil {
-			a = &Availability{Kind: w.kind}
-			by[w.kind] = a
-			order = append(order, w.kind)
-		}
-		if w.kind != FaultNone {
-			a.Injections++
-		}
-		a.Window += w.to - w.from
-		nb := int((w.to-w.from)/bucket) + 1
-		tried, good := make([][]bool, shards), make([][]bool, shards)
-		for i := range shards {
-			tried[i], good[i] = make([]bool, nb), make([]bool, nb)
-		}
-		for _, o := range ops {
-			at := time.Duration(o.Call)
-			if at < w.from || at >= w.to {
-				continue
-			}
-			write := o.Kind == Follow || o.Kind == Unfollow
-			ok := o.Outcome == OK
-			switch {
-			case write && ok:
-				a.WritesOK++
-			case write:
-				a.WritesBad++
-			case ok:
-				a.ReadsOK++
-			default:
-				a.ReadsBad++
-			}
-			if write {
-				s, b := shard.Of(userID(o.Actor), shards), int((at-w.from)/bucket)
-				tried[s][b] = true
-				good[s][b] = good[s][b] || ok
-			}
-		}
-		// The worst shard: a fault hurts the shards its node led.
-		worst := time.Duration(0)
-		for s := range shards {
-			total, run := time.Duration(0), time.Duration(0)
-			for b := range nb {
-				if tried[s][b] && !good[s][b] {
-					total += bucket
-					run += bucket
-					a.Max = max(a.Max, run)
-				} else if good[s][b] {
-					run = 0
-				}
-			}
-			worst = max(worst, total)
-		}
-		a.Unavailable += worst
+	return ws
+}
+
+// add attributes window w to a: its length, the outcomes of the operations
+// called in it, and how long writes to its worst shard failed. Writes are
+// tracked per shard and per bucket of 250 ms.
+func (a *Availability) add(w window, ops []Op, shards int) {
+	if w.kind != FaultNone {
+		a.Injections++
 	}
-	out := make([]Availability, 0, len(order))
-	for _, k := range order {
-		out = append(out, *by[k])
+	a.Window += w.to - w.from
+	nb := int((w.to-w.from)/bucket) + 1
+	tried, good := make([][]bool, shards), make([][]bool, shards)
+	for i := range shards {
+		tried[i], good[i] = make([]bool, nb), make([]bool, nb)
 	}
-	return out
+	for _, o := range ops {
+		at := time.Duration(o.Call)
+		if at < w.from || at >= w.to {
+			continue
+		}
+		if write, ok := a.count(o); write {
+			s, b := shard.Of(userID(o.Actor), shards), int((at-w.from)/bucket)
+			tried[s][b] = true
+			good[s][b] = good[s][b] || ok
+		}
+	}
+	a.addWorstShard(tried, good)
+}
+
+// count adds o's outcome to a's tallies and reports whether o is a write
+// and whether it succeeded.
+func (a *Availability) count(o Op) (write, ok bool) {
+	write = o.Kind == Follow || o.Kind == Unfollow
+	ok = o.Outcome == OK
+	switch {
+	case write && ok:
+		a.WritesOK++
+	case write:
+		a.WritesBad++
+	case ok:
+		a.ReadsOK++
+	default:
+		a.ReadsBad++
+	}
+	return write, ok
+}
+
+// addWorstShard adds to a.Unavailable the failing time of the shard whose
+// writes failed longest (a fault hurts the shards its node led), and keeps
+// in a.Max the longest run of failing buckets. A bucket fails when writes
+// to the shard were tried in it and none succeeded; a bucket with no write
+// neither ends a run nor extends it.
+func (a *Availability) addWorstShard(tried, good [][]bool) {
+	worst := time.Duration(0)
+	for s := range tried {
+		total, run := time.Duration(0), time.Duration(0)
+		for b := range tried[s] {
+			if tried[s][b] && !good[s][b] {
+				total += bucket
+				run += bucket
+				a.Max = max(a.Max, run)
+			} else if good[s][b] {
+				run = 0
+			}
+		}
+		worst = max(worst, total)
+	}
+	a.Unavailable += worst
 }
 
 // WriteReport prints the run's figures.

@@ -218,32 +218,21 @@ func (a *abuseRig) probeOnce() (time.Duration, error) {
 // every probe was answered correctly within abuseLatencyBound.
 func (a *abuseRig) during(t *testing.T, attack func()) probeResult {
 	t.Helper()
-	stop := make(chan struct{})
-	out := make(chan probeResult, 1)
-	go func() {
-		var pr probeResult
-		for {
-			select {
-			case <-stop:
-				out <- pr
-				return
-			default:
-			}
-			d, err := a.probeOnce()
-			pr.ops += 2
-			pr.max = max(pr.max, d)
-			if err != nil {
-				pr.errs = append(pr.errs, err.Error())
-			}
-			pr.peakFDs = max(pr.peakFDs, a.fds())
-			time.Sleep(20 * time.Millisecond)
+	var pr probeResult // the probe's own until stopProbe returns
+	stopProbe := untilStopped(1, func(_, _ int) {
+		d, err := a.probeOnce()
+		pr.ops += 2
+		pr.max = max(pr.max, d)
+		if err != nil {
+			pr.errs = append(pr.errs, err.Error())
 		}
-	}()
+		pr.peakFDs = max(pr.peakFDs, a.fds())
+		time.Sleep(20 * time.Millisecond)
+	})
 	func() {
-		defer close(stop) // also if the attack fails the test
+		defer stopProbe() // also if the attack fails the test
 		attack()
 	}()
-	pr := <-out
 	if len(pr.errs) > 0 {
 		t.Errorf("the good client failed during the attack: %q", pr.errs)
 	}
@@ -338,11 +327,14 @@ func (a *abuseRig) dialHello(t *testing.T, name string) *rawConn {
 	return c
 }
 
+// helloFrame is a hello request, the first frame a client sends; the raw
+// protocol tests of every file build theirs with it and reqFrame.
 func helloFrame(id uint32, version int, token, name string) []byte {
 	b, st := wire.AppendRequestHeader(nil, id, wire.OpHello)
 	return wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: version, Token: token, Client: name}), st)
 }
 
+// reqFrame is a request frame: op with body, under request id.
 func reqFrame(id uint32, op wire.Op, body []byte) []byte {
 	b, st := wire.AppendRequestHeader(nil, id, op)
 	return wire.EndFrame(append(b, body...), st)

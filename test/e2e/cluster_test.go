@@ -77,8 +77,9 @@ func waitMap(t *testing.T, c *client.Client, d time.Duration) client.ShardMap {
 
 // Three followd processes; the leader of a shard is killed with SIGKILL
 // while a writer keeps following users of that shard. Writes to the shard
-// must resume (the brief's target: within 3 s); the test reports how long
-// they were unavailable and checks no acknowledged write was lost.
+// must resume: the target is within 3 s of the kill; the test reports how
+// long they were unavailable, fails beyond 10 s (a loaded machine is
+// slower), and checks no acknowledged write was lost.
 func TestClusterFailoverUnderLoad(t *testing.T) {
 	const shards = 8
 	procs := startCluster(t, shards)
@@ -117,28 +118,17 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var acks []ack
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for w := range 4 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a, tg := actors[(i*4+w)%len(actors)], fmt.Sprintf("t%d-%d", w, i)
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				res, err := c.Follow(ctx, a, []string{tg})
-				cancel()
-				if err == nil && res[0].Code == 0 {
-					mu.Lock()
-					acks = append(acks, ack{time.Now(), a, tg})
-					mu.Unlock()
-				}
-			}
-		})
-	}
+	stop := untilStopped(4, func(w, i int) {
+		a, tg := actors[(i*4+w)%len(actors)], fmt.Sprintf("t%d-%d", w, i)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		res, err := c.Follow(ctx, a, []string{tg})
+		cancel()
+		if err == nil && res[0].Code == 0 {
+			mu.Lock()
+			acks = append(acks, ack{time.Now(), a, tg})
+			mu.Unlock()
+		}
+	})
 	time.Sleep(1 * time.Second)
 	// Leaderships may have moved since (the leaders balance them): kill
 	// whoever leads the shard now, as its own raft reports it.
@@ -156,8 +146,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	killedAt := time.Now()
 	victim.kill(t)
 	time.Sleep(6 * time.Second)
-	close(stop)
-	wg.Wait()
+	stop()
 	// The unavailability window: the longest gap between acknowledgements
 	// around the kill.
 	var before, after time.Time

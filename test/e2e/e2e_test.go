@@ -145,6 +145,30 @@ func (p *proc) kill(t testing.TB) {
 	<-p.done
 }
 
+// untilStopped runs body(w, i) for i = 0, 1, 2... in each of n goroutines
+// (w = 0 to n-1) until the returned stop is called, which waits for them:
+// the background load that a test keeps up while it looks at the server.
+func untilStopped(n int, body func(w, i int)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range n {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				body(w, i)
+			}
+		})
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+	}
+}
+
 func newClient(t *testing.T, addr string, token string) *client.Client {
 	t.Helper()
 	c, err := client.New(context.Background(), client.Config{Addrs: []string{addr}, Token: token})
@@ -230,21 +254,12 @@ func TestStablePagingUnderWrites(t *testing.T) {
 		}
 	}
 	time.Sleep(300 * time.Millisecond) // reverse side, without sync
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			u := fmt.Sprintf("churn%d", i%50)
-			if i%2 == 0 {
-				c.Follow(ctx, u, []string{"celeb"})
-			} else {
-				c.Unfollow(ctx, u, []string{"celeb"})
-			}
+	stop := untilStopped(1, func(_, i int) {
+		u := fmt.Sprintf("churn%d", i%50)
+		if i%2 == 0 {
+			c.Follow(ctx, u, []string{"celeb"})
+		} else {
+			c.Unfollow(ctx, u, []string{"celeb"})
 		}
 	})
 	seen := map[string]int{}
@@ -263,8 +278,7 @@ func TestStablePagingUnderWrites(t *testing.T) {
 		cursor = pg.NextCursor
 		time.Sleep(2 * time.Millisecond)
 	}
-	close(stop)
-	wg.Wait()
+	stop()
 	for i := range stayers {
 		if n := seen[fmt.Sprintf("s%03d", i)]; n != 1 {
 			t.Fatalf("s%03d returned %d times", i, n)
@@ -283,32 +297,20 @@ func TestKillDashNineLosesNoAcknowledgedWrite(t *testing.T) {
 	p := start(t, dir)
 	c := newClient(t, p.addr, "")
 	var acked sync.Map // "actor>target" -> followTime
-	var wg sync.WaitGroup
-	stop := make(chan struct{})
 	var n atomic.Int64
-	for w := range 8 {
-		wg.Go(func() {
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				actor, target := fmt.Sprintf("k%d", w), fmt.Sprintf("v%d", i)
-				res, err := c.Follow(context.Background(), actor, []string{target})
-				if err == nil && res[0].Code == 0 {
-					acked.Store(actor+">"+target, true)
-					n.Add(1)
-				}
-			}
-		})
-	}
+	stop := untilStopped(8, func(w, i int) {
+		actor, target := fmt.Sprintf("k%d", w), fmt.Sprintf("v%d", i)
+		res, err := c.Follow(context.Background(), actor, []string{target})
+		if err == nil && res[0].Code == 0 {
+			acked.Store(actor+">"+target, true)
+			n.Add(1)
+		}
+	})
 	for n.Load() < 300 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	p.kill(t)
-	close(stop)
-	wg.Wait()
+	stop()
 	p2 := start(t, dir)
 	c2 := newClient(t, p2.addr, "")
 	following := map[string]map[string]bool{}
@@ -435,27 +437,18 @@ func TestGracefulShutdownWithRequestsInFlight(t *testing.T) {
 func TestBadInputLeavesOthersUnaffected(t *testing.T) {
 	p := start(t, t.TempDir(), "--max-conns", "64")
 	good := newClient(t, p.addr, "")
-	stop := make(chan struct{})
 	var goodErrs, goodOps atomic.Int64
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			ctx := context.Background()
-			if _, err := good.Follow(ctx, "goodie", []string{fmt.Sprintf("g%d", i%30)}); err != nil {
-				goodErrs.Add(1)
-				t.Errorf("good client: %v", err)
-			}
-			if _, err := good.Following(ctx, "goodie", client.Limit(10)); err != nil {
-				goodErrs.Add(1)
-				t.Errorf("good client: %v", err)
-			}
-			goodOps.Add(2)
+	stop := untilStopped(1, func(_, i int) {
+		ctx := context.Background()
+		if _, err := good.Follow(ctx, "goodie", []string{fmt.Sprintf("g%d", i%30)}); err != nil {
+			goodErrs.Add(1)
+			t.Errorf("good client: %v", err)
 		}
+		if _, err := good.Following(ctx, "goodie", client.Limit(10)); err != nil {
+			goodErrs.Add(1)
+			t.Errorf("good client: %v", err)
+		}
+		goodOps.Add(2)
 	})
 	dial := func() net.Conn {
 		c, err := net.Dial("tcp", p.addr)
@@ -465,8 +458,7 @@ func TestBadInputLeavesOthersUnaffected(t *testing.T) {
 		return c
 	}
 	hello := func(c net.Conn) {
-		b, st := wire.AppendRequestHeader(nil, 0, wire.OpHello)
-		c.Write(wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: 1}), st))
+		c.Write(helloFrame(0, 1, "", ""))
 		if _, err := wire.ReadFrame(c, nil, 1<<20); err != nil {
 			t.Fatal(err)
 		}
@@ -504,10 +496,7 @@ func TestBadInputLeavesOthersUnaffected(t *testing.T) {
 	// cursors: per-request errors on a connection that stays usable.
 	c = dial()
 	hello(c)
-	send := func(id uint32, op wire.Op, body []byte) {
-		b, st := wire.AppendRequestHeader(nil, id, op)
-		c.Write(wire.EndFrame(append(b, body...), st))
-	}
+	send := func(id uint32, op wire.Op, body []byte) { c.Write(reqFrame(id, op, body)) }
 	send(1, wire.OpFollow, []byte{0x93, 0x01, 0x02, 0x03})
 	expectError(c, codes.InvalidParam)
 	send(2, 200, wire.AppendEmpty(nil))
@@ -554,8 +543,7 @@ func TestBadInputLeavesOthersUnaffected(t *testing.T) {
 	hello(slow)
 	slow.Write([]byte{0, 0, 0, 50, 0x92})
 	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	stop()
 	slow.Close()
 	if goodErrs.Load() > 0 || goodOps.Load() < 20 {
 		t.Fatalf("the good client saw %d errors in %d operations", goodErrs.Load(), goodOps.Load())
@@ -573,8 +561,7 @@ func TestPipeliningOnOneConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b, st := wire.AppendRequestHeader(nil, 0, wire.OpHello)
-	c.Write(wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: 1}), st))
+	c.Write(helloFrame(0, 1, "", ""))
 	br := bufio.NewReader(c)
 	if _, err := wire.ReadFrame(br, nil, 1<<20); err != nil {
 		t.Fatal(err)
@@ -591,8 +578,7 @@ func TestPipeliningOnOneConnection(t *testing.T) {
 			body = wire.AppendEmpty(nil)
 		}
 		kinds[i] = op
-		b, st := wire.AppendRequestHeader(out, i, op)
-		out = wire.EndFrame(append(b, body...), st)
+		out = append(out, reqFrame(i, op, body)...)
 	}
 	c.Write(out) // 200 requests in one write
 	c.SetReadDeadline(time.Now().Add(30 * time.Second))
