@@ -1,4 +1,6 @@
-// Package shard holds one shard's part of the follow graph in memory.
+// Package shard holds one shard's part of the follow graph in memory, and
+// owns the placement of users on shards: Of is the shard of a user, part
+// of the data format.
 //
 // A Store keeps, for each user whose home is the shard, three lists:
 // following (users it follows), followers (users following it) and mutual
