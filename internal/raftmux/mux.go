@@ -1,6 +1,7 @@
 package raftmux
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -149,41 +150,61 @@ type dialCall struct {
 	err  error
 }
 
-// New takes ownership of cfg.Listener and starts accepting sessions.
-func New(cfg Config) (*Mux, error) {
-	if cfg.Listener == nil {
-		return nil, errors.New("raftmux: Config.Listener is required")
+// DefaultConfig returns the defaults, without a Listener (which New
+// requires). A zero field of a Config given to New also means its default.
+func DefaultConfig() Config {
+	return Config{
+		DialTimeout:            defaultDialTimeout,
+		KeepAliveInterval:      defaultKeepAliveInterval,
+		ConnectionWriteTimeout: defaultConnectionWriteTimeout,
+		HoldTimeout:            defaultHoldTimeout,
+		AcceptQueue:            defaultAcceptQueue,
 	}
-	if cfg.Advertise == "" {
-		a := cfg.Listener.Addr().String()
+}
+
+// Validate reports the first invalid field.
+func (c *Config) Validate() error {
+	switch {
+	case c.Listener == nil:
+		return errors.New("raftmux: Config.Listener is required")
+	case len(c.Advertise) > maxAddrLen:
+		return fmt.Errorf("raftmux: advertised address longer than %d bytes", maxAddrLen)
+	case c.DialTimeout < 0 || c.KeepAliveInterval < 0 || c.ConnectionWriteTimeout < 0 || c.HoldTimeout < 0:
+		return errors.New("raftmux: timeouts must not be negative")
+	case c.AcceptQueue < 0:
+		return fmt.Errorf("raftmux: AcceptQueue (%d) must not be negative", c.AcceptQueue)
+	}
+	if c.Advertise == "" {
+		a := c.Listener.Addr().String()
 		if host, _, err := net.SplitHostPort(a); err == nil {
 			if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
-				return nil, fmt.Errorf("raftmux: listener address %s is not advertisable; set Config.Advertise", a)
+				return fmt.Errorf("raftmux: listener address %s is not advertisable; set Config.Advertise", a)
 			}
 		}
-		cfg.Advertise = a
+		if len(a) > maxAddrLen {
+			return fmt.Errorf("raftmux: listener address longer than %d bytes; set Config.Advertise", maxAddrLen)
+		}
 	}
-	if len(cfg.Advertise) > maxAddrLen {
-		return nil, fmt.Errorf("raftmux: advertised address longer than %d bytes", maxAddrLen)
+	return nil
+}
+
+// New takes ownership of cfg.Listener and starts accepting sessions.
+func New(cfg Config) (*Mux, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.DialTimeout <= 0 {
-		cfg.DialTimeout = defaultDialTimeout
+	if cfg.Advertise == "" {
+		cfg.Advertise = cfg.Listener.Addr().String()
 	}
+	d := DefaultConfig()
+	cfg.DialTimeout = cmp.Or(cfg.DialTimeout, d.DialTimeout)
+	cfg.KeepAliveInterval = cmp.Or(cfg.KeepAliveInterval, d.KeepAliveInterval)
+	cfg.ConnectionWriteTimeout = cmp.Or(cfg.ConnectionWriteTimeout, d.ConnectionWriteTimeout)
+	cfg.HoldTimeout = cmp.Or(cfg.HoldTimeout, d.HoldTimeout)
+	cfg.AcceptQueue = cmp.Or(cfg.AcceptQueue, d.AcceptQueue)
 	userLogger := cfg.Logger != nil
 	if !userLogger {
 		cfg.Logger = hclog.NewNullLogger()
-	}
-	if cfg.KeepAliveInterval <= 0 {
-		cfg.KeepAliveInterval = defaultKeepAliveInterval
-	}
-	if cfg.ConnectionWriteTimeout <= 0 {
-		cfg.ConnectionWriteTimeout = defaultConnectionWriteTimeout
-	}
-	if cfg.HoldTimeout <= 0 {
-		cfg.HoldTimeout = defaultHoldTimeout
-	}
-	if cfg.AcceptQueue <= 0 {
-		cfg.AcceptQueue = defaultAcceptQueue
 	}
 
 	ycfg := yamux.DefaultConfig()
