@@ -887,7 +887,7 @@ func TestReadFrameDoesNotTrustTheDeclaredLength(t *testing.T) {
 // graphOnly serves the client operations and none of the cluster ones.
 type graphOnly struct{ fakeBackend }
 
-func (graphOnly) Deliver() {} // hides fakeBackend's: not a ClusterHandler
+func (*graphOnly) Deliver() {} // hides fakeBackend's: not a ClusterHandler
 
 // A server without a ClusterHandler answers the cluster operations with
 // "unknown operation" and keeps serving the others.
