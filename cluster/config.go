@@ -155,7 +155,7 @@ func DefaultConfig() Config {
 		DataDir:    "followd-data",
 		Store:      shard.DefaultConfig(),
 		Raft:       DefaultRaftConfig(),
-		RaftLog:    defaultRaftLogConfig(),
+		RaftLog:    wal.DefaultConfig(),
 		Batch:      DefaultBatchConfig(),
 		Relay:      DefaultRelayConfig(),
 		Membership: DefaultMembershipConfig(),
@@ -175,16 +175,6 @@ func DefaultRaftConfig() RaftConfig {
 		TrailingLogs:       16384,
 		SnapshotRetain:     2,
 	}
-}
-
-// defaultRaftLogConfig is the raft log's configuration: 8 MiB segments and
-// one fdatasync in flight, which gathers the shards' appends into the
-// largest groups (docs/ARCHITECTURE.md).
-func defaultRaftLogConfig() wal.Config {
-	c := wal.DefaultConfig()
-	c.SegmentSize = 8 << 20
-	c.SyncDepth = 1
-	return c
 }
 
 // DefaultBatchConfig returns the group-commit defaults.

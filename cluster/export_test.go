@@ -11,13 +11,13 @@ import (
 // the router (package clustertest) and so cannot be tests of this
 // package: the router imports it.
 
-func (n *Node) LocalReplicas() []*Replica     { return n.localReplicas() }
-func (n *Node) RaftMux() *raftmux.Mux         { return n.mux }
-func (n *Node) CursorKey() []byte             { return n.cfg.Store.CursorKey }
-func (n *Node) RaftLog() (*wal.Shared, error) { return n.openRaftLog() }
-func (r *Replica) Raft() *raft.Raft           { return r.raft }
-func (r *Replica) FSM() *fsm.FSM              { return r.fsm }
-func ShardDir(i int) string                   { return shardDir(i) }
+func (n *Node) LocalReplicas() []*Replica  { return n.localReplicas() }
+func (n *Node) RaftMux() *raftmux.Mux      { return n.mux }
+func (n *Node) CursorKey() []byte          { return n.cfg.Store.CursorKey }
+func (n *Node) RaftLog() (*wal.Log, error) { return n.openRaftLog() }
+func (r *Replica) Raft() *raft.Raft        { return r.raft }
+func (r *Replica) FSM() *fsm.FSM           { return r.fsm }
+func ShardDir(i int) string                { return shardDir(i) }
 
 // Dropping returns the number of replicas being deleted.
 func (n *Node) Dropping() int {

@@ -41,7 +41,7 @@ type Node struct {
 	// It is opened (by openRaftLog) before the first replica and closed by
 	// Close after the last.
 	walMu     sync.Mutex
-	raftLog   *wal.Shared
+	raftLog   *wal.Log
 	walClosed bool
 
 	// Cluster mode only (see clustermode.go).

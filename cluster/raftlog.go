@@ -25,7 +25,7 @@ import (
 // snapshot or term under them.
 
 // openRaftLog returns the node's raft log, opening it on the first call.
-func (n *Node) openRaftLog() (*wal.Shared, error) {
+func (n *Node) openRaftLog() (*wal.Log, error) {
 	n.walMu.Lock()
 	defer n.walMu.Unlock()
 	if n.walClosed {
@@ -36,7 +36,7 @@ func (n *Node) openRaftLog() (*wal.Shared, error) {
 	}
 	cfg := n.cfg.RaftLog
 	cfg.Logger = n.log.Named("wal")
-	l, err := wal.OpenShared(filepath.Join(n.cfg.DataDir, raftLogDir), cfg)
+	l, err := wal.Open(filepath.Join(n.cfg.DataDir, raftLogDir), cfg)
 	if err != nil {
 		return nil, fmt.Errorf("raft log: %w", err)
 	}
@@ -62,7 +62,7 @@ func (n *Node) closeRaftLog() error {
 
 // dropStaleStreams empties the streams of the log that belong to no
 // replica on disk.
-func (n *Node) dropStaleStreams(l *wal.Shared) error {
+func (n *Node) dropStaleStreams(l *wal.Log) error {
 	for _, id := range l.Streams() {
 		if int64(id) < int64(n.nshards) {
 			if _, err := os.Stat(filepath.Join(n.cfg.DataDir, shardDir(int(id)))); err == nil {
@@ -78,7 +78,7 @@ func (n *Node) dropStaleStreams(l *wal.Shared) error {
 }
 
 // emptyStream deletes every entry of stream id.
-func emptyStream(l *wal.Shared, id uint32) error {
+func emptyStream(l *wal.Log, id uint32) error {
 	st, err := l.Stream(id)
 	if err != nil {
 		return err
@@ -90,11 +90,11 @@ func emptyStream(l *wal.Shared, id uint32) error {
 }
 
 // RaftLogStats describes the node's raft log (zero before it opens).
-func (n *Node) RaftLogStats() wal.SharedStats {
+func (n *Node) RaftLogStats() wal.LogStats {
 	n.walMu.Lock()
 	defer n.walMu.Unlock()
 	if n.raftLog == nil {
-		return wal.SharedStats{}
+		return wal.LogStats{}
 	}
 	return n.raftLog.Stats()
 }

@@ -48,8 +48,6 @@ func (p *proposal) size() int {
 	return 16 * len(p.acks)
 }
 
-// logStore is a shard's raft log: a *wal.Stream of the node's shared log,
-// or in the per-shard layout a *wal.Log of its own.
 type batch struct {
 	props []*proposal
 	fut   raft.ApplyFuture

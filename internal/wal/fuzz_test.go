@@ -20,13 +20,12 @@ func sealed(body []byte) []byte {
 // FuzzRecordDecoders feeds checksummed garbage to every decoder of log
 // records, one segment's worth at a time: data is cut into bodies (a length
 // byte, then that many bytes), each sealed into a record; the records,
-// optionally followed by an end marker, form a segment for scanShared. No
+// optionally followed by an end marker, form a segment for scanSegment. No
 // input may panic, and what the scan accepts must lie within the segment.
 func FuzzRecordDecoders(f *testing.F) {
 	entry := &raft.Log{Index: 3, Term: 2, Type: raft.LogCommand, Data: []byte("x"), Extensions: []byte("e")}
-	f.Add(appendSharedEntry(nil, kindEntry, 7, entry)[recordHeaderSize:], true)
-	f.Add(appendSharedMarker(nil, kindReplace, 1, 2, 9)[recordHeaderSize:], false)
-	f.Add(appendRecord(nil, entry)[recordHeaderSize:], true)
+	f.Add(appendEntry(nil, kindEntry, 7, entry)[recordHeaderSize:], true)
+	f.Add(appendMarker(nil, kindReplace, 1, 2, 9)[recordHeaderSize:], false)
 	f.Add([]byte{5, kindTruncate, 0, 0, 0, 0}, true)
 	f.Fuzz(func(t *testing.T, data []byte, endMarker bool) {
 		var seg []byte
@@ -36,17 +35,16 @@ func FuzzRecordDecoders(f *testing.F) {
 			rest = rest[1+n:]
 			rec := sealed(body)
 			var l raft.Log
-			_ = decodeRecord(rec, &l)
-			_ = decodeSharedEntry(rec, 7, 3, &l)
-			if len(body) >= sharedPrefix {
-				parseSharedBody(body)
+			_ = decodeEntry(rec, 7, 3, &l)
+			if len(body) >= bodyPrefix {
+				parseBody(body)
 			}
 			seg = append(seg, rec...)
 		}
 		if endMarker {
 			seg = append(seg, make([]byte, recordHeaderSize)...)
 		}
-		tail, _, _, err := scanShared(bytes.NewReader(seg), int64(len(seg)), func(r sharedRec) {
+		tail, _, _, err := scanSegment(bytes.NewReader(seg), int64(len(seg)), func(r recInfo) {
 			if r.off < 0 || r.off+int64(r.size) > int64(len(seg)) {
 				t.Fatalf("record at %d of %d bytes outside a %d-byte segment", r.off, r.size, len(seg))
 			}

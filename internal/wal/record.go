@@ -10,53 +10,48 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// Record layout (little-endian):
+// Record layout (little-endian). Every record is a header and a body:
 //
 //	offset size field
-//	0      4    length      bytes that follow the 8-byte header (the body)
-//	4      4    crc32c      Castagnoli CRC of the body
-//	8      8    index       \
-//	16     8    term         |
-//	24     1    type         | body
-//	25     8    appendedAt   | (unix nanoseconds, 0 = zero time.Time)
-//	33     4    extLen       |
-//	37     ext  extensions   |
-//	37+ext rest data        /
+//	0      4    length   bytes that follow the 8-byte header (the body)
+//	4      4    crc32c   Castagnoli CRC of the body
+//	8      1    kind
+//	9      4    stream
+//	13     ...  payload, by kind:
 //
-// A length of zero cannot belong to a record (the body is at least
-// recordFixedBody bytes), which is what makes 8 zero bytes an end marker.
+//	kindEntry, kindCopy  index u64 | term u64 | type u8 | appendedAt i64 |
+//	                     extLen u32 | extensions | data
+//	kindTruncate         newLast u64   the entries after newLast are deleted
+//	kindCompact          newFirst u64  the entries before newFirst are deleted
+//	kindReplace          first u64 | last u64
+//
+// appendedAt is in unix nanoseconds, 0 for the zero time.Time. A length of
+// zero cannot belong to a record (a body is at least bodyPrefix+8 bytes),
+// which is what makes 8 zero bytes an end marker. What each kind does to
+// its stream when the log is replayed is described at Stream.replay.
 const (
 	recordHeaderSize = 8
-	recordFixedBody  = 8 + 8 + 1 + 8 + 4
-	recordMinSize    = recordHeaderSize + recordFixedBody
 	endMarkerSize    = 8
+
+	kindEntry    = 1
+	kindTruncate = 2
+	kindCompact  = 3
+	kindCopy     = 4
+	kindReplace  = 5
+
+	bodyPrefix     = 1 + 4             // kind, stream
+	entryFixedBody = 8 + 8 + 1 + 8 + 4 // index through extLen
+	entryFixed     = bodyPrefix + entryFixedBody
+	entryMin       = recordHeaderSize + entryFixed
+	replaceSize    = recordHeaderSize + bodyPrefix + 16
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var errCorrupt = errors.New("wal: corrupt record")
 
-// recordSize is the encoded size of l, header included.
-func recordSize(l *raft.Log) int64 {
-	return recordMinSize + int64(len(l.Extensions)) + int64(len(l.Data))
-}
-
-// appendRecord encodes l at the end of buf. The caller has checked that the
-// record fits the u32 length field (recordSize <= maxSegmentSize).
-func appendRecord(buf []byte, l *raft.Log) []byte {
-	start := len(buf)
-	body := recordFixedBody + len(l.Extensions) + len(l.Data)
-	le := binary.LittleEndian
-	buf = le.AppendUint32(buf, uint32(body))
-	buf = le.AppendUint32(buf, 0) // crc, filled in below
-	buf = appendEntryBody(buf, l)
-	le.PutUint32(buf[start+4:], crc32.Checksum(buf[start+recordHeaderSize:], castagnoli))
-	return buf
-}
-
-// appendEntryBody appends the body fields of an entry (index through data).
-// The shared log's entry records carry the same fields after their kind and
-// stream (see shared_record.go).
+// appendEntryBody appends the payload of an entry record (index through
+// data), which follows the record's kind and stream.
 func appendEntryBody(buf []byte, l *raft.Log) []byte {
 	le := binary.LittleEndian
 	buf = le.AppendUint64(buf, l.Index)
@@ -69,37 +64,21 @@ func appendEntryBody(buf []byte, l *raft.Log) []byte {
 	return buf
 }
 
-// decodeRecord checks and decodes one whole record (header included) into
-// out. Data and Extensions alias rec: callers pass a buffer they own and
-// never reuse, because raft keeps the slices of logs it reads.
-func decodeRecord(rec []byte, out *raft.Log) error {
-	if len(rec) < recordMinSize {
-		return fmt.Errorf("%w: %d bytes is too short", errCorrupt, len(rec))
-	}
-	le := binary.LittleEndian
-	body := rec[recordHeaderSize:]
-	if n := le.Uint32(rec[0:4]); int64(n) != int64(len(body)) {
-		return fmt.Errorf("%w: length field %d, expected %d", errCorrupt, n, len(body))
-	}
-	if crc := crc32.Checksum(body, castagnoli); crc != le.Uint32(rec[4:8]) {
-		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
-	}
-	return decodeEntryBody(body, out)
-}
-
 // decodeEntryBody decodes the entry fields (index through data) of a checked
-// body into out, aliasing body as decodeRecord describes.
+// body into out. out.Data and out.Extensions alias body rather than copy it:
+// the caller hands over a buffer it no longer uses, which saves a copy per
+// read.
 func decodeEntryBody(body []byte, out *raft.Log) error {
-	if len(body) < recordFixedBody {
+	if len(body) < entryFixedBody {
 		return fmt.Errorf("%w: entry body of %d bytes is too short", errCorrupt, len(body))
 	}
 	le := binary.LittleEndian
 	extLen := int64(le.Uint32(body[25:29]))
-	if extLen > int64(len(body)-recordFixedBody) {
+	if extLen > int64(len(body)-entryFixedBody) {
 		return fmt.Errorf("%w: extension length %d overflows the record", errCorrupt, extLen)
 	}
-	ext := body[recordFixedBody : recordFixedBody+extLen]
-	data := body[recordFixedBody+extLen:]
+	ext := body[entryFixedBody : entryFixedBody+extLen]
+	data := body[entryFixedBody+extLen:]
 	*out = raft.Log{
 		Index:      le.Uint64(body[0:8]),
 		Term:       le.Uint64(body[8:16]),
@@ -135,4 +114,113 @@ func decodeTime(n int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n)
+}
+
+// entrySize is the encoded size of l as a record.
+func entrySize(l *raft.Log) int64 {
+	return entryMin + int64(len(l.Extensions)) + int64(len(l.Data))
+}
+
+// appendEntry encodes l as a kindEntry or kindCopy record of stream at
+// the end of buf. The caller has checked that the record fits the u32 length
+// field.
+func appendEntry(buf []byte, kind byte, stream uint32, l *raft.Log) []byte {
+	start := len(buf)
+	le := binary.LittleEndian
+	buf = le.AppendUint32(buf, uint32(entryFixed+len(l.Extensions)+len(l.Data)))
+	buf = le.AppendUint32(buf, 0) // crc, filled in below
+	buf = append(buf, kind)
+	buf = le.AppendUint32(buf, stream)
+	buf = appendEntryBody(buf, l)
+	le.PutUint32(buf[start+4:], crc32.Checksum(buf[start+recordHeaderSize:], castagnoli))
+	return buf
+}
+
+// appendMarker encodes a kindTruncate, kindCompact (one value) or
+// kindReplace (two values) record.
+func appendMarker(buf []byte, kind byte, stream uint32, vals ...uint64) []byte {
+	start := len(buf)
+	le := binary.LittleEndian
+	buf = le.AppendUint32(buf, uint32(bodyPrefix+8*len(vals)))
+	buf = le.AppendUint32(buf, 0)
+	buf = append(buf, kind)
+	buf = le.AppendUint32(buf, stream)
+	for _, v := range vals {
+		buf = le.AppendUint64(buf, v)
+	}
+	le.PutUint32(buf[start+4:], crc32.Checksum(buf[start+recordHeaderSize:], castagnoli))
+	return buf
+}
+
+// decodeEntry checks one whole record (header included) read back for
+// entry idx of stream and decodes it into out, aliasing rec as
+// decodeEntryBody does.
+func decodeEntry(rec []byte, stream uint32, idx uint64, out *raft.Log) error {
+	if len(rec) < entryMin {
+		return fmt.Errorf("%w: %d bytes is too short", errCorrupt, len(rec))
+	}
+	le := binary.LittleEndian
+	body := rec[recordHeaderSize:]
+	if n := le.Uint32(rec[0:4]); int64(n) != int64(len(body)) {
+		return fmt.Errorf("%w: length field %d, expected %d", errCorrupt, n, len(body))
+	}
+	if crc := crc32.Checksum(body, castagnoli); crc != le.Uint32(rec[4:8]) {
+		return fmt.Errorf("%w: checksum mismatch", errCorrupt)
+	}
+	if k := body[0]; k != kindEntry && k != kindCopy {
+		return fmt.Errorf("%w: record of kind %d where an entry belongs", errCorrupt, k)
+	}
+	if s := le.Uint32(body[1:5]); s != stream {
+		return fmt.Errorf("%w: entry of stream %d where stream %d's belongs", errCorrupt, s, stream)
+	}
+	if err := decodeEntryBody(body[bodyPrefix:], out); err != nil {
+		return err
+	}
+	if out.Index != idx {
+		return fmt.Errorf("%w: index %d found where %d belongs", errCorrupt, out.Index, idx)
+	}
+	return nil
+}
+
+// recInfo is what replay needs of one record: no payload bytes.
+type recInfo struct {
+	kind   byte
+	stream uint32
+	off    int64  // offset of the record in its segment (or, in a request, in the request's buffer)
+	size   uint32 // header included
+	a, b   uint64 // entry, copy: index and term; truncate: newLast; compact: newFirst; replace: first and last
+}
+
+// parseBody checks the kind-specific structure of a body whose crc
+// matched, and returns what replay needs, or the reason it is invalid.
+func parseBody(body []byte) (recInfo, string) {
+	le := binary.LittleEndian
+	r := recInfo{kind: body[0], stream: le.Uint32(body[1:5]), size: uint32(recordHeaderSize + len(body))}
+	p := body[bodyPrefix:]
+	switch r.kind {
+	case kindEntry, kindCopy:
+		if len(p) < entryFixedBody || int64(le.Uint32(p[25:29])) > int64(len(p)-entryFixedBody) {
+			return r, "invalid entry layout"
+		}
+		r.a, r.b = le.Uint64(p[0:8]), le.Uint64(p[8:16])
+		if r.a == 0 {
+			return r, "entry index 0"
+		}
+	case kindTruncate, kindCompact:
+		if len(p) != 8 {
+			return r, "invalid marker length"
+		}
+		r.a = le.Uint64(p)
+	case kindReplace:
+		if len(p) != 16 {
+			return r, "invalid marker length"
+		}
+		r.a, r.b = le.Uint64(p[0:8]), le.Uint64(p[8:16])
+		if r.a == 0 || r.a > r.b {
+			return r, fmt.Sprintf("invalid replace range [%d, %d]", r.a, r.b)
+		}
+	default:
+		return r, fmt.Sprintf("unknown record kind %d", r.kind)
+	}
+	return r, ""
 }

@@ -8,7 +8,6 @@ import (
 	"hash/crc32"
 	"io"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -16,7 +15,6 @@ import (
 )
 
 const (
-	segmentExt       = ".wal"
 	segmentDigits    = 20 // enough for any uint64 in decimal
 	zeroChunk        = 1 << 20
 	scanBufferSize   = 256 << 10
@@ -30,36 +28,24 @@ const (
 // for erasing deleted or garbage records.
 var zeros = make([]byte, zeroChunk)
 
-// segment is one preallocated file of the log. Its name is the index of the
-// first entry it holds (first); the file may physically begin with older
-// records when a prefix compaction renamed it (see Log.compactPrefix), and
-// those are ignored.
+// segment is one segment file of a Log.
 type segment struct {
-	first   uint64
-	path    string
-	f       *os.File
-	fd      int
-	size    int64    // file size: the preallocated capacity
-	tail    int64    // offset just past the last record: where the end marker is
-	offsets []uint32 // offsets[i] is the offset of entry first+i
+	seq  uint64
+	path string
+	f    *os.File
+	size int64
+	tail int64 // offset of the end marker; changed by the writer under Log.mu
+
+	// Only the completer (and recovery) use these: the number of live
+	// entries located here, and their bytes.
+	refs int
+	live int64
 }
 
-// last is the index of the segment's last entry. Segments in Log.segs are
-// never empty.
-func (s *segment) last() uint64 { return s.first + uint64(len(s.offsets)) - 1 }
+const segmentExt = ".swal"
 
-// bounds returns the byte range of entry idx, which the segment holds.
-func (s *segment) bounds(idx uint64) (off, end int64) {
-	i := idx - s.first
-	off = int64(s.offsets[i])
-	if i+1 < uint64(len(s.offsets)) {
-		return off, int64(s.offsets[i+1])
-	}
-	return off, s.tail
-}
-
-func segmentName(first uint64) string {
-	return fmt.Sprintf("%0*d%s", segmentDigits, first, segmentExt)
+func segmentName(seq uint64) string {
+	return fmt.Sprintf("%0*d%s", segmentDigits, seq, segmentExt)
 }
 
 func parseSegmentName(name string) (uint64, bool) {
@@ -154,83 +140,50 @@ func lastNonZero(f *os.File, off, end int64) (int64, error) {
 	return found, nil
 }
 
-// scanResult describes the longest valid run of records at the start of a
-// segment file.
-type scanResult struct {
-	firstIndex uint64   // index of the first record; meaningless if offsets is empty
-	offsets    []uint32 // offsets of the records firstIndex, firstIndex+1, ...
-	firstTerm  uint64
-	lastTerm   uint64
-	tail       int64  // offset just past the last valid record
-	stop       string // why the scan stopped, for logs
-}
-
-func (r *scanResult) lastIndex() uint64 { return r.firstIndex + uint64(len(r.offsets)) - 1 }
-
-// scanSegment reads records from offset 0 and stops at the first one that is
-// not valid: an end marker (zero length), a length that is too small or runs
-// past the file, a checksum mismatch, an index that is not the previous one
-// plus one, or a term lower than the previous one. Everything from there on
-// is not part of the log. Only I/O errors are returned as errors.
-func scanSegment(f *os.File, size int64) (scanResult, error) {
-	var res scanResult
+// scanSegment reads the records of a segment from offset 0 and
+// calls fn for each valid one, stopping at the first that is not valid: an
+// end marker, a length too small or running past the file, a checksum
+// mismatch or a malformed payload. It returns the offset after the last
+// valid record, why it stopped, and whether that is a clean end (an end
+// marker) rather than a torn or garbled record or a file cut short. Only I/O errors are errors.
+func scanSegment(f io.ReaderAt, size int64, fn func(recInfo)) (tail int64, stop string, clean bool, err error) {
 	r := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), int(min(size, scanBufferSize)))
 	le := binary.LittleEndian
 	var hdr [recordHeaderSize]byte
 	var body []byte
 	off := int64(0)
 	for {
-		res.tail = off
 		if off+recordHeaderSize > size {
-			res.stop = "end of file"
-			return res, nil
+			// Every write leaves room for its end marker: a file that
+			// ends without one was cut short.
+			return off, "end of file without an end marker", false, nil
 		}
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return res, err
+			return off, "", false, err
 		}
 		length := int64(le.Uint32(hdr[0:4]))
 		if length == 0 {
-			res.stop = "end marker"
-			return res, nil
+			return off, "end marker", true, nil
 		}
-		if length < recordFixedBody || off+recordHeaderSize+length > size {
-			res.stop = fmt.Sprintf("invalid record length %d at offset %d", length, off)
-			return res, nil
+		if length < bodyPrefix+8 || off+recordHeaderSize+length > size {
+			return off, fmt.Sprintf("invalid record length %d at offset %d", length, off), false, nil
 		}
 		if int64(cap(body)) < length {
 			body = make([]byte, length)
 		}
 		body = body[:length]
 		if _, err := io.ReadFull(r, body); err != nil {
-			return res, err
+			return off, "", false, err
 		}
 		if crc32.Checksum(body, castagnoli) != le.Uint32(hdr[4:8]) {
-			res.stop = fmt.Sprintf("checksum mismatch at offset %d", off)
-			return res, nil
+			return off, fmt.Sprintf("checksum mismatch at offset %d", off), false, nil
 		}
-		if int64(le.Uint32(body[25:29])) > length-recordFixedBody {
-			res.stop = fmt.Sprintf("invalid extension length at offset %d", off)
-			return res, nil
+		rec, reason := parseBody(body)
+		if reason != "" {
+			return off, fmt.Sprintf("%s at offset %d", reason, off), false, nil
 		}
-		index, term := le.Uint64(body[0:8]), le.Uint64(body[8:16])
-		if len(res.offsets) == 0 {
-			if index == 0 {
-				res.stop = fmt.Sprintf("index 0 at offset %d", off)
-				return res, nil
-			}
-			res.firstIndex, res.firstTerm = index, term
-		} else {
-			if index != res.lastIndex()+1 {
-				res.stop = fmt.Sprintf("index %d after %d at offset %d", index, res.lastIndex(), off)
-				return res, nil
-			}
-			if term < res.lastTerm {
-				res.stop = fmt.Sprintf("term %d after %d at offset %d", term, res.lastTerm, off)
-				return res, nil
-			}
-		}
-		res.offsets = append(res.offsets, uint32(off))
-		res.lastTerm = term
+		rec.off = off
+		fn(rec)
 		off += recordHeaderSize + length
 	}
 }
@@ -242,18 +195,6 @@ func syncDir(d *os.File) error {
 		return fmt.Errorf("wal: sync directory %s: %w", d.Name(), err)
 	}
 	return nil
-}
-
-// createSegment creates and preallocates the segment file for entries from
-// first on. Unless noSync, the file and the directory entry are durable when
-// it returns, so that the appends that follow only ever need fdatasync.
-func createSegment(dir *os.File, first uint64, size int64, noSync bool) (*segment, error) {
-	path := filepath.Join(dir.Name(), segmentName(first))
-	f, err := createPreallocated(dir, path, size, noSync)
-	if err != nil {
-		return nil, err
-	}
-	return &segment{first: first, path: path, f: f, fd: int(f.Fd()), size: size}, nil
 }
 
 // createPreallocated creates the file path in dir with size zeroed bytes

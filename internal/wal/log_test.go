@@ -18,17 +18,17 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-func openSharedT(t testing.TB, dir string, cfg Config, noRelocate bool) *Shared {
+func openT(t testing.TB, dir string, cfg Config, noRelocate bool) *Log {
 	t.Helper()
 	// Small relocation requests, so that relocations take several.
-	s, err := openShared(dir, cfg, sharedOptions{noRelocate: noRelocate, relocateChunk: 16 << 10})
+	s, err := open(dir, cfg, options{noRelocate: noRelocate, relocateChunk: 16 << 10})
 	if err != nil {
-		t.Fatalf("OpenShared: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	return s
 }
 
-func streamT(t testing.TB, s *Shared, id uint32) *Stream {
+func streamT(t testing.TB, s *Log, id uint32) *Stream {
 	t.Helper()
 	st, err := s.Stream(id)
 	if err != nil {
@@ -37,9 +37,9 @@ func streamT(t testing.TB, s *Shared, id uint32) *Stream {
 	return st
 }
 
-func sharedFiles(t testing.TB, dir string) []string {
+func segmentFiles(t testing.TB, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "*"+sharedExt))
+	m, err := filepath.Glob(filepath.Join(dir, "*"+segmentExt))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func compareStream(rng *rand.Rand, st *Stream, m *raft.InmemStore, full bool) er
 // conformer drives one stream and its model with the operations raft
 // performs (as TestConformanceWithInmemStore does for a Log).
 type conformer struct {
-	sh      *Shared
+	sh      *Log
 	st      *Stream
 	m       *raft.InmemStore
 	rng     *rand.Rand
@@ -205,11 +205,11 @@ func (c *conformer) step() error {
 	return compareStream(rng, w, m, rng.IntN(25) == 0)
 }
 
-// TestSharedConformance drives 5 streams of one Shared log concurrently,
+// TestConformance drives 5 streams of one Log concurrently,
 // each from its own goroutine, with the operations raft performs (and
 // relocations), comparing each with raft's InmemStore after every step and
 // after reopens. Small segments make them roll, get reclaimed and pinned.
-func TestSharedConformance(t *testing.T) {
+func TestConformance(t *testing.T) {
 	type variant struct {
 		seed          uint64
 		rounds, steps int
@@ -226,7 +226,7 @@ func TestSharedConformance(t *testing.T) {
 			t.Parallel()
 			dir := t.TempDir()
 			cfg := Config{SegmentSize: testSegmentSize, NoSync: v.noSync, SyncDepth: v.depth}
-			s := openSharedT(t, dir, cfg, false)
+			s := openT(t, dir, cfg, false)
 			defer func() { s.Close() }()
 			cs := make([]*conformer, nstreams)
 			for i := range cs {
@@ -257,14 +257,14 @@ func TestSharedConformance(t *testing.T) {
 					if err := s.Close(); err != nil {
 						t.Fatal(err)
 					}
-					s = openSharedT(t, dir, cfg, false)
+					s = openT(t, dir, cfg, false)
 					for _, c := range cs {
 						c.sh, c.st = s, streamT(t, s, c.st.id)
 					}
 					// Nothing runs in the background before the first
 					// write: the files are the segments.
-					if st := s.Stats(); len(sharedFiles(t, dir)) != st.Segments {
-						t.Fatalf("%d files, Stats %+v", len(sharedFiles(t, dir)), st)
+					if st := s.Stats(); len(segmentFiles(t, dir)) != st.Segments {
+						t.Fatalf("%d files, Stats %+v", len(segmentFiles(t, dir)), st)
 					}
 				}
 				for _, c := range cs {
@@ -288,13 +288,13 @@ func TestSharedConformance(t *testing.T) {
 					mustDelete(t, c.m, f, l)
 				}
 			}
-			if st := s.Stats(); st.Segments != 1 || st.LiveBytes != 0 || st.Streams != 0 || len(sharedFiles(t, dir)) != 1 {
-				t.Fatalf("after deleting everything: %+v, files %v", st, sharedFiles(t, dir))
+			if st := s.Stats(); st.Segments != 1 || st.LiveBytes != 0 || st.Streams != 0 || len(segmentFiles(t, dir)) != 1 {
+				t.Fatalf("after deleting everything: %+v, files %v", st, segmentFiles(t, dir))
 			}
 			mustStore(t, cs[0].st, []*raft.Log{{Index: 5, Term: 9}})
 			mustStore(t, cs[0].m, []*raft.Log{{Index: 5, Term: 9}})
 			s.Close()
-			s = openSharedT(t, dir, cfg, false)
+			s = openT(t, dir, cfg, false)
 			for _, c := range cs {
 				c.st = streamT(t, s, c.st.id)
 				if err := compareStream(rng, c.st, c.m, true); err != nil {
@@ -318,15 +318,15 @@ func entryRange(from, to, term uint64, size int) []*raft.Log {
 	return b
 }
 
-// TestSharedReclaimAndRelocate checks that compaction frees segments, that
+// TestReclaimAndRelocate checks that compaction frees segments, that
 // an emptied stream pins nothing, and that an idle stream with live entries
 // is relocated instead of pinning the log forever.
-func TestSharedReclaimAndRelocate(t *testing.T) {
+func TestReclaimAndRelocate(t *testing.T) {
 	for _, relocate := range []bool{true, false} {
 		t.Run(fmt.Sprintf("relocate=%v", relocate), func(t *testing.T) {
 			dir := t.TempDir()
 			cfg := Config{SegmentSize: testSegmentSize, NoSync: true}
-			s := openSharedT(t, dir, cfg, !relocate)
+			s := openT(t, dir, cfg, !relocate)
 			defer func() { s.Close() }()
 			idle, emptied, busy := streamT(t, s, 1), streamT(t, s, 2), streamT(t, s, 3)
 			mustStore(t, idle, entryRange(1, 10, 1, 1000))
@@ -363,7 +363,7 @@ func TestSharedReclaimAndRelocate(t *testing.T) {
 				t.Fatalf("emptied stream pins %+v", es)
 			}
 			s.Close()
-			s = openSharedT(t, dir, cfg, !relocate)
+			s = openT(t, dir, cfg, !relocate)
 			idle, busy = streamT(t, s, 1), streamT(t, s, 3)
 			m := raft.NewInmemStore()
 			mustStore(t, m, entryRange(1, 10, 1, 1000))
@@ -386,10 +386,10 @@ func TestSharedReclaimAndRelocate(t *testing.T) {
 
 // --- crash simulation ---
 
-func readSharedImage(t testing.TB, dir string) dirImage {
+func readImage(t testing.TB, dir string) dirImage {
 	t.Helper()
 	img := dirImage{}
-	for _, p := range sharedFiles(t, dir) {
+	for _, p := range segmentFiles(t, dir) {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			t.Fatal(err)
@@ -402,7 +402,7 @@ func readSharedImage(t testing.TB, dir string) dirImage {
 // placedRec is a record written between two images.
 type placedRec struct {
 	name string
-	rec  sharedRec
+	rec  recInfo
 }
 
 // newRecords returns the records of post that pre does not have, in log
@@ -418,14 +418,14 @@ func newRecords(t testing.TB, pre, post dirImage) []placedRec {
 	for _, name := range names {
 		var from int64
 		if ob, ok := pre[name]; ok {
-			tail, _, _, err := scanShared(bytes.NewReader(ob), int64(len(ob)), func(sharedRec) {})
+			tail, _, _, err := scanSegment(bytes.NewReader(ob), int64(len(ob)), func(recInfo) {})
 			if err != nil {
 				t.Fatal(err)
 			}
 			from = tail
 		}
 		nb := post[name]
-		if _, _, _, err := scanShared(bytes.NewReader(nb), int64(len(nb)), func(r sharedRec) {
+		if _, _, _, err := scanSegment(bytes.NewReader(nb), int64(len(nb)), func(r recInfo) {
 			if r.off >= from {
 				out = append(out, placedRec{name, r})
 			}
@@ -487,16 +487,16 @@ func (o *crashOp) apply(m []*raft.Log, records int) []*raft.Log {
 	return m // a relocation changes no entry, torn or not
 }
 
-// checkSharedRecovered opens a crash image and checks that every stream
+// checkRecovered opens a crash image and checks that every stream
 // holds exactly its model, that nothing but zeros follows the last record
 // of each segment, and that the streams accept and keep new entries.
-func checkSharedRecovered(t *testing.T, rng *rand.Rand, img dirImage, ids []uint32, models [][]*raft.Log, what string) {
+func checkRecovered(t *testing.T, rng *rand.Rand, img dirImage, ids []uint32, models [][]*raft.Log, what string) {
 	t.Helper()
 	dir := writeImage(t, img)
 	cfg := Config{SegmentSize: testSegmentSize, NoSync: true}
-	s, err := openShared(dir, cfg, sharedOptions{noRelocate: true})
+	s, err := open(dir, cfg, options{noRelocate: true})
 	if err != nil {
-		t.Fatalf("%s: OpenShared: %v", what, err)
+		t.Fatalf("%s: Open: %v", what, err)
 	}
 	defer func() { s.Close() }()
 	ms := make([]*raft.InmemStore, len(ids))
@@ -525,7 +525,7 @@ func checkSharedRecovered(t *testing.T, rng *rand.Rand, img dirImage, ids []uint
 		mustStore(t, ms[i], b)
 	}
 	s.Close()
-	s = openSharedT(t, dir, cfg, true)
+	s = openT(t, dir, cfg, true)
 	for i, id := range ids {
 		if err := compareStream(rng, streamT(t, s, id), ms[i], true); err != nil {
 			t.Fatalf("%s, after reopen: %v", what, err)
@@ -533,7 +533,7 @@ func checkSharedRecovered(t *testing.T, rng *rand.Rand, img dirImage, ids []uint
 	}
 }
 
-// TestSharedCrash runs steps in which several streams store, delete or get
+// TestCrash runs steps in which several streams store, delete or get
 // relocated concurrently (forming one or more group commits), and tears
 // the writes of each step in the ways TestCrashDuringStoreLogs does. The log
 // must recover to the state before the step plus, for each stream, the
@@ -543,7 +543,7 @@ func checkSharedRecovered(t *testing.T, rng *rand.Rand, img dirImage, ids []uint
 // same step (tear alone would not know that). Segment
 // removals by reclamation are modelled as done oldest first, and only once
 // the step's records are all durable.
-func TestSharedCrash(t *testing.T) {
+func TestCrash(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
 			t.Parallel()
@@ -551,7 +551,7 @@ func TestSharedCrash(t *testing.T) {
 			dir := t.TempDir()
 			// The tears are simulated on copies: real syncs of the live log
 			// only slow the test down, except to vary the group commits.
-			s := openSharedT(t, dir, Config{SegmentSize: testSegmentSize, NoSync: seed > 0}, true)
+			s := openT(t, dir, Config{SegmentSize: testSegmentSize, NoSync: seed > 0}, true)
 			defer s.Close()
 			ids := []uint32{3, 1, 4, 15}
 			streams := make([]*Stream, len(ids))
@@ -601,7 +601,7 @@ func TestSharedCrash(t *testing.T) {
 					}
 					stats[ops[i].kind]++
 				}
-				pre := readSharedImage(t, dir)
+				pre := readImage(t, dir)
 				var wg sync.WaitGroup
 				errs := make([]error, len(ids))
 				for i, op := range ops {
@@ -623,7 +623,7 @@ func TestSharedCrash(t *testing.T) {
 				if err := errors.Join(errs...); err != nil {
 					t.Fatalf("step %d: %v", step, err)
 				}
-				post := readSharedImage(t, dir)
+				post := readImage(t, dir)
 				recs := newRecords(t, pre, post)
 				var removed []string
 				for name := range pre {
@@ -676,7 +676,7 @@ func TestSharedCrash(t *testing.T) {
 						}
 						want[i] = op.apply(models[i], n)
 					}
-					checkSharedRecovered(t, rng, crash, ids, want,
+					checkRecovered(t, rng, crash, ids, want,
 						fmt.Sprintf("step %d mode %d drop %v: %d of %d records intact, %d of %d removals kept back",
 							step, mode, drop, cut, len(recs), len(keep), len(removed)))
 				}
@@ -698,12 +698,12 @@ func TestSharedCrash(t *testing.T) {
 	}
 }
 
-// TestSharedTruncationDurable checks that both kinds of deletion survive a
+// TestTruncationDurable checks that both kinds of deletion survive a
 // reopen while other streams keep appending after the markers.
-func TestSharedTruncationDurable(t *testing.T) {
+func TestTruncationDurable(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SegmentSize: testSegmentSize}
-	s := openSharedT(t, dir, cfg, true)
+	s := openT(t, dir, cfg, true)
 	a, b := streamT(t, s, 1), streamT(t, s, 2)
 	mustStore(t, a, entryRange(1, 100, 1, 100))
 	mustStore(t, b, entryRange(1, 100, 1, 100))
@@ -713,7 +713,7 @@ func TestSharedTruncationDurable(t *testing.T) {
 	mustStore(t, a, entryRange(60, 70, 2, 100))
 	mustDelete(t, a, 65, 70) // nothing stored after this one in a
 	s.Close()
-	s = openSharedT(t, dir, cfg, true)
+	s = openT(t, dir, cfg, true)
 	defer s.Close()
 	a, b = streamT(t, s, 1), streamT(t, s, 2)
 	ma, mb := raft.NewInmemStore(), raft.NewInmemStore()
@@ -735,14 +735,14 @@ func TestSharedTruncationDurable(t *testing.T) {
 	}
 }
 
-func TestSharedAPIErrors(t *testing.T) {
+func TestAPIErrors(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := OpenShared(dir, Config{SegmentSize: 1000}); err == nil {
-		t.Fatal("OpenShared accepted a 1000-byte SegmentSize")
+	if _, err := Open(dir, Config{SegmentSize: 1000}); err == nil {
+		t.Fatal("Open accepted a 1000-byte SegmentSize")
 	}
-	s := openSharedT(t, dir, Config{}, false)
-	if _, err := OpenShared(dir, Config{}); err == nil {
-		t.Fatal("second OpenShared of the same directory succeeded")
+	s := openT(t, dir, Config{}, false)
+	if _, err := Open(dir, Config{}); err == nil {
+		t.Fatal("second Open of the same directory succeeded")
 	}
 	l := streamT(t, s, 7)
 	if again := streamT(t, s, 7); again != l {
@@ -799,46 +799,37 @@ func TestSharedAPIErrors(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 
-	// A single-stream Log's directory is refused, and vice versa the
-	// shared segments are invisible to Open (they have another extension).
-	logDir := t.TempDir()
-	lg := openLog(t, logDir, Config{})
-	mustStore(t, lg, []*raft.Log{e(1, 1)})
-	lg.Close()
-	if _, err := OpenShared(logDir, Config{}); err == nil {
-		t.Fatal("OpenShared opened a single-stream log's directory")
-	}
 }
 
-// TestSharedSegmentHoleRefused checks that a missing segment in the middle
+// TestSegmentHoleRefused checks that a missing segment in the middle
 // of the log (which no crash produces) is an error, not a silent loss.
-func TestSharedSegmentHoleRefused(t *testing.T) {
+func TestSegmentHoleRefused(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SegmentSize: testSegmentSize, NoSync: true}
-	s := openSharedT(t, dir, cfg, true)
+	s := openT(t, dir, cfg, true)
 	for i := uint64(1); i <= 200; i += 10 {
 		mustStore(t, streamT(t, s, 1), entryRange(i, i+9, 1, 1000))
 	}
 	s.Close()
-	files := sharedFiles(t, dir)
+	files := segmentFiles(t, dir)
 	if len(files) < 3 {
 		t.Fatalf("only %d segments", len(files))
 	}
 	if err := os.Remove(files[1]); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenShared(dir, cfg); err == nil {
-		t.Fatal("OpenShared accepted a log with a missing segment")
+	if _, err := Open(dir, cfg); err == nil {
+		t.Fatal("Open accepted a log with a missing segment")
 	}
 }
 
-// TestSharedWriteFailureIsSticky checks that after a failed write every
+// TestWriteFailureIsSticky checks that after a failed write every
 // stream refuses changes but still serves what it had, and that a reopen
 // recovers.
-func TestSharedWriteFailureIsSticky(t *testing.T) {
+func TestWriteFailureIsSticky(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SegmentSize: testSegmentSize}
-	s := openSharedT(t, dir, cfg, true)
+	s := openT(t, dir, cfg, true)
 	a, b := streamT(t, s, 1), streamT(t, s, 2)
 	e := func(idx uint64) *raft.Log { return &raft.Log{Index: idx, Term: 1, Data: []byte{byte(idx)}} }
 	mustStore(t, a, []*raft.Log{e(1), e(2)})
@@ -859,7 +850,7 @@ func TestSharedWriteFailureIsSticky(t *testing.T) {
 		t.Fatalf("bounds [%d, %d] after a failed write, want [1, 2]", first, last)
 	}
 	s.Close()
-	s = openSharedT(t, dir, cfg, true)
+	s = openT(t, dir, cfg, true)
 	defer s.Close()
 	a = streamT(t, s, 1)
 	mustStore(t, a, []*raft.Log{e(3)})
@@ -868,14 +859,14 @@ func TestSharedWriteFailureIsSticky(t *testing.T) {
 	}
 }
 
-// TestSharedGroupCommit checks that concurrent appends to different streams
+// TestGroupCommit checks that concurrent appends to different streams
 // share fdatasyncs: 16 goroutines, each appending one entry at a time to
 // its own stream, need fewer syncs than calls, with one group at a time and
 // with several in flight.
-func TestSharedGroupCommit(t *testing.T) {
+func TestGroupCommit(t *testing.T) {
 	for _, depth := range []int{1, 4} {
 		t.Run(fmt.Sprintf("depth=%d", depth), func(t *testing.T) {
-			s := openSharedT(t, t.TempDir(), Config{SyncDepth: depth}, true)
+			s := openT(t, t.TempDir(), Config{SyncDepth: depth}, true)
 			defer s.Close()
 			const streams, calls = 16, 150
 			data := make([]byte, 200)
@@ -914,13 +905,13 @@ func TestSharedGroupCommit(t *testing.T) {
 	}
 }
 
-// TestSharedSyncFailureOrder fails the fdatasync of one group while a later
+// TestSyncFailureOrder fails the fdatasync of one group while a later
 // group's succeeds: the later group must neither complete first nor
 // succeed, since nothing is known of the file after a failed fdatasync.
-func TestSharedSyncFailureOrder(t *testing.T) {
+func TestSyncFailureOrder(t *testing.T) {
 	release := make(chan struct{})
 	var calls atomic.Int32
-	hook := func(*sseg) error {
+	hook := func(*segment) error {
 		if calls.Add(1) == 1 {
 			<-release
 			return errors.New("injected fdatasync failure")
@@ -928,8 +919,8 @@ func TestSharedSyncFailureOrder(t *testing.T) {
 		return nil
 	}
 	dir := t.TempDir()
-	cfg := Config{SegmentSize: testSegmentSize}
-	s, err := openShared(dir, cfg, sharedOptions{noRelocate: true, syncHook: hook})
+	cfg := Config{SegmentSize: testSegmentSize, SyncDepth: 2} // two groups in flight
+	s, err := open(dir, cfg, options{noRelocate: true, syncHook: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -961,16 +952,16 @@ func TestSharedSyncFailureOrder(t *testing.T) {
 		t.Fatal("StoreLogs after a failed fdatasync succeeded")
 	}
 	s.Close()
-	s = openSharedT(t, dir, cfg, true)
+	s = openT(t, dir, cfg, true)
 	defer s.Close()
 	mustStore(t, streamT(t, s, 3), e)
 }
 
-// TestSharedUnderRaft runs three single-node raft groups on streams of one
-// Shared log (behind raft's LogCache, as in production), with frequent
+// TestUnderRaft runs three single-node raft groups on streams of one
+// Log (behind raft's LogCache, as in production), with frequent
 // snapshots and compaction, restarts them on the same files and checks that
 // every FSM is rebuilt from its snapshot plus log replay.
-func TestSharedUnderRaft(t *testing.T) {
+func TestUnderRaft(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SegmentSize: testSegmentSize}
 	const groups, n, tail = 3, 1500, 30
@@ -990,7 +981,7 @@ func TestSharedUnderRaft(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = &node{stable: raft.NewInmemStore(), snaps: raft.NewInmemSnapshotStore()}
 	}
-	start := func(s *Shared, nd *node, id int, bootstrap bool) {
+	start := func(s *Log, nd *node, id int, bootstrap bool) {
 		t.Helper()
 		conf := raftConfig()
 		st := streamT(t, s, uint32(id))
@@ -1037,7 +1028,7 @@ func TestSharedUnderRaft(t *testing.T) {
 		}
 	}
 
-	s := openSharedT(t, dir, cfg, false)
+	s := openT(t, dir, cfg, false)
 	for i, nd := range nodes {
 		start(s, nd, i, true)
 	}
@@ -1080,7 +1071,7 @@ func TestSharedUnderRaft(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	s = openSharedT(t, dir, cfg, false)
+	s = openT(t, dir, cfg, false)
 	defer s.Close()
 	for i, nd := range nodes {
 		if f, l := bounds(t, streamT(t, s, uint32(i))); f != nd.first || l != nd.last {
@@ -1111,102 +1102,14 @@ func TestSharedUnderRaft(t *testing.T) {
 	}
 }
 
-// BenchmarkSharedStoreLogs measures durable appends of one 200-byte entry
-// per call from 1, 4 and 16 goroutines, each with its own stream of one
-// Shared log (one group commit at a time, or up to 4), against as many
-// separate Logs. b.N is the total number of calls. The benchmarks sync for
-// real (see bench_test.go).
-func BenchmarkSharedStoreLogs(b *testing.B) {
-	data := make([]byte, 200)
-	for i := range data {
-		data[i] = byte(i)
-	}
-	run := func(b *testing.B, stores []raft.LogStore, syncs func() uint64) {
-		before := syncs()
-		var wg sync.WaitGroup
-		b.ResetTimer()
-		for i, s := range stores {
-			calls := b.N / len(stores)
-			if i < b.N%len(stores) {
-				calls++
-			}
-			wg.Go(func() {
-				e := &raft.Log{Term: 1, Data: data}
-				batch := []*raft.Log{e}
-				for j := range calls {
-					e.Index = uint64(j) + 1
-					if err := s.StoreLogs(batch); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-		}
-		wg.Wait()
-		b.StopTimer()
-		sec := b.Elapsed().Seconds()
-		b.ReportMetric(float64(b.N)/sec, "entries/s")
-		b.ReportMetric(float64(syncs()-before)/sec, "syncs/s")
-	}
-	for _, n := range []int{1, 4, 16} {
-		for _, depth := range []int{1, 4} {
-			b.Run(fmt.Sprintf("shared/depth=%d/streams=%d", depth, n), func(b *testing.B) {
-				cfg := DefaultConfig()
-				cfg.SyncDepth = depth
-				s, err := OpenShared(b.TempDir(), cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer s.Close()
-				stores := make([]raft.LogStore, n)
-				for i := range stores {
-					if stores[i], err = s.Stream(uint32(i)); err != nil {
-						b.Fatal(err)
-					}
-				}
-				run(b, stores, func() uint64 { return s.Stats().Syncs })
-			})
-		}
-		b.Run(fmt.Sprintf("separate/logs=%d", n), func(b *testing.B) {
-			stores := make([]raft.LogStore, n)
-			var calls sync.Mutex
-			var count uint64
-			for i := range stores {
-				l, err := Open(b.TempDir(), DefaultConfig())
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer l.Close()
-				stores[i] = countingStore{l, &calls, &count}
-			}
-			// Each StoreLogs of a Log is one fdatasync.
-			run(b, stores, func() uint64 { calls.Lock(); defer calls.Unlock(); return count })
-		})
-	}
-}
-
-type countingStore struct {
-	*Log
-	mu *sync.Mutex
-	n  *uint64
-}
-
-func (c countingStore) StoreLogs(logs []*raft.Log) error {
-	err := c.Log.StoreLogs(logs)
-	c.mu.Lock()
-	*c.n++
-	c.mu.Unlock()
-	return err
-}
-
-// TestSharedRelocationInChunks relocates a stream in several requests,
+// TestRelocationInChunks relocates a stream in several requests,
 // compacts it past the first ones, so that the segment holding the first
 // copies is reclaimed, and checks that a reopen finds the stream intact:
 // the kindReplace then sees only part of the copies.
-func TestSharedRelocationInChunks(t *testing.T) {
+func TestRelocationInChunks(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SegmentSize: testSegmentSize, NoSync: true}
-	s := openSharedT(t, dir, cfg, true)
+	s := openT(t, dir, cfg, true)
 	defer func() { s.Close() }()
 	a, b := streamT(t, s, 1), streamT(t, s, 2)
 	for i := uint64(1); i <= 200; i += 10 {
@@ -1243,7 +1146,7 @@ func TestSharedRelocationInChunks(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
 	for range 2 {
 		s.Close()
-		s = openSharedT(t, dir, cfg, true)
+		s = openT(t, dir, cfg, true)
 		a = streamT(t, s, 1)
 		if err := compareStream(rng, a, m, true); err != nil {
 			t.Fatal(err)
@@ -1252,7 +1155,7 @@ func TestSharedRelocationInChunks(t *testing.T) {
 	mustStore(t, a, entryRange(201, 210, 2, 10))
 	mustStore(t, m, entryRange(201, 210, 2, 10))
 	s.Close()
-	s = openSharedT(t, dir, cfg, true)
+	s = openT(t, dir, cfg, true)
 	if err := compareStream(rng, streamT(t, s, 1), m, true); err != nil {
 		t.Fatal(err)
 	}
