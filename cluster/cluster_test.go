@@ -251,18 +251,7 @@ func TestClusterDrain(t *testing.T) {
 	tc.WaitLeaders(90 * time.Second)
 	writeAll(t, tc.Client(), "d", 20)
 	target := tc.Nodes[1]
-	if err := target.Node.SetDraining(true); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "drain", 60*time.Second, func() bool {
-		reps := tc.Voters()
-		for i := range shards {
-			if len(reps[i]) != 3 || slices.Contains(reps[i], target.ID) {
-				return false
-			}
-		}
-		return len(target.Node.LocalReplicas()) == 0
-	})
+	drain(t, tc, target, shards)
 	tc.Stop(target)
 	info, err := tc.Client().Info(context.Background(), "hub-d")
 	if err != nil || info[0].Followers != 20 {
@@ -476,18 +465,7 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 	if len(hosted) == 0 {
 		t.Fatal("the target hosts no replica")
 	}
-	if err := target.Node.SetDraining(true); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "drain", 60*time.Second, func() bool {
-		reps := tc.Voters()
-		for i := range shards {
-			if len(reps[i]) != 3 || slices.Contains(reps[i], target.ID) {
-				return false
-			}
-		}
-		return len(target.Node.LocalReplicas()) == 0
-	})
+	drain(t, tc, target, shards)
 	// dropReplica runs on the reconciler: wait for it to be done with
 	// each replica, then look at what is left of them.
 	waitFor(t, "dropped replicas deleted", 10*time.Second, func() bool {
@@ -668,5 +646,23 @@ func TestClusterNodeBackUnderANewID(t *testing.T) {
 			}
 		}
 		return true
+	})
+}
+
+// drain drains target and waits until every one of the shards has three
+// voters, none of them on target, and target hosts no replica.
+func drain(t *testing.T, tc *clustertest.Cluster, target *clustertest.Member, shards int) {
+	t.Helper()
+	if err := target.Node.SetDraining(true); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "drain", 60*time.Second, func() bool {
+		reps := tc.Voters()
+		for i := range shards {
+			if len(reps[i]) != 3 || slices.Contains(reps[i], target.ID) {
+				return false
+			}
+		}
+		return len(target.Node.LocalReplicas()) == 0
 	})
 }

@@ -37,13 +37,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// crashConfig is quickConfig with frequent snapshots and compaction, so
+// that a crash lands between them too.
 func crashConfig(dir string) Config {
-	cfg := DefaultConfig()
-	cfg.DataDir = dir
-	cfg.Shards = 4
-	cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
-	cfg.Raft.ElectionTimeout = 100 * time.Millisecond
-	cfg.Raft.LeaderLeaseTimeout = 50 * time.Millisecond
+	cfg := quickConfig(dir)
 	cfg.Raft.SnapshotThreshold = 64
 	cfg.Raft.TrailingLogs = 32
 	cfg.Raft.SnapshotInterval = 200 * time.Millisecond

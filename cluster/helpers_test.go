@@ -17,13 +17,20 @@ import (
 // testConfig is a 4-shard single node in dir with quick elections,
 // logging into t's log.
 func testConfig(t testing.TB, dir string) Config {
+	cfg := quickConfig(dir)
+	cfg.Logger = testlog.Logger(t, "", "warn")
+	return cfg
+}
+
+// quickConfig is a 4-shard single node in dir with quick elections and the
+// default logger.
+func quickConfig(dir string) Config {
 	cfg := DefaultConfig()
 	cfg.DataDir = dir
 	cfg.Shards = 4
 	cfg.Raft.HeartbeatTimeout = 100 * time.Millisecond
 	cfg.Raft.ElectionTimeout = 100 * time.Millisecond
 	cfg.Raft.LeaderLeaseTimeout = 50 * time.Millisecond
-	cfg.Logger = testlog.Logger(t, "", "warn")
 	return cfg
 }
 
