@@ -1002,19 +1002,7 @@ func TestUnderRaft(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// apply is applySeq for goroutines.
-	apply := func(r *raft.Raft, from, to uint64) error {
-		futures := make([]raft.ApplyFuture, 0, to-from+1)
-		for v := from; v <= to; v++ {
-			futures = append(futures, r.Apply(binary.BigEndian.AppendUint64(nil, v), 10*time.Second))
-		}
-		for i, f := range futures {
-			if err := f.Error(); err != nil {
-				return fmt.Errorf("Apply(%d): %w", from+uint64(i), err)
-			}
-		}
-		return nil
-	}
+	apply := applyRange
 	parallel := func(f func(i int, nd *node) error) {
 		t.Helper()
 		var wg sync.WaitGroup

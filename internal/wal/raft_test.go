@@ -103,15 +103,17 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func applySeq(t *testing.T, r *raft.Raft, from, to uint64) {
-	t.Helper()
+// applyRange applies the values from through to on r, in order, and
+// waits for all of them.
+func applyRange(r *raft.Raft, from, to uint64) error {
 	futures := make([]raft.ApplyFuture, 0, to-from+1)
 	for v := from; v <= to; v++ {
 		futures = append(futures, r.Apply(binary.BigEndian.AppendUint64(nil, v), 10*time.Second))
 	}
 	for i, f := range futures {
 		if err := f.Error(); err != nil {
-			t.Fatalf("Apply(%d): %v", from+uint64(i), err)
+			return fmt.Errorf("Apply(%d): %w", from+uint64(i), err)
 		}
 	}
+	return nil
 }
