@@ -170,13 +170,45 @@ func (f *FollowdTarget) Quiesce(ctx context.Context) error {
 // Memory reads process_resident_memory_bytes and the shards' edge counts
 // from followd's /metrics.
 func (f *FollowdTarget) Memory(ctx context.Context) (Memory, error) {
+	m := Memory{Source: f.metricsURL + "/metrics"}
+	err := f.scrape(ctx, func(name string, v float64) {
+		switch {
+		case name == "process_resident_memory_bytes":
+			m.RSSBytes = int64(v)
+		case strings.HasPrefix(name, "followgraph_shard_edges{"):
+			m.Edges += int64(v)
+		}
+	})
+	return m, err
+}
+
+// CPUSeconds reads process_cpu_seconds_total from followd's /metrics: the
+// CPU of the node followbench talks to (in a cluster, that node only).
+func (f *FollowdTarget) CPUSeconds(ctx context.Context) (float64, string, error) {
+	secs, found := 0.0, false
+	err := f.scrape(ctx, func(name string, v float64) {
+		if name == "process_cpu_seconds_total" {
+			secs, found = v, true
+		}
+	})
+	if err == nil && !found {
+		err = fmt.Errorf("followd metrics at %s: no process_cpu_seconds_total", f.metricsURL)
+	}
+	return secs, f.metricsURL + "/metrics process_cpu_seconds_total", err
+}
+
+// scrape calls fn with every sample of followd's /metrics (text format:
+// name with labels, then the value).
+func (f *FollowdTarget) scrape(ctx context.Context, fn func(name string, v float64)) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.metricsURL+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return Memory{}, fmt.Errorf("followd metrics (set --metrics): %w", err)
+		return fmt.Errorf("followd metrics (set --metrics): %w", err)
 	}
 	defer resp.Body.Close()
-	m := Memory{Source: f.metricsURL + "/metrics"}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("followd metrics at %s: %s", f.metricsURL, resp.Status)
+	}
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
@@ -185,18 +217,11 @@ func (f *FollowdTarget) Memory(ctx context.Context) (Memory, error) {
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
 		}
-		v, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			continue
-		}
-		switch {
-		case name == "process_resident_memory_bytes":
-			m.RSSBytes = int64(v)
-		case strings.HasPrefix(name, "followgraph_shard_edges{"):
-			m.Edges += int64(v)
+		if v, err := strconv.ParseFloat(val, 64); err == nil {
+			fn(name, v)
 		}
 	}
-	return m, sc.Err()
+	return sc.Err()
 }
 
 // Flush is not supported: followd has no delete-everything operation.

@@ -504,6 +504,24 @@ func (r *RedisTarget) Memory(ctx context.Context) (Memory, error) {
 	return Memory{RSSBytes: rss, Source: "INFO memory used_memory_rss"}, nil
 }
 
+// CPUSeconds reads used_cpu_user and used_cpu_sys from INFO cpu (the
+// server process, its forked children excluded).
+func (r *RedisTarget) CPUSeconds(ctx context.Context) (float64, string, error) {
+	s, err := r.do(ctx, r.c.B().Info().Section("cpu").Build()).ToString()
+	if err != nil {
+		return 0, "", rerr(ctx, "info cpu", err)
+	}
+	var total float64
+	for _, f := range []string{"used_cpu_user", "used_cpu_sys"} {
+		v, err := strconv.ParseFloat(infoField(s, f), 64)
+		if err != nil {
+			return 0, "", codes.New(codes.Internal, "redis info cpu: %s %q", f, infoField(s, f))
+		}
+		total += v
+	}
+	return total, "INFO cpu used_cpu_user + used_cpu_sys", nil
+}
+
 // Flush removes everything (FLUSHALL, synchronously).
 func (r *RedisTarget) Flush(ctx context.Context) error {
 	return rerr(ctx, "flushall", r.do(ctx, r.c.B().Flushall().Build()).Error())

@@ -524,6 +524,16 @@ func TestRedisMemoryInfoFlush(t *testing.T) {
 	if m.RSSBytes <= 0 || m.Source == "" || m.Edges != 0 {
 		t.Fatalf("Memory = %+v", m)
 	}
+	c0, src, err := r.CPUSeconds(ctx)
+	must(t, err)
+	for i := range 2000 {
+		must(t, r.Follow(ctx, "cpu", []string{strconv.Itoa(i)}))
+	}
+	c1, _, err := r.CPUSeconds(ctx)
+	must(t, err)
+	if c0 <= 0 || c1 <= c0 || src == "" {
+		t.Fatalf("CPUSeconds %v then %v after 2000 follows (%s)", c0, c1, src)
+	}
 	in, err := r.Info(ctx)
 	must(t, err)
 	if in.Kind != "redis" || in.Addr == "" || in.Version == "" || in.Version[0] < '0' || in.Version[0] > '9' {

@@ -91,6 +91,7 @@ type Report struct {
 	Load      *LoadReport   `json:"load,omitempty"`
 	Verify    *VerifyReport `json:"verify,omitempty"`
 	Memory    *MemoryReport `json:"memory,omitempty"`
+	CPU       *CPUReport    `json:"cpu,omitempty"`
 
 	rec *recorder // the raw histograms, for merging
 }
@@ -173,6 +174,7 @@ func (r *Report) WriteTable(w io.Writer) {
 			fmt.Fprintf(w, "  violation: %s\n", v)
 		}
 	}
+	r.CPU.writeLine(w, r.Target.Kind)
 	if r.Memory != nil {
 		fmt.Fprintf(w, "memory: %.1f MiB resident, %d edges, %.1f bytes/edge (%s)\n", float64(r.Memory.RSSBytes)/(1<<20), r.Memory.Edges, r.Memory.BytesPerEdge, r.Memory.Source)
 	}
@@ -318,9 +320,22 @@ func Merge(reps []*Report) *Report {
 		elapsed += time.Duration(r.Elapsed * float64(time.Second))
 	}
 	out.Params.Duration = elapsed
+	out.CPU = mergeCPU(reps)
 	rec.fill(&out, elapsed)
 	out.rec = rec
 	return &out
+}
+
+// clientOps is the number of measured operations of the mix (the lag
+// probe's samples are not operations a client asked for).
+func (r *Report) clientOps() int64 {
+	var n int64
+	for _, s := range r.Ops {
+		if s.Op != OpReverseLag {
+			n += s.Count
+		}
+	}
+	return n
 }
 
 // fill puts the recorder's figures into rep.
@@ -342,6 +357,7 @@ func (r *recorder) fill(rep *Report, elapsed time.Duration) {
 	}
 	rep.Total = statsOf("all", total, totalErrs, elapsed)
 	rep.Elapsed = elapsed.Seconds()
+	rep.CPU.finish(rep.clientOps(), elapsed)
 	secs := int(elapsed / time.Second)
 	rep.Series = nil
 	for s := 0; s < secs && s < len(r.series); s++ {

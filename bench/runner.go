@@ -91,6 +91,7 @@ func Run(ctx context.Context, t Target, p RunParams, progress Progress) (*Report
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
+	rep.CPU = r.cpu
 	r.rec.fill(rep, elapsed)
 	return rep, nil
 }
@@ -107,6 +108,7 @@ type run struct {
 	progress Progress
 
 	begin, end time.Time // of the warm-up, and of the measured period
+	cpu        *CPUReport
 	done, errs atomic.Int64
 }
 
@@ -153,9 +155,23 @@ func (r *run) measure(ctx context.Context) time.Duration {
 	if r.p.LagProbe > 0 {
 		wg.Go(func() { lagProbe(ctx, r.t, r.p, r.g, r.rec, r.index[OpReverseLag], r.end) })
 	}
+	// The CPU counters are read when measurement starts and once every
+	// worker has stopped.
+	var begin cpuClock
+	sampled := false
+	wg.Go(func() {
+		select {
+		case <-time.After(time.Until(r.rec.start)):
+			begin, sampled = readCPU(ctx, r.t), true
+		case <-ctx.Done():
+		}
+	})
 	stop := r.showProgress()
 	wg.Wait()
 	stop()
+	if sampled {
+		r.cpu = cpuBetween(begin, readCPU(ctx, r.t))
+	}
 	return min(time.Since(r.rec.start), r.p.Duration)
 }
 

@@ -99,6 +99,9 @@ type Target interface {
 	Quiesce(ctx context.Context) error
 	// Memory reports the server's resident memory and edge count.
 	Memory(ctx context.Context) (Memory, error)
+	// CPUSeconds reports the CPU time (user + system) the server process
+	// has used so far, and where the figure comes from.
+	CPUSeconds(ctx context.Context) (seconds float64, source string, err error)
 	// Flush removes all data (used before loading, when asked to).
 	Flush(ctx context.Context) error
 	Close() error
@@ -107,15 +110,15 @@ type Target interface {
 // TargetOptions configure Open.
 type TargetOptions struct {
 	Token string
-	// MetricsURL is followd's HTTP address for memory figures (default:
-	// the target's host, port 7780).
+	// MetricsURL is followd's HTTP address for memory and CPU figures
+	// (default: the target's host, port 7780; a spec's ?metrics= wins).
 	MetricsURL string
 	// Conns is the number of connections the target's client may use.
 	Conns int
 }
 
-// Open connects to a target given as followd://host:port or
-// redis://host:port.
+// Open connects to a target given as followd://host:port (query
+// parameters token and metrics override o's) or redis://host:port.
 func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
@@ -123,8 +126,11 @@ func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "followd":
-		if t := u.Query().Get("token"); t != "" && o.Token == "" {
+		if t := u.Query().Get("token"); t != "" {
 			o.Token = t
+		}
+		if m := u.Query().Get("metrics"); m != "" {
+			o.MetricsURL = m
 		}
 		return OpenFollowd(ctx, u.Host, o)
 	case "redis":

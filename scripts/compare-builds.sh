@@ -37,5 +37,5 @@ pids+=($!)
 for port in 27802 27812; do
 	for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 done
-bin/followbench compare followd://127.0.0.1:27801 followd://127.0.0.1:27811 \
+bin/followbench compare "followd://127.0.0.1:27801?metrics=http://127.0.0.1:27802" "followd://127.0.0.1:27811?metrics=http://127.0.0.1:27812" \
 	--preset "$preset" --duration "$duration" --rounds "$rounds" --out "$OUT/$preset-builds.json" | tee "$OUT/$preset-builds.txt"

@@ -44,7 +44,10 @@ Usage:
   followbench compare URL_A URL_B [--preset NAME] [flags]   run both, interleaved, and print the ratios
   followbench presets                                         list the presets
 
-Targets: followd://host:port (flags --token, --metrics http://host:7780) or redis://host:port.
+Targets: followd://host:port (flags --token, --metrics http://host:7780, or in
+the URL: followd://host:port?metrics=http://host:7780) or redis://host:port.
+Reports give each operation's rate and latency, and the CPU per operation
+of the server (followd's /metrics, Redis's INFO cpu) and of followbench.
 
 Examples:
   followbench run --preset smoke --target followd://127.0.0.1:7700 --out r.json
@@ -474,6 +477,9 @@ func writeRatios(w io.Writer, a, b *bench.Report) {
 		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.2fx\t%.3f\t%.3f\t%.2fx\t\n", s.Op, s.OpsPerSec, o.OpsPerSec, ratio(s.OpsPerSec, o.OpsPerSec), s.P99Ms, o.P99Ms, ratio(s.P99Ms, o.P99Ms))
 	}
 	tw.Flush()
+	if a.CPU != nil && b.CPU != nil && a.CPU.Server != nil && b.CPU.Server != nil {
+		fmt.Fprintf(w, "cpu per op: %s %.1f µs, %s %.1f µs (%.2fx)\n", a.Target.Kind, a.CPU.Server.UsPerOp, b.Target.Kind, b.CPU.Server.UsPerOp, ratio(a.CPU.Server.UsPerOp, b.CPU.Server.UsPerOp))
+	}
 	if a.Memory != nil && b.Memory != nil {
 		fmt.Fprintf(w, "memory: %s %.1f bytes/edge, %s %.1f bytes/edge (%.2fx)\n", a.Target.Kind, a.Memory.BytesPerEdge, b.Target.Kind, b.Memory.BytesPerEdge, ratio(a.Memory.BytesPerEdge, b.Memory.BytesPerEdge))
 	}

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -655,5 +656,26 @@ func TestFollowbenchSmoke(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`(?m)^\s+all\s.*\s(\S+)$`).FindStringSubmatch(text); m == nil || m[1] != "0" {
 		t.Fatalf("errors in the run:\n%s", text)
+	}
+	// CPU per operation, of followd (from its /metrics) and of followbench.
+	if !regexp.MustCompile(`(?m)^cpu: followd [0-9.]+ cores, [0-9.]+ µs/op; followbench `).MatchString(text) {
+		t.Fatalf("no CPU line:\n%s", text)
+	}
+	var rep struct {
+		CPU struct {
+			Server       struct{ Seconds, UsPerOp float64 }
+			Harness      struct{ Seconds, UsPerOp float64 }
+			HarnessShare float64
+		}
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if c := rep.CPU; c.Server.Seconds <= 0 || c.Server.UsPerOp <= 0 || c.Harness.UsPerOp <= 0 || c.HarnessShare <= 0 {
+		t.Fatalf("report's cpu: %+v", c)
 	}
 }
