@@ -190,11 +190,20 @@ func (r *run) showProgress() (stop func()) {
 	})
 }
 
+// requestGrace is how long past the measured period a request may take.
+const requestGrace = 10 * time.Second
+
 // worker is client w of the loop: it sends operations drawn from the mix,
 // timed by a pacer, until the end of the measured period, and records
 // those that finish after the warm-up. Each worker has its own random
 // stream, so a seed replays the same operations.
 func (r *run) worker(ctx context.Context, w int) {
+	// One deadline for all of the worker's requests, 10 s past the end (a
+	// request still unanswered then fails as a timeout): a client gives a
+	// call without a deadline a timer of its own, and creating and
+	// stopping one per request was a tenth of followbench's CPU.
+	ctx, cancel := context.WithDeadline(ctx, r.end.Add(requestGrace))
+	defer cancel()
 	rng := rand.New(rand.NewPCG(r.p.Seed, uint64(w)+1))
 	gen := newOpGen(r.g)
 	deep := &deepCursor{}

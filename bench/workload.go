@@ -173,9 +173,10 @@ func (o *opGen) popular(rng *rand.Rand) string { return graphgen.UserID(o.g.Foll
 // followee of u: one of the users u follows in the generated graph (so
 // that unfollows and checks mostly hit real edges).
 func (o *opGen) followee(rng *rand.Rand, u int) string {
-	o.buf = o.g.Following(u, o.buf)
-	if len(o.buf) == 0 {
+	v, ok, buf := o.g.RandomFollowee(u, rng, o.buf)
+	o.buf = buf
+	if !ok {
 		return o.user(rng)
 	}
-	return graphgen.UserID(o.buf[rng.IntN(len(o.buf))])
+	return graphgen.UserID(v)
 }

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
 )
 
@@ -66,10 +66,11 @@ func UserID(i int) string { return "u" + strconv.Itoa(i) }
 // Graph is a generated graph. Its edges are produced on demand, always in
 // the same order for the same Config.
 type Graph struct {
-	cfg  Config
-	cdf  []float64 // cumulative popularity by rank
-	user []int32   // rank -> user
-	rank []int32   // user -> rank
+	cfg   Config
+	cdf   []float64 // cumulative popularity by rank
+	guide []int32   // guide[i]: the first rank whose cdf reaches i/len(guide)
+	user  []int32   // rank -> user
+	rank  []int32   // user -> rank
 }
 
 // New prepares a graph.
@@ -85,6 +86,14 @@ func New(cfg Config) (*Graph, error) {
 	}
 	for r := range g.cdf {
 		g.cdf[r] /= sum
+	}
+	g.guide = make([]int32, min(cfg.Users, 1<<20))
+	r := 0
+	for i := range g.guide {
+		for r < len(g.cdf)-1 && g.cdf[r] < float64(i)/float64(len(g.guide)) {
+			r++
+		}
+		g.guide[i] = int32(r)
 	}
 	// Popularity is independent of the user's number.
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
@@ -112,12 +121,33 @@ func (g *Graph) Followee(rng *rand.Rand) int {
 	if g.cfg.Celebrities > 0 && rng.Float64() < g.cfg.CelebrityShare {
 		return int(g.user[rng.IntN(g.cfg.Celebrities)])
 	}
-	x := rng.Float64()
-	r := sort.SearchFloat64s(g.cdf, x)
-	if r >= len(g.cdf) {
-		r = len(g.cdf) - 1
+	return int(g.user[g.rankAt(rng.Float64())])
+}
+
+// rankAt is the first rank whose cdf reaches x (the last rank if none
+// does), as sort.SearchFloat64s finds it, but searching only between two
+// neighbouring guide entries: the draw of a followee is the load
+// generator's hottest step.
+func (g *Graph) rankAt(x float64) int {
+	n := len(g.guide)
+	i := min(int(x*float64(n)), n-1)
+	lo, hi := int(g.guide[i]), len(g.cdf)-1
+	if i+1 < n {
+		hi = int(g.guide[i+1])
 	}
-	return int(g.user[r])
+	if lo > 0 && g.cdf[lo-1] >= x {
+		lo = 0 // x*n rounded up across a bucket boundary
+	}
+	// The first r in [lo, hi] with cdf[r] >= x; hi if none.
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if g.cdf[m] < x {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
 }
 
 // OutDegree draws an out-degree.
@@ -133,19 +163,50 @@ func (g *Graph) OutDegree(rng *rand.Rand) int {
 // depends only on the Config and u, so users can be generated in any
 // order or in parallel.
 func (g *Graph) Following(u int, dst []int) []int {
-	rng := rand.New(rand.NewPCG(g.cfg.Seed^0x5851f42d4c957f2d, uint64(u)))
+	rng := g.userRand(u)
 	d := g.OutDegree(rng)
-	dst = dst[:0]
-	seen := make(map[int]struct{}, d)
-	for attempts := 0; len(dst) < d && attempts < 20*d; attempts++ {
+	return g.followees(u, rng, d, d, dst[:0])
+}
+
+// RandomFollowee returns one of the users u follows, chosen with rng, as
+// a uniform pick from Following(u) would, generating only the followees
+// up to the one picked. ok is false if u follows nobody.
+func (g *Graph) RandomFollowee(u int, rng *rand.Rand, buf []int) (v int, ok bool, _ []int) {
+	own := g.userRand(u)
+	d := g.OutDegree(own)
+	buf = g.followees(u, own, d, rng.IntN(d)+1, buf[:0])
+	if len(buf) == 0 {
+		return 0, false, buf
+	}
+	return buf[len(buf)-1], true, buf
+}
+
+func (g *Graph) userRand(u int) *rand.Rand {
+	return rand.New(rand.NewPCG(g.cfg.Seed^0x5851f42d4c957f2d, uint64(u)))
+}
+
+// followees appends the first n of the d followees of u to dst, drawn
+// from rng (u's own generator, just past its out-degree), skipping u
+// itself and repeats, in at most 20*d draws: the first n of Following(u)
+// whatever n is.
+func (g *Graph) followees(u int, rng *rand.Rand, d, n int, dst []int) []int {
+	var seen map[int]struct{} // only for long lists; short ones are scanned
+	if n > 32 {
+		seen = make(map[int]struct{}, n)
+	}
+	for attempts := 0; len(dst) < n && attempts < 20*d; attempts++ {
 		v := g.Followee(rng)
 		if v == u {
 			continue
 		}
-		if _, dup := seen[v]; dup {
+		if seen != nil {
+			if _, dup := seen[v]; dup {
+				continue
+			}
+			seen[v] = struct{}{}
+		} else if slices.Contains(dst, v) {
 			continue
 		}
-		seen[v] = struct{}{}
 		dst = append(dst, v)
 	}
 	return dst

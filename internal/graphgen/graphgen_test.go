@@ -1,7 +1,10 @@
 package graphgen
 
 import (
+	"math"
+	"math/rand/v2"
 	"slices"
+	"sort"
 	"testing"
 )
 
@@ -81,5 +84,94 @@ func TestCelebrityKnob(t *testing.T) {
 	}
 	if n := in[g.ByRank(3)]; n > cfg.Users/20 {
 		t.Fatalf("the first non-celebrity has %d followers", n)
+	}
+}
+
+// rankAt finds what a binary search of the whole cdf finds, for random
+// draws, for the cdf's own values and for the guide's bucket boundaries.
+func TestRankAtMatchesFullSearch(t *testing.T) {
+	for _, users := range []int{2, 3, 7, 1000, 20000} {
+		cfg := small()
+		cfg.Users = users
+		g, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := func(x float64) int { return min(sort.SearchFloat64s(g.cdf, x), len(g.cdf)-1) }
+		xs := []float64{0, math.Nextafter(1, 0), 1}
+		for _, c := range g.cdf {
+			xs = append(xs, c, math.Nextafter(c, 0), math.Nextafter(c, 2))
+		}
+		for i := range len(g.guide) + 1 {
+			b := float64(i) / float64(len(g.guide))
+			xs = append(xs, b, math.Nextafter(b, 0), math.Nextafter(b, 2))
+		}
+		rng := rand.New(rand.NewPCG(1, uint64(users)))
+		for range 100000 {
+			xs = append(xs, rng.Float64())
+		}
+		for _, x := range xs {
+			if x < 0 || x >= 1 {
+				continue
+			}
+			if got, w := g.rankAt(x), want(x); got != w {
+				t.Fatalf("users %d: rankAt(%v) = %d, full search %d", users, x, got, w)
+			}
+		}
+	}
+}
+
+// referenceFollowing is the plain definition of Following for a graph
+// without celebrities: out-degree d, then up to 20*d draws, each a full
+// binary search of the cdf, skipping self and repeats.
+func referenceFollowing(g *Graph, u int) []int {
+	rng := rand.New(rand.NewPCG(g.cfg.Seed^0x5851f42d4c957f2d, uint64(u)))
+	d := g.OutDegree(rng)
+	var out []int
+	seen := map[int]bool{}
+	for attempts := 0; len(out) < d && attempts < 20*d; attempts++ {
+		v := int(g.user[min(sort.SearchFloat64s(g.cdf, rng.Float64()), len(g.cdf)-1)])
+		if v == u || seen[v] {
+			continue
+		}
+		seen[v] = true
+		out = append(out, v)
+	}
+	return out
+}
+
+// Following (with its short-list scan and guided search) and
+// RandomFollowee agree with the reference definition.
+func TestFollowingMatchesReference(t *testing.T) {
+	cfg := small()
+	cfg.Users = 3000
+	cfg.MeanFollowing = 40 // lists both shorter and longer than 32
+	g, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var buf []int
+	for u := range cfg.Users {
+		want := referenceFollowing(g, u)
+		if got := g.Following(u, nil); !slices.Equal(got, want) {
+			t.Fatalf("Following(%d) = %v, want %v", u, got, want)
+		}
+		hits, draws := map[int]int{}, 8*len(want)
+		if len(want) <= 4 {
+			draws = 64 // each followee is then missed with odds below 1e-7
+		}
+		for range draws {
+			var v int
+			var ok bool
+			v, ok, buf = g.RandomFollowee(u, rng, buf)
+			if !ok || !slices.Contains(want, v) {
+				t.Fatalf("RandomFollowee(%d) = %d, %v; follows %v", u, v, ok, want)
+			}
+			hits[v]++
+		}
+		if len(want) <= 4 && len(hits) != len(want) {
+			t.Fatalf("RandomFollowee(%d) over %d draws hit %v of %v", u, draws, hits, want)
+		}
 	}
 }
