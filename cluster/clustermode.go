@@ -61,6 +61,7 @@ func openCluster(n *Node) (*Node, error) {
 		n.wg.Go(n.bootstrapper)
 	}
 	n.wg.Go(n.reconciler)
+	n.wg.Go(n.snapshotter)
 	n.started.Store(true)
 	mc := &n.cfg.Membership
 	n.log.Info("cluster node started", "node", n.cfg.NodeID, "raft", n.mux.Addr(), "gossip", mc.GossipAddr,

@@ -71,10 +71,18 @@ type RaftConfig struct {
 	// AppendEntries carrying the commit index. It bounds how stale an
 	// idle follower's applied state is (reads at consistency any), and
 	// costs idle CPU on every replica.
-	CommitTimeout     time.Duration
-	MaxAppendEntries  int
-	SnapshotThreshold uint64
-	SnapshotInterval  time.Duration
+	CommitTimeout    time.Duration
+	MaxAppendEntries int
+	// SnapshotLogRatio and SnapshotMinLogBytes snapshot a shard by cost:
+	// once the log applied since its newest snapshot reaches
+	// SnapshotLogRatio times that snapshot's size, and at least
+	// SnapshotMinLogBytes (see snapshots.go). SnapshotThreshold (entries)
+	// and SnapshotInterval (how often raft checks it) are raft's own
+	// trigger, kept as a backstop.
+	SnapshotLogRatio    float64
+	SnapshotMinLogBytes int64
+	SnapshotThreshold   uint64
+	SnapshotInterval    time.Duration
 	// TrailingLogs are the entries kept after a snapshot, for followers
 	// to catch up from. They must outlast a snapshot restore on a
 	// follower, or it never catches up.
@@ -165,15 +173,17 @@ func DefaultConfig() Config {
 // DefaultRaftConfig returns the raft defaults.
 func DefaultRaftConfig() RaftConfig {
 	return RaftConfig{
-		HeartbeatTimeout:   500 * time.Millisecond,
-		ElectionTimeout:    500 * time.Millisecond,
-		LeaderLeaseTimeout: 250 * time.Millisecond,
-		CommitTimeout:      250 * time.Millisecond,
-		MaxAppendEntries:   128,
-		SnapshotThreshold:  8192,
-		SnapshotInterval:   30 * time.Second,
-		TrailingLogs:       16384,
-		SnapshotRetain:     2,
+		HeartbeatTimeout:    500 * time.Millisecond,
+		ElectionTimeout:     500 * time.Millisecond,
+		LeaderLeaseTimeout:  250 * time.Millisecond,
+		CommitTimeout:       250 * time.Millisecond,
+		MaxAppendEntries:    128,
+		SnapshotLogRatio:    1,
+		SnapshotMinLogBytes: 4 << 20,
+		SnapshotThreshold:   32768,
+		SnapshotInterval:    30 * time.Second,
+		TrailingLogs:        16384,
+		SnapshotRetain:      2,
 	}
 }
 
@@ -225,6 +235,8 @@ func (c *RaftConfig) Validate() error {
 	switch {
 	case c.TrailingLogs < c.SnapshotThreshold/2:
 		return fmt.Errorf("cluster: Raft.TrailingLogs (%d) below half of Raft.SnapshotThreshold (%d) leaves slow followers no log to catch up from", c.TrailingLogs, c.SnapshotThreshold)
+	case c.SnapshotLogRatio < 0 || c.SnapshotMinLogBytes < 0:
+		return fmt.Errorf("cluster: Raft.SnapshotLogRatio (%g) and Raft.SnapshotMinLogBytes (%d) must not be negative", c.SnapshotLogRatio, c.SnapshotMinLogBytes)
 	case c.SnapshotRetain < 1:
 		return fmt.Errorf("cluster: Raft.SnapshotRetain (%d) must be at least 1", c.SnapshotRetain)
 	}

@@ -95,6 +95,7 @@ func openSingle(ctx context.Context, n *Node) (*Node, error) {
 	for _, r := range n.localReplicas() {
 		r.start()
 	}
+	n.wg.Go(n.snapshotter)
 	if err := n.WaitReady(ctx); err != nil {
 		n.Close()
 		return nil, err

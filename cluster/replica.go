@@ -48,6 +48,8 @@ type Replica struct {
 	closing atomic.Bool
 	lastT   int64 // last followTime proposed (batcher only)
 
+	snapRetryAt time.Time // snapshotter only: no snapshot by cost before
+
 	// leaseUntil is when this leader's read lease ends, as monotonic
 	// time since leaseBase (0: no lease). transferring blocks leader
 	// reads while a leadership transfer runs. See Read.

@@ -3,6 +3,7 @@ package cluster
 import (
 	"time"
 
+	"github.com/followgraph/followgraph/fsm"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/raft"
 )
@@ -35,8 +36,11 @@ type ReplicaStatus struct {
 	// LogEntries are the entries in the replica's raft log (those
 	// snapshots have not compacted yet).
 	LogEntries uint64
-	Store      shard.Stats
-	Lag        Lag
+	// Snapshots are the log applied since the newest snapshot, its size
+	// and the totals of snapshot writing (see snapshots.go).
+	Snapshots fsm.SnapshotCost
+	Store     shard.Stats
+	Lag       Lag
 }
 
 // Lag describes the relay's backlog.
@@ -79,6 +83,7 @@ func (r *Replica) Status() ReplicaStatus {
 	if ls := r.logs.Stats(); ls.LastIndex > 0 {
 		rs.LogEntries = ls.LastIndex - ls.FirstIndex + 1
 	}
+	rs.Snapshots = r.fsm.SnapshotCost()
 	r.fsm.ReadAny(func(st *shard.Store) { rs.Store = st.Stats() })
 	return rs
 }

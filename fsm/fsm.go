@@ -54,6 +54,8 @@ type FSM struct {
 	failed error
 
 	dec *decoder // used by the apply goroutine only
+
+	cost snapshotCost // see SnapshotCost
 }
 
 // DefaultConfig returns the configuration of shard 0 of 1, with the
@@ -157,6 +159,7 @@ func (f *FSM) apply(l *raft.Log) any {
 	if l.Type != raft.LogCommand {
 		return nil
 	}
+	f.cost.logBytes.Add(int64(len(l.Data)))
 	if f.failed != nil {
 		return ErrFailed
 	}
@@ -392,6 +395,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("fsm: refusing to snapshot a halted shard: %w", f.failed)
 	}
 	return &snapshot{
+		cost:    &f.cost,
+		atLog:   f.cost.logBytes.Load(),
 		shard:   f.cfg.Shard,
 		shards:  f.cfg.Shards,
 		view:    f.store.View(),
@@ -404,7 +409,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // Restore replaces the state with a snapshot's.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	st, err := readSnapshot(rc, f.cfg)
+	cr := &countingReader{r: rc}
+	st, err := readSnapshot(cr, f.cfg)
 	if err != nil {
 		return err
 	}
@@ -412,6 +418,8 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer f.mu.Unlock()
 	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
 	f.failed = nil
+	// The log applied so far is under the restored snapshot.
+	f.cost.persisted(f.cost.logBytes.Load(), cr.n)
 	return nil
 }
 

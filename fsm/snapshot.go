@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"time"
 
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/raft"
@@ -41,6 +42,8 @@ var (
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
 type snapshot struct {
+	cost          *snapshotCost
+	atLog         int64 // cost.logBytes when captured
 	shard, shards int
 	view          *shard.View
 	outbox        [][]Record
@@ -50,7 +53,9 @@ type snapshot struct {
 
 // Persist streams the snapshot to sink. It runs concurrently with Apply.
 func (s *snapshot) Persist(sink raft.SnapshotSink) error {
-	bw := bufio.NewWriterSize(sink, 256<<10)
+	start := time.Now()
+	cw := &countingWriter{w: sink}
+	bw := bufio.NewWriterSize(cw, 256<<10)
 	err := s.write(bw)
 	if err == nil {
 		err = bw.Flush()
@@ -59,7 +64,14 @@ func (s *snapshot) Persist(sink raft.SnapshotSink) error {
 		sink.Cancel()
 		return err
 	}
-	return sink.Close()
+	if err := sink.Close(); err != nil {
+		return err
+	}
+	if s.cost != nil {
+		s.cost.persisted(s.atLog, cw.n)
+		s.cost.spent(time.Since(start), cw.n)
+	}
+	return nil
 }
 
 // Release frees the Store view.

@@ -97,6 +97,7 @@ type nodeCollector struct {
 	users, following, followers, mutual, leader, index *prometheus.Desc
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
 	logEntries                                         *prometheus.Desc
+	snapLogBytes, snapBytes, snaps, snapSeconds        *prometheus.Desc
 	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
 	logSyncs, logGroups, logWrites, logRelocated       *prometheus.Desc
 }
@@ -119,6 +120,11 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		heapBlocks:   d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
 		halted:       d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
 		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
+		snapLogBytes: d("followgraph_shard_log_bytes_since_snapshot", "Bytes of log the shard applied since its newest snapshot (what a restart replays)."),
+		snapBytes:    d("followgraph_shard_snapshot_bytes", "Size of the shard's newest snapshot."),
+		snaps:        d("followgraph_shard_snapshots_total", "Snapshots the shard has written since the process started."),
+		snapSeconds: d("followgraph_shard_snapshot_seconds_total",
+			"Time spent writing the shard's snapshots (streaming is CPU-bound: compare with process_cpu_seconds_total)."),
 		logSegments:  node("followgraph_raft_log_segments", "Segment files of the node's raft log, which holds every shard's."),
 		logFileBytes: node("followgraph_raft_log_file_bytes", "Size of those segment files (preallocated)."),
 		logLiveBytes: node("followgraph_raft_log_live_bytes",
@@ -134,7 +140,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted,
-		c.logEntries, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
+		c.logEntries, c.snapLogBytes, c.snapBytes, c.snaps, c.snapSeconds, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
 }
@@ -162,6 +168,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.lagRecords, float64(rs.Lag.Records), label)
 		g(c.lagAge, rs.Lag.Oldest.Seconds(), label)
 		g(c.halted, flag(rs.Halted != ""), label)
+		g(c.snapLogBytes, float64(rs.Snapshots.LogBytes), label)
+		g(c.snapBytes, float64(rs.Snapshots.SnapshotBytes), label)
+		ch <- prometheus.MustNewConstMetric(c.snaps, prometheus.CounterValue, float64(rs.Snapshots.Persists), label)
+		ch <- prometheus.MustNewConstMetric(c.snapSeconds, prometheus.CounterValue, rs.Snapshots.PersistTime.Seconds(), label)
 	}
 	one := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, t, v)
