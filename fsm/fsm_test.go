@@ -278,7 +278,7 @@ func TestSnapshotRestoreErrors(t *testing.T) {
 
 // blockingSink is a raft.SnapshotSink that blocks writes until released.
 type blockingSink struct {
-	bytes.Buffer
+	memSink
 	started chan struct{}
 	release chan struct{}
 	once    sync.Once
@@ -289,9 +289,6 @@ func (s *blockingSink) Write(p []byte) (int, error) {
 	<-s.release
 	return s.Buffer.Write(p)
 }
-func (s *blockingSink) ID() string    { return "test" }
-func (s *blockingSink) Cancel() error { return nil }
-func (s *blockingSink) Close() error  { return nil }
 
 // Persist runs concurrently with Apply: a sink that does not drain must not
 // hold up the state machine, and the snapshot shows the state at capture.
