@@ -95,11 +95,13 @@ func openSingle(ctx context.Context, n *Node) (*Node, error) {
 	for _, r := range n.localReplicas() {
 		r.start()
 	}
-	n.wg.Go(n.snapshotter)
 	if err := n.WaitReady(ctx); err != nil {
 		n.Close()
 		return nil, err
 	}
+	// Only once every shard has caught up: a snapshot during the replay
+	// would compete with it for the cores and delay readiness.
+	n.wg.Go(n.snapshotter)
 	n.log.Info("node ready", "node", n.cfg.NodeID, "shards", n.nshards, "cluster", n.ClusterID(), "data", n.cfg.DataDir)
 	return n, nil
 }
