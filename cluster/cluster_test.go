@@ -529,7 +529,7 @@ func TestClusterReplicaDroppedAndReadopted(t *testing.T) {
 	stats := func(s *cluster.Replica) shard.Stats {
 		var st shard.Stats
 		s.FSM().ReadAny(func(store *shard.Store) { st = store.Stats() })
-		st.BlockBytes, st.StringBytes, st.IndexBytes = 0, 0, 0 // layout, not content
+		st.BlockBytes, st.IndexBytes = 0, 0 // layout, not content
 		return st
 	}
 	for _, s := range back {

@@ -69,6 +69,11 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
+	// One user table for every replica the node hosts: each user ID is
+	// stored once per node, whatever the number of shards naming it.
+	if cfg.Store.Users == nil {
+		cfg.Store.Users = shard.NewUsers()
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
 	n.send = cfg.sender
 	if n.send == nil {
@@ -171,6 +176,10 @@ func (n *Node) Clustered() bool { return n.cfg.clusterMode() }
 
 // Limits returns the limits every shard's Store enforces.
 func (n *Node) Limits() shard.Config { return n.cfg.Store }
+
+// UserStats returns the size of the node's user table, shared by its
+// replicas.
+func (n *Node) UserStats() shard.UsersStats { return n.cfg.Store.Users.Stats() }
 
 // Replica returns this node's replica of shard i, or nil if it hosts none.
 func (n *Node) Replica(i int) *Replica {

@@ -196,6 +196,7 @@ func (n *Node) dropReplica(r *Replica) {
 	if err := r.close(); err != nil {
 		n.log.Warn("closing a removed replica", "shard", r.id, "error", err)
 	}
+	r.fsm.Close()
 	// The stream before the directory: a crash in between leaves a
 	// replica with an empty log (dropped again, as its shard's leader does
 	// not list this node), never entries without their directory. Should

@@ -416,11 +416,29 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// The old Store gives back its references in the node's user table;
+	// a snapshot still streaming from it keeps what it reads.
+	f.store.Close()
 	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
 	f.failed = nil
 	// The log applied so far is under the restored snapshot.
 	f.cost.persisted(f.cost.logBytes.Load(), cr.n)
 	return nil
+}
+
+// Close gives back the shard's references in the node's user table, for a
+// replica the node no longer hosts (its raft shut down). The FSM is left
+// holding an empty Store, so a late read finds nothing rather than IDs
+// the table has since reused.
+func (f *FSM) Close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.store.Close()
+	s, err := shard.New(f.cfg.Store)
+	if err != nil {
+		panic(err) // the configuration was validated by New
+	}
+	f.store = s
 }
 
 // WriteSnapshot writes the current state in the snapshot format (for tests

@@ -358,3 +358,71 @@ func BenchmarkSnapshotRead(b *testing.B) {
 		b.ReportMetric(float64(r.Stats().Following), "edges")
 	}
 }
+
+// BenchmarkMemoryPerEdgeNode is BenchmarkMemoryPerEdge on a node's worth of
+// Stores: the same graph spread over 16 shards by Of, each follow applied
+// on the actor's Store and its reverse side on the target's, as the
+// replication layer does, all naming users through one node table. The
+// difference with BenchmarkMemoryPerEdge is what a node pays for holding
+// many shards.
+func BenchmarkMemoryPerEdgeNode(b *testing.B) {
+	g := memGraph(b)
+	const shards = 16
+	for b.Loop() {
+		before := heapAlloc()
+		cfg := DefaultConfig()
+		cfg.Users = NewUsers() // one table for the node, as followd has
+		stores := make([]*Store, shards)
+		for i := range stores {
+			stores[i], _ = New(cfg)
+		}
+		edges := loadGraphSharded(b, stores, g)
+		after := heapAlloc()
+		b.ReportMetric(float64(after-before)/float64(edges), "bytes/edge")
+		b.ReportMetric(float64(edges), "edges")
+		runtime.KeepAlive(stores)
+	}
+}
+
+// loadGraphSharded loads g into stores as a node hosting every shard
+// would: each user's lists on the Store of its shard.
+func loadGraphSharded(tb testing.TB, stores []*Store, g *graphgen.Graph) int64 {
+	tb.Helper()
+	ids := make([]string, g.Config().Users)
+	home := make([]*Store, len(ids))
+	for i := range ids {
+		ids[i] = graphgen.UserID(i)
+		home[i] = stores[Of(ids[i], len(stores))]
+	}
+	var buf []int
+	var targets []string
+	now := int64(1_700_000_000_000)
+	for u := range ids {
+		buf = g.Following(u, buf)
+		for len(buf) > 0 {
+			k := min(len(buf), 20)
+			targets = targets[:0]
+			for _, v := range buf[:k] {
+				targets = append(targets, ids[v])
+			}
+			now++
+			res, err := home[u].Follow(ids[u], targets, now)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			for i, r := range res {
+				if r.Changed {
+					if _, err := home[buf[i]].AddFollower(r.UserID, ids[u], r.Time); err != nil {
+						tb.Fatal(err)
+					}
+				}
+			}
+			buf = buf[k:]
+		}
+	}
+	var edges int64
+	for _, s := range stores {
+		edges += s.Stats().Following
+	}
+	return edges
+}

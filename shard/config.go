@@ -27,6 +27,10 @@ type Config struct {
 	// with the same key, for the list and user it was made for. Replicas of
 	// a shard must share it so that cursors survive a leader change.
 	CursorKey []byte
+	// Users is the table the Store names users through: the node's one
+	// table, shared by all its Stores, so that each user ID is stored once
+	// per node. Nil gives the Store a table of its own.
+	Users *Users
 }
 
 // DefaultConfig returns the product's limits: a user follows at most 5,000

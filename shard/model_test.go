@@ -126,6 +126,10 @@ func newHarness(t *rapid.T) *harness {
 	cfg := DefaultConfig()
 	cfg.MaxFollowing = 150
 	cfg.CursorKey = []byte("test key")
+	// Half the runs give every Store the same user table, as a node does.
+	if rapid.Bool().Draw(t, "shared user table") {
+		cfg.Users = NewUsers()
+	}
 	h := &harness{t: t, cfg: cfg, m: newModel(), now: 1_700_000_000_000}
 	for i := range h.stores {
 		s, err := New(cfg)
@@ -472,6 +476,7 @@ func (h *harness) snapshot() {
 	if !bytes.Equal(buf.Bytes(), again.Bytes()) {
 		h.t.Fatalf("snapshot of the restored store differs")
 	}
+	r.Close()
 }
 
 // restore replaces a Store with one rebuilt from its snapshot.
@@ -487,6 +492,7 @@ func (h *harness) restore() {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.stores[i].Close()
 	h.stores[i] = r
 }
 
@@ -496,6 +502,35 @@ func (h *harness) invariants() {
 			h.t.Fatalf("store %d: %v", i, err)
 		}
 	}
+	if h.cfg.Users != nil {
+		if err := checkSharedUsers(h.cfg.Users, h.stores[:]); err != nil {
+			h.t.Fatal(err)
+		}
+	}
+}
+
+// checkSharedUsers verifies a table shared by stores: it holds exactly the
+// users they name, each with exactly their references.
+func checkSharedUsers(u *Users, stores []*Store) error {
+	refs := map[uint32]uint32{}
+	for _, s := range stores {
+		s.eachRec(func(r *userRec) bool {
+			refs[r.uid]++
+			for k := range numKinds {
+				s.st.each(r.sets[k], func(peer uint32, _ int64) { refs[peer]++ })
+			}
+			return true
+		})
+	}
+	if got := u.live.Load(); got != int64(len(refs)) {
+		return fmt.Errorf("shared table holds %d users, the stores name %d", got, len(refs))
+	}
+	for uid, n := range refs {
+		if got := u.rec(uid).refs.Load(); got != n {
+			return fmt.Errorf("uid %d (%q): %d references, the stores hold %d", uid, u.name(uid), got, n)
+		}
+	}
+	return nil
 }
 
 func (h *harness) targets(name string, max int) []string {

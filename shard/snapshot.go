@@ -81,15 +81,16 @@ func (s *Store) View() *View {
 	s.gen++
 	s.liveViews.Add(1)
 	s.viewsLive = true
+	s.users.viewTaken()
 	v := &View{live: &s.liveViews, nusers: s.nusers, counts: s.counts}
-	v.st.users = s.st.users.clone()
-	v.st.nuids = s.st.nuids
+	v.st.recs = s.st.recs.clone()
+	v.st.nrecs = s.st.nrecs
+	v.st.names = s.st.names
 	v.st.large = s.st.large.clone()
 	for c := range s.st.blocks {
 		v.st.blocks[c].uids = append([][]uint32(nil), s.st.blocks[c].uids...)
 		v.st.blocks[c].times = append([][]byte(nil), s.st.blocks[c].times...)
 	}
-	v.st.strs = append(strMem(nil), s.st.strs...)
 	return v
 }
 
@@ -98,6 +99,7 @@ func (s *Store) View() *View {
 func (v *View) Release() {
 	if v.released.CompareAndSwap(false, true) {
 		v.live.Add(-1)
+		v.st.names.viewReleased()
 	}
 }
 
@@ -143,24 +145,9 @@ func (v *View) WriteTo(w io.Writer) (int64, error) {
 	st := &v.st
 
 	// Users are written in ID order and named by their rank in it, so the
-	// bytes depend only on the graph, not on the history of uid
-	// allocation: any two Stores with the same lists write the same bytes.
-	order := make([]uint32, 0, v.nusers)
-	for uid := uint32(0); uid < st.nuids; uid++ {
-		if st.user(uid).slen != 0 {
-			order = append(order, uid)
-		}
-	}
-	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(st.idBytes(a), st.idBytes(b)) })
-	rank := make([]uint32, st.nuids)
-	withLists := 0
-	for i, uid := range order {
-		rank[uid] = uint32(i)
-		if !st.user(uid).empty() {
-			withLists++
-		}
-	}
-
+	// bytes depend only on the graph, not on the node's uid numbering:
+	// any two Stores with the same lists write the same bytes.
+	order, recs, rank := v.users()
 	f.buf = append(f.buf, recStrings)
 	f.buf = binary.AppendUvarint(f.buf, uint64(len(order)))
 	var prevID []byte
@@ -177,15 +164,15 @@ func (v *View) WriteTo(w io.Writer) (int64, error) {
 	}
 
 	f.buf = append(f.buf, recLists)
-	f.buf = binary.AppendUvarint(f.buf, uint64(withLists))
+	f.buf = binary.AppendUvarint(f.buf, uint64(len(recs)))
 	prev := int64(-1)
-	for i, uid := range order {
-		u := st.user(uid)
-		if u.empty() || f.err != nil {
-			continue
+	for _, u := range recs {
+		if f.err != nil {
+			break
 		}
-		f.buf = binary.AppendUvarint(f.buf, uint64(int64(i)-prev))
-		prev = int64(i)
+		i := int64(rank[u.uid])
+		f.buf = binary.AppendUvarint(f.buf, uint64(i-prev))
+		prev = i
 		for k := range numKinds {
 			r := u.sets[k]
 			f.buf = binary.AppendUvarint(f.buf, uint64(r.n))
@@ -211,6 +198,39 @@ func (v *View) WriteTo(w io.Writer) (int64, error) {
 	}
 	f.flush()
 	return f.n, f.err
+}
+
+// users returns the uids the View names (its users and their peers) in ID
+// order, its records in the same order, and each named uid's rank in it
+// (indexed by uid).
+func (v *View) users() (order []uint32, recs []*userRec, rank []uint32) {
+	st := &v.st
+	// Every uid the View names is below the table's current size; a dense
+	// array marks them in 4 bytes per node user, far less than a map.
+	rank = make([]uint32, st.names.size())
+	mark := func(uid uint32) {
+		if rank[uid] == 0 {
+			rank[uid] = 1
+			order = append(order, uid)
+		}
+	}
+	for rn := range st.nrecs {
+		u := st.recs.get(rn)
+		if u.empty() {
+			continue
+		}
+		recs = append(recs, u)
+		mark(u.uid)
+		for k := range numKinds {
+			st.each(u.sets[k], func(peer uint32, _ int64) { mark(peer) })
+		}
+	}
+	slices.SortFunc(order, func(a, b uint32) int { return bytes.Compare(st.idBytes(a), st.idBytes(b)) })
+	for i, uid := range order {
+		rank[uid] = uint32(i)
+	}
+	slices.SortFunc(recs, func(a, b *userRec) int { return cmp.Compare(rank[a.uid], rank[b.uid]) })
+	return order, recs, rank
 }
 
 // frameReader reads verified frame payloads. It never reads past the end of
@@ -297,9 +317,9 @@ func corrupt(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrSnapshotCorrupt}, args...)...)
 }
 
-// ReadFrom builds a Store from a snapshot written by View.WriteTo. The
-// result is identical to the Store the View was taken from: same lists,
-// same counts, same numbering of users.
+// ReadFrom builds a Store from a snapshot written by View.WriteTo, naming
+// its users through cfg.Users (see Config). The result holds the same
+// lists and counts as the Store the View was taken from.
 func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
 	s, err := New(cfg)
 	if err != nil {
@@ -316,7 +336,14 @@ func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("%w: %d (this build reads %d)", ErrSnapshotVersion, v, snapVersion)
 	}
 	d := &loader{s: s, f: &frameReader{r: r}}
-	if err := d.load(); err != nil {
+	err = d.load()
+	// The loader held a reference on every user it read while it built
+	// the lists; the lists and records now hold their own.
+	for _, uid := range d.uids {
+		s.users.unref(uid)
+	}
+	if err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
@@ -325,8 +352,9 @@ func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
 type loader struct {
 	s      *Store
 	f      *frameReader
-	mark   []uint32 // per uid: serial of the last list it appeared in
-	refs   []uint32 // per uid: entries naming it
+	uids   []uint32 // by rank: the user's uid
+	mark   []uint32 // by rank: serial of the last list it appeared in
+	refs   []uint32 // by rank: entries naming it
 	serial uint32
 	buf    []entry
 }
@@ -364,15 +392,16 @@ func (d *loader) load() error {
 	if err := d.trailer(); err != nil {
 		return err
 	}
-	return d.setRefs()
+	return d.checkRefs()
 }
 
 // users reads the 'S' record: every user ID in ascending byte order, each
-// sharing a prefix with the one before, and interns them densely, rank i
-// becoming uid i. IDs must be valid and strictly ascending, so that no two
-// snapshots of the same graph differ and no ID is listed twice.
+// sharing a prefix with the one before, and looks each up in the user
+// table, rank i becoming d.uids[i]. IDs must be valid and strictly
+// ascending, so that no two snapshots of the same graph differ and no ID
+// is listed twice.
 func (d *loader) users() error {
-	s, f := d.s, d.f
+	f := d.f
 	count, err := d.record(recStrings)
 	if err != nil {
 		return err
@@ -407,52 +436,46 @@ func (d *loader) users() error {
 			return corrupt("user IDs out of order at %q", id)
 		}
 		prevID, prevLen = id, n
-		u := uint32(i)
-		s.st.nuids = u + 1
-		s.st.users.ensure(u, s.gen)
-		*s.userMut(u) = userRec{str: s.salloc.alloc(id), slen: uint8(n)}
-		s.index.insert(s.index.hash(id), u)
-		s.nusers++
+		d.uids = append(d.uids, d.s.users.acquire(id))
 	}
-	d.mark = make([]uint32, s.st.nuids)
-	d.refs = make([]uint32, s.st.nuids)
+	d.mark = make([]uint32, len(d.uids))
+	d.refs = make([]uint32, len(d.uids))
 	return nil
 }
 
-// lists reads the 'L' record: the users with lists, by ascending uid, each
-// with its three lists. A user listed must have an entry, and its mutual
-// list must agree with the other two.
+// lists reads the 'L' record: the users with lists, by ascending rank,
+// each with its three lists. A user listed must have an entry, and its
+// mutual list must agree with the other two.
 func (d *loader) lists() error {
 	s, f := d.s, d.f
 	count, err := d.record(recLists)
 	if err != nil {
 		return err
 	}
-	if count > uint64(s.nusers) {
-		return corrupt("%d users with lists, %d users", count, s.nusers)
+	n := int64(len(d.uids))
+	if count > uint64(n) {
+		return corrupt("%d users with lists, %d users", count, n)
 	}
-	uid := int64(-1)
+	rank := int64(-1)
 	for range count {
 		delta, err := f.uvarint()
 		if err != nil {
 			return err
 		}
-		if delta == 0 || delta > uint64(s.st.nuids) || uid+int64(delta) >= int64(s.st.nuids) {
-			return corrupt("bad uid delta %d", delta)
+		if delta == 0 || delta > uint64(n) || rank+int64(delta) >= n {
+			return corrupt("bad rank delta %d", delta)
 		}
-		uid += int64(delta)
-		if s.st.user(uint32(uid)).slen == 0 {
-			return corrupt("lists for unknown uid %d", uid)
-		}
+		rank += int64(delta)
 		for k := range numKinds {
-			if err := d.list(uint32(uid), k); err != nil {
+			if err := d.list(uint32(rank), k); err != nil {
 				return err
 			}
 		}
-		if s.st.user(uint32(uid)).empty() {
-			return corrupt("uid %d listed with no entries", uid)
+		uid := d.uids[rank]
+		if s.rec(uid).empty() {
+			return corrupt("user %d listed with no entries", rank)
 		}
-		if err := s.checkMutual(uint32(uid)); err != nil {
+		if err := s.checkMutual(uid); err != nil {
 			return corrupt("%v", err)
 		}
 	}
@@ -464,12 +487,12 @@ func (d *loader) lists() error {
 // Nothing may follow it in its frame.
 func (d *loader) trailer() error {
 	s, f := d.s, d.f
-	nuids, err := d.record(recEnd)
+	users, err := d.record(recEnd)
 	if err != nil {
 		return err
 	}
-	if nuids != uint64(s.st.nuids) {
-		return corrupt("trailer says %d uids, read %d", nuids, s.st.nuids)
+	if users != uint64(len(d.uids)) {
+		return corrupt("trailer says %d users, read %d", users, len(d.uids))
 	}
 	for k := range numKinds {
 		c, err := f.uvarint()
@@ -486,31 +509,26 @@ func (d *loader) trailer() error {
 	return nil
 }
 
-// setRefs gives each user its reference count (the entries naming it), by
-// which the Store releases a user once nothing names it. A Store releases
-// a user that is neither named nor has lists at once, so a snapshot that
-// holds one is corrupt.
-func (d *loader) setRefs() error {
-	s := d.s
-	for u := range s.st.nuids {
-		rec := s.userMut(u)
-		rec.refs = d.refs[u]
-		if rec.refs == 0 && rec.empty() {
-			return corrupt("uid %d is neither referenced nor has lists", u)
+// checkRefs rejects a user that is neither named by an entry nor has
+// lists: no Store writes one, so a snapshot that holds one is corrupt.
+func (d *loader) checkRefs() error {
+	for rank, uid := range d.uids {
+		if d.refs[rank] == 0 && d.s.rec(uid).empty() {
+			return corrupt("user %d is neither referenced nor has lists", rank)
 		}
 	}
 	return nil
 }
 
-// list reads one list of owner and builds it.
+// list reads one list of the user of rank owner and builds it.
 func (d *loader) list(owner uint32, k setKind) error {
 	s, f := d.s, d.f
 	n, err := f.uvarint()
 	if err != nil {
 		return err
 	}
-	if n > uint64(s.st.nuids) {
-		return corrupt("list of %d entries, %d users", n, s.st.nuids)
+	if n > uint64(len(d.uids)) {
+		return corrupt("list of %d entries, %d users", n, len(d.uids))
 	}
 	if n == 0 {
 		return nil
@@ -518,6 +536,7 @@ func (d *loader) list(owner uint32, k setKind) error {
 	d.serial++
 	d.buf = d.buf[:0]
 	var last int64
+	prev := uint32(0)
 	for i := range n {
 		p, err := f.uvarint()
 		if err != nil {
@@ -527,11 +546,9 @@ func (d *loader) list(owner uint32, k setKind) error {
 		if err != nil {
 			return err
 		}
-		// Every uid below nuids is live: the 'S' record numbers users densely.
-		if p >= uint64(s.st.nuids) || uint32(p) == owner {
-			return corrupt("uid %d: bad entry %d", owner, p)
+		if p >= uint64(len(d.uids)) || uint32(p) == owner {
+			return corrupt("user %d: bad entry %d", owner, p)
 		}
-		peer := uint32(p)
 		var t int64
 		if i == 0 {
 			if tv > maxTime {
@@ -543,21 +560,22 @@ func (d *loader) list(owner uint32, k setKind) error {
 				return corrupt("time goes below zero")
 			}
 			t = last - int64(tv)
-			prev := d.buf[len(d.buf)-1]
-			if t == prev.t && compareIDs(s.st.idBytes(prev.uid), s.st.idBytes(peer)) >= 0 {
-				return corrupt("uid %d: list out of order", owner)
+			// Ranks are in ID order, so ties compare by rank.
+			if t == last && prev >= uint32(p) {
+				return corrupt("user %d: list out of order", owner)
 			}
 		}
-		if d.mark[peer] == d.serial {
-			return corrupt("uid %d: entry %d appears twice", owner, peer)
+		if d.mark[p] == d.serial {
+			return corrupt("user %d: entry %d appears twice", owner, p)
 		}
-		d.mark[peer] = d.serial
-		last = t
-		d.buf = append(d.buf, entry{peer, t})
+		d.mark[p] = d.serial
+		d.refs[p]++
+		last, prev = t, uint32(p)
+		d.buf = append(d.buf, entry{d.uids[p], t})
 	}
-	d.build(&s.userMut(owner).sets[k], d.buf)
+	d.build(&s.recMut(d.uids[owner]).sets[k], d.buf)
 	for _, e := range d.buf {
-		d.refs[e.uid]++
+		s.users.ref(e.uid)
 	}
 	s.counts[k] += int64(n)
 	return nil
@@ -592,6 +610,3 @@ func (d *loader) build(r *setRef, es []entry) {
 	ls.up = s.buildUpages(make([]upage, 0, len(es)/(maxBlock*3/4)+1), byUID)
 	r.h = largeBit | idx
 }
-
-// compareIDs orders IDs as lists do on ties (byte-wise ascending).
-func compareIDs(a, b []byte) int { return bytes.Compare(a, b) }

@@ -39,12 +39,16 @@ const largeBit = 1 << 31
 
 func (r setRef) large() bool { return r.h&largeBit != 0 }
 
+// userRec is a Store's record of one of its users: the uid and the three
+// lists. A Store keeps records only for users with a non-empty list; a
+// user that only appears in others' lists has none.
 type userRec struct {
-	str  uint32 // offset of the ID in the string arena
-	slen uint8  // ID length; 0 means this uid is free
-	refs uint32 // list entries, in any list of this Store, naming this uid
+	uid  uint32
 	sets [numKinds]setRef
 }
+
+// noRec stands for the record of a user without lists. Never written.
+var noRec userRec
 
 func (u *userRec) empty() bool {
 	return u.sets[0].n == 0 && u.sets[1].n == 0 && u.sets[2].n == 0
@@ -75,19 +79,14 @@ type largeSet struct {
 // state is everything a reader needs. The Store owns one and mutates it; a
 // View owns a frozen copy of the top-level slices.
 type state struct {
-	users  table[userRec]
-	nuids  uint32
+	recs   table[userRec] // by record number
+	nrecs  uint32         // record numbers in use or free
 	large  table[largeSet]
 	blocks slabs
-	strs   strMem
+	names  *Users
 }
 
-func (st *state) user(uid uint32) *userRec { return st.users.get(uid) }
-
-func (st *state) idBytes(uid uint32) []byte {
-	u := st.users.get(uid)
-	return st.strs.get(u.str, u.slen)
-}
+func (st *state) idBytes(uid uint32) []byte { return st.names.name(uid) }
 
 // cmpKey compares entry (et, eu) with key (t, s) in list order: -1 if the
 // entry comes first, 0 if equal, +1 if it comes after.

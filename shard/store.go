@@ -2,6 +2,7 @@ package shard
 
 import (
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/followgraph/followgraph/codes"
 )
@@ -17,13 +18,13 @@ import (
 // each other, but not with a write: guard a Store with a sync.RWMutex.
 // A View, once taken, may be read from any goroutine while writes continue.
 type Store struct {
-	cfg Config
-	st  state
+	cfg   Config
+	st    state
+	users *Users
 
-	balloc blockAlloc
-	salloc strAlloc
-	index  internTable
-	free   uidHeap // free uids below st.nuids
+	balloc  blockAlloc
+	owners  internTable // uid -> record number, for users with lists
+	recFree []uint32    // free record numbers below st.nrecs
 
 	nlarge       uint32
 	nlargeLive   int
@@ -37,27 +38,39 @@ type Store struct {
 	liveViews atomic.Int32 // Views not yet released
 
 	counts [numKinds]int64 // entries per kind
-	nusers int             // uids in use
+	nusers int             // records in use
+	closed bool
 }
 
-// New returns an empty Store.
+// New returns an empty Store. It names users through cfg.Users, the node's
+// shared table, or through a table of its own when that is nil.
 func New(cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Store{cfg: cfg, index: newInternTable(), gen: 1}
+	s := &Store{cfg: cfg, owners: newInternTable(), gen: 1, users: cfg.Users}
+	if s.users == nil {
+		s.users = NewUsers()
+		s.cfg.Users = nil
+	}
 	s.cfg.CursorKey = append([]byte(nil), cfg.CursorKey...)
 	s.balloc.mem = &s.st.blocks
-	s.salloc.mem = &s.st.strs
+	s.st.names = s.users
 	return s, nil
 }
 
 // Config returns the Store's configuration.
 func (s *Store) Config() Config { return s.cfg }
 
+// Users returns the user table the Store names users through.
+func (s *Store) Users() *Users { return s.users }
+
 // beginWrite prepares a write: it notices released Views and reuses the
 // memory they held.
 func (s *Store) beginWrite() {
+	if s.closed {
+		panic("shard: write to a closed Store")
+	}
 	live := s.liveViews.Load() > 0
 	if !live && s.viewsLive {
 		s.reclaim()
@@ -67,82 +80,104 @@ func (s *Store) beginWrite() {
 
 func (s *Store) reclaim() {
 	s.balloc.reclaim()
-	s.salloc.reclaim()
 	s.largeFree = append(s.largeFree, s.largePending...)
 	s.largePending = s.largePending[:0]
 }
 
-func (s *Store) eqID(uid uint32, id string) bool {
-	return string(s.st.idBytes(uid)) == id
+// uidOf returns the uid of id if the node knows it. Whether this Store
+// holds anything for it is up to its records and lists.
+func (s *Store) uidOf(id string) (uint32, bool) { return s.users.lookup(id) }
+
+func ownerHash(uid uint32) uint64 { return uint64(uid) * 0x9e3779b97f4a7c15 }
+
+func (s *Store) recNum(uid uint32) (uint32, bool) {
+	return s.owners.lookup(ownerHash(uid), func(rn uint32) bool { return s.st.recs.get(rn).uid == uid })
 }
 
-// uidOf returns the uid of id if the Store knows it.
-func (s *Store) uidOf(id string) (uint32, bool) {
-	return s.index.lookup(id, s.index.hash(id), s.eqID)
-}
-
-// intern returns id's uid, allocating one if needed. id must be valid.
-func (s *Store) intern(id string) uint32 {
-	h := s.index.hash(id)
-	if uid, ok := s.index.lookup(id, h, s.eqID); ok {
-		return uid
+// rec returns uid's record, or noRec if uid has no lists here. Read only.
+func (s *Store) rec(uid uint32) *userRec {
+	if rn, ok := s.recNum(uid); ok {
+		return s.st.recs.get(rn)
 	}
-	var uid uint32
-	if len(s.free) > 0 {
-		uid = s.free.pop()
+	return &noRec
+}
+
+// recMut returns uid's record for writing, creating it (and taking a
+// reference on uid for it) if uid had no lists here.
+func (s *Store) recMut(uid uint32) *userRec {
+	if rn, ok := s.recNum(uid); ok {
+		return s.st.recs.mut(rn, s.gen, s.frozen, s.viewsLive)
+	}
+	var rn uint32
+	if n := len(s.recFree); n > 0 {
+		rn = s.recFree[n-1]
+		s.recFree = s.recFree[:n-1]
 	} else {
-		uid = s.st.nuids
-		s.st.nuids++
-		s.st.users.ensure(uid, s.gen)
+		rn = s.st.nrecs
+		s.st.nrecs++
+		s.st.recs.ensure(rn, s.gen)
 	}
-	u := s.userMut(uid)
-	*u = userRec{str: s.salloc.alloc(id), slen: uint8(len(id))}
-	s.index.insert(h, uid)
+	r := s.st.recs.mut(rn, s.gen, s.frozen, s.viewsLive)
+	*r = userRec{uid: uid}
+	s.owners.insert(ownerHash(uid), rn)
+	s.users.ref(uid)
 	s.nusers++
-	return uid
+	return r
 }
 
-func (s *Store) userMut(uid uint32) *userRec {
-	return s.st.users.mut(uid, s.gen, s.frozen, s.viewsLive)
-}
-
-// release frees uid if nothing refers to it any more.
-func (s *Store) release(uid uint32) {
-	u := s.st.user(uid)
-	if u.slen == 0 || u.refs != 0 || !u.empty() {
+// settle drops uid's record once its lists are empty.
+func (s *Store) settle(uid uint32) {
+	rn, ok := s.recNum(uid)
+	if !ok || !s.st.recs.get(rn).empty() {
 		return
 	}
-	id := s.st.idBytes(uid)
-	s.index.remove(s.index.hash(string(id)), uid)
-	s.salloc.release(u.str, u.slen, s.viewsLive)
-	*s.userMut(uid) = userRec{}
-	s.free.push(uid)
+	s.owners.remove(ownerHash(uid), rn)
+	*s.st.recs.mut(rn, s.gen, s.frozen, s.viewsLive) = userRec{}
+	s.recFree = append(s.recFree, rn)
 	s.nusers--
-}
-
-func (s *Store) ref(uid uint32, d int32) {
-	u := s.userMut(uid)
-	u.refs = uint32(int32(u.refs) + d)
+	s.users.unref(uid)
 }
 
 // insert adds (peer, t) to owner's list k and counts the reference.
 func (s *Store) insert(owner uint32, k setKind, peer uint32, t int64) {
 	key := s.st.idBytes(peer)
-	s.setInsert(&s.userMut(owner).sets[k], peer, t, key)
-	s.ref(peer, 1)
+	s.setInsert(&s.recMut(owner).sets[k], peer, t, key)
+	s.users.ref(peer)
 	s.counts[k]++
 }
 
-// remove deletes peer, whose entry has time t, from owner's list k.
+// remove deletes peer, whose entry has time t, from owner's list k. The
+// caller settles owner's record afterwards.
 func (s *Store) remove(owner uint32, k setKind, peer uint32, t int64) {
 	key := s.st.idBytes(peer)
-	s.setRemove(&s.userMut(owner).sets[k], peer, t, key)
-	s.ref(peer, -1)
+	s.setRemove(&s.recMut(owner).sets[k], peer, t, key)
+	s.users.unref(peer)
 	s.counts[k]--
 }
 
 func (s *Store) lookup(owner uint32, k setKind, peer uint32) (int64, bool) {
-	return s.st.lookup(s.st.user(owner).sets[k], peer)
+	return s.st.lookup(s.rec(owner).sets[k], peer)
+}
+
+// Close gives back every reference the Store holds in its user table, so
+// that users only it named are reclaimed. Call it when the Store is
+// discarded (a snapshot restored in its place); Views taken earlier stay
+// readable until released. The Store must not be used afterwards.
+func (s *Store) Close() {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	for rn := range s.st.nrecs {
+		r := s.st.recs.get(rn)
+		if r.empty() {
+			continue
+		}
+		for k := range numKinds {
+			s.st.each(r.sets[k], func(peer uint32, _ int64) { s.users.unref(peer) })
+		}
+		s.users.unref(r.uid)
+	}
 }
 
 // Result is the outcome of one target of Follow or Unfollow.
@@ -210,31 +245,36 @@ func (s *Store) Follow(actor string, targets []string, now int64) ([]Result, err
 	}
 	s.beginWrite()
 	res := make([]Result, len(targets))
-	a := s.intern(actor)
+	a := s.users.acquire(actor)
 	for i, target := range targets {
 		r := &res[i]
 		r.UserID = target
 		if rejectTarget(r, actor, target) {
 			continue
 		}
-		b := s.intern(target)
-		if t, ok := s.lookup(a, kFollowing, b); ok {
-			r.Time = t
-			continue
-		}
-		if int(s.st.user(a).sets[kFollowing].n) >= s.cfg.MaxFollowing {
-			r.Code, r.Info = codes.FollowingLimit, infoLimit
-			s.release(b)
-			continue
-		}
-		s.insert(a, kFollowing, b, now)
-		if tb, ok := s.lookup(a, kFollowers, b); ok {
-			s.insert(a, kMutual, b, max(now, tb))
-		}
-		r.Changed, r.Time = true, now
+		b := s.users.acquire(target)
+		s.follow(r, a, b, now)
+		s.users.unref(b)
 	}
-	s.release(a)
+	s.settle(a)
+	s.users.unref(a)
 	return res, nil
+}
+
+func (s *Store) follow(r *Result, a, b uint32, now int64) {
+	if t, ok := s.lookup(a, kFollowing, b); ok {
+		r.Time = t
+		return
+	}
+	if int(s.rec(a).sets[kFollowing].n) >= s.cfg.MaxFollowing {
+		r.Code, r.Info = codes.FollowingLimit, infoLimit
+		return
+	}
+	s.insert(a, kFollowing, b, now)
+	if tb, ok := s.lookup(a, kFollowers, b); ok {
+		s.insert(a, kMutual, b, max(now, tb))
+	}
+	r.Changed, r.Time = true, now
 }
 
 // Unfollow makes actor stop following each target. Unfollowing someone not
@@ -246,7 +286,10 @@ func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
 	}
 	s.beginWrite()
 	res := make([]Result, len(targets))
-	a, known := s.uidOf(actor)
+	// Targets are looked up without a reference: one this Store follows is
+	// held by the following entry until the entry goes, and the last use
+	// of the target's uid is that removal.
+	a, known := s.users.acquireKnown(actor)
 	for i, target := range targets {
 		r := &res[i]
 		r.UserID = target
@@ -266,10 +309,10 @@ func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
 		}
 		s.remove(a, kFollowing, b, t)
 		r.Changed, r.Time = true, t
-		s.release(b)
 	}
 	if known {
-		s.release(a)
+		s.settle(a)
+		s.users.unref(a)
 	}
 	return res, nil
 }
@@ -285,11 +328,12 @@ func (s *Store) AddFollower(followee, follower string, t int64) (bool, error) {
 		return false, err
 	}
 	s.beginWrite()
-	b := s.intern(followee)
-	a := s.intern(follower)
+	b := s.users.acquire(followee)
+	a := s.users.acquire(follower)
 	changed, err := s.addFollower(b, a, t)
-	s.release(a)
-	s.release(b)
+	s.settle(b)
+	s.users.unref(a)
+	s.users.unref(b)
 	return changed, err
 }
 
@@ -299,7 +343,7 @@ func (s *Store) addFollower(b, a uint32, t int64) (bool, error) {
 			return false, nil
 		}
 		s.dropFollower(b, a, old)
-	} else if s.cfg.MaxFollowers > 0 && int(s.st.user(b).sets[kFollowers].n) >= s.cfg.MaxFollowers {
+	} else if s.cfg.MaxFollowers > 0 && int(s.rec(b).sets[kFollowers].n) >= s.cfg.MaxFollowers {
 		return false, codes.New(codes.FollowersLimit, "followers limit (%d) reached", s.cfg.MaxFollowers)
 	}
 	s.insert(b, kFollowers, a, t)
@@ -326,6 +370,8 @@ func (s *Store) RemoveFollower(followee, follower string, t int64) (bool, error)
 		return false, err
 	}
 	s.beginWrite()
+	// No references taken: if the edge is here, b's record and a's
+	// followers entry hold both uids until the removal, their last use.
 	b, ok1 := s.uidOf(followee)
 	a, ok2 := s.uidOf(follower)
 	if !ok1 || !ok2 {
@@ -336,8 +382,7 @@ func (s *Store) RemoveFollower(followee, follower string, t int64) (bool, error)
 		return false, nil
 	}
 	s.dropFollower(b, a, t)
-	s.release(a)
-	s.release(b)
+	s.settle(b)
 	return true, nil
 }
 
@@ -404,7 +449,7 @@ func (s *Store) Scan(k Kind, user, cursor string, limit int, fn func(id []byte, 
 	}
 	var lastT int64
 	var lastU uint32
-	more := s.st.scan(s.st.user(uid).sets[k.set()], after, pos.t, pos.id, limit, func(peer uint32, t int64) {
+	more := s.st.scan(s.rec(uid).sets[k.set()], after, pos.t, pos.id, limit, func(peer uint32, t int64) {
 		fn(s.st.idBytes(peer), t)
 		lastT, lastU = t, peer
 	})
@@ -443,7 +488,7 @@ func (s *Store) info(id string) Info {
 		return r
 	}
 	if uid, ok := s.uidOf(id); ok {
-		u := s.st.user(uid)
+		u := s.rec(uid)
 		r.Following, r.Followers, r.Mutual = u.sets[kFollowing].n, u.sets[kFollowers].n, u.sets[kMutual].n
 	}
 	return r
@@ -490,9 +535,9 @@ func (s *Store) Check(actor string, targets []string) ([]CheckResult, error) {
 	}
 	res := make([]CheckResult, len(targets))
 	a, known := s.uidOf(actor)
-	var u *userRec
+	u := &noRec
 	if known {
-		u = s.st.user(a)
+		u = s.rec(a)
 	}
 	for i, target := range targets {
 		r := &res[i]
@@ -520,70 +565,70 @@ func (s *Store) Check(actor string, targets []string) ([]CheckResult, error) {
 
 // Stats describes a Store's size.
 type Stats struct {
-	// Users is the number of user IDs the Store knows: its own users and
-	// the users its lists name.
+	// Users is the number of users with lists in this Store.
 	Users int
 	// Following, Followers and Mutual count list entries of each kind.
 	// Following is the number of follow edges whose follower lives here.
 	Following, Followers, Mutual int64
 	// LargeLists is the number of lists kept in the paged form.
 	LargeLists int
-	// BlockBytes, StringBytes and IndexBytes are the memory held by entry
-	// blocks, ID strings and the intern index.
-	BlockBytes, StringBytes, IndexBytes int64
+	// BlockBytes is the memory held by entry blocks; IndexBytes that of
+	// the user records and their index. The ID strings live in the user
+	// table (Users.Stats), shared with the node's other Stores.
+	BlockBytes, IndexBytes int64
 }
 
 // Stats returns the Store's size.
 func (s *Store) Stats() Stats {
 	return Stats{
-		Users:       s.nusers,
-		Following:   s.counts[kFollowing],
-		Followers:   s.counts[kFollowers],
-		Mutual:      s.counts[kMutual],
-		LargeLists:  s.nlargeLive,
-		BlockBytes:  s.balloc.bytes(),
-		StringBytes: int64(len(s.st.strs)) * strChunkSize,
-		IndexBytes:  int64(len(s.index.slots)) * 8,
+		Users:      s.nusers,
+		Following:  s.counts[kFollowing],
+		Followers:  s.counts[kFollowers],
+		Mutual:     s.counts[kMutual],
+		LargeLists: s.nlargeLive,
+		BlockBytes: s.balloc.bytes(),
+		IndexBytes: s.owners.bytes() + int64(len(s.st.recs.chunks))*int64(unsafe.Sizeof(tableChunk[userRec]{})),
 	}
 }
 
-// HasUser reports whether the Store knows id (as a user of its own or as a
-// peer in one of its lists).
+// HasUser reports whether id is in the Store's user table: for a Store
+// with a table of its own, whether it has lists or is named in one.
 func (s *Store) HasUser(id string) bool {
 	_, ok := s.uidOf(id)
 	return ok
+}
+
+// eachRec calls fn with every record in use until fn returns false.
+func (s *Store) eachRec(fn func(r *userRec) bool) {
+	for rn := range s.st.nrecs {
+		if r := s.st.recs.get(rn); !r.empty() && !fn(r) {
+			return
+		}
+	}
 }
 
 // EachUser calls fn with the ID of every user that has a non-empty list in
 // this Store (the shard's own users), in no particular order, until fn
 // returns false. It is a read.
 func (s *Store) EachUser(fn func(id string) bool) {
-	for uid := uint32(0); uid < s.st.nuids; uid++ {
-		u := s.st.user(uid)
-		if u.slen == 0 || u.empty() {
-			continue
-		}
-		if !fn(string(s.st.idBytes(uid))) {
-			return
-		}
-	}
+	s.eachRec(func(r *userRec) bool { return fn(string(s.st.idBytes(r.uid))) })
 }
 
 // ScanUsers calls fn with the IDs of up to limit users that have lists in
-// this Store, in uid order starting at uid from, and returns the uid to
-// continue from (0 when done). uids are this Store's own numbering, so a
-// scan is only meaningful against one replica at a quiescent moment (what
-// followctl verify needs).
+// this Store, in record order starting at record from, and returns the
+// record to continue from (0 when done). Records are this Store's own
+// numbering, so a scan is only meaningful against one replica at a
+// quiescent moment (what followctl verify needs).
 func (s *Store) ScanUsers(from uint32, limit int, fn func(id string)) uint32 {
-	for uid := from; uid < s.st.nuids; uid++ {
-		u := s.st.user(uid)
-		if u.slen == 0 || u.empty() {
+	for rn := from; rn < s.st.nrecs; rn++ {
+		r := s.st.recs.get(rn)
+		if r.empty() {
 			continue
 		}
 		if limit == 0 {
-			return uid
+			return rn
 		}
-		fn(string(s.st.idBytes(uid)))
+		fn(string(s.st.idBytes(r.uid)))
 		limit--
 	}
 	return 0

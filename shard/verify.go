@@ -13,67 +13,97 @@ import (
 // for tests and offline checks, not for the serving path.
 func (s *Store) CheckInvariants() error {
 	st := &s.st
-	refs := make([]uint32, st.nuids)
+	refs := map[uint32]uint32{} // references this Store holds, by uid
 	var counts [numKinds]int64
 	users := 0
-	for uid := uint32(0); uid < st.nuids; uid++ {
-		u := st.user(uid)
-		if u.slen == 0 {
-			if !u.empty() || u.refs != 0 {
-				return fmt.Errorf("free uid %d has lists or references", uid)
-			}
+	for rn := range st.nrecs {
+		u := st.recs.get(rn)
+		if u.empty() {
 			continue
 		}
 		users++
-		if got, ok := s.uidOf(string(st.idBytes(uid))); !ok || got != uid {
-			return fmt.Errorf("uid %d (%q) not found in the intern index", uid, st.idBytes(uid))
+		uid := u.uid
+		refs[uid]++
+		if got, ok := s.recNum(uid); !ok || got != rn {
+			return fmt.Errorf("uid %d: record %d not in the record index", uid, rn)
 		}
-		if u.empty() && u.refs == 0 {
-			return fmt.Errorf("uid %d (%q) should have been freed", uid, st.idBytes(uid))
+		if err := s.checkName(uid); err != nil {
+			return err
 		}
 		for k := range numKinds {
-			r := u.sets[k]
-			var es []entry
-			st.each(r, func(peer uint32, t int64) { es = append(es, entry{peer, t}) })
-			if len(es) != int(r.n) {
-				return fmt.Errorf("uid %d list %d: count %d, %d entries", uid, k, r.n, len(es))
-			}
-			seen := map[uint32]bool{}
-			for i, e := range es {
-				if e.uid == uid || e.uid >= st.nuids || st.user(e.uid).slen == 0 {
-					return fmt.Errorf("uid %d list %d: bad peer %d", uid, k, e.uid)
-				}
-				if seen[e.uid] {
-					return fmt.Errorf("uid %d list %d: peer %d twice", uid, k, e.uid)
-				}
-				seen[e.uid] = true
-				if i > 0 && st.cmpKey(es[i-1].t, es[i-1].uid, e.t, st.idBytes(e.uid)) >= 0 {
-					return fmt.Errorf("uid %d list %d: out of order at %d", uid, k, i)
-				}
-				if t, ok := st.lookup(r, e.uid); !ok || t != e.t {
-					return fmt.Errorf("uid %d list %d: lookup of %d gives %d,%v, want %d", uid, k, e.uid, t, ok, e.t)
-				}
-				refs[e.uid]++
-			}
-			counts[k] += int64(r.n)
-			if err := s.checkLarge(r); err != nil {
-				return fmt.Errorf("uid %d list %d: %w", uid, k, err)
+			if err := s.checkList(uid, k, refs, &counts); err != nil {
+				return err
 			}
 		}
 		if err := s.checkMutual(uid); err != nil {
 			return err
 		}
 	}
-	for uid := uint32(0); uid < st.nuids; uid++ {
-		if u := st.user(uid); u.refs != refs[uid] {
-			return fmt.Errorf("uid %d: refs %d, counted %d", uid, u.refs, refs[uid])
-		}
+	if users != s.nusers || s.owners.n != users {
+		return fmt.Errorf("%d users, %d indexed, counted %d", s.nusers, s.owners.n, users)
 	}
 	if counts != s.counts {
 		return fmt.Errorf("entry counts %v, counted %v", s.counts, counts)
 	}
-	if users != s.nusers {
-		return fmt.Errorf("%d users, counted %d", s.nusers, users)
+	// A table of the Store's own holds exactly the Store's references; a
+	// shared one holds at least them.
+	own := s.cfg.Users == nil
+	if own && s.users.live.Load() != int64(len(refs)) {
+		return fmt.Errorf("user table holds %d users, the Store names %d", s.users.live.Load(), len(refs))
+	}
+	for uid, n := range refs {
+		if got := s.users.rec(uid).refs.Load(); got < n || own && got != n {
+			return fmt.Errorf("uid %d: %d references, counted %d", uid, got, n)
+		}
+	}
+	return nil
+}
+
+// checkName verifies that uid is live in the user table and found there
+// by its ID.
+func (s *Store) checkName(uid uint32) error {
+	if uid >= s.users.size() || s.users.rec(uid).slen == 0 {
+		return fmt.Errorf("uid %d is not in use", uid)
+	}
+	id := s.st.idBytes(uid)
+	if got, ok := s.uidOf(string(id)); !ok || got != uid {
+		return fmt.Errorf("uid %d (%q) not found in the user table", uid, id)
+	}
+	return nil
+}
+
+// checkList verifies uid's list k and counts its entries and references.
+func (s *Store) checkList(uid uint32, k setKind, refs map[uint32]uint32, counts *[numKinds]int64) error {
+	st := &s.st
+	r := s.rec(uid).sets[k]
+	var es []entry
+	st.each(r, func(peer uint32, t int64) { es = append(es, entry{peer, t}) })
+	if len(es) != int(r.n) {
+		return fmt.Errorf("uid %d list %d: count %d, %d entries", uid, k, r.n, len(es))
+	}
+	seen := map[uint32]bool{}
+	for i, e := range es {
+		if e.uid == uid {
+			return fmt.Errorf("uid %d list %d: names its owner", uid, k)
+		}
+		if err := s.checkName(e.uid); err != nil {
+			return fmt.Errorf("uid %d list %d: %w", uid, k, err)
+		}
+		if seen[e.uid] {
+			return fmt.Errorf("uid %d list %d: peer %d twice", uid, k, e.uid)
+		}
+		seen[e.uid] = true
+		if i > 0 && st.cmpKey(es[i-1].t, es[i-1].uid, e.t, st.idBytes(e.uid)) >= 0 {
+			return fmt.Errorf("uid %d list %d: out of order at %d", uid, k, i)
+		}
+		if t, ok := st.lookup(r, e.uid); !ok || t != e.t {
+			return fmt.Errorf("uid %d list %d: lookup of %d gives %d,%v, want %d", uid, k, e.uid, t, ok, e.t)
+		}
+		refs[e.uid]++
+	}
+	counts[k] += int64(r.n)
+	if err := s.checkLarge(r); err != nil {
+		return fmt.Errorf("uid %d list %d: %w", uid, k, err)
 	}
 	return nil
 }
@@ -84,7 +114,7 @@ func (s *Store) CheckInvariants() error {
 // stream that disagrees with itself must not load.
 func (s *Store) checkMutual(uid uint32) error {
 	st := &s.st
-	u := st.user(uid)
+	u := s.rec(uid)
 	want := 0
 	var err error
 	st.each(u.sets[kFollowing], func(peer uint32, tf int64) {

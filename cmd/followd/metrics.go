@@ -96,6 +96,7 @@ type nodeCollector struct {
 	n                                                  *cluster.Node
 	users, following, followers, mutual, leader, index *prometheus.Desc
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
+	tableUsers, tableBytes                             *prometheus.Desc
 	logEntries                                         *prometheus.Desc
 	snapLogBytes, snapBytes, snaps, snapSeconds        *prometheus.Desc
 	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
@@ -109,7 +110,9 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 	node := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
 	return &nodeCollector{
 		n:            n,
-		users:        d("followgraph_shard_users", "User IDs the shard's store knows (its users and the peers its lists name)."),
+		users:        d("followgraph_shard_users", "Users with lists on the shard."),
+		tableUsers:   node("followgraph_node_users", "User IDs in the node's user table (every user some replica of the node names)."),
+		tableBytes:   node("followgraph_node_user_table_bytes", "Memory of the node's user table: ID strings, index and per-user records."),
 		following:    d("followgraph_shard_edges", "Follow edges whose follower lives on the shard (following entries)."),
 		followers:    d("followgraph_shard_follower_entries", "Followers entries on the shard."),
 		mutual:       d("followgraph_shard_mutual_entries", "Mutual entries on the shard."),
@@ -117,7 +120,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		index:        d("followgraph_shard_applied_index", "Raft index of the last entry the shard applied."),
 		lagRecords:   d("followgraph_relay_pending_records", "Reverse edges committed on the shard and not yet acknowledged by their destination shard."),
 		lagAge:       d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
-		heapBlocks:   d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks, ID strings and index."),
+		heapBlocks:   d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks and user records (ID strings are in the node's user table)."),
 		halted:       d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
 		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
 		snapLogBytes: d("followgraph_shard_log_bytes_since_snapshot", "Bytes of log the shard applied since its newest snapshot (what a restart replays)."),
@@ -139,7 +142,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted,
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.tableUsers, c.tableBytes,
 		c.logEntries, c.snapLogBytes, c.snapBytes, c.snaps, c.snapSeconds, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
@@ -162,7 +165,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.following, float64(rs.Store.Following), label)
 		g(c.followers, float64(rs.Store.Followers), label)
 		g(c.mutual, float64(rs.Store.Mutual), label)
-		g(c.heapBlocks, float64(rs.Store.BlockBytes+rs.Store.StringBytes+rs.Store.IndexBytes), label)
+		g(c.heapBlocks, float64(rs.Store.BlockBytes+rs.Store.IndexBytes), label)
 		g(c.leader, flag(rs.Ready && rs.Leader), label)
 		g(c.index, float64(rs.AppliedIndex), label)
 		g(c.lagRecords, float64(rs.Lag.Records), label)
@@ -176,6 +179,9 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	one := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, t, v)
 	}
+	us := c.n.UserStats()
+	one(c.tableUsers, prometheus.GaugeValue, float64(us.Users))
+	one(c.tableBytes, prometheus.GaugeValue, float64(us.StringBytes+us.IndexBytes))
 	st := c.n.RaftLogStats()
 	one(c.logSegments, prometheus.GaugeValue, float64(st.Segments))
 	one(c.logFileBytes, prometheus.GaugeValue, float64(st.FileBytes))
