@@ -142,12 +142,14 @@ func (r *Replica) startRaft(dir string, boot []raft.Server) error {
 	if err != nil {
 		return err
 	}
-	// Recent entries stay in memory for followers and replays.
-	cached, err := raft.NewLogCache(1024, r.logs)
-	if err != nil {
-		return err
+	var logs raft.LogStore = r.logs
+	if n := r.cfg.Raft.LogCache; n > 0 && r.node.cfg.clusterMode() {
+		// Recent entries stay in memory for followers.
+		if logs, err = raft.NewLogCache(n, r.logs); err != nil {
+			return err
+		}
 	}
-	if r.raft, err = raft.NewRaft(rc, r.fsm, cached, r.stable, snaps, r.trans); err != nil {
+	if r.raft, err = raft.NewRaft(rc, r.fsm, logs, r.stable, snaps, r.trans); err != nil {
 		return err
 	}
 	if !has && len(boot) > 0 {

@@ -380,6 +380,7 @@ func BenchmarkMemoryPerEdgeNode(b *testing.B) {
 		after := heapAlloc()
 		b.ReportMetric(float64(after-before)/float64(edges), "bytes/edge")
 		b.ReportMetric(float64(edges), "edges")
+		reportBlocks(b, stores, edges)
 		runtime.KeepAlive(stores)
 	}
 }
@@ -425,4 +426,29 @@ func loadGraphSharded(tb testing.TB, stores []*Store, g *graphgen.Graph) int64 {
 		edges += s.Stats().Following
 	}
 	return edges
+}
+
+// reportBlocks splits the entry blocks' memory per edge: entries proper,
+// the rounding of lists up to their class's capacity, and free slots.
+func reportBlocks(b *testing.B, stores []*Store, edges int64) {
+	var chunk, capa, entries, large int64
+	for _, s := range stores {
+		chunk += s.balloc.bytes()
+		capa += s.balloc.inUse * (4 + timeBytes)
+		st := s.Stats()
+		entries += (st.Following + st.Followers + st.Mutual) * (4 + timeBytes)
+		s.eachRec(func(r *userRec) bool {
+			for k := range numKinds {
+				if r.sets[k].large() {
+					large += int64(r.sets[k].n)
+				}
+			}
+			return true
+		})
+	}
+	e := float64(edges)
+	b.ReportMetric(float64(entries)/e, "entry-bytes/edge")
+	b.ReportMetric(float64(capa-entries)/e, "rounding-bytes/edge")
+	b.ReportMetric(float64(chunk-capa)/e, "free-slot-bytes/edge")
+	b.ReportMetric(float64(large)/float64(2*edges), "large-share")
 }
