@@ -25,9 +25,10 @@
 // View captures a point-in-time copy cheaply (copy-on-write by generation)
 // for snapshots, streamed by View.WriteTo and rebuilt by ReadFrom.
 //
-// Memory layout (see docs/ARCHITECTURE.md): user IDs are interned to 32-bit
-// uids; lists live in headerless blocks of 10-byte entries carved from large
-// pointer-free chunks in size classes; large lists are paged with a time
-// index and a uid index. The garbage collector sees a few thousand pointers
-// whatever the graph's size.
+// Memory layout (see docs/ARCHITECTURE.md): user IDs are interned to
+// 32-bit uids in a Users table that every Store of a node shares, so each
+// ID is stored once per node; lists live in headerless blocks of 10-byte
+// entries carved from large pointer-free chunks in size classes; large
+// lists are paged with a time index and a uid index. The garbage collector
+// sees a few thousand pointers whatever the graph's size.
 package shard
