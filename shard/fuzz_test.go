@@ -70,10 +70,24 @@ func frame(payload []byte) []byte {
 }
 
 func checkLoad(t *testing.T, b []byte) {
-	s, err := ReadFrom(bytes.NewReader(b), DefaultConfig())
+	// Through a table of its own the test can see: a snapshot that does
+	// not load leaves no user behind, and one that does gives every user
+	// back on Close.
+	cfg := DefaultConfig()
+	cfg.Users = NewUsers()
+	s, err := ReadFrom(bytes.NewReader(b), cfg)
 	if err != nil {
+		if n := cfg.Users.Stats().Users; n != 0 {
+			t.Fatalf("failed load (%v) left %d users in the table", err, n)
+		}
 		return
 	}
+	defer func() {
+		s.Close()
+		if n := cfg.Users.Stats().Users; n != 0 {
+			t.Fatalf("%d users left after Close", n)
+		}
+	}()
 	if err := s.CheckInvariants(); err != nil {
 		t.Fatalf("accepted snapshot breaks invariants: %v", err)
 	}
