@@ -19,37 +19,7 @@ import (
 // send them.
 func loadGraph(tb testing.TB, s *Store, g *graphgen.Graph) int64 {
 	tb.Helper()
-	ids := make([]string, g.Config().Users)
-	for i := range ids {
-		ids[i] = graphgen.UserID(i)
-	}
-	var buf []int
-	var targets []string
-	now := int64(1_700_000_000_000)
-	for u := range ids {
-		buf = g.Following(u, buf)
-		for len(buf) > 0 {
-			k := min(len(buf), 20)
-			targets = targets[:0]
-			for _, v := range buf[:k] {
-				targets = append(targets, ids[v])
-			}
-			now++
-			res, err := s.Follow(ids[u], targets, now)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			for _, r := range res {
-				if r.Changed {
-					if _, err := s.AddFollower(r.UserID, ids[u], r.Time); err != nil {
-						tb.Fatal(err)
-					}
-				}
-			}
-			buf = buf[k:]
-		}
-	}
-	return s.Stats().Following
+	return loadGraphSharded(tb, []*Store{s}, g)
 }
 
 func heapAlloc() uint64 {

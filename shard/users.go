@@ -116,31 +116,27 @@ func (u *Users) lookup(id string) (uint32, bool) {
 
 // acquire returns id's uid with one more reference, adding id if it is new.
 func (u *Users) acquire(id string) uint32 {
-	h := u.hash(id)
-	st := u.stripe(h)
-	st.mu.Lock()
-	uid, ok := st.t.lookup(h, func(v uint32) bool { return u.eq(v, id) })
-	if ok {
-		u.rec(uid).refs.Add(1)
-	} else {
-		uid = u.add(id)
-		st.t.insert(h, uid)
-	}
-	st.mu.Unlock()
+	uid, _ := u.take(id, true)
 	return uid
 }
 
 // acquireKnown is acquire for an ID that may be unknown: it takes a
-// reference only if id has a uid.
-func (u *Users) acquireKnown(id string) (uint32, bool) {
+// reference only if id has a uid, and never adds one.
+func (u *Users) acquireKnown(id string) (uint32, bool) { return u.take(id, false) }
+
+func (u *Users) take(id string, add bool) (uint32, bool) {
 	h := u.hash(id)
 	st := u.stripe(h)
 	st.mu.Lock()
+	defer st.mu.Unlock()
 	uid, ok := st.t.lookup(h, func(v uint32) bool { return u.eq(v, id) })
-	if ok {
+	switch {
+	case ok:
 		u.rec(uid).refs.Add(1)
+	case add:
+		uid, ok = u.add(id), true
+		st.t.insert(h, uid)
 	}
-	st.mu.Unlock()
 	return uid, ok
 }
 
