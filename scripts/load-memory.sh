@@ -6,6 +6,7 @@
 #
 #   scripts/load-memory.sh [USERS]        (default 1000000)
 #   BIN=/tmp/other/bin scripts/load-memory.sh 200000   another build
+#   FOLLOWD_FLAGS="-gogc 10" scripts/load-memory.sh    other followd flags
 set -euo pipefail
 users=${1:-1000000}
 bin=${BIN:-bin}
@@ -15,7 +16,8 @@ http=127.0.0.1:27961
 trap 'kill $pid 2>/dev/null || true; wait 2>/dev/null; rm -rf "$dir"' EXIT
 
 start() {
-	"$bin/followd" -data-dir "$dir/data" -listen $addr -http $http >>"$dir/followd.log" 2>&1 &
+	# shellcheck disable=SC2086 # FOLLOWD_FLAGS is a list of flags
+	"$bin/followd" -data-dir "$dir/data" -listen $addr -http $http ${FOLLOWD_FLAGS:-} >>"$dir/followd.log" 2>&1 &
 	pid=$!
 	local t0=$(date +%s.%N)
 	until curl -sf "http://$http/readyz" >/dev/null; do

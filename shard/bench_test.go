@@ -399,7 +399,9 @@ func loadGraphSharded(tb testing.TB, stores []*Store, g *graphgen.Graph) int64 {
 }
 
 // reportBlocks splits the entry blocks' memory per edge: entries proper,
-// the rounding of lists up to their class's capacity, and free slots.
+// the rounding of lists up to their class's capacity (which includes the
+// second index of large lists), and slots not in use (free, or never used
+// yet at the end of each class's last chunk).
 func reportBlocks(b *testing.B, stores []*Store, edges int64) {
 	var chunk, capa, entries, large int64
 	for _, s := range stores {
@@ -419,6 +421,6 @@ func reportBlocks(b *testing.B, stores []*Store, edges int64) {
 	e := float64(edges)
 	b.ReportMetric(float64(entries)/e, "entry-bytes/edge")
 	b.ReportMetric(float64(capa-entries)/e, "rounding-bytes/edge")
-	b.ReportMetric(float64(chunk-capa)/e, "free-slot-bytes/edge")
+	b.ReportMetric(float64(chunk-capa)/e, "unused-slot-bytes/edge")
 	b.ReportMetric(float64(large)/float64(2*edges), "large-share")
 }

@@ -26,6 +26,8 @@ const (
 	// chunkEntries is the number of entries a class chunk holds, whatever
 	// the class: 8192 entries = 80 KiB per chunk.
 	chunkEntries = 8192
+	// firstChunkEntries is the size a class's newest chunk starts at.
+	firstChunkEntries = 512
 
 	// maxBlock is the capacity of the largest class: small lists live in one
 	// block, large lists in pages of at most maxBlock entries.
@@ -144,16 +146,34 @@ func (a *blockAlloc) alloc(c int, gen uint32) uint32 {
 			panic("shard: block class exhausted")
 		}
 		ca.next++
-		capa := classCaps[c]
-		per := uint32(chunkEntries / capa)
-		if slot%per == 0 {
-			a.mem[c].uids = append(a.mem[c].uids, make([]uint32, chunkEntries))
-			a.mem[c].times = append(a.mem[c].times, make([]byte, chunkEntries*timeBytes))
-		}
+		a.ensureSlot(c, slot)
 		ca.gens = append(ca.gens, gen)
 	}
 	a.inUse += int64(classCaps[c])
 	return uint32(c)<<classShift | slot
+}
+
+// ensureSlot makes a never-used slot addressable. A class's last chunk
+// starts at firstChunkEntries and doubles as it fills, up to chunkEntries,
+// so that a Store with few lists (or a class few lists use) does not hold
+// 80 KiB per class. A View keeps the chunk it captured, so growing by copy
+// never changes what a View reads.
+func (a *blockAlloc) ensureSlot(c int, slot uint32) {
+	capa := classCaps[c]
+	per := uint32(chunkEntries / capa)
+	ch, i := slot/per, slot%per
+	m := &a.mem[c]
+	if i == 0 {
+		n := min(per, uint32(max(1, firstChunkEntries/capa))) * uint32(capa)
+		m.uids = append(m.uids, make([]uint32, n))
+		m.times = append(m.times, make([]byte, n*timeBytes))
+		return
+	}
+	if have := len(m.uids[ch]); int(i+1)*capa > have {
+		n := min(per*uint32(capa), uint32(2*have))
+		m.uids[ch] = append(make([]uint32, 0, n), m.uids[ch]...)[:n]
+		m.times[ch] = append(make([]byte, 0, n*timeBytes), m.times[ch]...)[:n*timeBytes]
+	}
 }
 
 func (a *blockAlloc) gen(h uint32) uint32 {
@@ -188,7 +208,9 @@ func (a *blockAlloc) reclaim() {
 func (a *blockAlloc) bytes() int64 {
 	var n int64
 	for c := 1; c < numClasses; c++ {
-		n += int64(len(a.mem[c].uids)) * chunkEntries * (4 + timeBytes)
+		for _, u := range a.mem[c].uids {
+			n += int64(len(u)) * (4 + timeBytes)
+		}
 	}
 	return n
 }
