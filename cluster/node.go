@@ -239,6 +239,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.members.Close())
 		}
 		n.wg.Wait()
+		n.snapshotOnClose()
 		for _, r := range n.localReplicas() {
 			errs = append(errs, r.close())
 		}

@@ -2,6 +2,8 @@ package cluster
 
 import (
 	"errors"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -97,5 +99,38 @@ func (r *Replica) snapshotByCost() {
 		// The log keeps every entry meanwhile; retry in a while.
 		r.snapRetryAt = time.Now().Add(snapshotRetry)
 		r.log.Warn("snapshot failed; retrying later", "error", err, "retry_in", snapshotRetry)
+	}
+}
+
+// snapshotOnClose snapshots, before the replicas stop, every replica whose
+// log since its newest snapshot holds at least Raft.SnapshotOnCloseBytes,
+// as many at once as there are cores: writing a snapshot is several times
+// faster than replaying the log it replaces, so a graceful restart costs
+// a little more at the stop and much less at the start. A crash still
+// replays the log, which snapshots by cost keep within
+// Raft.SnapshotLogRatio of the state.
+func (n *Node) snapshotOnClose() {
+	least := n.cfg.Raft.SnapshotOnCloseBytes
+	if least <= 0 {
+		return
+	}
+	start := time.Now()
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	count := 0
+	for _, r := range n.localReplicas() {
+		if r.closing.Load() || r.fsm.Failed() != nil || r.fsm.SnapshotCost().LogBytes < least {
+			continue
+		}
+		count++
+		wg.Go(func() {
+			slots <- struct{}{}
+			defer func() { <-slots }()
+			r.snapshotByCost()
+		})
+	}
+	wg.Wait()
+	if count > 0 {
+		n.log.Info("snapshotted shards before stopping", "shards", count, "took", time.Since(start))
 	}
 }

@@ -77,3 +77,42 @@ func TestSnapshotsByCost(t *testing.T) {
 		}
 	}
 }
+
+// A node that closes snapshots every shard with enough log since its
+// newest snapshot, so that the next start replays (almost) nothing: only
+// what the shards wrote after their snapshot (relay acknowledgements). With
+// the setting at 0 the start replays the whole log.
+func TestSnapshotOnClose(t *testing.T) {
+	replayed := map[bool]int64{}
+	for _, on := range []bool{false, true} {
+		dir := t.TempDir()
+		cfg := testConfig(t, dir)
+		cfg.Raft.SnapshotMinLogBytes = 1 << 40 // the snapshotter never fires
+		cfg.Raft.SnapshotOnCloseBytes = 0
+		if on {
+			cfg.Raft.SnapshotOnCloseBytes = 1
+		}
+		n := openNode(t, cfg)
+		writeMany(t, n, "c", 2000)
+		if err := n.Close(); err != nil {
+			t.Fatal(err)
+		}
+		n = openNode(t, cfg)
+		for _, r := range n.LocalReplicas() {
+			c := r.FSM().SnapshotCost()
+			if on == (c.SnapshotBytes == 0) {
+				t.Fatalf("shard %d, snapshot on close %v: snapshot of %d bytes", r.Shard(), on, c.SnapshotBytes)
+			}
+			replayed[on] += c.LogBytes
+		}
+		info, err := n.Info([]string{"c-1", "c-2"})
+		if err != nil || info[0].Following != 2 || info[1].Followers == 0 {
+			t.Fatalf("after restart: %+v, %v", info, err)
+		}
+		n.Close()
+	}
+	t.Logf("log replayed at start: %d bytes after a close with snapshots, %d without", replayed[true], replayed[false])
+	if replayed[true]*20 > replayed[false] {
+		t.Fatalf("a close with snapshots left %d bytes of log to replay, against %d without", replayed[true], replayed[false])
+	}
+}
