@@ -7,6 +7,7 @@
 #   scripts/load-memory.sh [USERS]        (default 1000000)
 #   BIN=/tmp/other/bin scripts/load-memory.sh 200000   another build
 #   FOLLOWD_FLAGS="-gogc 10" scripts/load-memory.sh    other followd flags
+#   RESTARTS=3 SHOW_LOG=1 scripts/load-memory.sh        more restarts, then followd's log
 set -euo pipefail
 users=${1:-1000000}
 bin=${BIN:-bin}
@@ -35,9 +36,12 @@ sleep 5
 edges=$(curl -s "http://$http/metrics" | awk '/^followgraph_shard_edges/ {s += $2} END {printf "%d", s}')
 rss=$(awk '/VmRSS/ {print $2 * 1024}' /proc/$pid/status)
 echo "users $users edges $edges rss_bytes $rss bytes_per_edge $(echo "scale=1; $rss / $edges" | bc)"
-kill -TERM $pid
-wait $pid || true
-start
-echo "restart_to_ready_s $ready"
+for i in $(seq "${RESTARTS:-1}"); do
+	kill -TERM $pid
+	wait $pid || true
+	start
+	echo "restart_to_ready_s $ready"
+done
+[ -z "${SHOW_LOG:-}" ] || tail -n 60 "$dir/followd.log"
 rss=$(awk '/VmRSS/ {print $2 * 1024}' /proc/$pid/status)
 echo "after restart rss_bytes $rss bytes_per_edge $(echo "scale=1; $rss / $edges" | bc)"

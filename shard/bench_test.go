@@ -424,3 +424,49 @@ func reportBlocks(b *testing.B, stores []*Store, edges int64) {
 	b.ReportMetric(float64(chunk-capa)/e, "unused-slot-bytes/edge")
 	b.ReportMetric(float64(large)/float64(2*edges), "large-share")
 }
+
+// BenchmarkRestoreNode is a node's start from snapshots: the 16 Stores of
+// a node (memGraph spread by Of) rebuilt from their snapshots into one
+// fresh user table, two at a time as on this 2-core machine.
+func BenchmarkRestoreNode(b *testing.B) {
+	g := memGraph(b)
+	cfg := DefaultConfig()
+	cfg.Users = NewUsers()
+	stores := make([]*Store, 16)
+	for i := range stores {
+		stores[i], _ = New(cfg)
+	}
+	edges := loadGraphSharded(b, stores, g)
+	snaps := make([][]byte, len(stores))
+	for i, s := range stores {
+		v := s.View()
+		var buf bytes.Buffer
+		if _, err := v.WriteTo(&buf); err != nil {
+			b.Fatal(err)
+		}
+		v.Release()
+		snaps[i] = buf.Bytes()
+		s.Close()
+	}
+	stores = nil
+	for b.Loop() {
+		cfg.Users = NewUsers()
+		next := make(chan []byte, len(snaps))
+		for _, sn := range snaps {
+			next <- sn
+		}
+		close(next)
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() {
+				for sn := range next {
+					if _, err := ReadFrom(bytes.NewReader(sn), cfg); err != nil {
+						b.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(edges), "edges")
+}

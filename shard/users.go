@@ -143,6 +143,9 @@ func (u *Users) take(id string, add bool) (uint32, bool) {
 // ref adds a reference to a uid the caller already holds one on.
 func (u *Users) ref(uid uint32) { u.rec(uid).refs.Add(1) }
 
+// refN adds n references to a uid the caller already holds one on.
+func (u *Users) refN(uid uint32, n uint32) { u.rec(uid).refs.Add(n) }
+
 // unref drops a reference. The last one removes the ID from the index
 // under its stripe's lock, so that no acquire can revive a uid being freed.
 func (u *Users) unref(uid uint32) {
