@@ -319,8 +319,18 @@ func (c *Config) raftConfig() *raft.Config {
 	rc.SnapshotInterval = c.Raft.SnapshotInterval
 	rc.TrailingLogs = c.Raft.TrailingLogs
 	rc.NoLegacyTelemetry = true
+	if !c.clusterMode() {
+		// A single voter has no one to hear from: the heartbeat timeout
+		// only delays its first election after the start, by 0.5-1 s per
+		// shard with the cluster's values.
+		rc.HeartbeatTimeout, rc.ElectionTimeout, rc.LeaderLeaseTimeout = singleVoterTimeout, singleVoterTimeout, singleVoterTimeout
+	}
 	return rc
 }
+
+// singleVoterTimeout is raft's heartbeat, election and lease timeout on a
+// single node.
+const singleVoterTimeout = 20 * time.Millisecond
 
 // Peers reaches the other nodes of a cluster. cmd/followd supplies one
 // that speaks the client protocol (router.Peers); the cluster package
