@@ -367,12 +367,12 @@ func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
 	// The loader held one reference on every user it read and counted the
 	// entries naming each; it hands the counts to the table now, in one
 	// step per user rather than one per entry, then drops its own.
-	for _, u := range d.read {
+	d.read.each(func(_ int, u *loadedUser) {
 		if u.refs > 0 {
 			s.users.refN(u.uid, u.refs)
 		}
 		s.users.unref(u.uid)
-	}
+	})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -383,10 +383,41 @@ func ReadFrom(r io.Reader, cfg Config) (*Store, error) {
 type loader struct {
 	s      *Store
 	f      *frameReader
-	read   []loadedUser // by rank: the users of the 'S' record
+	read   rankTable // the users of the 'S' record
 	serial uint32
 	buf    []entry
 	ranks  []uint32 // rank of each entry of buf
+}
+
+// rankTable holds a snapshot's users by rank, in chunks, so that it grows
+// without copying or touching fresh memory twice: a shard's snapshot names
+// about every user of the node.
+type rankTable struct {
+	chunks [][]loadedUser
+	n      int
+}
+
+const rankChunkBits = 16
+
+func (t *rankTable) add(u loadedUser) {
+	if t.n&(1<<rankChunkBits-1) == 0 {
+		t.chunks = append(t.chunks, make([]loadedUser, 0, 1<<rankChunkBits))
+	}
+	c := &t.chunks[len(t.chunks)-1]
+	*c = append(*c, u)
+	t.n++
+}
+
+func (t *rankTable) at(rank uint64) *loadedUser {
+	return &t.chunks[rank>>rankChunkBits][rank&(1<<rankChunkBits-1)]
+}
+
+func (t *rankTable) each(fn func(rank int, u *loadedUser)) {
+	for i, c := range t.chunks {
+		for j := range c {
+			fn(i<<rankChunkBits|j, &c[j])
+		}
+	}
 }
 
 // loadedUser is what the loader knows of the user of one rank; one struct
@@ -474,7 +505,7 @@ func (d *loader) userIDs() error {
 			return corrupt("user IDs out of order at %q", id)
 		}
 		prevID, prevLen = id, n
-		d.read = append(d.read, loadedUser{uid: d.s.users.acquire(id)})
+		d.read.add(loadedUser{uid: d.s.users.acquire(id)})
 	}
 	return nil
 }
@@ -488,7 +519,7 @@ func (d *loader) lists() error {
 	if err != nil {
 		return err
 	}
-	n := int64(len(d.read))
+	n := int64(d.read.n)
 	if count > uint64(n) {
 		return corrupt("%d users with lists, %d users", count, n)
 	}
@@ -507,7 +538,7 @@ func (d *loader) lists() error {
 				return err
 			}
 		}
-		uid := d.read[rank].uid
+		uid := d.read.at(uint64(rank)).uid
 		if s.rec(uid).empty() {
 			return corrupt("user %d listed with no entries", rank)
 		}
@@ -527,8 +558,8 @@ func (d *loader) trailer() error {
 	if err != nil {
 		return err
 	}
-	if users != uint64(len(d.read)) {
-		return corrupt("trailer says %d users, read %d", users, len(d.read))
+	if users != uint64(d.read.n) {
+		return corrupt("trailer says %d users, read %d", users, d.read.n)
 	}
 	for k := range numKinds {
 		c, err := f.uvarint()
@@ -548,12 +579,13 @@ func (d *loader) trailer() error {
 // checkRefs rejects a user that is neither named by an entry nor has
 // lists: no Store writes one, so a snapshot that holds one is corrupt.
 func (d *loader) checkRefs() error {
-	for rank, u := range d.read {
-		if u.refs == 0 && d.s.rec(u.uid).empty() {
-			return corrupt("user %d is neither referenced nor has lists", rank)
+	var err error
+	d.read.each(func(rank int, u *loadedUser) {
+		if err == nil && u.refs == 0 && d.s.rec(u.uid).empty() {
+			err = corrupt("user %d is neither referenced nor has lists", rank)
 		}
-	}
-	return nil
+	})
+	return err
 }
 
 // list reads one list of the user of rank owner and builds it.
@@ -563,8 +595,8 @@ func (d *loader) list(owner uint32, k setKind) error {
 	if err != nil {
 		return err
 	}
-	if n > uint64(len(d.read)) {
-		return corrupt("list of %d entries, %d users", n, len(d.read))
+	if n > uint64(d.read.n) {
+		return corrupt("list of %d entries, %d users", n, d.read.n)
 	}
 	if n == 0 {
 		return nil
@@ -582,7 +614,7 @@ func (d *loader) list(owner uint32, k setKind) error {
 		if err != nil {
 			return err
 		}
-		if p >= uint64(len(d.read)) || uint32(p) == owner {
+		if p >= uint64(d.read.n) || uint32(p) == owner {
 			return corrupt("user %d: bad entry %d", owner, p)
 		}
 		var t int64
@@ -601,7 +633,7 @@ func (d *loader) list(owner uint32, k setKind) error {
 				return corrupt("user %d: list out of order", owner)
 			}
 		}
-		u := &d.read[p]
+		u := d.read.at(p)
 		if u.mark == d.serial {
 			return corrupt("user %d: entry %d appears twice", owner, p)
 		}
@@ -610,9 +642,9 @@ func (d *loader) list(owner uint32, k setKind) error {
 		d.buf = append(d.buf, entry{u.uid, t})
 		d.ranks = append(d.ranks, uint32(p))
 	}
-	d.build(&s.recMut(d.read[owner].uid).sets[k], d.buf)
+	d.build(&s.recMut(d.read.at(uint64(owner)).uid).sets[k], d.buf)
 	for _, p := range d.ranks {
-		d.read[p].refs++
+		d.read.at(uint64(p)).refs++
 	}
 	s.counts[k] += int64(n)
 	return nil
