@@ -91,7 +91,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
-	fs.IntVar(&o.gogc, "gogc", 25, "garbage collector target percentage (GOGC); the graph is pointer-free, so a low value costs little CPU and saves memory")
+	fs.IntVar(&o.gogc, "gogc", 10, "garbage collector target percentage (GOGC); the graph is pointer-free, so a low value costs little CPU and saves memory")
 	fs.StringVar(&o.memoryLimit, "memory-limit", "", "soft memory limit for the Go runtime, e.g. 8GiB (GOMEMLIMIT; empty: none)")
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "most client connections at once")
 	fs.IntVar(&o.maxFrame, "max-frame", wire.DefaultMaxFrame, "largest protocol frame, in bytes")
