@@ -100,6 +100,12 @@ type RaftConfig struct {
 	// 80 bytes per edge loaded. A single node has no followers and keeps
 	// none; 0 disables the cache in a cluster too.
 	LogCache int
+	// QuietAfter is how long a shard goes without writes or lease
+	// renewals before it is quiet: its leader stops sending idle
+	// followers heartbeats and empty AppendEntries, and the node sends
+	// each peer one coalesced beat for all its quiet shards instead
+	// (quiet.go). 0 keeps every shard's heartbeats on the wire.
+	QuietAfter time.Duration
 }
 
 // BatchConfig tunes group commit. At most MaxCommands commands (and
@@ -191,6 +197,7 @@ func DefaultRaftConfig() RaftConfig {
 		CommitTimeout:        250 * time.Millisecond,
 		MaxAppendEntries:     128,
 		LogCache:             256,
+		QuietAfter:           2 * time.Second,
 		SnapshotLogRatio:     1,
 		SnapshotMinLogBytes:  4 << 20,
 		SnapshotOnCloseBytes: 1 << 20,
@@ -254,6 +261,8 @@ func (c *RaftConfig) Validate() error {
 			c.SnapshotLogRatio, c.SnapshotMinLogBytes, c.SnapshotOnCloseBytes)
 	case c.LogCache < 0:
 		return fmt.Errorf("cluster: Raft.LogCache (%d) must not be negative", c.LogCache)
+	case c.QuietAfter < 0:
+		return fmt.Errorf("cluster: Raft.QuietAfter (%v) must not be negative", c.QuietAfter)
 	case c.SnapshotRetain < 1:
 		return fmt.Errorf("cluster: Raft.SnapshotRetain (%d) must be at least 1", c.SnapshotRetain)
 	}

@@ -47,6 +47,7 @@ type Node struct {
 	// Cluster mode only (see clustermode.go).
 	mux     *raftmux.Mux
 	members *Membership
+	beats   *beats      // nil when Raft.QuietAfter is 0
 	started atomic.Bool // local replicas open, gossip running
 	// lostWarned rate-limits the lost-replica warning (under mu).
 	lostWarned map[int]time.Time
@@ -242,6 +243,9 @@ func (n *Node) Close() error {
 		n.snapshotOnClose()
 		for _, r := range n.localReplicas() {
 			errs = append(errs, r.close())
+		}
+		if n.beats != nil {
+			n.beats.close()
 		}
 		errs = append(errs, n.closeRaftLog())
 		if n.mux != nil {

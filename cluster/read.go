@@ -45,6 +45,12 @@ func (r *Replica) lease() error {
 	if int64(time.Since(leaseBase)) < r.leaseUntil.Load() {
 		return nil
 	}
+	// A quiet shard's transport may have answered the heartbeat that
+	// confirms the round (one already under way when wake ran) from a
+	// follower's beat acknowledgement up to quietStale old: that
+	// follower's refusal to vote for others may have started that much
+	// before the round, so the lease ends that much earlier.
+	margin := r.wake()
 	start := time.Since(leaseBase)
 	if err := r.raft.VerifyLeader().Error(); err != nil {
 		return r.raftErr(err)
@@ -53,6 +59,7 @@ func (r *Replica) lease() error {
 		return codes.New(codes.NotLeader, "shard %d is handing its leadership over", r.id)
 	}
 	until := int64(start + r.cfg.Raft.HeartbeatTimeout/2)
+	until -= int64(margin)
 	for {
 		cur := r.leaseUntil.Load()
 		if cur >= until || r.leaseUntil.CompareAndSwap(cur, until) {
@@ -77,6 +84,7 @@ func (r *Replica) ReadLinearizable(fn func(*shard.Store) error) error {
 	if !r.isReady.Load() {
 		return r.notLeader()
 	}
+	r.wake()
 	if err := r.raft.VerifyLeader().Error(); err != nil {
 		return r.raftErr(err)
 	}
@@ -87,4 +95,16 @@ func (r *Replica) ReadLinearizable(fn func(*shard.Store) error) error {
 // read, possibly behind the leader.
 func (r *Replica) ReadLocal(fn func(*shard.Store) error) error {
 	return r.fsm.Read(fn)
+}
+
+// wake marks the shard active (its raft RPCs go out for real: quiet.go)
+// and returns how much earlier than a round's start a follower may have
+// last heard from this leader for the round to count (0 unless the shard
+// can be quiet).
+func (r *Replica) wake() time.Duration {
+	if t, ok := r.trans.(*quietTransport); ok {
+		t.wake()
+		return t.stale
+	}
+	return 0
 }

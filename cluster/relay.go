@@ -26,6 +26,7 @@ import (
 type relay struct {
 	rep   *Replica
 	kicks []chan struct{}
+	acks  chan struct{} // cap 1: a destination confirmed new records
 
 	mu        sync.Mutex
 	running   bool
@@ -40,7 +41,7 @@ type waiter struct {
 
 func newRelay(rep *Replica) *relay {
 	n := rep.node.nshards
-	r := &relay{rep: rep, kicks: make([]chan struct{}, n), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
+	r := &relay{rep: rep, kicks: make([]chan struct{}, n), acks: make(chan struct{}, 1), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
 	for i := range r.kicks {
 		r.kicks[i] = make(chan struct{}, 1)
 	}
@@ -83,6 +84,13 @@ func (r *relay) run(ctx context.Context) {
 	r.mu.Unlock()
 }
 
+// relayPoll is how often an idle stream looks at its outbox without a
+// kick. Every record the FSM queues kicks its stream (a buffered channel:
+// a kick is never lost), so this is only a safety net; each leader runs
+// one stream per other shard (21 x 63 on a node leading 21 of 64 shards),
+// and a one-second poll cost an idle node 1,300 wakeups a second.
+const relayPoll = 15 * time.Second
+
 func (r *relay) stream(ctx context.Context, d int) {
 	cfg := r.rep.cfg.Relay
 	backoff := cfg.Retry
@@ -93,7 +101,7 @@ func (r *relay) stream(ctx context.Context, d int) {
 		if len(recs) == 0 {
 			select {
 			case <-r.kicks[d]:
-			case <-time.After(time.Second):
+			case <-time.After(relayPoll):
 			case <-ctx.Done():
 				return
 			}
@@ -142,6 +150,7 @@ func (r *relay) confirm(d int, seq uint64) {
 	defer r.mu.Unlock()
 	if seq > r.delivered[d] {
 		r.delivered[d] = seq
+		r.kickAck()
 	}
 	ws := r.waiters[d][:0]
 	for _, w := range r.waiters[d] {
@@ -154,16 +163,29 @@ func (r *relay) confirm(d int, seq uint64) {
 	r.waiters[d] = ws
 }
 
+// kickAck wakes the acker.
+func (r *relay) kickAck() {
+	select {
+	case r.acks <- struct{}{}:
+	default:
+	}
+}
+
 // acker writes the confirmed positions to the log, which drops delivered
-// records from the outbox.
+// records from the outbox. It sleeps until a destination confirms new
+// records (an idle shard wakes nothing), then lets confirmations gather
+// for AckEvery, so a busy shard writes at most one ack entry per AckEvery.
 func (r *relay) acker(ctx context.Context) {
-	t := time.NewTicker(r.rep.cfg.Relay.AckEvery)
-	defer t.Stop()
 	acked := make([]uint64, len(r.kicks))
 	var acks []fsm.Watermark
 	for {
 		select {
-		case <-t.C:
+		case <-r.acks:
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-time.After(r.rep.cfg.Relay.AckEvery):
 		case <-ctx.Done():
 			return
 		}
@@ -182,6 +204,7 @@ func (r *relay) acker(ctx context.Context) {
 			if ctx.Err() == nil {
 				r.rep.log.Debug("relay: ack not committed", "error", err)
 			}
+			r.kickAck() // try again
 			continue
 		}
 		for _, a := range acks {

@@ -152,6 +152,9 @@ func (r *Replica) startRaft(dir string, boot []raft.Server) error {
 	if r.raft, err = raft.NewRaft(rc, r.fsm, logs, r.stable, snaps, r.trans); err != nil {
 		return err
 	}
+	if q, ok := r.trans.(*quietTransport); ok {
+		q.raft.Store(r.raft)
+	}
 	if !has && len(boot) > 0 {
 		f := r.raft.BootstrapCluster(raft.Configuration{Servers: boot})
 		if err := f.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
@@ -341,6 +344,19 @@ const raftShutdownGrace = 5 * time.Second
 type quietInfo struct{ hclog.Logger }
 
 func (q quietInfo) Info(msg string, args ...any) { q.Logger.Debug(msg, args...) }
+
+// Error demotes the error raft logs when a pipeline ends because its
+// shard went quiet (quiet.go): that is the intended way back to plain
+// AppendEntries, not a failure.
+func (q quietInfo) Error(msg string, args ...any) {
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, errPipelineQuiet) {
+			q.Logger.Debug(msg, args...)
+			return
+		}
+	}
+	q.Logger.Error(msg, args...)
+}
 
 func (q quietInfo) Log(level hclog.Level, msg string, args ...any) {
 	if level == hclog.Info {

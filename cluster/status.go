@@ -41,6 +41,11 @@ type ReplicaStatus struct {
 	Snapshots fsm.SnapshotCost
 	Store     shard.Stats
 	Lag       Lag
+	// Quiet: this node leads the shard and it is quiet (no writes or
+	// lease renewals for Raft.QuietAfter); QuietAnswers counts the idle
+	// RPCs its transport answered from followers' beats (see quiet.go).
+	Quiet        bool
+	QuietAnswers uint64
 }
 
 // Lag describes the relay's backlog.
@@ -63,6 +68,10 @@ func (r *Replica) Status() ReplicaStatus {
 	rs := ReplicaStatus{Shard: r.id, Ready: r.Ready(), Leader: r.raft.State() == raft.Leader, AppliedIndex: r.fsm.Index(), Lag: r.Lag()}
 	_, id := r.raft.LeaderWithID()
 	rs.LeaderID = string(id)
+	if t, ok := r.trans.(*quietTransport); ok {
+		rs.Quiet = rs.Leader && t.quiet()
+		rs.QuietAnswers = t.faked.Load()
+	}
 	if !rs.Leader {
 		if m, ok := r.node.Leader(r.id); ok {
 			rs.LeaderAddr = m.Meta.ClientAddr

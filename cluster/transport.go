@@ -15,12 +15,16 @@ func (n *Node) transport(i int) (raft.Transport, error) {
 		_, tr := raft.NewInmemTransport(inmemAddr(n.cfg.NodeID, i))
 		return tr, nil
 	}
-	return guardedTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+	t := guardedTransport{raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream:  n.mux.Layer(uint32(i)),
 		MaxPool: 2,
 		Timeout: raftIOTimeout,
 		Logger:  n.log.Named("raft-transport"),
-	})}, nil
+	})}
+	if n.cfg.Raft.QuietAfter == 0 {
+		return t, nil
+	}
+	return newQuietTransport(t, i, &n.cfg, n.log.Named(fmt.Sprintf("shard-%d", i))), nil
 }
 
 // inmemAddr is the in-memory transport address of a single node's shard.

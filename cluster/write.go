@@ -168,6 +168,7 @@ func (r *Replica) batcher() {
 		eb.Time = now
 		data := fsm.EncodeBatch(&buf, eb)
 		b.start = time.Now()
+		r.wake()
 		b.fut = r.raft.Apply(bytes.Clone(data), r.cfg.Batch.ApplyTimeout)
 		// The inflight channel's capacity bounds the entries in flight:
 		// while it is full this blocks, and proposals keep queueing for

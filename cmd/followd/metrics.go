@@ -98,6 +98,7 @@ type nodeCollector struct {
 	lagRecords, lagAge, heapBlocks, halted             *prometheus.Desc
 	tableUsers, tableBytes                             *prometheus.Desc
 	logEntries                                         *prometheus.Desc
+	quiet, quietAnswers                                *prometheus.Desc
 	snapLogBytes, snapBytes, snaps, snapSeconds        *prometheus.Desc
 	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
 	logSyncs, logGroups, logWrites, logRelocated       *prometheus.Desc
@@ -122,6 +123,8 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		lagAge:       d("followgraph_relay_oldest_seconds", "Age of the oldest undelivered reverse edge (0 if none)."),
 		heapBlocks:   d("followgraph_shard_store_bytes", "Memory the shard's store holds in entry blocks and user records (ID strings are in the node's user table)."),
 		halted:       d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
+		quiet:        d("followgraph_shard_quiet", "1 if this node leads the shard and it is quiet: idle followers hear from it through the node's coalesced beats."),
+		quietAnswers: d("followgraph_shard_quiet_answers_total", "Idle raft RPCs (heartbeats, empty AppendEntries) the shard's leader transport answered from followers' beat acknowledgements instead of sending."),
 		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
 		snapLogBytes: d("followgraph_shard_log_bytes_since_snapshot", "Bytes of log the shard applied since its newest snapshot (what a restart replays)."),
 		snapBytes:    d("followgraph_shard_snapshot_bytes", "Size of the shard's newest snapshot."),
@@ -142,7 +145,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.tableUsers, c.tableBytes,
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.quiet, c.quietAnswers, c.tableUsers, c.tableBytes,
 		c.logEntries, c.snapLogBytes, c.snapBytes, c.snaps, c.snapSeconds, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
@@ -171,6 +174,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.lagRecords, float64(rs.Lag.Records), label)
 		g(c.lagAge, rs.Lag.Oldest.Seconds(), label)
 		g(c.halted, flag(rs.Halted != ""), label)
+		g(c.quiet, flag(rs.Quiet), label)
+		ch <- prometheus.MustNewConstMetric(c.quietAnswers, prometheus.CounterValue, float64(rs.QuietAnswers), label)
 		g(c.snapLogBytes, float64(rs.Snapshots.LogBytes), label)
 		g(c.snapBytes, float64(rs.Snapshots.SnapshotBytes), label)
 		ch <- prometheus.MustNewConstMetric(c.snaps, prometheus.CounterValue, float64(rs.Snapshots.Persists), label)
