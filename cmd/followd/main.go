@@ -58,6 +58,7 @@ type options struct {
 	replicas        int
 	deadTimeout     time.Duration
 	raftHeartbeat   time.Duration
+	raftQuietAfter  time.Duration
 	nodeID          string
 	shards          int
 	token           string
@@ -85,7 +86,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "cluster: create a new cluster once this many nodes see each other (give every initial node the same value and --join list)")
 	fs.IntVar(&o.replicas, "replicas", 3, "cluster: voters per shard")
 	fs.DurationVar(&o.deadTimeout, "dead-timeout", 30*time.Second, "cluster: how long a node must be gone before its replicas are re-created elsewhere")
-	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultRaftConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; leaders heartbeat ten times per timeout, so a longer one costs less idle CPU and fails over more slowly")
+	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultRaftConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; a longer one fails over more slowly")
+	fs.DurationVar(&o.raftQuietAfter, "raft-quiet-after", cluster.DefaultRaftConfig().QuietAfter, "cluster: a shard with no writes or lease renewals for this long goes quiet (its followers hear from the leader through one coalesced beat per node pair); 0 keeps every shard's heartbeats on the wire")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
 	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
@@ -274,6 +276,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.DeadTimeout = o.deadTimeout
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
+	cfg.Raft.QuietAfter = o.raftQuietAfter
 	// Replicas on other machines: a leader keeps its lease as long as the
 	// heartbeat timeout, so that a busy machine does not make it step
 	// down.
