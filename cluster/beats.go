@@ -26,6 +26,23 @@ type beatMsg struct {
 	Terms  []uint64 `msgpack:"t"`
 }
 
+// maxBeatShards bounds a beat's list (Config caps shards at 4,096).
+const maxBeatShards = 4096
+
+// readBeat reads the next beat from dec and checks its shape.
+func readBeat(dec *msgpack.Decoder) (beatMsg, error) {
+	var m beatMsg
+	if err := dec.Decode(&m); err != nil {
+		return m, err
+	}
+	if m.From == "" || len(m.Shards) != len(m.Terms) || len(m.Shards) > maxBeatShards {
+		return m, errBadBeat
+	}
+	return m, nil
+}
+
+var errBadBeat = errors.New("cluster: malformed beat")
+
 // beatAck lists the shards whose replica accepted the beat's heartbeat.
 type beatAck struct {
 	Shards []uint32 `msgpack:"s"`
@@ -205,8 +222,8 @@ func (b *beats) serve(c net.Conn) {
 	w := bufio.NewWriter(c)
 	enc, dec := msgpack.NewEncoder(w), msgpack.NewDecoder(bufio.NewReader(c))
 	for {
-		var m beatMsg
-		if err := dec.Decode(&m); err != nil || len(m.Shards) != len(m.Terms) {
+		m, err := readBeat(dec)
+		if err != nil {
 			return
 		}
 		ack := beatAck{Shards: b.handle(&m)}

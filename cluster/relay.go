@@ -89,7 +89,7 @@ func (r *relay) run(ctx context.Context) {
 // a kick is never lost), so this is only a safety net; each leader runs
 // one stream per other shard (21 x 63 on a node leading 21 of 64 shards),
 // and a one-second poll cost an idle node 1,300 wakeups a second.
-const relayPoll = 15 * time.Second
+const relayPoll = time.Minute
 
 func (r *relay) stream(ctx context.Context, d int) {
 	cfg := r.rep.cfg.Relay
