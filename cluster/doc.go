@@ -48,6 +48,15 @@
 // lost. hashicorp/raft runs its own goroutines per replica, stopped by
 // close. The Node owns its replicas, the raft log (whose writer and
 // completer goroutines do the group commit), and in a cluster the
-// reconciler, the bootstrapper, gossip (Membership) and the raft port;
-// Node.Close stops them all, gossip first and the raft log and port last.
+// reconciler, the bootstrapper, gossip (Membership), the beats of quiet
+// shards (beats.go: a ticker, one sender per peer, an accept loop and one
+// server per peer's stream) and the raft port; Node.Close stops them all,
+// gossip first, the beats after the replicas, and the raft log and port
+// last.
+//
+// # Quiet shards
+//
+// A shard idle for Raft.QuietAfter is quiet: its leader's transport
+// answers followers' idle RPCs from the node's coalesced beats instead
+// of sending them (quiet.go).
 package cluster
