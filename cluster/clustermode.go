@@ -40,10 +40,6 @@ func openCluster(n *Node) (*Node, error) {
 	if err := n.openRaftPort(); err != nil {
 		return nil, err
 	}
-	if n.cfg.Raft.QuietAfter > 0 {
-		n.beats = newBeats(n)
-		n.beats.start()
-	}
 	n.replicas = make([]*Replica, n.nshards)
 	// Replicas with data on disk rejoin their groups.
 	onDisk := func(i int) bool {
@@ -57,6 +53,10 @@ func openCluster(n *Node) (*Node, error) {
 	if err := n.startGossip(); err != nil {
 		n.Close()
 		return nil, err
+	}
+	if n.cfg.Raft.QuietAfter > 0 {
+		n.beats = newBeats(n)
+		n.beats.start()
 	}
 	for _, r := range n.localReplicas() {
 		r.start()

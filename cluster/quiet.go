@@ -107,10 +107,12 @@ func (t *quietTransport) wake() {
 // wake less often; their RPCs are answered locally anyway, followers hear
 // from the node's beats, and a follower's own timeout is untouched. The
 // leader still needs an answer from a quorum within LeaderLeaseTimeout
-// or it steps down, so a heartbeat must come within 0.8 of it: at most
-// 4 x LeaderLeaseTimeout, and at most 10 x the configured timeout.
+// or it steps down, so heartbeats stay within 0.4 of it (a scheduling
+// delay of more than half the lease would have to hit every follower's
+// heartbeat to cost the leadership): at most 2 x LeaderLeaseTimeout, and
+// at most 10 x the configured timeout.
 func (c *Config) quietHeartbeat() time.Duration {
-	return max(c.Raft.HeartbeatTimeout, min(4*c.Raft.LeaderLeaseTimeout, 10*c.Raft.HeartbeatTimeout))
+	return max(c.Raft.HeartbeatTimeout, min(2*c.Raft.LeaderLeaseTimeout, 10*c.Raft.HeartbeatTimeout))
 }
 
 // pace sets raft's heartbeat timeout: stretched while this node leads the
