@@ -55,6 +55,22 @@ func startCluster(t *testing.T, shards int) []*proc {
 	return procs
 }
 
+// failoverClient is a client of every node with short timeouts and many
+// retries, closed when the test ends.
+func failoverClient(t *testing.T, procs []*proc) *client.Client {
+	t.Helper()
+	var addrs []string
+	for _, p := range procs {
+		addrs = append(addrs, p.addr)
+	}
+	c, err := client.New(context.Background(), client.Config{Addrs: addrs, RequestTimeout: 2 * time.Second, Retries: 50, RetryBackoff: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // waitMap waits until the shard map names a leader for every shard.
 func waitMap(t *testing.T, c *client.Client, d time.Duration) client.ShardMap {
 	t.Helper()
@@ -85,15 +101,7 @@ func waitMap(t *testing.T, c *client.Client, d time.Duration) client.ShardMap {
 func TestClusterFailoverUnderLoad(t *testing.T) {
 	const shards = 8
 	procs := startCluster(t, shards)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.addr)
-	}
-	c, err := client.New(context.Background(), client.Config{Addrs: addrs, RequestTimeout: 2 * time.Second, Retries: 50, RetryBackoff: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := failoverClient(t, procs)
 	m := waitMap(t, c, 60*time.Second)
 	const victimShard = 0
 	leaderAddr := m.Leaders[victimShard].Addr
@@ -104,7 +112,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 		}
 	}
 	if victim == nil {
-		t.Fatalf("leader %s of shard 0 is none of %v", leaderAddr, addrs)
+		t.Fatalf("leader %s of shard 0 is none of the nodes", leaderAddr)
 	}
 	// Actors homed on the victim's shard.
 	var actors []string
@@ -202,6 +210,7 @@ func TestClusterFailoverUnderLoad(t *testing.T) {
 	// healthy (leader balancing); verify refuses a scan during which a
 	// shard changed leader and asks to be run again.
 	var out []byte
+	var err error
 	for attempt := 1; ; attempt++ {
 		out, err = exec.Command(followctl, "--addr", restarted.addr, "--timeout", "10s", "verify").CombinedOutput()
 		if err == nil || attempt == 5 || !strings.Contains(string(out), "run verify again") {
@@ -286,15 +295,7 @@ func shardQuiet(httpAddr string, i int) bool {
 func TestClusterFailoverQuiet(t *testing.T) {
 	const shards = 8
 	procs := startCluster(t, shards)
-	var addrs []string
-	for _, p := range procs {
-		addrs = append(addrs, p.addr)
-	}
-	c, err := client.New(context.Background(), client.Config{Addrs: addrs, RequestTimeout: 2 * time.Second, Retries: 50, RetryBackoff: 20 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := failoverClient(t, procs)
 	waitMap(t, c, 60*time.Second)
 	const victimShard = 0
 	var actor string
