@@ -131,9 +131,13 @@ type RelayConfig struct {
 	// Retry is the first delay after a failed delivery (doubling, up to
 	// 2 s).
 	Retry time.Duration
-	// AckEvery is how often delivered records are acknowledged in the
-	// log (and dropped from the outbox).
-	AckEvery time.Duration
+	// AckAfter is how long a delivery's confirmation may wait for an
+	// entry the shard writes anyway to carry its acknowledgement (which
+	// drops the records from the outbox); after that, an entry is
+	// written for it alone. Longer means fewer entries on a shard that
+	// writes in bursts, and more records redelivered after a leader
+	// change (harmless: the destination skips them).
+	AckAfter time.Duration
 	// MaxOutbox bounds a shard's undelivered records; while it is
 	// exceeded, new writes to the shard fail with codes.Overloaded.
 	MaxOutbox int
@@ -215,7 +219,7 @@ func DefaultBatchConfig() BatchConfig {
 
 // DefaultRelayConfig returns the relay defaults.
 func DefaultRelayConfig() RelayConfig {
-	return RelayConfig{Batch: 2048, Retry: 20 * time.Millisecond, AckEvery: 50 * time.Millisecond, MaxOutbox: 1 << 20}
+	return RelayConfig{Batch: 2048, Retry: 20 * time.Millisecond, AckAfter: time.Second, MaxOutbox: 1 << 20}
 }
 
 // DefaultMembershipConfig returns the cluster-mode defaults, without
@@ -285,8 +289,8 @@ func (c *BatchConfig) Validate() error {
 
 // Validate reports the first invalid field.
 func (c *RelayConfig) Validate() error {
-	if c.Batch < 1 || c.Retry <= 0 || c.AckEvery <= 0 || c.MaxOutbox < 1 {
-		return errors.New("cluster: Relay.Batch, Relay.Retry, Relay.AckEvery and Relay.MaxOutbox must be positive")
+	if c.Batch < 1 || c.Retry <= 0 || c.AckAfter <= 0 || c.MaxOutbox < 1 {
+		return errors.New("cluster: Relay.Batch, Relay.Retry, Relay.AckAfter and Relay.MaxOutbox must be positive")
 	}
 	return nil
 }

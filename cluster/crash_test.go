@@ -30,11 +30,15 @@ import (
 // group commits of several shards.
 
 func TestMain(m *testing.M) {
-	if os.Getenv("FG_CRASH_CHILD") != "" {
+	switch os.Getenv("FG_CRASH_CHILD") {
+	case "":
+		os.Exit(m.Run())
+	case "trim":
+		trimChild()
+	default:
 		crashChild()
-		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(0)
 }
 
 // crashConfig is quickConfig with frequent snapshots and compaction, so

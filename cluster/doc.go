@@ -27,8 +27,10 @@
 //	    ▼                                                    │
 //	wire writer ◄── response ◄── router converts ◄───────────┘
 //
-// Deliveries of the relay and its acknowledgements are proposals too:
-// they share entries (and fsyncs) with client writes.
+// Deliveries of the relay are proposals too: they share entries (and
+// fsyncs) with client writes. Acknowledgements of the shard's own
+// deliveries ride in whatever entry the batcher writes next (see
+// relay.go); only a shard that stopped writing gets an entry for them.
 //
 // # The read pipeline
 //

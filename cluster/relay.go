@@ -19,10 +19,16 @@ import (
 // log). It continues from there, so records are never skipped and order per
 // (source, destination) is the commit order. The destination ignores
 // sequences it has already applied, so sending a record twice (after a
-// timeout, a crash or a leader change) is harmless. Periodically, the
-// confirmed positions are written to this shard's log as an acknowledgement
-// entry, which drops the delivered records from the outbox; a new leader
-// starts again from the oldest unacknowledged record.
+// timeout, a crash or a leader change) is harmless.
+//
+// Acknowledgements take no log entries of their own: every entry this
+// shard's batcher writes anyway (client writes, deliveries from other
+// shards) carries the positions confirmed since the previous one, and
+// applying it drops those records from the outbox. Only when no entry
+// has carried a confirmation for Relay.AckAfter (the shard stopped
+// writing) does the acker write one for it. A new leader starts again
+// from the oldest unacknowledged record; what it redelivers, the
+// destination skips.
 type relay struct {
 	rep   *Replica
 	kicks []chan struct{}
@@ -31,7 +37,11 @@ type relay struct {
 	mu        sync.Mutex
 	running   bool
 	delivered []uint64 // per destination: highest sequence it confirmed, this term
-	waiters   [][]*waiter
+	// carried[d] is the highest position for d an entry committed or in
+	// flight carries (this term); delivered[d] > carried[d] means an
+	// acknowledgement is owed.
+	carried []uint64
+	waiters [][]*waiter
 }
 
 type waiter struct {
@@ -41,7 +51,7 @@ type waiter struct {
 
 func newRelay(rep *Replica) *relay {
 	n := rep.node.nshards
-	r := &relay{rep: rep, kicks: make([]chan struct{}, n), acks: make(chan struct{}, 1), delivered: make([]uint64, n), waiters: make([][]*waiter, n)}
+	r := &relay{rep: rep, kicks: make([]chan struct{}, n), acks: make(chan struct{}, 1), delivered: make([]uint64, n), carried: make([]uint64, n), waiters: make([][]*waiter, n)}
 	for i := range r.kicks {
 		r.kicks[i] = make(chan struct{}, 1)
 	}
@@ -61,6 +71,7 @@ func (r *relay) run(ctx context.Context) {
 	r.mu.Lock()
 	r.running = true
 	clear(r.delivered)
+	clear(r.carried)
 	r.mu.Unlock()
 	var wg sync.WaitGroup
 	for d := range r.kicks {
@@ -171,13 +182,52 @@ func (r *relay) kickAck() {
 	}
 }
 
-// acker writes the confirmed positions to the log, which drops delivered
-// records from the outbox. It sleeps until a destination confirms new
-// records (an idle shard wakes nothing), then lets confirmations gather
-// for AckEvery, so a busy shard writes at most one ack entry per AckEvery.
+// owedAcks appends to dst the confirmed positions no entry carries yet,
+// and marks them carried: the batcher calls it for every entry it writes.
+func (r *relay) owedAcks(dst []fsm.Watermark) []fsm.Watermark {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.running {
+		return dst
+	}
+	for d, seq := range r.delivered {
+		if seq > r.carried[d] {
+			dst = append(dst, fsm.Watermark{Shard: d, Seq: seq})
+			r.carried[d] = seq
+		}
+	}
+	return dst
+}
+
+// uncarry forgets acknowledgements whose entry failed, so the next entry
+// carries them again (a duplicate acknowledgement is harmless).
+func (r *relay) uncarry(acks []fsm.Watermark) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, a := range acks {
+		r.carried[a.Shard] = min(r.carried[a.Shard], a.Seq-1)
+	}
+	r.kickAck()
+}
+
+// owed reports whether some confirmed position is not carried by an entry.
+func (r *relay) owed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for d, seq := range r.delivered {
+		if seq > r.carried[d] {
+			return true
+		}
+	}
+	return false
+}
+
+// acker makes sure every confirmation is acknowledged in the log even when
+// the shard writes nothing more: it sleeps until a destination confirms
+// new records (an idle shard wakes nothing), gives the batcher AckAfter
+// to carry them in an entry it writes anyway, and only if none did,
+// proposes an entry for them alone.
 func (r *relay) acker(ctx context.Context) {
-	acked := make([]uint64, len(r.kicks))
-	var acks []fsm.Watermark
 	for {
 		select {
 		case <-r.acks:
@@ -185,30 +235,18 @@ func (r *relay) acker(ctx context.Context) {
 			return
 		}
 		select {
-		case <-time.After(r.rep.cfg.Relay.AckEvery):
+		case <-time.After(r.rep.cfg.Relay.AckAfter):
 		case <-ctx.Done():
 			return
 		}
-		acks = acks[:0]
-		r.mu.Lock()
-		for d, seq := range r.delivered {
-			if seq > acked[d] {
-				acks = append(acks, fsm.Watermark{Shard: d, Seq: seq})
-			}
-		}
-		r.mu.Unlock()
-		if len(acks) == 0 {
+		if !r.owed() {
 			continue
 		}
-		if err := r.rep.ack(ctx, append([]fsm.Watermark(nil), acks...)); err != nil {
+		if err := r.rep.flushAcks(ctx); err != nil {
 			if ctx.Err() == nil {
 				r.rep.log.Debug("relay: ack not committed", "error", err)
 			}
 			r.kickAck() // try again
-			continue
-		}
-		for _, a := range acks {
-			acked[a.Shard] = a.Seq
 		}
 	}
 }

@@ -47,6 +47,7 @@ type Replica struct {
 	isReady atomic.Bool
 	closing atomic.Bool
 	lastT   int64 // last followTime proposed (batcher only)
+	entries [numKinds]atomic.Uint64
 
 	snapRetryAt time.Time // snapshotter only: no snapshot by cost before
 

@@ -46,6 +46,12 @@ type ReplicaStatus struct {
 	// RPCs its transport answered from followers' beats (see quiet.go).
 	Quiet        bool
 	QuietAnswers uint64
+	// Entries counts the log entries this replica's batcher committed
+	// (while it led), by what they carry.
+	Entries EntryCounts
+	// Redelivered counts delivered records this replica skipped as
+	// already applied (since the process started).
+	Redelivered uint64
 }
 
 // Lag describes the relay's backlog.
@@ -93,6 +99,8 @@ func (r *Replica) Status() ReplicaStatus {
 		rs.LogEntries = ls.LastIndex - ls.FirstIndex + 1
 	}
 	rs.Snapshots = r.fsm.SnapshotCost()
+	rs.Entries = r.Entries()
+	rs.Redelivered = r.fsm.Redelivered()
 	r.fsm.ReadAny(func(st *shard.Store) { rs.Store = st.Stats() })
 	return rs
 }

@@ -12,8 +12,8 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// The write path: a client command (or a delivery, or acknowledgements)
-// becomes a proposal, queued for the replica's batcher, which puts what is
+// The write path: a client command (or a delivery, or the acker's request
+// for an entry) becomes a proposal, queued for the replica's batcher, which puts what is
 // queued into one log entry and hands it to raft; the completer waits for
 // entries in commit order and answers each proposal.
 
@@ -25,12 +25,13 @@ type WriteOptions struct {
 }
 
 // proposal is one thing to commit through the batcher: a client command,
-// a delivery of records from another shard, or acknowledgements. They all
-// share log entries, so one fsync commits every stream.
+// a delivery of records from another shard, or (neither) the acker asking
+// for an entry to carry owed acknowledgements. They all share log
+// entries, so one fsync commits every stream; every entry also carries
+// the relay's owed acknowledgements (see relay.owedAcks).
 type proposal struct {
 	cmd     *fsm.Command
 	dlv     *fsm.Delivery
-	acks    []fsm.Watermark
 	res     fsm.CommandResult // for a command
 	applied uint64            // for a delivery
 	err     error
@@ -45,14 +46,35 @@ func (p *proposal) size() int {
 	case p.dlv != nil:
 		return 48 * len(p.dlv.Records)
 	}
-	return 16 * len(p.acks)
+	return 0
 }
 
 type batch struct {
 	props []*proposal
 	fut   raft.ApplyFuture
 	start time.Time
-	cmds  int // commands in it (for metrics)
+	cmds  int             // commands in it (for metrics)
+	kind  entryKind       // what it mainly carries (for metrics)
+	acks  []fsm.Watermark // the acknowledgements it carries
+}
+
+// entryKind classifies log entries for EntryCounts: by the first of
+// commands, deliveries and acknowledgements an entry carries.
+type entryKind uint8
+
+const (
+	kindWrite entryKind = iota
+	kindDelivery
+	kindAck
+	numKinds
+)
+
+// EntryCounts counts the log entries a replica's batcher committed while
+// it led, by what they carry first: client writes, deliveries from other
+// shards, or only acknowledgements (what the relay writes when no other
+// entry carried them).
+type EntryCounts struct {
+	Writes, Deliveries, Acks uint64
 }
 
 // Write proposes a follow or unfollow and waits for it to be committed and
@@ -146,30 +168,12 @@ func (r *Replica) batcher() {
 				break fill
 			}
 		}
-		eb.Commands, eb.Deliveries, eb.Acks = eb.Commands[:0], eb.Deliveries[:0], eb.Acks[:0]
-		for _, p := range b.props {
-			switch {
-			case p.cmd != nil:
-				p.idx = len(eb.Commands)
-				eb.Commands = append(eb.Commands, *p.cmd)
-			case p.dlv != nil:
-				p.idx = len(eb.Deliveries)
-				eb.Deliveries = append(eb.Deliveries, *p.dlv)
-			default:
-				eb.Acks = append(eb.Acks, p.acks...)
-			}
+		if !r.encode(b, &eb, &buf) {
+			continue // only the acker asked, and nothing is owed
 		}
-		b.cmds = len(eb.Commands)
-		now := time.Now().UnixMilli()
-		if now < r.lastT {
-			now = r.lastT // the wall clock went back: keep followTimes monotonic
-		}
-		r.lastT = now
-		eb.Time = now
-		data := fsm.EncodeBatch(&buf, eb)
 		b.start = time.Now()
 		r.wake()
-		b.fut = r.raft.Apply(bytes.Clone(data), r.cfg.Batch.ApplyTimeout)
+		b.fut = r.raft.Apply(bytes.Clone(buf.Bytes()), r.cfg.Batch.ApplyTimeout)
 		// The inflight channel's capacity bounds the entries in flight:
 		// while it is full this blocks, and proposals keep queueing for
 		// the next entry.
@@ -181,6 +185,47 @@ func (r *Replica) batcher() {
 			return
 		}
 	}
+}
+
+// encode puts b's proposals and the relay's owed acknowledgements into
+// one batch entry in buf. It returns false, answering b, when there is
+// nothing to write: only acker requests, and no acknowledgement owed.
+func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
+	eb.Commands, eb.Deliveries = eb.Commands[:0], eb.Deliveries[:0]
+	for _, p := range b.props {
+		switch {
+		case p.cmd != nil:
+			p.idx = len(eb.Commands)
+			eb.Commands = append(eb.Commands, *p.cmd)
+		case p.dlv != nil:
+			p.idx = len(eb.Deliveries)
+			eb.Deliveries = append(eb.Deliveries, *p.dlv)
+		}
+	}
+	b.acks = r.relay.owedAcks(nil)
+	eb.Acks = b.acks
+	b.cmds = len(eb.Commands)
+	switch {
+	case b.cmds > 0:
+		b.kind = kindWrite
+	case len(eb.Deliveries) > 0:
+		b.kind = kindDelivery
+	case len(eb.Acks) > 0:
+		b.kind = kindAck
+	default:
+		for _, p := range b.props {
+			close(p.done)
+		}
+		return false
+	}
+	now := time.Now().UnixMilli()
+	if now < r.lastT {
+		now = r.lastT // the wall clock went back: keep followTimes monotonic
+	}
+	r.lastT = now
+	eb.Time = now
+	fsm.EncodeBatch(buf, *eb)
+	return true
 }
 
 // drainQueue fails queued commands at shutdown.
@@ -208,6 +253,11 @@ func (r *Replica) finish(b *batch) {
 	err := b.fut.Error()
 	if r.cfg.OnCommit != nil && err == nil && b.cmds > 0 {
 		r.cfg.OnCommit(r.id, time.Since(b.start), b.cmds)
+	}
+	if err == nil {
+		r.entries[b.kind].Add(1)
+	} else if len(b.acks) > 0 {
+		r.relay.uncarry(b.acks)
 	}
 	var resp *fsm.BatchResponse
 	if err == nil {
@@ -253,6 +303,11 @@ func (r *Replica) raftErr(err error) error {
 	return codes.New(codes.Internal, "shard %d: %v", r.id, err)
 }
 
+// Entries returns the entries the replica's batcher has committed.
+func (r *Replica) Entries() EntryCounts {
+	return EntryCounts{Writes: r.entries[kindWrite].Load(), Deliveries: r.entries[kindDelivery].Load(), Acks: r.entries[kindAck].Load()}
+}
+
 // Deliver applies records from shard src through this shard's raft log
 // (sharing entries with client writes) and returns the highest sequence
 // from src applied here.
@@ -272,9 +327,10 @@ func (r *Replica) Deliver(ctx context.Context, src int, recs []fsm.Record) (uint
 	}
 }
 
-// ack commits acknowledgements through the batcher.
-func (r *Replica) ack(ctx context.Context, acks []fsm.Watermark) error {
-	p := &proposal{acks: acks, done: make(chan struct{})}
+// flushAcks has the batcher write an entry now, which carries the owed
+// acknowledgements, and waits for it.
+func (r *Replica) flushAcks(ctx context.Context) error {
+	p := &proposal{done: make(chan struct{})}
 	if err := r.enqueue(p); err != nil {
 		return err
 	}

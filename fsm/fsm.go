@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
@@ -54,6 +55,12 @@ type FSM struct {
 	failed error
 
 	dec *decoder // used by the apply goroutine only
+
+	// redelivered counts records skipped because they were applied
+	// before (a relay resending after a lost reply, a leader change or a
+	// crash before the source trimmed its outbox). Not replicated state:
+	// it restarts at 0 with the process.
+	redelivered atomic.Uint64
 
 	cost snapshotCost // see SnapshotCost
 }
@@ -255,7 +262,8 @@ func (f *FSM) applyDeliver(d Delivery) uint64 {
 	for _, r := range d.Records {
 		switch {
 		case r.Seq <= f.applied[d.Src]:
-			continue // a redelivery: already applied
+			f.redelivered.Add(1) // already applied
+			continue
 		case r.Seq != f.applied[d.Src]+1:
 			// A gap: the sender skipped records. Apply nothing more; the
 			// response tells it where to resume.
@@ -377,6 +385,10 @@ func (f *FSM) Outbox() OutboxStats {
 	}
 	return st
 }
+
+// Redelivered returns how many delivered records this replica skipped as
+// already applied, since it started.
+func (f *FSM) Redelivered() uint64 { return f.redelivered.Load() }
 
 // Applied returns the highest sequence from shard src applied here.
 func (f *FSM) Applied(src int) uint64 {

@@ -99,6 +99,7 @@ type nodeCollector struct {
 	tableUsers, tableBytes                             *prometheus.Desc
 	logEntries                                         *prometheus.Desc
 	quiet, quietAnswers                                *prometheus.Desc
+	entries, redelivered                               *prometheus.Desc
 	snapLogBytes, snapBytes, snaps, snapSeconds        *prometheus.Desc
 	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
 	logSyncs, logGroups, logWrites, logRelocated       *prometheus.Desc
@@ -125,6 +126,11 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		halted:       d("followgraph_shard_halted", "1 if the shard's state machine halted on an entry it cannot apply."),
 		quiet:        d("followgraph_shard_quiet", "1 if this node leads the shard and it is quiet: idle followers hear from it through the node's coalesced beats."),
 		quietAnswers: d("followgraph_shard_quiet_answers_total", "Idle raft RPCs (heartbeats, empty AppendEntries) the shard's leader transport answered from followers' beat acknowledgements instead of sending."),
+		entries: prometheus.NewDesc("followgraph_shard_entries_total",
+			"Log entries the shard's leader wrote here, by what they carry first: client writes (kind=write), deliveries of other shards' reverse edges (delivery), or only acknowledgements of its own deliveries (ack).",
+			[]string{"shard", "kind"}, nil),
+		redelivered: d("followgraph_relay_redelivered_total",
+			"Reverse edges delivered to the shard that it had applied before and skipped (resent after a lost reply, a leader change or a crash before the source's acknowledgement)."),
 		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
 		snapLogBytes: d("followgraph_shard_log_bytes_since_snapshot", "Bytes of log the shard applied since its newest snapshot (what a restart replays)."),
 		snapBytes:    d("followgraph_shard_snapshot_bytes", "Size of the shard's newest snapshot."),
@@ -145,7 +151,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.quiet, c.quietAnswers, c.tableUsers, c.tableBytes,
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.quiet, c.quietAnswers, c.entries, c.redelivered, c.tableUsers, c.tableBytes,
 		c.logEntries, c.snapLogBytes, c.snapBytes, c.snaps, c.snapSeconds, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
@@ -176,6 +182,10 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.halted, flag(rs.Halted != ""), label)
 		g(c.quiet, flag(rs.Quiet), label)
 		ch <- prometheus.MustNewConstMetric(c.quietAnswers, prometheus.CounterValue, float64(rs.QuietAnswers), label)
+		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.CounterValue, float64(rs.Redelivered), label)
+		for kind, v := range map[string]uint64{"write": rs.Entries.Writes, "delivery": rs.Entries.Deliveries, "ack": rs.Entries.Acks} {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.CounterValue, float64(v), label, kind)
+		}
 		g(c.snapLogBytes, float64(rs.Snapshots.LogBytes), label)
 		g(c.snapBytes, float64(rs.Snapshots.SnapshotBytes), label)
 		ch <- prometheus.MustNewConstMetric(c.snaps, prometheus.CounterValue, float64(rs.Snapshots.Persists), label)
