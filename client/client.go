@@ -88,12 +88,17 @@ type Config struct {
 	// RequestTimeout bounds a call whose context has no deadline
 	// (default 10s), retries included.
 	RequestTimeout time.Duration
-	// Retries is how many times a retryable failure is retried
-	// (default 4; negative for none).
+	// Retries bounds how many times a retryable failure is retried. The
+	// default, 0, retries until the request's deadline (its context's,
+	// or RequestTimeout), so a leader change, a node restart or a
+	// rolling upgrade costs callers latency, not errors; negative: no
+	// retries.
 	Retries int
 	// RetryBackoff is the first retry delay, doubling each time with
-	// jitter (default 10ms).
-	RetryBackoff time.Duration
+	// jitter (default 10ms) up to MaxRetryBackoff (default 200ms: a
+	// failover takes about a second, and a retry should find the new
+	// leader soon after).
+	RetryBackoff, MaxRetryBackoff time.Duration
 	// KnownOutcomeWrites stops retrying a write once its outcome is
 	// unknown (a timeout, a connection lost after sending, a leadership
 	// lost after proposing): the error is returned, and the write may or
@@ -114,14 +119,14 @@ type Config struct {
 // zero field of a Config given to New also means its default.
 func DefaultConfig() Config {
 	return Config{
-		ConnsPerNode:   2,
-		MaxInflight:    512,
-		DialTimeout:    3 * time.Second,
-		RequestTimeout: 10 * time.Second,
-		Retries:        4,
-		RetryBackoff:   10 * time.Millisecond,
-		MaxFrame:       wire.DefaultMaxFrame,
-		Name:           "followgraph-go",
+		ConnsPerNode:    2,
+		MaxInflight:     512,
+		DialTimeout:     3 * time.Second,
+		RequestTimeout:  10 * time.Second,
+		RetryBackoff:    10 * time.Millisecond,
+		MaxRetryBackoff: 200 * time.Millisecond,
+		MaxFrame:        wire.DefaultMaxFrame,
+		Name:            "followgraph-go",
 	}
 }
 
@@ -133,8 +138,8 @@ func (c *Config) Validate() error {
 		return errors.New("client: Config.Addrs is empty")
 	case c.ConnsPerNode < 0 || c.MaxInflight < 0:
 		return fmt.Errorf("client: ConnsPerNode (%d) and MaxInflight (%d) must not be negative", c.ConnsPerNode, c.MaxInflight)
-	case c.DialTimeout < 0 || c.RequestTimeout < 0 || c.RetryBackoff < 0:
-		return errors.New("client: DialTimeout, RequestTimeout and RetryBackoff must not be negative")
+	case c.DialTimeout < 0 || c.RequestTimeout < 0 || c.RetryBackoff < 0 || c.MaxRetryBackoff < 0:
+		return errors.New("client: DialTimeout, RequestTimeout, RetryBackoff and MaxRetryBackoff must not be negative")
 	case c.MaxFrame < 0:
 		return fmt.Errorf("client: MaxFrame (%d) must not be negative", c.MaxFrame)
 	}
@@ -151,8 +156,8 @@ func (c *Config) withDefaults() error {
 	c.MaxInflight = cmp.Or(c.MaxInflight, d.MaxInflight)
 	c.DialTimeout = cmp.Or(c.DialTimeout, d.DialTimeout)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
-	c.Retries = cmp.Or(c.Retries, d.Retries)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, d.RetryBackoff)
+	c.MaxRetryBackoff = max(cmp.Or(c.MaxRetryBackoff, d.MaxRetryBackoff), c.RetryBackoff)
 	c.MaxFrame = cmp.Or(c.MaxFrame, d.MaxFrame)
 	c.Name = cmp.Or(c.Name, d.Name)
 	return nil
@@ -399,16 +404,8 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		if ambiguous && unknown == nil {
 			unknown = err
 		}
-		if ambiguous && c.cfg.KnownOutcomeWrites || !retryable(err) || attempt >= c.cfg.Retries || ctx.Err() != nil {
-			if ctx.Err() != nil && codes.Of(err) != codes.Timeout {
-				return nil, codes.New(codes.Timeout, "%v (last error: %v)", ctx.Err(), err)
-			}
-			if unknown != nil && Definite(err) {
-				// The last refusal says nothing about the earlier
-				// attempt, which may have applied.
-				return nil, codes.New(codes.Timeout, "outcome unknown: an earlier attempt failed with %v; the last with %v", unknown, err)
-			}
-			return nil, err
+		if ambiguous && c.cfg.KnownOutcomeWrites || !retryable(err) || c.retriesSpent(attempt) || ctx.Err() != nil {
+			return nil, giveUp(ctx, err, unknown)
 		}
 		if cn == nil || errors.Is(err, errConnLost) {
 			c.markDown(addr)
@@ -427,9 +424,31 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		select {
 		case <-time.After(backoff + jitter):
 		case <-ctx.Done():
+			return nil, giveUp(ctx, err, unknown)
 		}
-		backoff = min(2*backoff, time.Second)
+		backoff = min(2*backoff, c.cfg.MaxRetryBackoff)
 	}
+}
+
+// giveUp is the error of a request whose last attempt failed with err;
+// unknown, if set, is the failure of an earlier attempt of a write that
+// may have applied.
+func giveUp(ctx context.Context, err, unknown error) error {
+	if ctx.Err() != nil && codes.Of(err) != codes.Timeout {
+		return codes.New(codes.Timeout, "%v (last error: %v)", ctx.Err(), err)
+	}
+	if unknown != nil && Definite(err) {
+		// The last refusal says nothing about the earlier attempt,
+		// which may have applied.
+		return codes.New(codes.Timeout, "outcome unknown: an earlier attempt failed with %v; the last with %v", unknown, err)
+	}
+	return err
+}
+
+// retriesSpent reports whether attempt (counted from 0) was the last one
+// Config.Retries allows; with Retries 0, only the deadline ends retries.
+func (c *Client) retriesSpent(attempt int) bool {
+	return c.cfg.Retries < 0 || c.cfg.Retries > 0 && attempt >= c.cfg.Retries
 }
 
 // definite reports whether a request that failed with err certainly had no

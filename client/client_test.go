@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,6 +230,46 @@ func TestRetries(t *testing.T) {
 	c = newClient(t, addr, func(c *client.Config) { c.Retries = 2 })
 	if _, err := c.Follow(context.Background(), "a", []string{"b"}); !errors.Is(err, client.ErrOverloaded) || f.calls.Load() != 3 {
 		t.Fatalf("bounded retries: %v after %d calls", err, f.calls.Load())
+	}
+}
+
+// By default a failure that did not apply is retried until the request's
+// deadline, with the backoff capped: a failover of a second or two costs
+// latency, not an error.
+func TestRetriesUntilDeadline(t *testing.T) {
+	// Eight failures (a failover's worth of retries at the capped
+	// backoff), then success.
+	f, addr := startFlaky(t, codes.ShardUnavailable, 8)
+	c := newClient(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if res, err := c.Follow(ctx, "a", []string{"b"}); err != nil || res[0].Code != 0 {
+		t.Fatalf("not retried until it succeeded: %v", err)
+	}
+	if f.calls.Load() != 9 {
+		t.Fatalf("%d calls, want 9", f.calls.Load())
+	}
+	took := time.Since(start)
+	// Backoffs 10, 20, 40, 80, 160, then 200 ms: at least 0.9 s, and
+	// far less than an uncapped doubling (2.5 s) plus jitter.
+	if took < 900*time.Millisecond || took > 3*time.Second {
+		t.Fatalf("eight retries took %v", took)
+	}
+
+	// A failure that lasts beyond the deadline ends at the deadline, as
+	// a timeout naming the last failure.
+	f, addr = startFlaky(t, codes.ShardUnavailable, 1<<30)
+	c = newClient(t, addr)
+	ctx, cancel = context.WithTimeout(context.Background(), 700*time.Millisecond)
+	defer cancel()
+	start = time.Now()
+	_, err := c.Follow(ctx, "a", []string{"b"})
+	if codes.Of(err) != codes.Timeout || !strings.Contains(err.Error(), "injected") {
+		t.Fatalf("at the deadline: %v", err)
+	}
+	if took := time.Since(start); took < 650*time.Millisecond || f.calls.Load() < 6 {
+		t.Fatalf("gave up after %v and %d calls, before the deadline", took, f.calls.Load())
 	}
 }
 

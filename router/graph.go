@@ -2,6 +2,8 @@ package router
 
 import (
 	"context"
+	"math/rand/v2"
+	"time"
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/codes"
@@ -21,6 +23,15 @@ func (r *Router) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) (
 	if max := r.node.Limits().MaxTargets; len(req.Targets) < 1 || len(req.Targets) > max {
 		return nil, codes.New(codes.InvalidParam, "%d targets: want 1 to %d", len(req.Targets), max)
 	}
+	var out []wire.Result
+	err := r.retrying(ctx, func() (err error) {
+		out, err = r.write(ctx, op, req)
+		return err
+	})
+	return out, err
+}
+
+func (r *Router) write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
 	rep, addr, err := r.route(ctx, req.Actor, wire.Leader)
 	if err != nil {
 		return nil, err
@@ -54,6 +65,15 @@ func (r *Router) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn 
 	if err := shard.ValidateUserID(req.User); err != nil {
 		return "", err
 	}
+	var next string
+	err := r.retrying(ctx, func() (err error) {
+		next, err = r.list(ctx, k, op, req, fn)
+		return err
+	})
+	return next, err
+}
+
+func (r *Router) list(ctx context.Context, k shard.Kind, op wire.Op, req wire.ListRequest, fn func(id []byte, t int64)) (string, error) {
 	rep, addr, err := r.route(ctx, req.User, req.Consistency)
 	if err != nil {
 		return "", err
@@ -68,6 +88,39 @@ func (r *Router) List(ctx context.Context, op wire.Op, req wire.ListRequest, fn 
 		return err
 	})
 	return next, err
+}
+
+// forwardRetry bounds how long a node retries a request it could not
+// hand to the shard's leader, certainly unapplied: no leader known yet,
+// the leader's node refusing the connection, or leadership moved. It
+// covers an election, so a failover is absorbed here rather than passed
+// to the caller; beyond it, the caller gets the error and may retry
+// itself (the protocol carries no deadline: a caller with a shorter one
+// sees a timeout meanwhile).
+const forwardRetry = 2 * time.Second
+
+// retrying runs fn, and again with a capped, doubling backoff, while it
+// fails with NotLeader or ShardUnavailable, for up to forwardRetry or
+// until ctx ends. Overloaded and ShuttingDown go back to the caller at
+// once (back-pressure; another node should serve it), and so does a
+// peer's request: the peer retries it.
+func (r *Router) retrying(ctx context.Context, fn func() error) error {
+	if !r.node.Clustered() || wire.FromPeer(ctx) {
+		return fn()
+	}
+	began, backoff := time.Now(), 10*time.Millisecond
+	for {
+		err := fn()
+		if c := codes.Of(err); c != codes.NotLeader && c != codes.ShardUnavailable || time.Since(began)+backoff > forwardRetry {
+			return err
+		}
+		select {
+		case <-time.After(backoff + rand.N(backoff/2)):
+		case <-ctx.Done():
+			return err
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
+	}
 }
 
 // read reads a local replica at the requested consistency.
@@ -135,6 +188,15 @@ func (r *Router) Check(ctx context.Context, req wire.CheckRequest) ([]wire.Check
 	if err := shard.ValidateUserID(req.Actor); err != nil {
 		return nil, err
 	}
+	var out []wire.Check
+	err := r.retrying(ctx, func() (err error) {
+		out, err = r.check(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+func (r *Router) check(ctx context.Context, req wire.CheckRequest) ([]wire.Check, error) {
 	rep, addr, err := r.route(ctx, req.Actor, req.Consistency)
 	if err != nil {
 		return nil, err

@@ -48,12 +48,6 @@ const (
 	exitUsage  = 2 // the command line is wrong
 )
 
-// longRetries is the retries of the commands that run long (verify, drain
-// --wait): with the client's backoff (10ms doubling up to 1s), about 3s of
-// retrying, which rides out a leader election; --timeout still bounds each
-// request.
-const longRetries = 9
-
 // maxPage is the server's largest page: --all uses it unless --limit is set,
 // to need as few round trips as possible.
 const maxPage = 500
@@ -96,11 +90,7 @@ type command struct {
 	// budget is the time limit of the whole command (default --timeout);
 	// 0 means none, and then --timeout bounds each request instead.
 	budget func(o *options) time.Duration
-	// retries is how many times the client retries a retryable failure
-	// (not leader, no leader yet, overloaded...): 2 unless set. Long
-	// commands ride out a leader election.
-	retries int
-	run     func(ctx context.Context, c *client.Client, o *options, args []string) (output, error)
+	run    func(ctx context.Context, c *client.Client, o *options, args []string) (output, error)
 }
 
 // output is a command's result: it marshals to the --json object and
@@ -204,7 +194,7 @@ var commands = []*command{
 			"status 1) if that takes longer than --wait. --timeout then bounds each\n" +
 			"request rather than the whole command. A single node cannot be drained.",
 		example: "followctl drain n2 --wait 10m\n  followctl drain n2 --off",
-		flags:   drainFlags, check: drainCheck, budget: drainBudget, retries: longRetries, run: drainCmd,
+		flags:   drainFlags, check: drainCheck, budget: drainBudget, run: drainCmd,
 	},
 	{
 		name: "verify", args: "", minArgs: 0, maxArgs: 0,
@@ -229,7 +219,7 @@ var commands = []*command{
 			"bounds each request, not the whole command. The exit status is 1 if any\n" +
 			"violation is found; the first 20 are listed.",
 		example: "followctl verify --addr 10.0.0.5:7700 --parallel 16\n  followctl verify --sample 0.01 --json",
-		flags:   verifyFlags, check: verifyCheck, budget: func(*options) time.Duration { return 0 }, retries: longRetries,
+		flags:   verifyFlags, check: verifyCheck, budget: func(*options) time.Duration { return 0 },
 		run: verifyCmd,
 	},
 }
@@ -396,12 +386,8 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
-	retries := 2
-	if cmd.retries != 0 {
-		retries = cmd.retries
-	}
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	c, err := client.New(dialCtx, client.Config{Addrs: []string{o.addr}, Token: o.token, Retries: retries, RequestTimeout: o.timeout})
+	c, err := client.New(dialCtx, client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout})
 	dialCancel()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,128 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/followgraph/followgraph/client"
+	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
+)
+
+// TestFailoverInvisibleToCallers: three followd processes, a client with
+// the default configuration (it knows every node), and writers with 5 s
+// deadlines, half of them on a shard whose leader is then stopped, by
+// SIGKILL and, in a second cluster, by SIGTERM. No caller sees an error:
+// the client retries what did not apply until the deadline. Three more
+// writers each send to one node, without the client's routing or
+// retries (Client.Call): the nodes that survive absorb the failover
+// themselves, retrying the forward to the shard's new leader. The test reports the latency the
+// failover added (the slowest write around it, against the median).
+func TestFailoverInvisibleToCallers(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) { failoverWithoutErrors(t, sig) })
+	}
+}
+
+func failoverWithoutErrors(t *testing.T, sig syscall.Signal) {
+	const shards, victimShard = 8, 0
+	procs := startCluster(t, shards)
+	var addrs []string
+	for _, p := range procs {
+		addrs = append(addrs, p.addr)
+	}
+	c, err := client.New(context.Background(), client.Config{Addrs: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitMap(t, c, 60*time.Second)
+	direct := func(ctx context.Context, node int, actor, target string) error {
+		_, err := c.Call(ctx, procs[node].addr, wire.OpFollow, func(b []byte) []byte {
+			return wire.AppendWriteRequest(b, wire.WriteRequest{Actor: actor, Targets: []string{target}})
+		})
+		return err
+	}
+	// Writers 0-3 write to the victim's shard, 4-7 anywhere.
+	var home []string
+	for i := 0; len(home) < 40; i++ {
+		if a := fmt.Sprintf("actor%d", i); shard.Of(a, shards) == victimShard {
+			home = append(home, a)
+		}
+	}
+	var mu sync.Mutex
+	var errs []string
+	var lat []time.Duration
+	var slowest time.Duration
+	singleErrs := make([][]string, len(procs)) // by the one node the client knows
+	stop := untilStopped(11, func(w, i int) {
+		a, tg := home[(i*4+w)%len(home)], fmt.Sprintf("t%d-%d", w, i)
+		switch {
+		case w >= 8:
+			a = home[(i*3+w)%len(home)]
+		case w >= 4:
+			a = fmt.Sprintf("any%d-%d", w, i%50)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		var err error
+		if w >= 8 {
+			err = direct(ctx, w-8, a, tg)
+		} else {
+			_, err = c.Follow(ctx, a, []string{tg})
+		}
+		took := time.Since(start)
+		cancel()
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			e := fmt.Sprintf("%s after %v: %v", a, took.Round(time.Millisecond), err)
+			if w >= 8 {
+				singleErrs[w-8] = append(singleErrs[w-8], e)
+			} else {
+				errs = append(errs, e)
+			}
+		}
+		if w < 8 {
+			lat = append(lat, took)
+			slowest = max(slowest, took)
+		}
+		time.Sleep(5 * time.Millisecond)
+	})
+	time.Sleep(time.Second)
+	var victim *proc
+	for deadline := time.Now().Add(10 * time.Second); victim == nil; time.Sleep(50 * time.Millisecond) {
+		for _, p := range procs {
+			if leadsShard(c, p.addr, victimShard) {
+				victim = p
+			}
+		}
+		if victim == nil && time.Now().After(deadline) {
+			stop()
+			t.Fatalf("no node leads shard %d", victimShard)
+		}
+	}
+	victim.cmd.Process.Signal(sig)
+	<-victim.exited
+	time.Sleep(6 * time.Second)
+	stop()
+	slices.Sort(lat)
+	t.Logf("%v of the leader of shard %d: %d writes, median %v, p99 %v, slowest %v, %d errors",
+		sig, victimShard, len(lat), lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Millisecond), slowest.Round(time.Millisecond), len(errs))
+	if len(errs) > 0 {
+		t.Fatalf("%d writes failed; the first: %s", len(errs), errs[0])
+	}
+	for i, p := range procs {
+		if p != victim && len(singleErrs[i]) > 0 {
+			t.Fatalf("through %s alone, without client retries: %d writes failed; the first: %s", p.addr, len(singleErrs[i]), singleErrs[i][0])
+		}
+	}
+	if len(lat) < 200 {
+		t.Fatalf("only %d writes in 7 s", len(lat))
+	}
+}
