@@ -94,6 +94,15 @@ type Config struct {
 	// rolling upgrade costs callers latency, not errors; negative: no
 	// retries.
 	Retries int
+	// AttemptTimeout bounds each attempt of a call (default 1.5s, about
+	// a leader failover; negative: none but the call's deadline). A node
+	// that does not answer in time (stopped, frozen, partitioned away) is
+	// avoided for a moment and the call retried elsewhere, where the
+	// shard's new leader is by then: a stalled node delays callers by
+	// about a failover, not by their whole deadline. A write whose
+	// attempt timed out may still apply; with KnownOutcomeWrites it is
+	// reported as unknown (30007) instead of retried.
+	AttemptTimeout time.Duration
 	// RetryBackoff is the first retry delay, doubling each time with
 	// jitter (default 10ms) up to MaxRetryBackoff (default 200ms: a
 	// failover takes about a second, and a retry should find the new
@@ -123,6 +132,7 @@ func DefaultConfig() Config {
 		MaxInflight:     512,
 		DialTimeout:     3 * time.Second,
 		RequestTimeout:  10 * time.Second,
+		AttemptTimeout:  1500 * time.Millisecond,
 		RetryBackoff:    10 * time.Millisecond,
 		MaxRetryBackoff: 200 * time.Millisecond,
 		MaxFrame:        wire.DefaultMaxFrame,
@@ -156,6 +166,7 @@ func (c *Config) withDefaults() error {
 	c.MaxInflight = cmp.Or(c.MaxInflight, d.MaxInflight)
 	c.DialTimeout = cmp.Or(c.DialTimeout, d.DialTimeout)
 	c.RequestTimeout = cmp.Or(c.RequestTimeout, d.RequestTimeout)
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, d.AttemptTimeout)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, d.RetryBackoff)
 	c.MaxRetryBackoff = max(cmp.Or(c.MaxRetryBackoff, d.MaxRetryBackoff), c.RetryBackoff)
 	c.MaxFrame = cmp.Or(c.MaxFrame, d.MaxFrame)
@@ -392,11 +403,7 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 	var unknown error // an earlier attempt of a write that may have applied
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt, jumps > 0)
-		cn, err := c.conn(ctx, addr)
-		var resp []byte
-		if err == nil {
-			resp, err = cn.call(ctx, op, body)
-		}
+		resp, cn, err := c.attempt(ctx, addr, op, body)
 		if err == nil {
 			return resp, nil
 		}
@@ -428,6 +435,30 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		}
 		backoff = min(2*backoff, c.cfg.MaxRetryBackoff)
 	}
+}
+
+// attempt sends the request once, to addr, within Config.AttemptTimeout
+// (and ctx). An attempt that runs out of its own time, while the call has
+// time left, marks addr unreachable for a moment: a node that does not
+// answer (paused, overloaded, partitioned) is routed around, and the
+// retry finds the shard's new leader. cn is nil if no connection was made.
+func (c *Client) attempt(ctx context.Context, addr string, op wire.Op, body func([]byte) []byte) ([]byte, *conn, error) {
+	actx := ctx
+	if c.cfg.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeout(ctx, c.cfg.AttemptTimeout)
+		defer cancel()
+	}
+	cn, err := c.conn(actx, addr)
+	var resp []byte
+	if err == nil {
+		resp, err = cn.call(actx, op, body)
+	}
+	if err != nil && actx.Err() != nil && ctx.Err() == nil {
+		c.markDown(addr)
+		err = codes.New(codes.Timeout, "%s did not answer within %v (a write may still be applied; retrying is safe): %v", addr, c.cfg.AttemptTimeout, err)
+	}
+	return resp, cn, err
 }
 
 // giveUp is the error of a request whose last attempt failed with err;

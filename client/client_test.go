@@ -273,6 +273,52 @@ func TestRetriesUntilDeadline(t *testing.T) {
 	}
 }
 
+// stalling holds its first write until released (a frozen node), then
+// serves.
+type stalling struct {
+	wire.Handler
+	calls   atomic.Int64
+	release chan struct{}
+}
+
+func (s *stalling) Write(ctx context.Context, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
+	if s.calls.Add(1) == 1 {
+		<-s.release
+	}
+	return s.Handler.Write(ctx, op, req)
+}
+
+// An attempt that gets no answer within AttemptTimeout is retried (the
+// write is idempotent) long before the call's deadline; with
+// KnownOutcomeWrites its outcome is reported unknown instead.
+func TestAttemptTimeout(t *testing.T) {
+	s := &stalling{release: make(chan struct{})}
+	defer close(s.release)
+	n := clustertest.Start(t, clustertest.Options{Wrap: func(r *router.Router) wire.Handler { s.Handler = r; return s }})
+	c := newClient(t, n.Addr, func(c *client.Config) { c.AttemptTimeout = 200 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Follow(ctx, "a", []string{"b"}); err != nil {
+		t.Fatalf("not retried after the attempt timeout: %v", err)
+	}
+	if took := time.Since(start); took > 2*time.Second || s.calls.Load() != 2 {
+		t.Fatalf("took %v and %d calls, want about the attempt timeout and 2", took, s.calls.Load())
+	}
+
+	s2 := &stalling{release: make(chan struct{})}
+	defer close(s2.release)
+	n2 := clustertest.Start(t, clustertest.Options{Wrap: func(r *router.Router) wire.Handler { s2.Handler = r; return s2 }})
+	c2 := newClient(t, n2.Addr, func(c *client.Config) {
+		c.AttemptTimeout = 200 * time.Millisecond
+		c.KnownOutcomeWrites = true
+	})
+	_, err := c2.Follow(ctx, "a", []string{"b"})
+	if codes.Of(err) != codes.Timeout || client.Definite(err) || s2.calls.Load() != 1 {
+		t.Fatalf("known-outcome write after an attempt timeout: %v after %d calls, want an unknown outcome after 1", err, s2.calls.Load())
+	}
+}
+
 // A server restart breaks the client's connections; the next calls
 // reconnect by themselves.
 func TestReconnect(t *testing.T) {

@@ -63,8 +63,22 @@ func (p *Peers) Status(ctx context.Context, addr string) (cluster.NodeStatus, er
 	return nodeStatusOf(st), nil
 }
 
+// ForwardTimeout bounds a forward of a client's request to the shard's
+// leader. It is shorter than the Go client's attempt timeout, so a leader
+// that does not answer (stopped, frozen) costs the client a 30007 from
+// this node, which it retries, rather than its attempt's time with this
+// (healthy) node blamed for it.
+const ForwardTimeout = time.Second
+
+// forward sends a client's request on to addr within ForwardTimeout.
+func (p *Peers) forward(ctx context.Context, addr string, op wire.Op, body func([]byte) []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, ForwardTimeout)
+	defer cancel()
+	return p.c.Call(ctx, addr, op, body)
+}
+
 func (p *Peers) forwardWrite(ctx context.Context, addr string, op wire.Op, req wire.WriteRequest) ([]wire.Result, error) {
-	body, err := p.c.Call(ctx, addr, op, func(b []byte) []byte { return wire.AppendWriteRequest(b, req) })
+	body, err := p.forward(ctx, addr, op, func(b []byte) []byte { return wire.AppendWriteRequest(b, req) })
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +86,7 @@ func (p *Peers) forwardWrite(ctx context.Context, addr string, op wire.Op, req w
 }
 
 func (p *Peers) forwardList(ctx context.Context, addr string, op wire.Op, req wire.ListRequest, fn func(id []byte, t int64)) (string, error) {
-	body, err := p.c.Call(ctx, addr, op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
+	body, err := p.forward(ctx, addr, op, func(b []byte) []byte { return wire.AppendListRequest(b, req) })
 	if err != nil {
 		return "", err
 	}
@@ -87,7 +101,7 @@ func (p *Peers) forwardList(ctx context.Context, addr string, op wire.Op, req wi
 }
 
 func (p *Peers) forwardCheck(ctx context.Context, addr string, req wire.CheckRequest) ([]wire.Check, error) {
-	body, err := p.c.Call(ctx, addr, wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
+	body, err := p.forward(ctx, addr, wire.OpCheck, func(b []byte) []byte { return wire.AppendCheckRequest(b, req) })
 	if err != nil {
 		return nil, err
 	}
@@ -117,7 +131,7 @@ func (p *Peers) forwardInfo(ctx context.Context, addr string, c wire.Consistency
 	for k, i := range idx {
 		users[k] = out[i].UserID
 	}
-	body, err := p.c.Call(ctx, addr, wire.OpInfo, func(b []byte) []byte {
+	body, err := p.forward(ctx, addr, wire.OpInfo, func(b []byte) []byte {
 		return wire.AppendInfoRequest(b, wire.UsersRequest{Users: users, Consistency: c})
 	})
 	if err != nil {

@@ -126,3 +126,73 @@ func failoverWithoutErrors(t *testing.T, sig syscall.Signal) {
 		t.Fatalf("only %d writes in 7 s", len(lat))
 	}
 }
+
+// TestPausedNodeDoesNotStallCallers stops (SIGSTOP) the node that leads
+// the most shards for 7 s, a frozen VM or a long GC pause, while writers
+// with 5 s deadlines write to every shard through the default client. No
+// caller sees an error, and no write waits much longer than a failover:
+// an attempt that gets no answer within the client's attempt timeout is
+// retried elsewhere, where the shard's new leader soon is.
+func TestPausedNodeDoesNotStallCallers(t *testing.T) {
+	const shards = 8
+	procs := startCluster(t, shards)
+	var addrs []string
+	for _, p := range procs {
+		addrs = append(addrs, p.addr)
+	}
+	c, err := client.New(context.Background(), client.Config{Addrs: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitMap(t, c, 60*time.Second)
+	var mu sync.Mutex
+	var errs []string
+	var lat []time.Duration
+	stop := untilStopped(8, func(w, i int) {
+		a := fmt.Sprintf("p%d-%d", w, i%64)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		_, err := c.Follow(ctx, a, []string{fmt.Sprintf("t%d-%d", w, i)})
+		took := time.Since(start)
+		cancel()
+		mu.Lock()
+		lat = append(lat, took)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s after %v: %v", a, took.Round(time.Millisecond), err))
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	})
+	time.Sleep(time.Second)
+	var victim *proc
+	most := -1
+	for _, p := range procs {
+		n := 0
+		for i := range shards {
+			if leadsShard(c, p.addr, i) {
+				n++
+			}
+		}
+		if n > most {
+			victim, most = p, n
+		}
+	}
+	victim.cmd.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(7 * time.Second)
+	victim.cmd.Process.Signal(syscall.SIGCONT)
+	time.Sleep(3 * time.Second)
+	stop()
+	slices.Sort(lat)
+	slowest := lat[len(lat)-1]
+	t.Logf("SIGSTOP for 7 s of a node leading %d of %d shards: %d writes, median %v, p99 %v, slowest %v, %d errors",
+		most, shards, len(lat), lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Millisecond), slowest.Round(time.Millisecond), len(errs))
+	if len(errs) > 0 {
+		t.Fatalf("%d writes failed; the first: %s", len(errs), errs[0])
+	}
+	// An attempt timeout (1.5 s) plus an election and some noise; the
+	// pause itself is 7 s.
+	if slowest > 4*time.Second {
+		t.Fatalf("a write waited %v through the pause", slowest)
+	}
+}
