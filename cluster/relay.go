@@ -102,10 +102,15 @@ func (r *relay) run(ctx context.Context) {
 // and a one-second poll cost an idle node 1,300 wakeups a second.
 const relayPoll = time.Minute
 
+// relayWarnAfter is how long deliveries to a destination may fail before
+// the relay logs a warning.
+const relayWarnAfter = 3 * time.Second
+
 func (r *relay) stream(ctx context.Context, d int) {
 	cfg := r.rep.cfg.Relay
 	backoff := cfg.Retry
 	var after uint64 // highest sequence d confirmed in this term
+	var failingSince time.Time
 	warned := false
 	for {
 		recs := r.rep.fsm.Pending(d, after, cfg.Batch)
@@ -123,8 +128,13 @@ func (r *relay) stream(ctx context.Context, d int) {
 			if ctx.Err() != nil {
 				return
 			}
-			if !warned {
-				r.rep.log.Warn("relay: delivery failed, retrying", "dst", d, "records", len(recs), "error", err)
+			// A destination without a leader for a moment (at start, in
+			// an election) is normal; one that stays out of reach is not.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			if !warned && time.Since(failingSince) > relayWarnAfter {
+				r.rep.log.Warn("relay: delivery failing, retrying", "dst", d, "records", len(recs), "for", time.Since(failingSince).Round(time.Millisecond), "error", err)
 				warned = true
 			}
 			select {
@@ -139,6 +149,7 @@ func (r *relay) stream(ctx context.Context, d int) {
 			r.rep.log.Info("relay: delivering again", "dst", d)
 			warned = false
 		}
+		failingSince = time.Time{}
 		backoff = cfg.Retry
 		if applied+1 < recs[0].Seq {
 			// d has applied less than what we already acknowledged:

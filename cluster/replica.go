@@ -346,6 +346,32 @@ type quietInfo struct{ hclog.Logger }
 
 func (q quietInfo) Info(msg string, args ...any) { q.Logger.Debug(msg, args...) }
 
+// Warn demotes the warnings every healthy start logs: the first election
+// of a replica that has never known a leader (every replica of a fresh or
+// restarted node, one per shard), and a replica with no configuration yet
+// (a cluster shard before its bootstrap or before it is added).
+func (q quietInfo) Warn(msg string, args ...any) {
+	if startupWarning(msg, args) {
+		q.Logger.Debug(msg, args...)
+		return
+	}
+	q.Logger.Warn(msg, args...)
+}
+
+func startupWarning(msg string, args []any) bool {
+	switch msg {
+	case "no known peers, aborting election":
+		return true
+	case "heartbeat timeout reached, starting election":
+		for i := 0; i+1 < len(args); i += 2 {
+			if fmt.Sprint(args[i]) == "last-leader-id" {
+				return fmt.Sprint(args[i+1]) == ""
+			}
+		}
+	}
+	return false
+}
+
 // Error demotes the error raft logs when a pipeline ends because its
 // shard went quiet (quiet.go): that is the intended way back to plain
 // AppendEntries, not a failure.
@@ -360,7 +386,7 @@ func (q quietInfo) Error(msg string, args ...any) {
 }
 
 func (q quietInfo) Log(level hclog.Level, msg string, args ...any) {
-	if level == hclog.Info {
+	if level == hclog.Info || level == hclog.Warn && startupWarning(msg, args) {
 		level = hclog.Debug
 	}
 	q.Logger.Log(level, msg, args...)

@@ -12,10 +12,12 @@
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
 // --addr and --token default to $FOLLOWCTL_ADDR and $FOLLOWCTL_TOKEN.
-// With --json, stdout carries exactly one JSON object: the result, or
-// {"error":{"code":...,"message":...}}. Exit status: 0 success (per-item
-// codes included), 1 request error (or a check that failed: violations
-// found by verify, a drain not done within --wait), 2 usage error.
+// With --json, stdout carries exactly one JSON object: the result,
+// {"error":{"code":...,"message":...}} for a request that failed, or
+// {"usage_error":{"message":...}} for a command line that cannot run.
+// Exit status: 0 success (per-item codes included), 1 request error (or a
+// check that failed: violations found by verify, a drain not done within
+// --wait), 2 usage error.
 // "followctl help" lists the commands.
 package main
 
@@ -36,6 +38,9 @@ import (
 	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/codes"
 )
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -283,6 +288,10 @@ func usageErrorf(format string, args ...any) error {
 // args, runs the command, prints to stdout and stderr, and returns the
 // exit status.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 1 && (args[0] == "version" || args[0] == "--version" || args[0] == "-version") {
+		fmt.Fprintln(stdout, "followctl", version)
+		return exitOK
+	}
 	name, rest := splitCommand(args)
 	cmd := findCommand(name)
 	o := &options{}
@@ -310,7 +319,7 @@ func reportError(stdout, stderr io.Writer, cmd *command, asJSON bool, err error)
 	status, code := exitFailed, codes.Of(err)
 	var ue usageError
 	if errors.As(err, &ue) {
-		status, code = exitUsage, codes.InvalidParam
+		status = exitUsage
 	}
 	fmt.Fprintf(stderr, "followctl: %v\n", err)
 	if status == exitUsage {
@@ -321,7 +330,13 @@ func reportError(stdout, stderr io.Writer, cmd *command, asJSON bool, err error)
 			mainUsage(stderr)
 		}
 	}
-	if asJSON {
+	switch {
+	case asJSON && status == exitUsage:
+		// Not a server's answer: no code, a shape of its own.
+		var e usageOutput
+		e.UsageError.Message = err.Error()
+		writeJSON(stdout, e)
+	case asJSON:
 		var e errorOutput
 		e.Error.Code, e.Error.Message = uint32(code), errorMessage(err)
 		writeJSON(stdout, e)
@@ -520,14 +535,16 @@ func mainUsage(w io.Writer) {
 		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
 	}
 	fmt.Fprintf(tw, "  help [COMMAND]\tshow this help, or a command's\n")
+	fmt.Fprintf(tw, "  version\tprint followctl's version (also --version)\n")
 	tw.Flush()
 	fmt.Fprint(w, "\nGlobal flags (before or after the command and its arguments):\n")
 	fs := newFlagSet(&options{}, nil)
 	printFlags(w, fs, globalFlags)
-	fmt.Fprint(w, "\nWith --json, stdout carries exactly one JSON object: the result, or\n"+
-		"{\"error\":{\"code\":...,\"message\":...}}. Exit status: 0 success (per-item result\n"+
-		"codes included), 1 request error (or violations found by verify, or a drain\n"+
-		"not done within --wait), 2 usage error.\n\n"+
+	fmt.Fprint(w, "\nWith --json, stdout carries exactly one JSON object: the result,\n"+
+		"{\"error\":{\"code\":...,\"message\":...}} for a failed request, or\n"+
+		"{\"usage_error\":{\"message\":...}} for a command line that cannot run.\n"+
+		"Exit status: 0 success (per-item result codes included), 1 request error (or\n"+
+		"violations found by verify, or a drain not done within --wait), 2 usage error.\n\n"+
 		"Run \"followctl help COMMAND\" (or \"followctl COMMAND --help\") for a command's\n"+
 		"arguments and flags.\n\n"+
 		"Example:\n  followctl --addr 127.0.0.1:7700 follow alice bob --sync\n  followctl followers bob --all --json\n")
@@ -581,6 +598,14 @@ func writeJSON(w io.Writer, v any) {
 		panic(err)
 	}
 	w.Write(b.Bytes())
+}
+
+// usageOutput is the --json report of a command line followctl cannot
+// run (exit status 2): nothing was sent.
+type usageOutput struct {
+	UsageError struct {
+		Message string `json:"message"`
+	} `json:"usage_error"`
 }
 
 type errorOutput struct {

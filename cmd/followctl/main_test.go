@@ -438,10 +438,10 @@ func TestUsageErrors(t *testing.T) {
 			t.Errorf("%q: status %d, stdout %q, stderr %q; want 2, nothing, an error and the usage", args, status, out, errOut)
 		}
 		status, out, _ = ctl(t, append(args, "--json")...)
-		var e errorOutput
+		var e map[string]map[string]any
 		decodeOne(t, out, &e)
-		if status != 2 || e.Error.Code != 30001 || e.Error.Message == "" {
-			t.Errorf("%q --json: status %d, stdout %q; want 2 and a 30001 error object", args, status, out)
+		if msg, _ := e["usage_error"]["message"].(string); status != 2 || len(e) != 1 || len(e["usage_error"]) != 1 || msg == "" {
+			t.Errorf("%q --json: status %d, stdout %q; want 2 and {\"usage_error\":{\"message\":...}}", args, status, out)
 		}
 	}
 }
@@ -537,9 +537,10 @@ func TestUnhealthy(t *testing.T) {
 		{Shard: 0, Leader: true, Ready: true},
 		{Shard: 1, LeaderID: "n2", LeaderAddr: "10.0.0.2:7700"},
 		{Shard: 2, Leader: true, Ready: true, Halted: "apply failed"},
-		{Shard: 3, Leader: true, Ready: true, LagRecords: 12, LagOldestMs: 3400},
+		{Shard: 3, Leader: true, Ready: true, LagRecords: 12, LagOldestMs: 6400},
+		{Shard: 4, Leader: true, Ready: true, LagRecords: 2, LagOldestMs: 30}, // normal under load
 	}}
-	want := []string{"shard 1 not ready", "shard 2 halted: apply failed", "shard 3 relay lag 12 records (oldest 3400 ms)"}
+	want := []string{"shard 1 not ready", "shard 2 halted: apply failed", "shard 3 relay lag 12 records (oldest 6400 ms)"}
 	if got := problems(s); !slices.Equal(got, want) {
 		t.Errorf("problems = %q, want %q", got, want)
 	}

@@ -17,7 +17,9 @@ import (
 // Status.
 
 // maxLagMs is the age of the oldest undelivered reverse edge beyond which
-// a cluster's shard is flagged: some backlog is normal under load.
+// a shard is flagged, on a single node as in a cluster: some backlog is
+// normal under load, and delivered records wait up to a second for an
+// entry to acknowledge them.
 const maxLagMs = 5000
 
 // statusOutput is the status of the --addr node and, in a cluster, of the
@@ -102,8 +104,8 @@ func sorted(ids []string) []string {
 
 // problems lists what is wrong with a single node: shards that are not
 // ready (this node does not lead them or has not caught up), halted, or
-// have reverse edges not yet delivered and acknowledged. Never nil, so
-// JSON shows [].
+// have reverse edges undelivered or unacknowledged for over maxLagMs.
+// Never nil, so JSON shows [].
 func problems(s client.Status) []string {
 	out := []string{}
 	if len(s.Shards) == 0 {
@@ -116,7 +118,7 @@ func problems(s client.Status) []string {
 		if sh.Halted != "" {
 			out = append(out, fmt.Sprintf("shard %d halted: %s", sh.Shard, sh.Halted))
 		}
-		if sh.LagRecords > 0 {
+		if sh.LagOldestMs > maxLagMs {
 			out = append(out, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", sh.Shard, sh.LagRecords, sh.LagOldestMs))
 		}
 	}
@@ -334,7 +336,7 @@ func (out statusOutput) text(w io.Writer) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	if out.Healthy {
-		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag\n", len(out.Shards))
+		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag over %ds\n", len(out.Shards), maxLagMs/1000)
 	} else {
 		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
 	}

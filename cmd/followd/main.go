@@ -37,13 +37,27 @@ var version = "dev"
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stderr, nil); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "followd:", err)
-		}
+	err := run(ctx, os.Args[1:], os.Stderr, nil)
+	var ue usageError
+	switch {
+	case errors.Is(err, errVersion):
+		fmt.Println("followd", version)
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "followd:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "followd:", err)
 		os.Exit(1)
 	}
 }
+
+// usageError is a command line followd cannot run (exit status 2); the flag
+// package has already printed the usage.
+type usageError struct{ error }
+
+// errVersion ends a run that printed the version (--version).
+var errVersion = errors.New("version printed")
 
 // options are followd's flags.
 type options struct {
@@ -76,6 +90,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	o := &options{}
 	fs := flag.NewFlagSet("followd", flag.ContinueOnError)
 	fs.SetOutput(out)
+	var showVersion bool
+	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.dataDir, "data-dir", "followd-data", "directory for the node's data (created if missing)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7700", "address of the client protocol")
 	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7780", "address of the HTTP endpoints /metrics, /healthz, /readyz (empty: off)")
@@ -114,13 +130,19 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		}
 	})
 	if envErr != nil {
-		return nil, envErr
+		return nil, usageError{envErr}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if showVersion {
+		return nil, errVersion
 	}
 	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected arguments: %q", fs.Args())
+		return nil, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
 	}
 	return o, nil
 }

@@ -679,3 +679,24 @@ func TestFollowbenchSmoke(t *testing.T) {
 		t.Fatalf("report's cpu: %+v", c)
 	}
 }
+
+// A healthy start logs no warnings: not on a fresh data directory, not on
+// a restart of it.
+func TestCleanStartLogsNoWarnings(t *testing.T) {
+	dir := t.TempDir()
+	for _, run := range []string{"fresh", "restart"} {
+		p := start(t, dir)
+		c := newClient(t, p.addr, "")
+		if _, err := c.Follow(context.Background(), "a", []string{"b"}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(500 * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.exited
+		for _, line := range strings.Split(p.log(), "\n") {
+			if strings.Contains(line, "[WARN]") || strings.Contains(line, "[ERROR]") {
+				t.Errorf("%s start logged: %s", run, line)
+			}
+		}
+	}
+}
