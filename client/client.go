@@ -598,8 +598,9 @@ func (c *Client) Mutual(ctx context.Context, user string, opts ...ListOption) (P
 	return c.list(ctx, wire.OpMutual, user, opts)
 }
 
-// Info returns the counts of each user (1 to 100), in order. Users on
-// different shards are asked of their shards' leaders in parallel.
+// Info returns the counts of each user, in order: any number of users
+// (at least one). They go in requests of at most MaxInfoPerRequest (the
+// server's limit per request), each to its shard's leader, in parallel.
 func (c *Client) Info(ctx context.Context, users ...string) ([]Info, error) {
 	return c.InfoAt(ctx, Leader, users...)
 }
@@ -609,55 +610,23 @@ func (c *Client) InfoAt(ctx context.Context, cons wire.Consistency, users ...str
 	if len(users) == 0 {
 		return nil, codes.New(codes.InvalidParam, "no users")
 	}
-	if cons == wire.Any {
-		// Any node: it reads the users of the shards it holds a replica
-		// of, and forwards the others, as lists and checks at Any do.
-		body, err := c.do(ctx, -1, wire.OpInfo, func(b []byte) []byte {
-			return wire.AppendInfoRequest(b, wire.UsersRequest{Users: users, Consistency: cons})
-		})
-		if err != nil {
-			return nil, err
-		}
-		is, err := wire.ParseInfos(body)
-		if err == nil && len(is) != len(users) {
-			err = codes.New(codes.Internal, "info: %d results for %d users", len(is), len(users))
-		}
-		return is, err
-	}
-	byShard := map[int][]int{}
-	for i, u := range users {
-		s := c.ShardOf(u)
-		byShard[s] = append(byShard[s], i)
-	}
 	out := make([]Info, len(users))
 	var mu sync.Mutex
 	var firstErr error
 	var wg sync.WaitGroup
-	for s, idx := range byShard {
+	sem := make(chan struct{}, infoParallel)
+	for _, g := range c.infoGroups(cons, users) {
+		sem <- struct{}{}
 		wg.Go(func() {
-			part := make([]string, len(idx))
-			for j, i := range idx {
-				part[j] = users[i]
-			}
-			body, err := c.do(ctx, s, wire.OpInfo, func(b []byte) []byte {
-				return wire.AppendInfoRequest(b, wire.UsersRequest{Users: part, Consistency: cons})
-			})
-			var is []Info
-			if err == nil {
-				is, err = wire.ParseInfos(body)
-			}
-			if err == nil && len(is) != len(part) {
-				err = codes.New(codes.Internal, "info: %d results for %d users", len(is), len(part))
-			}
+			defer func() { <-sem }()
+			is, err := c.infoPart(ctx, g.shard, cons, users, g.idx)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
+				firstErr = cmp.Or(firstErr, err)
 				return
 			}
-			for j, i := range idx {
+			for j, i := range g.idx {
 				out[i] = is[j]
 			}
 		})
@@ -667,6 +636,60 @@ func (c *Client) InfoAt(ctx context.Context, cons wire.Consistency, users ...str
 		return nil, firstErr
 	}
 	return out, nil
+}
+
+// MaxInfoPerRequest is the most users the client puts in one info
+// request: the server's default limit. Info takes any number of users and
+// sends as many requests as it needs, at most infoParallel at once.
+const MaxInfoPerRequest = 100
+
+const infoParallel = 16
+
+type infoGroup struct {
+	shard int   // -1: any node
+	idx   []int // indexes into the users
+}
+
+// infoGroups splits users into requests of at most MaxInfoPerRequest: by
+// shard, each to the shard's leader, except at consistency Any, where any
+// node reads the shards it holds and forwards the rest.
+func (c *Client) infoGroups(cons wire.Consistency, users []string) []infoGroup {
+	byShard := map[int][]int{}
+	for i, u := range users {
+		s := -1
+		if cons != wire.Any {
+			s = c.ShardOf(u)
+		}
+		byShard[s] = append(byShard[s], i)
+	}
+	var gs []infoGroup
+	for s, idx := range byShard {
+		for len(idx) > 0 {
+			n := min(len(idx), MaxInfoPerRequest)
+			gs = append(gs, infoGroup{s, idx[:n]})
+			idx = idx[n:]
+		}
+	}
+	return gs
+}
+
+// infoPart sends one info request for users[idx...].
+func (c *Client) infoPart(ctx context.Context, shard int, cons wire.Consistency, users []string, idx []int) ([]Info, error) {
+	part := make([]string, len(idx))
+	for j, i := range idx {
+		part[j] = users[i]
+	}
+	body, err := c.do(ctx, shard, wire.OpInfo, func(b []byte) []byte {
+		return wire.AppendInfoRequest(b, wire.UsersRequest{Users: part, Consistency: cons})
+	})
+	if err != nil {
+		return nil, err
+	}
+	is, err := wire.ParseInfos(body)
+	if err == nil && len(is) != len(part) {
+		err = codes.New(codes.Internal, "info: %d results for %d users", len(is), len(part))
+	}
+	return is, err
 }
 
 // Check returns the relation of actor with each target (1 to 100).

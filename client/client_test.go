@@ -273,6 +273,32 @@ func TestRetriesUntilDeadline(t *testing.T) {
 	}
 }
 
+// Info takes more users than one request may carry: the client splits
+// them.
+func TestInfoManyUsers(t *testing.T) {
+	n := clustertest.Start(t, clustertest.Options{})
+	c := newClient(t, n.Addr)
+	ctx := context.Background()
+	if _, err := c.Follow(ctx, "u7", []string{"u8"}); err != nil {
+		t.Fatal(err)
+	}
+	users := make([]string, 1000)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%d", i)
+	}
+	for _, cons := range []wire.Consistency{client.Leader, client.Any} {
+		is, err := c.InfoAt(ctx, cons, users...)
+		if err != nil || len(is) != len(users) {
+			t.Fatalf("info of %d users at %v: %d results, %v", len(users), cons, len(is), err)
+		}
+		for i, in := range is {
+			if in.UserID != users[i] || (i == 7) != (in.Following == 1) || (i == 8) != (in.Followers == 1) {
+				t.Fatalf("result %d at %v: %+v", i, cons, in)
+			}
+		}
+	}
+}
+
 // stalling holds its first write until released (a frozen node), then
 // serves.
 type stalling struct {

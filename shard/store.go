@@ -1,6 +1,7 @@
 package shard
 
 import (
+	"fmt"
 	"sync/atomic"
 	"unsafe"
 
@@ -217,6 +218,9 @@ func (s *Store) checkBatch(actor string, n, limit int) error {
 // whether it did. Such a target fails alone: the rest of the batch goes on.
 func rejectTarget(r *Result, actor, target string) bool {
 	switch {
+	case len(target) > MaxUserIDLen:
+		r.Code, r.Info = codes.InvalidParam, fmt.Sprintf("%s: %d bytes, at most %d", infoInvalidID, len(target), MaxUserIDLen)
+		return true
 	case !ValidUserID(target):
 		r.Code, r.Info = codes.InvalidParam, infoInvalidID
 		return true

@@ -13,6 +13,9 @@ const MaxUserIDLen = maxIDLen
 // ValidateUserID checks that id is a user ID: 1 to 64 bytes of valid UTF-8
 // without control characters. The error carries codes.InvalidParam.
 func ValidateUserID(id string) error {
+	if len(id) > MaxUserIDLen {
+		return codes.New(codes.InvalidParam, "invalid user ID %q: %d bytes, at most %d", truncate(id), len(id), MaxUserIDLen)
+	}
 	if !ValidUserID(id) {
 		return codes.New(codes.InvalidParam, "invalid user ID %q: want 1-64 bytes of UTF-8 without control characters", truncate(id))
 	}

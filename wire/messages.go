@@ -1,7 +1,9 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/followgraph/followgraph/codes"
 )
@@ -71,10 +73,32 @@ func ParseWelcome(body []byte) (Welcome, error) {
 }
 
 func wrap(err error, what string) error {
-	if err != nil {
-		return codes.New(codes.InvalidParam, "malformed %s body", what)
+	var tl tooLongError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tl) && strings.HasPrefix(tl.field, "user ID"):
+		return codes.New(codes.InvalidParam, "%s is %d bytes long: a user ID has at most %d bytes", tl.field, tl.n, maxIDLen)
+	case errors.As(err, &tl):
+		return codes.New(codes.InvalidParam, "malformed %s body: %v", what, tl)
 	}
-	return nil
+	return codes.New(codes.InvalidParam, "malformed %s body", what)
+}
+
+// id reads a user ID (copied), naming it in a too-long error: "the
+// actor's user ID", or "the user ID of target 3" (i counted from 1).
+func (r *reader) id(role string, i int) string { return string(r.idView(role, i)) }
+
+// idView reads a user ID that shares the frame (see strView).
+func (r *reader) idView(role string, i int) string {
+	if i > 0 {
+		r.field = fmt.Sprintf("user ID of %s %d", role, i)
+	} else {
+		r.field = "user ID of the " + role
+	}
+	s := r.strView(maxIDLen * 4)
+	r.field = ""
+	return s
 }
 
 // WriteRequest is a Follow or Unfollow: [actor, [target...], flags]; flags
@@ -105,11 +129,11 @@ func AppendWriteRequest(b []byte, w WriteRequest) []byte {
 func ParseWriteRequest(body []byte) (WriteRequest, error) {
 	r := reader{b: body}
 	r.arrayN(3)
-	w := WriteRequest{Actor: r.str(maxIDLen * 4)}
+	w := WriteRequest{Actor: r.id("actor", 0)}
 	n := r.array(maxList)
 	w.Targets = make([]string, 0, min(n, 32))
-	for range n {
-		w.Targets = append(w.Targets, r.str(maxIDLen*4))
+	for i := range n {
+		w.Targets = append(w.Targets, r.id("target", i+1))
 	}
 	flags := r.uint()
 	w.Sync = flags&1 != 0
@@ -293,8 +317,8 @@ func ParseUsersRequest(body []byte) (UsersRequest, error) {
 	}
 	n := r.array(maxList)
 	u := UsersRequest{Users: make([]string, 0, min(n, 128))}
-	for range n {
-		u.Users = append(u.Users, r.strView(maxIDLen*4))
+	for i := range n {
+		u.Users = append(u.Users, r.idView("user", i+1))
 	}
 	u.Consistency = r.readConsistency(k == 2)
 	return u, wrap(r.done(), "info request")
@@ -364,11 +388,11 @@ func ParseCheckRequest(body []byte) (CheckRequest, error) {
 	if k < 2 {
 		r.fail()
 	}
-	c := CheckRequest{Actor: r.strView(maxIDLen * 4)}
+	c := CheckRequest{Actor: r.idView("actor", 0)}
 	n := r.array(maxList)
 	c.Targets = make([]string, 0, min(n, 128))
-	for range n {
-		c.Targets = append(c.Targets, r.strView(maxIDLen*4))
+	for i := range n {
+		c.Targets = append(c.Targets, r.idView("target", i+1))
 	}
 	c.Consistency = r.readConsistency(k == 3)
 	return c, wrap(r.done(), "check request")

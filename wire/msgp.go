@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"unsafe"
 )
@@ -79,7 +80,23 @@ type reader struct {
 	b   []byte
 	off int
 	err error
+	// field names what is being read, for a too-long string's error.
+	field string
 }
+
+// tooLongError is a string over its limit: a malformed body, told apart
+// so that the error can say which field was too long.
+type tooLongError struct {
+	field string
+	n     uint64
+	max   int
+}
+
+func (e tooLongError) Error() string {
+	return fmt.Sprintf("%s: string of %d bytes, at most %d", e.field, e.n, e.max)
+}
+
+func (e tooLongError) Is(target error) bool { return target == ErrMsgpack }
 
 func (r *reader) fail() {
 	if r.err == nil {
@@ -246,7 +263,9 @@ func (r *reader) strBytes(max int) []byte {
 		return nil
 	}
 	if n > uint64(max) {
-		r.fail()
+		if r.err == nil {
+			r.err = tooLongError{r.field, n, max}
+		}
 		return nil
 	}
 	return r.n(int(n))

@@ -917,3 +917,26 @@ func TestServerWithoutClusterHandler(t *testing.T) {
 		t.Fatalf("ping: %v (answered %v)", err, ok)
 	}
 }
+
+// A user ID over the decoder's limit fails the request with an error that
+// says which ID and how long it is, not "malformed body".
+func TestTooLongUserIDSaysWhich(t *testing.T) {
+	long := strings.Repeat("x", 1024)
+	write := func(b []byte) error { _, err := ParseWriteRequest(b); return err }
+	check := func(b []byte) error { _, err := ParseCheckRequest(b); return err }
+	info := func(b []byte) error { _, err := ParseUsersRequest(b); return err }
+	for _, c := range []struct {
+		parse func([]byte) error
+		body  []byte
+		want  string
+	}{
+		{write, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"b", "c", long}}), "user ID of target 3 is 1024 bytes long"},
+		{write, AppendWriteRequest(nil, WriteRequest{Actor: long, Targets: []string{"b"}}), "user ID of the actor is 1024 bytes long"},
+		{check, AppendCheckRequest(nil, CheckRequest{Actor: "a", Targets: []string{long}}), "user ID of target 1 is 1024 bytes long"},
+		{info, AppendUsersRequest(nil, []string{"a", long}), "user ID of user 2 is 1024 bytes long"},
+	} {
+		if err := c.parse(c.body); codes.Of(err) != codes.InvalidParam || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("got %v, want InvalidParam saying %q", err, c.want)
+		}
+	}
+}

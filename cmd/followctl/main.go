@@ -152,7 +152,7 @@ var commands = []*command{
 	},
 	{
 		name: "info", args: "USER...", minArgs: 1, maxArgs: -1,
-		summary: "show the following, followers and mutual counts of each USER (1 to 100)",
+		summary: "show the following, followers and mutual counts of each USER (any number: sent 100 per request)",
 		about:   "Shows how many users each USER follows, is followed by, and has as mutual\nfollows. Each user gets its own result code.",
 		example: "followctl info alice bob",
 		run:     infoCmd,
