@@ -8,9 +8,11 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/followgraph/followgraph/internal/stdlog"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/memberlist"
 )
@@ -202,7 +204,7 @@ func NewMembership(cfg GossipConfig) (*Membership, error) {
 		mc.AdvertiseAddr = ah
 		mc.AdvertisePort, _ = strconv.Atoi(ap)
 	}
-	mc.Logger = cfg.Logger.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+	mc.Logger = stdlog.New(cfg.Logger, gossipRelevel)
 	mc.LogOutput = nil
 	m := &Membership{cfg: cfg, log: cfg.Logger, local: cfg.Local, members: map[string]*Member{}, stop: make(chan struct{}), changes: make(chan struct{}, 1), dirty: make(chan struct{}, 1)}
 	mc.Delegate = (*metaDelegate)(m)
@@ -360,6 +362,10 @@ func (m *Membership) Update(fn func(*NodeMeta)) error {
 }
 
 // broadcaster gossips metadata updates.
+// broadcastWait bounds the wait for a metadata update to be gossiped
+// (a few gossip intervals).
+const broadcastWait = time.Second
+
 func (m *Membership) broadcaster() {
 	for {
 		select {
@@ -367,7 +373,11 @@ func (m *Membership) broadcaster() {
 		case <-m.stop:
 			return
 		}
-		if err := m.ml.UpdateNode(5 * time.Second); err != nil {
+		// UpdateNode waits until gossip has sent the update, and has no
+		// way to stop waiting when memberlist shuts down: a longer bound
+		// held every SIGTERM that changed leaderships (the handover does)
+		// for its whole length in Close.
+		if err := m.ml.UpdateNode(broadcastWait); err != nil {
 			m.log.Debug("metadata broadcast not confirmed", "error", err)
 		}
 	}
@@ -425,6 +435,17 @@ func (m *Membership) Close() error {
 	err = errors.Join(err, m.ml.Shutdown())
 	m.wg.Wait()
 	return err
+}
+
+// gossipRelevel re-levels memberlist's lines: refuting a "dead" or
+// "suspect" message about this node is how a node that restarted (and
+// left, or was missed, a moment ago) rejoins, so it is info; a closed
+// socket at shutdown is debug.
+func gossipRelevel(level hclog.Level, line string) hclog.Level {
+	if level == hclog.Warn && strings.Contains(line, "Refuting a ") {
+		return hclog.Info
+	}
+	return stdlog.ClosedAtShutdown(level, line)
 }
 
 // metaDelegate serves this node's metadata to memberlist.

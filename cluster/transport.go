@@ -1,8 +1,12 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
+	"net"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/hashicorp/raft"
 )
@@ -19,12 +23,52 @@ func (n *Node) transport(i int) (raft.Transport, error) {
 		Stream:  n.mux.Layer(uint32(i)),
 		MaxPool: 2,
 		Timeout: raftIOTimeout,
-		Logger:  n.log.Named("raft-transport"),
+		Logger:  shutdownQuiet{n.log.Named("raft-transport"), n.stop},
 	})}
 	if n.cfg.Raft.QuietAfter == 0 {
 		return t, nil
 	}
 	return newQuietTransport(t, i, &n.cfg, n.log.Named(fmt.Sprintf("shard-%d", i))), nil
+}
+
+// shutdownQuiet demotes the transport's errors about closed connections
+// once the node is closing (stop is closed): every stream open at that
+// moment ends that way, and a clean shutdown logs no errors.
+type shutdownQuiet struct {
+	hclog.Logger
+	stop <-chan struct{}
+}
+
+func (q shutdownQuiet) Error(msg string, args ...any) {
+	if q.closedAtShutdown(args) {
+		q.Logger.Debug(msg, args...)
+		return
+	}
+	q.Logger.Error(msg, args...)
+}
+
+func (q shutdownQuiet) closedAtShutdown(args []any) bool {
+	select {
+	case <-q.stop:
+	default:
+		return false
+	}
+	for _, a := range args {
+		if err, ok := a.(error); ok && errors.Is(err, net.ErrClosed) {
+			return true
+		}
+	}
+	return false
+}
+
+func (q shutdownQuiet) Named(name string) hclog.Logger {
+	return shutdownQuiet{q.Logger.Named(name), q.stop}
+}
+func (q shutdownQuiet) ResetNamed(name string) hclog.Logger {
+	return shutdownQuiet{q.Logger.ResetNamed(name), q.stop}
+}
+func (q shutdownQuiet) With(args ...any) hclog.Logger {
+	return shutdownQuiet{q.Logger.With(args...), q.stop}
 }
 
 // inmemAddr is the in-memory transport address of a single node's shard.

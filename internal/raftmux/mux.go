@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/followgraph/followgraph/internal/stdlog"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/yamux"
 )
@@ -217,7 +218,7 @@ func New(cfg Config) (*Mux, error) {
 	ycfg.LogOutput = io.Discard
 	if userLogger {
 		ycfg.LogOutput = nil
-		ycfg.Logger = cfg.Logger.Named("yamux").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})
+		ycfg.Logger = stdlog.New(cfg.Logger.Named("yamux"), stdlog.ClosedAtShutdown)
 	}
 	if err := yamux.VerifyConfig(ycfg); err != nil {
 		return nil, fmt.Errorf("raftmux: yamux config: %w", err)

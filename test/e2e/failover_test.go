@@ -196,3 +196,61 @@ func TestPausedNodeDoesNotStallCallers(t *testing.T) {
 		t.Fatalf("a write waited %v through the pause", slowest)
 	}
 }
+
+// TestRollingRestartWithoutErrors restarts every node of a 3-node cluster
+// in turn (SIGTERM, start again on its data, wait until every shard is
+// led) while writers and readers with 5 s deadlines run through the
+// default client: no caller sees an error.
+func TestRollingRestartWithoutErrors(t *testing.T) {
+	const shards = 8
+	procs := startCluster(t, shards)
+	var addrs []string
+	for _, p := range procs {
+		addrs = append(addrs, p.addr)
+	}
+	c, err := client.New(context.Background(), client.Config{Addrs: addrs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	waitMap(t, c, 60*time.Second)
+	var mu sync.Mutex
+	var errs []string
+	var lat []time.Duration
+	stop := untilStopped(8, func(w, i int) {
+		a := fmt.Sprintf("r%d-%d", w, i%40)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		var err error
+		if w%2 == 0 {
+			_, err = c.Follow(ctx, a, []string{fmt.Sprintf("t%d", i%100)})
+		} else {
+			_, err = c.Following(ctx, a)
+		}
+		took := time.Since(start)
+		cancel()
+		mu.Lock()
+		lat = append(lat, took)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s after %v: %v", a, took.Round(time.Millisecond), err))
+		}
+		mu.Unlock()
+		time.Sleep(5 * time.Millisecond)
+	})
+	for i, p := range procs {
+		began := time.Now()
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.exited
+		procs[i] = startB(t, p.dir, p.args...)
+		waitMap(t, c, 60*time.Second)
+		t.Logf("node %d restarted, every shard led after %v", i+1, time.Since(began).Round(time.Millisecond))
+		time.Sleep(time.Second)
+	}
+	stop()
+	slices.Sort(lat)
+	t.Logf("rolling restart: %d requests, median %v, p99 %v, slowest %v, %d errors",
+		len(lat), lat[len(lat)/2].Round(time.Microsecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), len(errs))
+	if len(errs) > 0 {
+		t.Fatalf("%d requests failed; the first: %s", len(errs), errs[0])
+	}
+}
