@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos soak
+.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos soak check-monitoring
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +40,9 @@ lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
 $(STATICCHECK):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+check-monitoring: deps ## check monitoring/alerts.yml with promtool (the metric names of it and of the dashboard are checked by make test)
+	promtool check rules monitoring/alerts.yml
 
 fuzz: ## run every fuzz target for FUZZTIME each (default 30s)
 	@./.ci/fuzz.sh $(FUZZTIME)

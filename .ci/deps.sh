@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests need that Go modules do not provide: redis-server
 # (bench's Redis baseline tests start their own private server; nothing here
-# starts or depends on a system Redis service). Idempotent and silent when
-# everything is present.
+# starts or depends on a system Redis service) and promtool, from Debian's
+# prometheus package (make check-monitoring checks the alert rules with it;
+# no Prometheus server is run). Idempotent and silent when everything is
+# present.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=()

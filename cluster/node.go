@@ -264,3 +264,12 @@ func singleVoter(node string) func(int) []raft.Server {
 		return []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(node), Address: inmemAddr(node, i)}}
 	}
 }
+
+// ReplicationFactor is how many voting replicas each shard should have:
+// Membership.Replicas in a cluster, 1 on a single node.
+func (n *Node) ReplicationFactor() int {
+	if !n.cfg.clusterMode() {
+		return 1
+	}
+	return n.cfg.Membership.Replicas
+}

@@ -311,6 +311,7 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	o := d.opts
 	cfg := o.nodeConfig(d.log, advertise)
 	cfg.OnCommit = m.onCommit
+	cfg.RaftLog.OnSync = m.onSync
 	if o.inCluster() {
 		var err error
 		if d.peers, err = router.NewPeers(o.token); err != nil {

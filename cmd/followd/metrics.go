@@ -22,6 +22,7 @@ type metrics struct {
 	rejected    prometheus.Counter
 	commit      prometheus.Histogram
 	commitBatch prometheus.Histogram
+	fsync       prometheus.Histogram
 	opNames     [256]string
 	okCount     [256]prometheus.Counter
 	opLatency   [256]prometheus.Observer
@@ -48,6 +49,9 @@ func newMetrics(version string) *metrics {
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "followgraph_raft_commit_duration_seconds", Help: "Time from proposing a batch log entry to its commit and apply.", Buckets: buckets,
 		}),
+		fsync: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "followgraph_raft_log_sync_duration_seconds", Help: "Time of each fdatasync of the raft log's data (the disk's share of a write's latency).", Buckets: buckets,
+		}),
 		commitBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "followgraph_raft_batch_commands", Help: "Client writes per batch log entry (group commit).", Buckets: prometheus.ExponentialBuckets(1, 2, 11),
 		}),
@@ -64,7 +68,7 @@ func newMetrics(version string) *metrics {
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "followgraph_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.commit, m.commitBatch, build,
+	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.commit, m.commitBatch, m.fsync, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +89,8 @@ func (m *metrics) ConnOpened()   { m.conns.Inc() }
 func (m *metrics) ConnClosed()   { m.conns.Dec() }
 func (m *metrics) ConnRejected() { m.rejected.Inc() }
 
+func (m *metrics) onSync(d time.Duration) { m.fsync.Observe(d.Seconds()) }
+
 func (m *metrics) onCommit(_ int, d time.Duration, cmds int) {
 	m.commit.Observe(d.Seconds())
 	m.commitBatch.Observe(float64(cmds))
@@ -100,6 +106,7 @@ type nodeCollector struct {
 	logEntries                                         *prometheus.Desc
 	quiet, quietAnswers                                *prometheus.Desc
 	entries, redelivered                               *prometheus.Desc
+	voters, replicasWanted                             *prometheus.Desc
 	snapLogBytes, snapBytes, snaps, snapSeconds        *prometheus.Desc
 	logSegments, logFileBytes, logLiveBytes            *prometheus.Desc
 	logSyncs, logGroups, logWrites, logRelocated       *prometheus.Desc
@@ -129,6 +136,9 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 		entries: prometheus.NewDesc("followgraph_shard_entries_total",
 			"Log entries the shard's leader wrote here, by what they carry first: client writes (kind=write), deliveries of other shards' reverse edges (delivery), or only acknowledgements of its own deliveries (ack).",
 			[]string{"shard", "kind"}, nil),
+		voters: d("followgraph_shard_voters", "Voting replicas in the shard's raft configuration, as this replica knows it."),
+		replicasWanted: node("followgraph_replicas_configured",
+			"Voting replicas each shard should have (the cluster's replication factor; 1 on a single node)."),
 		redelivered: d("followgraph_relay_redelivered_total",
 			"Reverse edges delivered to the shard that it had applied before and skipped (resent after a lost reply, a leader change or a crash before the source's acknowledgement)."),
 		logEntries:   d("followgraph_shard_raft_log_entries", "Entries in the shard's raft log (those snapshots have not compacted yet)."),
@@ -151,7 +161,7 @@ func newNodeCollector(n *cluster.Node) *nodeCollector {
 }
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.quiet, c.quietAnswers, c.entries, c.redelivered, c.tableUsers, c.tableBytes,
+	for _, d := range []*prometheus.Desc{c.users, c.following, c.followers, c.mutual, c.leader, c.index, c.lagRecords, c.lagAge, c.heapBlocks, c.halted, c.quiet, c.quietAnswers, c.entries, c.redelivered, c.voters, c.replicasWanted, c.tableUsers, c.tableBytes,
 		c.logEntries, c.snapLogBytes, c.snapBytes, c.snaps, c.snapSeconds, c.logSegments, c.logFileBytes, c.logLiveBytes, c.logSyncs, c.logGroups, c.logWrites, c.logRelocated} {
 		ch <- d
 	}
@@ -183,6 +193,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		g(c.quiet, flag(rs.Quiet), label)
 		ch <- prometheus.MustNewConstMetric(c.quietAnswers, prometheus.CounterValue, float64(rs.QuietAnswers), label)
 		ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.CounterValue, float64(rs.Redelivered), label)
+		g(c.voters, float64(len(rs.Voters)), label)
 		for kind, v := range map[string]uint64{"write": rs.Entries.Writes, "delivery": rs.Entries.Deliveries, "ack": rs.Entries.Acks} {
 			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.CounterValue, float64(v), label, kind)
 		}
@@ -194,6 +205,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	one := func(d *prometheus.Desc, t prometheus.ValueType, v float64) {
 		ch <- prometheus.MustNewConstMetric(d, t, v)
 	}
+	one(c.replicasWanted, prometheus.GaugeValue, float64(c.n.ReplicationFactor()))
 	us := c.n.UserStats()
 	one(c.tableUsers, prometheus.GaugeValue, float64(us.Users))
 	one(c.tableBytes, prometheus.GaugeValue, float64(us.StringBytes+us.IndexBytes))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -35,6 +36,10 @@ type Config struct {
 	// flight the waiting appends gather into the largest groups. A disk that
 	// completes concurrent fdatasyncs in parallel may do better with 2-4.
 	SyncDepth int
+
+	// OnSync, if set, is called after each fdatasync of segment data with
+	// how long it took (for a latency histogram). It must not block.
+	OnSync func(time.Duration)
 }
 
 // DefaultConfig returns the default configuration.

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"golang.org/x/sys/unix"
@@ -314,8 +315,12 @@ func (s *Log) datasync(seg *segment) error {
 	if s.cfg.NoSync {
 		return nil
 	}
+	start := time.Now()
 	if err := fdatasync(int(seg.f.Fd())); err != nil {
 		return fmt.Errorf("wal: fdatasync %s: %w", seg.path, err)
+	}
+	if s.cfg.OnSync != nil {
+		s.cfg.OnSync(time.Since(start))
 	}
 	s.syncs.Add(1)
 	return nil
