@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +82,10 @@ type conn struct {
 	err     error // set once the connection is broken
 	broken  atomic.Bool
 	done    chan struct{}
+	// draining is set (under mu) when the server said it is going away:
+	// no request is sent on the connection any more (see goAway).
+	draining bool
+	drain    chan struct{} // closed with draining set
 }
 
 type call struct {
@@ -139,6 +144,7 @@ func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
 		sem:     make(chan struct{}, cfg.MaxInflight),
 		pending: map[uint32]*call{},
 		done:    make(chan struct{}),
+		drain:   make(chan struct{}),
 	}
 	go cn.writer()
 	go cn.reader(br, cfg.MaxFrame)
@@ -175,6 +181,10 @@ func (cn *conn) call(ctx context.Context, op wire.Op, body func([]byte) []byte) 
 	if cn.err != nil {
 		cn.mu.Unlock()
 		return nil, cn.failure()
+	}
+	if cn.draining {
+		cn.mu.Unlock()
+		return nil, cn.goneAway()
 	}
 	cn.pending[cl.id] = cl
 	cn.mu.Unlock()
@@ -241,6 +251,9 @@ func (cn *conn) writer() {
 		var cl *call
 		select {
 		case cl = <-cn.queue:
+		case <-cn.drain:
+			cn.drainWrites(bw)
+			return
 		case <-cn.done:
 			return
 		}
@@ -263,6 +276,41 @@ func (cn *conn) writer() {
 	}
 }
 
+// drainWrites, after the server's go-away, sends the requests already
+// queued (their callers saw no notice), half-closes the connection, and
+// refuses what callers still queue until it closes (they checked before
+// the notice came).
+func (cn *conn) drainWrites(bw *bufio.Writer) {
+	for more := true; more; {
+		select {
+		case cl := <-cn.queue:
+			bw.Write(cl.frame)
+		default:
+			more = false
+		}
+	}
+	bw.Flush()
+	if tc, ok := cn.nc.(interface{ CloseWrite() error }); ok {
+		tc.CloseWrite()
+	}
+	for {
+		select {
+		case cl := <-cn.queue:
+			cn.mu.Lock()
+			_, mine := cn.pending[cl.id]
+			delete(cn.pending, cl.id)
+			cn.mu.Unlock()
+			if mine {
+				cl.err = cn.goneAway()
+				cl.done <- struct{}{}
+			}
+			cn.closeIfDrained()
+		case <-cn.done:
+			return
+		}
+	}
+}
+
 func (cn *conn) reader(br *bufio.Reader, max int) {
 	for {
 		payload, err := wire.ReadFrame(br, nil, max)
@@ -276,9 +324,13 @@ func (cn *conn) reader(br *bufio.Reader, max int) {
 			cn.close(fmt.Errorf("malformed response: %w", err))
 			return
 		}
+		if id == 0 && err != nil && isGoAway(err) {
+			cn.goAway()
+			continue
+		}
 		if id == 0 && err != nil {
 			// A connection-level error from the server (for example
-			// overloaded, or shutting down); it closes the connection.
+			// overloaded); it closes the connection.
 			cn.close(err)
 			return
 		}
@@ -291,7 +343,48 @@ func (cn *conn) reader(br *bufio.Reader, max int) {
 		}
 		cl.resp, cl.err = body, err
 		cl.done <- struct{}{}
+		cn.closeIfDrained()
 	}
+}
+
+// isGoAway reports whether a connection-level error is the server's
+// go-away notice (it is stopping).
+func isGoAway(err error) bool {
+	var ce *codes.Error
+	return errors.As(err, &ce) && ce.Code == codes.ShuttingDown && strings.HasPrefix(ce.Msg, wire.GoAwayMessage)
+}
+
+// goAway handles the server's go-away notice: the server answers every
+// request it read before the notice and refuses (40008) the rest, so the
+// connection takes no new requests (the pool replaces it), the writer
+// sends what is already queued and half-closes, and the connection closes
+// once every request sent is answered. Callers whose requests were not
+// sent get a 40008 that promises nothing was applied, and retry elsewhere.
+func (cn *conn) goAway() {
+	cn.mu.Lock()
+	if !cn.draining {
+		cn.draining = true
+		cn.broken.Store(true)
+		close(cn.drain)
+	}
+	cn.mu.Unlock()
+	cn.closeIfDrained()
+}
+
+// closeIfDrained closes a draining connection once no request is pending.
+func (cn *conn) closeIfDrained() {
+	cn.mu.Lock()
+	done := cn.draining && len(cn.pending) == 0
+	cn.mu.Unlock()
+	if done {
+		cn.close(cn.goneAway())
+	}
+}
+
+// goneAway is the error of a request not sent because the server is going
+// away: certainly not applied.
+func (cn *conn) goneAway() error {
+	return codes.New(codes.ShuttingDown, "%s is shutting down; the request was not sent", cn.nc.RemoteAddr())
 }
 
 // close breaks the connection and fails its pending calls.

@@ -32,12 +32,38 @@ type conn struct {
 	sem  chan struct{}
 	wg   sync.WaitGroup // handlers in flight
 
-	stopped atomic.Bool
+	stopped  atomic.Bool // the server is stopping: go away
+	wentAway bool        // the read loop sent the go-away notice (read loop only)
+	between  bool        // the last failed read ended between frames (read loop only)
 }
 
+// stopReading wakes the read loop, which tells the client that the server
+// is going away (see goAway).
 func (c *conn) stopReading() {
 	c.stopped.Store(true)
 	c.c.SetReadDeadline(time.Now())
+}
+
+// GoAwayMessage starts the message of the go-away notice: a connection-
+// level 40008 (request ID 0) that a stopping server sends on each
+// connection. Requests it has read before the notice are answered; those
+// it reads after it are refused with 40008 and not applied. A client that
+// understands it sends nothing more on the connection and half-closes it
+// (shutdown of its write side); the server closes once it has answered
+// everything, or goAwayGrace after the notice.
+const GoAwayMessage = "going away"
+
+// goAwayGrace bounds how long a stopping server keeps reading a
+// connection after its go-away notice, for the requests already sent.
+const goAwayGrace = 2 * time.Second
+
+// goAway sends the go-away notice from the read loop and keeps the loop
+// reading, for at most goAwayGrace, to refuse what the client sent before
+// it heard.
+func (c *conn) goAway() {
+	c.wentAway = true
+	c.queueError(0, codes.New(codes.ShuttingDown, "%s: requests after this one are refused and not applied; send nothing more here", GoAwayMessage))
+	c.c.SetReadDeadline(time.Now().Add(goAwayGrace))
 }
 
 func (c *conn) serve() {
@@ -181,6 +207,10 @@ func (c *conn) readLoop(br *bufio.Reader) {
 	var buf []byte
 	for {
 		payload, ok := c.readRequest(br, buf)
+		if !ok && c.stopped.Load() && !c.wentAway && c.between {
+			c.goAway()
+			continue
+		}
 		if !ok {
 			return
 		}
@@ -191,12 +221,19 @@ func (c *conn) readLoop(br *bufio.Reader) {
 			c.queueError(0, codes.New(codes.InvalidParam, "malformed request header"))
 			continue
 		}
+		if c.wentAway {
+			c.queueError(id, codes.New(codes.ShuttingDown, "server is shutting down; the request was not applied"))
+			continue
+		}
 		// Back-pressure: wait for a slot before taking more requests.
 		select {
 		case c.sem <- struct{}{}:
 		case <-c.s.stopping:
-			c.queueError(id, codes.New(codes.ShuttingDown, "server is shutting down"))
-			return
+			c.queueError(id, codes.New(codes.ShuttingDown, "server is shutting down; the request was not applied"))
+			if !c.wentAway {
+				c.goAway()
+			}
+			continue
 		}
 		c.wg.Add(1)
 		c.dispatch(id, op, body)
@@ -216,18 +253,22 @@ func (c *conn) readRequest(br *bufio.Reader, buf []byte) ([]byte, bool) {
 	// already buffered are parsed without touching timers. Requests finish
 	// within RequestTimeout, far below IdleTimeout, so the idle deadline
 	// can stay armed while some are in flight.
-	if br.Buffered() < 4 {
+	if br.Buffered() < 4 && !c.wentAway {
 		c.c.SetReadDeadline(time.Now().Add(cfg.IdleTimeout))
 	}
 	// stopReading may have set its deadline just before ours.
-	if c.stopped.Load() {
+	if c.stopped.Load() && !c.wentAway {
+		c.between = true
 		return nil, false
 	}
 	var hdr [4]byte
-	if _, err := io.ReadFull(br, hdr[:]); err != nil {
+	if n, err := io.ReadFull(br, hdr[:]); err != nil {
+		// Stopped between frames: the read loop may go on reading.
+		c.between = n == 0
 		c.readError(err, "")
 		return nil, false
 	}
+	c.between = false
 	n := binary.BigEndian.Uint32(hdr[:])
 	if n == 0 || uint64(n) > uint64(cfg.MaxFrame) {
 		c.queueError(0, codes.New(codes.FrameTooLarge, "frame of %d bytes; the limit is %d", n, cfg.MaxFrame))

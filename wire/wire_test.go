@@ -584,14 +584,39 @@ func TestShutdownFinishesInflight(t *testing.T) {
 		t.Fatal("shutdown returned with requests in flight")
 	default:
 	}
+	// First the go-away notice; a request sent after it is refused, not
+	// applied.
+	id, _, err := rc.recv()
+	if id != 0 || codes.Of(err) != codes.ShuttingDown || !strings.Contains(err.Error(), GoAwayMessage) {
+		t.Fatalf("first frame after Shutdown: id %d, %v; want the go-away notice", id, err)
+	}
+	rc.send(9, OpFollow, AppendWriteRequest(nil, WriteRequest{Actor: "a", Targets: []string{"y"}}))
 	close(be.block)
-	for range 3 {
-		if _, _, err := rc.recv(); err != nil {
-			t.Fatalf("in-flight request lost in shutdown: %v", err)
+	answered := map[uint32]error{}
+	for range 4 {
+		id, _, err := rc.recv()
+		if _, dup := answered[id]; dup || id == 0 {
+			t.Fatalf("unexpected frame %d: %v", id, err)
+		}
+		answered[id] = err
+	}
+	for id := uint32(1); id <= 3; id++ {
+		if err, ok := answered[id]; !ok || err != nil {
+			t.Fatalf("in-flight request %d lost in shutdown: %v", id, err)
 		}
 	}
+	if err := answered[9]; codes.Of(err) != codes.ShuttingDown {
+		t.Fatalf("request after the go-away: %v, want 40008", err)
+	}
+	// The client half-closes: the server finishes without waiting out
+	// its grace.
+	began := time.Now()
+	rc.c.(*net.TCPConn).CloseWrite()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+	if d := time.Since(began); d > goAwayGrace/2 {
+		t.Fatalf("shutdown took %v after the client half-closed", d)
 	}
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
 		t.Fatal("still accepting after shutdown")

@@ -352,7 +352,8 @@ func TestKillDashNineLosesNoAcknowledgedWrite(t *testing.T) {
 }
 
 // SIGTERM with requests in flight: the process exits cleanly, every
-// request gets an answer, and what was acknowledged is kept.
+// request gets an answer (its result, or 40008: not applied), and what was
+// acknowledged is kept.
 func TestGracefulShutdownWithRequestsInFlight(t *testing.T) {
 	dir := t.TempDir()
 	p := start(t, dir)
@@ -436,6 +437,13 @@ func TestGracefulShutdownWithRequestsInFlight(t *testing.T) {
 		t.Fatalf("%d writes were applied but their answers never reached the client", applied)
 	}
 	t.Logf("%d acknowledged, %d refused, %d unanswered (not applied) while shutting down", ok.Load(), refused.Load(), noAnswer.Load())
+	// The go-away notice: the server answers what it read and refuses
+	// (40008) what it reads after telling the client, which sends nothing
+	// more; no request is left without an answer, so none ends as an
+	// unknown outcome (30007).
+	if noAnswer.Load() > 0 {
+		t.Fatalf("%d requests got no answer (reported as unknown outcome) in a graceful shutdown", noAnswer.Load())
+	}
 }
 
 // Bad input of every kind, while a well-behaved client keeps working with
