@@ -670,3 +670,43 @@ func drain(t *testing.T, tc *clustertest.Cluster, target *clustertest.Member, sh
 		return len(target.Node.LocalReplicas()) == 0
 	})
 }
+
+// A drained node stays drained when it restarts: it takes no replicas
+// back until it is made active again, which also survives a restart.
+func TestDrainSurvivesRestart(t *testing.T) {
+	const shards = 4
+	tc := newTestCluster(t, 4, shards)
+	tc.WaitLeaders(90 * time.Second)
+	writeAll(t, tc.Client(), "before", 10)
+	target := tc.Nodes[1]
+	drain(t, tc, target, shards)
+	tc.Stop(target)
+	tc.Start(target)
+	if !target.Node.Draining() {
+		t.Fatal("the drained node is active again after a restart")
+	}
+	// Other nodes see it draining, and place nothing on it.
+	waitFor(t, "the others to see the drain", 20*time.Second, func() bool {
+		for _, mb := range tc.Nodes[0].Node.Members() {
+			if mb.Meta.ID == target.ID {
+				return mb.Alive && mb.Meta.State == cluster.NodeDraining
+			}
+		}
+		return false
+	})
+	time.Sleep(2 * time.Second) // several reconcile rounds
+	if n := len(target.Node.LocalReplicas()); n != 0 {
+		t.Fatalf("the drained node got %d replicas back after its restart", n)
+	}
+	if err := target.Node.SetDraining(false); err != nil {
+		t.Fatal(err)
+	}
+	tc.Stop(target)
+	tc.Start(target)
+	if target.Node.Draining() {
+		t.Fatal("the node is draining again after drain --off and a restart")
+	}
+	waitFor(t, "replicas back on the active node", 60*time.Second, func() bool {
+		return len(target.Node.LocalReplicas()) > 0
+	})
+}

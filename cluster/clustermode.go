@@ -106,6 +106,10 @@ func (n *Node) startGossip() error {
 	for _, r := range n.localReplicas() {
 		local.Hosts.Set(r.id, true)
 	}
+	if drainMarked(n.cfg.DataDir) {
+		local.State = NodeDraining
+		n.log.Info("draining, as before the restart (followctl drain --off ends it)")
+	}
 	var err error
 	n.members, err = NewMembership(GossipConfig{
 		BindAddr: mc.GossipAddr, AdvertiseAddr: mc.GossipAdvertise, Join: mc.Join,
@@ -330,6 +334,16 @@ func (n *Node) SetDraining(on bool) error {
 	if on {
 		state = NodeDraining
 	}
+	// Persisted first: a drained node stays drained across its restarts
+	// and the cluster's, until it is made active again.
+	if err := setDrainFile(n.cfg.DataDir, on); err != nil {
+		return codes.New(codes.Internal, "recording the drain in the data directory: %v", err)
+	}
 	n.log.Info("draining", "on", on)
 	return n.members.Update(func(m *NodeMeta) { m.State = state })
+}
+
+// Draining reports whether this node is draining (false on a single node).
+func (n *Node) Draining() bool {
+	return n.members != nil && n.members.Local().State == NodeDraining
 }

@@ -19,6 +19,7 @@ import (
 //	wal/                 the raft log of every replica here (internal/wal)
 //	shard-NNN/stable.db  raft term and vote (raft-boltdb)
 //	shard-NNN/snapshots/ raft snapshots
+//	draining             present while the node is drained (SetDraining)
 //
 // A replica exists here exactly when its shard-NNN directory does.
 
@@ -157,6 +158,31 @@ func writeMeta(dir string, m Meta) error {
 		return err
 	}
 	return syncFile(dir)
+}
+
+// drainFile marks a drained node's data directory.
+const drainFile = "draining"
+
+// setDrainFile creates (on) or removes the drain mark, durably.
+func setDrainFile(dir string, on bool) error {
+	path := filepath.Join(dir, drainFile)
+	if on {
+		if err := os.WriteFile(path, []byte("drained with followctl drain; followctl drain --off ends it\n"), 0o640); err != nil {
+			return err
+		}
+		if err := syncFile(path); err != nil {
+			return err
+		}
+	} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncFile(dir)
+}
+
+// drainMarked reports whether the data directory carries the drain mark.
+func drainMarked(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, drainFile))
+	return err == nil
 }
 
 func syncFile(path string) error {
