@@ -710,3 +710,34 @@ func TestDrainSurvivesRestart(t *testing.T) {
 		return len(target.Node.LocalReplicas()) > 0
 	})
 }
+
+// A node dead for longer than ReapAfter is forgotten by the others (member
+// table, status); started again, it rejoins.
+func TestDeadMemberReaped(t *testing.T) {
+	const shards = 2
+	tc := clustertest.NewCluster(t, 3, shards, func(c *cluster.Config) { c.Membership.ReapAfter = 4 * time.Second })
+	tc.WaitLeaders(90 * time.Second)
+	victim := tc.Nodes[2]
+	known := func() (listed, alive bool) {
+		for _, mb := range tc.Nodes[0].Node.Members() {
+			if mb.Meta.ID == victim.ID {
+				return true, mb.Alive
+			}
+		}
+		return false, false
+	}
+	tc.Stop(victim)
+	waitFor(t, "the stopped node marked dead", 20*time.Second, func() bool {
+		l, a := known()
+		return l && !a
+	})
+	waitFor(t, "the dead node forgotten", 30*time.Second, func() bool {
+		l, _ := known()
+		return !l
+	})
+	tc.Start(victim)
+	waitFor(t, "the node back", 30*time.Second, func() bool {
+		_, a := known()
+		return a
+	})
+}

@@ -113,7 +113,7 @@ func (n *Node) startGossip() error {
 	var err error
 	n.members, err = NewMembership(GossipConfig{
 		BindAddr: mc.GossipAddr, AdvertiseAddr: mc.GossipAdvertise, Join: mc.Join,
-		Local: local, Fast: mc.FastGossip, Logger: n.log.Named("gossip"),
+		Local: local, Fast: mc.FastGossip, ReapAfter: mc.ReapAfter, Logger: n.log.Named("gossip"),
 	})
 	return err
 }

@@ -170,6 +170,11 @@ type MembershipConfig struct {
 	// DeadTimeout is how long a node must have been gone before its
 	// replicas are re-created elsewhere (never on a single suspicion).
 	DeadTimeout time.Duration
+	// ReapAfter is how long a node may be dead before gossip forgets it:
+	// it leaves the member table and followctl status, and is no longer
+	// retried (0: never). At least DeadTimeout, so that its replicas were
+	// replaced first. A reaped node that comes back joins as any new one.
+	ReapAfter time.Duration
 	// ReconcileInterval is how often each shard leader compares its
 	// replicas with the live membership.
 	ReconcileInterval time.Duration
@@ -225,7 +230,7 @@ func DefaultRelayConfig() RelayConfig {
 // DefaultMembershipConfig returns the cluster-mode defaults, without
 // addresses (a single node).
 func DefaultMembershipConfig() MembershipConfig {
-	return MembershipConfig{Replicas: 3, DeadTimeout: 30 * time.Second, ReconcileInterval: 2 * time.Second}
+	return MembershipConfig{Replicas: 3, DeadTimeout: 30 * time.Second, ReapAfter: 72 * time.Hour, ReconcileInterval: 2 * time.Second}
 }
 
 // Validate reports the first invalid field.
@@ -311,6 +316,8 @@ func (c *MembershipConfig) Validate() error {
 		return fmt.Errorf("cluster: Membership.BootstrapExpect (%d) must not be negative", c.BootstrapExpect)
 	case c.DeadTimeout <= 0 || c.ReconcileInterval <= 0:
 		return errors.New("cluster: Membership.DeadTimeout and Membership.ReconcileInterval must be positive")
+	case c.ReapAfter != 0 && c.ReapAfter < c.DeadTimeout:
+		return fmt.Errorf("cluster: Membership.ReapAfter (%v) must be 0 or at least DeadTimeout (%v)", c.ReapAfter, c.DeadTimeout)
 	}
 	return nil
 }

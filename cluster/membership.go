@@ -145,8 +145,10 @@ type GossipConfig struct {
 	// Local is this node's metadata.
 	Local NodeMeta
 	// Fast shortens memberlist's timers, for tests on loopback.
-	Fast   bool
-	Logger hclog.Logger
+	Fast bool
+	// ReapAfter forgets members dead for this long (0: never).
+	ReapAfter time.Duration
+	Logger    hclog.Logger
 	// OnChange is called (never concurrently) after any membership or
 	// metadata change.
 	OnChange func()
@@ -289,6 +291,7 @@ func (m *Membership) reconnect() {
 		case <-m.stop:
 			return
 		}
+		m.reap()
 		for _, mb := range m.Members() {
 			if mb.Alive || mb.Meta.ID == m.cfg.Local.ID || mb.Addr == "" {
 				continue
@@ -308,6 +311,28 @@ func (m *Membership) reconnect() {
 				m.log.Info("reconnected to a node gossip had marked dead", "node", mb.Meta.ID, "addr", mb.Addr)
 			}
 		}
+	}
+}
+
+// reap forgets the members dead for longer than ReapAfter.
+func (m *Membership) reap() {
+	if m.cfg.ReapAfter <= 0 {
+		return
+	}
+	m.mu.Lock()
+	var gone []string
+	for id, mb := range m.members {
+		if !mb.Alive && id != m.cfg.Local.ID && time.Since(mb.Since) >= m.cfg.ReapAfter {
+			delete(m.members, id)
+			gone = append(gone, id)
+		}
+	}
+	m.mu.Unlock()
+	for _, id := range gone {
+		m.log.Info("forgot a node dead for longer than the reap time", "node", id, "reap_after", m.cfg.ReapAfter)
+	}
+	if len(gone) > 0 {
+		m.changed()
 	}
 }
 

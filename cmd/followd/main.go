@@ -71,6 +71,7 @@ type options struct {
 	bootstrapExpect int
 	replicas        int
 	deadTimeout     time.Duration
+	reapAfter       time.Duration
 	raftHeartbeat   time.Duration
 	raftQuietAfter  time.Duration
 	nodeID          string
@@ -102,6 +103,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.bootstrapExpect, "bootstrap-expect", 0, "cluster: create a new cluster once this many nodes see each other (give every initial node the same value and --join list)")
 	fs.IntVar(&o.replicas, "replicas", 3, "cluster: voters per shard")
 	fs.DurationVar(&o.deadTimeout, "dead-timeout", 30*time.Second, "cluster: how long a node must be gone before its replicas are re-created elsewhere")
+	fs.DurationVar(&o.reapAfter, "reap-after", 72*time.Hour, "cluster: how long a node may be dead before the others forget it (status, gossip); 0 never, else at least --dead-timeout")
 	fs.DurationVar(&o.raftHeartbeat, "raft-heartbeat", cluster.DefaultRaftConfig().HeartbeatTimeout, "cluster: raft heartbeat and election timeout of every shard; a longer one fails over more slowly")
 	fs.DurationVar(&o.raftQuietAfter, "raft-quiet-after", cluster.DefaultRaftConfig().QuietAfter, "cluster: a shard with no writes or lease renewals for this long goes quiet (its followers hear from the leader through one coalesced beat per node pair); 0 keeps every shard's heartbeats on the wire")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
@@ -296,6 +298,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.BootstrapExpect = o.bootstrapExpect
 	mc.Replicas = o.replicas
 	mc.DeadTimeout = o.deadTimeout
+	mc.ReapAfter = o.reapAfter
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
 	cfg.Raft.QuietAfter = o.raftQuietAfter
