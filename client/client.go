@@ -786,6 +786,21 @@ func (c *Client) Drain(ctx context.Context, node string, on bool) error {
 	return err
 }
 
+// Recover makes shard (-1: every shard that lost its quorum) serve again
+// from node's replica alone, after the shard lost a majority of its
+// replicas for good. It is unsafe - what only the lost replicas held is
+// gone - and the server refuses it unless acceptDataLoss is true. Any node
+// forwards the request to node.
+func (c *Client) Recover(ctx context.Context, node string, shard int, acceptDataLoss bool) ([]wire.Recovered, error) {
+	body, err := c.do(ctx, -1, wire.OpRecover, func(b []byte) []byte {
+		return wire.AppendRecoverRequest(b, wire.RecoverRequest{Node: node, Shard: shard, AcceptDataLoss: acceptDataLoss})
+	})
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseRecovered(body)
+}
+
 // ScanUsers lists users of shard, starting at from (0 first), from the
 // shard's leader; the result's Next is where to continue (0 at the end).
 // The position is the leader's own, so restart the scan if the leader

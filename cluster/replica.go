@@ -56,11 +56,24 @@ type Replica struct {
 	// reads while a leadership transfer runs. See Read.
 	leaseUntil   atomic.Int64
 	transferring atomic.Int32
+	// recovered describes the unsafe recovery made from this replica, if
+	// one was (read from its directory; see recover.go).
+	recovered string
 }
 
 // newReplica opens shard id's replica on this node. boot, if not empty,
 // is the configuration to bootstrap a new shard with.
 func newReplica(n *Node, id int, boot []raft.Server) (*Replica, error) {
+	return openReplicaWith(n, id, boot, nil)
+}
+
+// prepareFunc runs on a replica's stores before its raft starts (unsafe
+// recovery rewrites them).
+type prepareFunc func(r *Replica, snaps raft.SnapshotStore, rc *raft.Config) error
+
+// openReplicaWith is newReplica, with prepare (if not nil) run before raft
+// starts.
+func openReplicaWith(n *Node, id int, boot []raft.Server, prepare prepareFunc) (*Replica, error) {
 	cfg := &n.cfg
 	dir := filepath.Join(cfg.DataDir, shardDir(id))
 	_, err := os.Stat(dir)
@@ -96,7 +109,8 @@ func newReplica(n *Node, id int, boot []raft.Server) (*Replica, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raft stable store: %w", err)
 	}
-	if err := r.startRaft(dir, boot); err != nil {
+	r.recovered = readRecovery(dir)
+	if err := r.startRaft(dir, boot, prepare); err != nil {
 		r.stable.Close()
 		return nil, err
 	}
@@ -129,7 +143,7 @@ func (r *Replica) openLog(fresh bool) error {
 
 // startRaft starts the replica's raft group over its stores, bootstrapping
 // a shard that has no state yet with boot (if not empty).
-func (r *Replica) startRaft(dir string, boot []raft.Server) error {
+func (r *Replica) startRaft(dir string, boot []raft.Server, prepare prepareFunc) error {
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, r.cfg.Raft.SnapshotRetain, r.log.Named("snapshots"))
 	if err != nil {
 		return err
@@ -139,6 +153,11 @@ func (r *Replica) startRaft(dir string, boot []raft.Server) error {
 	}
 	rc := r.cfg.raftConfig()
 	rc.Logger = quietInfo{r.log.Named("raft")}
+	if prepare != nil {
+		if err := prepare(r, snaps, rc); err != nil {
+			return err
+		}
+	}
 	has, err := raft.HasExistingState(r.logs, r.stable, snaps)
 	if err != nil {
 		return err

@@ -31,6 +31,9 @@ type ReplicaStatus struct {
 	AppliedIndex         uint64
 	// Halted says why the state machine stopped applying, if it did.
 	Halted string
+	// Recovered describes the unsafe recovery made from this replica, if
+	// one was.
+	Recovered string
 	// Voters and Nonvoters are the shard's raft configuration.
 	Voters, Nonvoters []string
 	// LogEntries are the entries in the replica's raft log (those
@@ -86,6 +89,7 @@ func (r *Replica) Status() ReplicaStatus {
 	if err := r.fsm.Failed(); err != nil {
 		rs.Halted = err.Error()
 	}
+	rs.Recovered = r.recovered
 	if f := r.raft.GetConfiguration(); f.Error() == nil {
 		for _, sv := range f.Configuration().Servers {
 			if sv.Suffrage == raft.Voter {

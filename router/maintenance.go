@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 
+	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/fsm"
 	"github.com/followgraph/followgraph/shard"
@@ -68,4 +69,50 @@ func (r *Router) ScanUsers(ctx context.Context, req wire.ScanRequest) (wire.User
 		return nil
 	})
 	return p, err
+}
+
+// Recover runs an unsafe recovery on req.Node (forwarding to it if it is
+// another node): only with AcceptDataLoss, which the caller must have
+// asked for in so many words.
+func (r *Router) Recover(ctx context.Context, req wire.RecoverRequest) ([]wire.Recovered, error) {
+	if !req.AcceptDataLoss {
+		return nil, codes.New(codes.InvalidParam, "unsafe recovery loses what only the lost replicas held: it must be asked for with accept-data-loss")
+	}
+	if req.Node != r.node.ID() {
+		if wire.FromPeer(ctx) || r.peers == nil {
+			return nil, codes.New(codes.InvalidParam, "node %q is not this node", req.Node)
+		}
+		for _, m := range r.node.Members() {
+			if m.Meta.ID == req.Node && m.Alive {
+				return r.peers.forwardRecover(ctx, m.Meta.ClientAddr, req)
+			}
+		}
+		return nil, codes.New(codes.InvalidParam, "no live node %q in the cluster", req.Node)
+	}
+	var recs []cluster.Recovery
+	if req.Shard < 0 {
+		var err error
+		recs, err = r.node.RecoverAll()
+		if err != nil && len(recs) == 0 {
+			return nil, err
+		}
+		if err != nil {
+			var ok []int
+			for _, rc := range recs {
+				ok = append(ok, rc.Shard)
+			}
+			return nil, codes.New(codes.Internal, "recovered shards %v, but not every shard: %v", ok, err)
+		}
+	} else {
+		rec, err := r.node.Recover(req.Shard)
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	out := make([]wire.Recovered, 0, len(recs))
+	for _, rc := range recs {
+		out = append(out, wire.Recovered{Shard: rc.Shard, Index: rc.Index, Term: rc.Term, Lost: rc.Lost})
+	}
+	return out, nil
 }

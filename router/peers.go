@@ -151,3 +151,11 @@ func (p *Peers) forwardDrain(ctx context.Context, addr string, req wire.DrainReq
 	_, err := p.c.Call(ctx, addr, wire.OpDrain, func(b []byte) []byte { return wire.AppendDrainRequest(b, req) })
 	return err
 }
+
+func (p *Peers) forwardRecover(ctx context.Context, addr string, req wire.RecoverRequest) ([]wire.Recovered, error) {
+	body, err := p.c.Call(ctx, addr, wire.OpRecover, func(b []byte) []byte { return wire.AppendRecoverRequest(b, req) })
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseRecovered(body)
+}

@@ -456,6 +456,9 @@ type ShardStatus struct {
 	LagRecords   uint64
 	LagOldestMs  uint64
 	Halted       string // why the shard's state machine halted, if it did
+	// Recovered describes the unsafe recovery made from this replica, if
+	// one was.
+	Recovered string
 	// Voters and Nonvoters are the shard's raft configuration as this
 	// node knows it (authoritative when Leader is true).
 	Voters, Nonvoters []string
@@ -490,8 +493,8 @@ type MemberStatus struct {
 // member = [node, clientAddr, raftAddr, alive, draining, leads, hosts],
 // shard = [shard,
 // leader, leaderID, leaderAddr, ready, applied, users, following,
-// followers, mutual, lagRecords, lagOldestMs, halted, [voter...],
-// [nonvoter...]].
+// followers, mutual, lagRecords, lagOldestMs, halted, recovered,
+// [voter...], [nonvoter...]].
 func AppendStatus(b []byte, s Status) []byte {
 	b = appendArray(b, 7)
 	b = appendStr(b, s.NodeID)
@@ -501,7 +504,7 @@ func AppendStatus(b []byte, s Status) []byte {
 	b = appendStr(b, s.Addr)
 	b = appendArray(b, len(s.Shards))
 	for _, sh := range s.Shards {
-		b = appendArray(b, 15)
+		b = appendArray(b, 16)
 		b = appendUint(b, uint64(sh.Shard))
 		b = appendBool(b, sh.Leader)
 		b = appendStr(b, sh.LeaderID)
@@ -515,6 +518,7 @@ func AppendStatus(b []byte, s Status) []byte {
 		b = appendUint(b, sh.LagRecords)
 		b = appendUint(b, sh.LagOldestMs)
 		b = appendStr(b, sh.Halted)
+		b = appendStr(b, sh.Recovered)
 		for _, ids := range [][]string{sh.Voters, sh.Nonvoters} {
 			b = appendArray(b, len(ids))
 			for _, id := range ids {
@@ -543,10 +547,10 @@ func ParseStatus(body []byte) (Status, error) {
 	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
 	n := r.array(1 << 16)
 	for range n {
-		r.arrayN(15)
+		r.arrayN(16)
 		sh := ShardStatus{Shard: r.upTo(1 << 16), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
 			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
-			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12)}
+			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12), Recovered: r.str(1 << 12)}
 		for _, dst := range []*[]string{&sh.Voters, &sh.Nonvoters} {
 			k := r.array(64)
 			for range k {
@@ -589,6 +593,78 @@ func ParseDrainRequest(body []byte) (DrainRequest, error) {
 	r.arrayN(2)
 	d := DrainRequest{Node: r.str(256), On: r.bool()}
 	return d, wrap(r.done(), "drain request")
+}
+
+// RecoverRequest is [node, shard, acceptDataLoss]: make shard (-1: every
+// shard without a quorum) serve again from node's replica alone.
+type RecoverRequest struct {
+	Node           string
+	Shard          int
+	AcceptDataLoss bool
+}
+
+// AppendRecoverRequest encodes a recover request.
+func AppendRecoverRequest(b []byte, q RecoverRequest) []byte {
+	b = appendArray(b, 3)
+	b = appendStr(b, q.Node)
+	b = appendInt(b, int64(q.Shard))
+	return appendBool(b, q.AcceptDataLoss)
+}
+
+// ParseRecoverRequest decodes a recover request (strings are copied).
+func ParseRecoverRequest(body []byte) (RecoverRequest, error) {
+	r := reader{b: body}
+	r.arrayN(3)
+	q := RecoverRequest{Node: r.str(256), Shard: int(r.int()), AcceptDataLoss: r.bool()}
+	if r.err == nil && (q.Shard < -1 || q.Shard >= 1<<16) {
+		r.err = fmt.Errorf("shard %d out of range", q.Shard)
+	}
+	return q, wrap(r.done(), "recover request")
+}
+
+// Recovered is one shard an unsafe recovery made serve again:
+// [shard, index, term, [lost voter...]].
+type Recovered struct {
+	Shard       int
+	Index, Term uint64
+	Lost        []string
+}
+
+// AppendRecovered encodes a recover response: [[shard, index, term,
+// [lost...]]...].
+func AppendRecovered(b []byte, rs []Recovered) []byte {
+	b = appendArray(b, len(rs))
+	for _, x := range rs {
+		b = appendArray(b, 4)
+		b = appendUint(b, uint64(x.Shard))
+		b = appendUint(b, x.Index)
+		b = appendUint(b, x.Term)
+		b = appendArray(b, len(x.Lost))
+		for _, id := range x.Lost {
+			b = appendStr(b, id)
+		}
+	}
+	return b
+}
+
+// ParseRecovered decodes a recover response.
+func ParseRecovered(body []byte) ([]Recovered, error) {
+	r := reader{b: body}
+	n := r.array(1 << 16)
+	var out []Recovered
+	for range n {
+		r.arrayN(4)
+		x := Recovered{Shard: r.upTo(1 << 16), Index: r.uint(), Term: r.uint()}
+		k := r.array(64)
+		for range k {
+			x.Lost = append(x.Lost, r.str(256))
+		}
+		if r.err != nil {
+			break
+		}
+		out = append(out, x)
+	}
+	return out, wrap(r.done(), "recover response")
 }
 
 // ScanRequest is [shard, from, limit].

@@ -36,6 +36,9 @@ type ClusterHandler interface {
 	Drain(ctx context.Context, req DrainRequest) error
 	// ScanUsers lists the users of a shard this node leads.
 	ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error)
+	// Recover makes shards that lost their quorum serve again from one
+	// node's replica, losing what only the other replicas held.
+	Recover(ctx context.Context, req RecoverRequest) ([]Recovered, error)
 }
 
 type peerKey struct{}
@@ -84,6 +87,7 @@ func init() {
 	ops[OpDeliver] = &opSpec{peerOnly: true, waits: true, serve: serveDeliver}
 	ops[OpDrain] = &opSpec{serve: serveDrain}
 	ops[OpScanUsers] = &opSpec{serve: serveScanUsers}
+	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
 }
 
 // admit returns the table entry of op for this connection, or the error
@@ -214,6 +218,22 @@ func serveDrain(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, e
 		return b, err
 	}
 	return AppendEmpty(b), nil
+}
+
+func serveRecover(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {
+	req, err := ParseRecoverRequest(body)
+	if err != nil {
+		return b, err
+	}
+	ch, err := s.clusterHandler()
+	if err != nil {
+		return b, err
+	}
+	rs, err := ch.Recover(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return AppendRecovered(b, rs), nil
 }
 
 func serveScanUsers(s *Server, ctx context.Context, _ Op, body, b []byte) ([]byte, error) {

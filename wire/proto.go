@@ -45,12 +45,17 @@ const (
 	// OpScanUsers lists the users of a shard, for followctl verify:
 	// [shard, from, limit] -> [[user...], next]; next is 0 at the end.
 	OpScanUsers Op = 13
+	// OpRecover makes shards that lost their quorum serve again from one
+	// node's replica (unsafe: see docs/OPERATIONS.md):
+	// [node, shard, acceptDataLoss] -> [[shard, index, term, [lost...]]...].
+	OpRecover Op = 14
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
+	OpRecover: "recover",
 }
 
 // String names the operation.
@@ -63,7 +68,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover}
 }
 
 // Limits the decoders enforce regardless of configuration.

@@ -109,7 +109,7 @@ func TestBodiesRoundTrip(t *testing.T) {
 	if got, err := ParseChecks(AppendChecks(nil, cs)); err != nil || !slices.Equal(got, cs) {
 		t.Fatalf("checks: %+v %v", got, err)
 	}
-	st := Status{NodeID: "n", Server: "v", ClusterID: "c", UptimeSec: 5, Addr: "x:1", Shards: []ShardStatus{{Shard: 1, Leader: true, LeaderID: "n", Ready: true, AppliedIndex: 9, Users: 3, LagRecords: 2, Halted: "no"}}}
+	st := Status{NodeID: "n", Server: "v", ClusterID: "c", UptimeSec: 5, Addr: "x:1", Shards: []ShardStatus{{Shard: 1, Leader: true, LeaderID: "n", Ready: true, AppliedIndex: 9, Users: 3, LagRecords: 2, Halted: "no", Recovered: "unsafe recovery from n"}}}
 	st.Shards[0].Voters, st.Shards[0].Nonvoters = []string{"a", "b"}, []string{"c"}
 	if got, err := ParseStatus(AppendStatus(nil, st)); err != nil || got.NodeID != "n" || len(got.Shards) != 1 || got.Shards[0].AppliedIndex != 9 || !slices.Equal(got.Shards[0].Voters, []string{"a", "b"}) || !slices.Equal(got.Shards[0].Nonvoters, []string{"c"}) {
 		t.Fatalf("status: %+v %v", got, err)
@@ -207,6 +207,8 @@ func FuzzBodies(f *testing.F) {
 	f.Add(AppendScanRequest(nil, ScanRequest{Shard: 1, From: 2, Limit: 3}))
 	f.Add(AppendUserPage(nil, UserPage{Users: []string{"a"}, Next: 9}))
 	f.Add(AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 2, Records: []Record{{Seq: 1, Add: true}}}))
+	f.Add(AppendRecoverRequest(nil, RecoverRequest{Node: "n1", Shard: -1, AcceptDataLoss: true}))
+	f.Add(AppendRecovered(nil, []Recovered{{Shard: 3, Index: 9, Term: 2, Lost: []string{"n2"}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if w, err := ParseWriteRequest(b); err == nil {
 			if w2, err := ParseWriteRequest(AppendWriteRequest(nil, w)); err != nil || w2.Actor != w.Actor || !slices.Equal(w2.Targets, w.Targets) || w2.Sync != w.Sync {
@@ -241,6 +243,16 @@ func FuzzBodies(f *testing.F) {
 		}
 		if d, err := ParseDeliverRequest(b); err == nil && (d.Dst < 0 || d.Src < 0) {
 			t.Fatalf("delivery with a negative shard: %+v", d)
+		}
+		if q, err := ParseRecoverRequest(b); err == nil {
+			if q2, err := ParseRecoverRequest(AppendRecoverRequest(nil, q)); err != nil || q2 != q || q.Shard < -1 {
+				t.Fatalf("recover request does not round-trip: %+v", q)
+			}
+		}
+		if rs, err := ParseRecovered(b); err == nil {
+			if rs2, err := ParseRecovered(AppendRecovered(nil, rs)); err != nil || len(rs2) != len(rs) {
+				t.Fatalf("recover response does not round-trip: %+v", rs)
+			}
 		}
 		ParseUserPage(b)
 		ParseUint64(b)
@@ -668,6 +680,9 @@ func TestDeliverRoundTrip(t *testing.T) {
 }
 
 func (f *fakeBackend) Drain(ctx context.Context, req DrainRequest) error { return nil }
+func (f *fakeBackend) Recover(ctx context.Context, req RecoverRequest) ([]Recovered, error) {
+	return []Recovered{{Shard: req.Shard}}, nil
+}
 func (f *fakeBackend) ScanUsers(ctx context.Context, req ScanRequest) (UserPage, error) {
 	return UserPage{Users: []string{"x"}}, nil
 }
@@ -926,14 +941,15 @@ func TestServerWithoutClusterHandler(t *testing.T) {
 	peer.send(1, OpDeliver, AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Records: []Record{{1, true, "a", "b", 5, 4}}}))
 	peer.send(2, OpDrain, AppendDrainRequest(nil, DrainRequest{Node: "n", On: true}))
 	peer.send(3, OpScanUsers, AppendScanRequest(nil, ScanRequest{Shard: 0, Limit: 10}))
+	peer.send(5, OpRecover, AppendRecoverRequest(nil, RecoverRequest{Node: "n", Shard: 0, AcceptDataLoss: true}))
 	peer.send(4, OpPing, AppendEmpty(nil))
 	// Deliveries run beside the read loop: answers may come in any order.
 	errs := map[uint32]error{}
-	for range 4 {
+	for range 5 {
 		id, _, err := peer.recv()
 		errs[id] = err
 	}
-	for id := uint32(1); id <= 3; id++ {
+	for _, id := range []uint32{1, 2, 3, 5} {
 		if err, ok := errs[id]; !ok || !errors.Is(err, codes.ErrUnknownOp) {
 			t.Fatalf("request %d: %v (answered %v), want unknown operation", id, err, ok)
 		}

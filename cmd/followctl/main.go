@@ -75,6 +75,9 @@ type options struct {
 	parallel int           // verify: requests in flight
 	sample   float64       // verify: fraction of the users to check
 
+	from       string // recover: the node whose replica survives
+	acceptLoss bool   // recover: --accept-data-loss
+
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
 
@@ -200,6 +203,24 @@ var commands = []*command{
 			"request rather than the whole command. A single node cannot be drained.",
 		example: "followctl drain n2 --wait 10m\n  followctl drain n2 --off",
 		flags:   drainFlags, check: drainCheck, budget: drainBudget, run: drainCmd,
+	},
+	{
+		name: "recover", args: "SHARD|all", minArgs: 1, maxArgs: 1,
+		summary: "UNSAFE: make a shard that lost its quorum serve again from one node's replica",
+		about: "Makes SHARD (or every shard that lost its quorum, with \"all\") serve again\n" +
+			"from the replica on node --from alone, after a majority of the shard's voters\n" +
+			"is gone for good (their disks lost). The node rewrites the shard's raft\n" +
+			"configuration to itself, keeps every entry its log holds, and leads; the\n" +
+			"shard's leader then adds new replicas on the other nodes.\n\n" +
+			"It is unsafe: writes acknowledged by the lost replicas but not received by\n" +
+			"--from are gone, and entries --from held but never committed are kept. It\n" +
+			"is refused without --accept-data-loss, on a single node, for a shard that has\n" +
+			"a leader, and while a majority of the shard's voters is alive (an election\n" +
+			"will succeed: wait). Nodes that held the lost replicas must come back with\n" +
+			"empty data directories. The node logs the recovery at ERROR and status shows\n" +
+			"it under RECOVERED, across restarts. Any node forwards the request.",
+		example: "followctl recover 7 --from n1 --accept-data-loss\n  followctl recover all --from n1 --accept-data-loss",
+		flags:   recoverFlags, check: recoverCheck, budget: recoverBudget, run: recoverCmd,
 	},
 	{
 		name: "verify", args: "", minArgs: 0, maxArgs: 0,

@@ -550,7 +550,7 @@ func TestUnhealthy(t *testing.T) {
 	out := statusOutput{NodeID: "n1", Unhealthy: want, Shards: []shardOutput{{Shard: 1, LeaderID: "n2", LeaderAddr: "10.0.0.2:7700"}}}
 	var b bytes.Buffer
 	out.text(&b)
-	if !strings.Contains(b.String(), "UNHEALTHY: "+strings.Join(want, "; ")+"\n") || !strings.Contains(b.String(), "n2 (10.0.0.2:7700)") {
+	if !strings.Contains(b.String(), "UNHEALTHY: 3 problem(s)\n  - "+strings.Join(want, "\n  - ")+"\n") || !strings.Contains(b.String(), "n2 (10.0.0.2:7700)") {
 		t.Errorf("status text:\n%s", b.String())
 	}
 }
@@ -805,7 +805,9 @@ func TestClusterView(t *testing.T) {
 		wire.ShardStatus{Shard: 0, Leader: true, Ready: true, Voters: voters, Users: 7},
 		wire.ShardStatus{Shard: 1, LeaderID: "n2", Voters: voters},                                             // a follower: fine
 		wire.ShardStatus{Shard: 2, Leader: true, Ready: true, Voters: voters, LagRecords: 3, LagOldestMs: 900}, // young lag: fine
-		wire.ShardStatus{Shard: 3, Leader: true, Ready: true, Voters: voters[:2]},
+		wire.ShardStatus{Shard: 3, Leader: true, Ready: true, Voters: voters[:2], Recovered: "unsafe recovery from n1"},
+		wire.ShardStatus{Shard: 6, Voters: voters},                      // n1 and n2 up: an election is due
+		wire.ShardStatus{Shard: 7, Voters: []string{"n1", "n3", "n5"}}, // only n1 up
 	)
 	members := []memberStatus{
 		{MemberStatus: wire.MemberStatus{NodeID: "n1", Alive: true, Leads: 3, Hosts: 4}, status: self},
@@ -819,15 +821,17 @@ func TestClusterView(t *testing.T) {
 		)},
 		{MemberStatus: wire.MemberStatus{NodeID: "n5", Alive: true}, err: fmt.Errorf("connection refused")},
 	}
-	nodesOut, shards, bad := clusterView(*self, members, 6)
+	nodesOut, shards, bad := clusterView(*self, members, 8)
 	want := []string{
 		"node n3 dead", "node n4 draining", "node n5 did not answer: connection refused",
 		"shard 0 halted on n2: apply failed",
 		"shard 1 relay lag 9 records (oldest 7000 ms)",
 		"shard 2 reported led by n1 and n4 (an election in progress, or a stale leader)",
-		"shard 3 has 2 voters, want 3",
+		"shard 3 has 2 voters, want 3: no other live, active node to hold a replica",
 		"shard 4 has no leader (no replica answered)",
 		"shard 5 has no leader (no replica answered)",
+		"shard 6 has no leader: election pending, 2 of 3 voters up",
+		"shard 7 has no leader: quorum lost, 1 of 3 voters up (n3 dead, n5 silent); bring them back, or if their data is gone: followctl recover 7 --from n1 --accept-data-loss",
 	}
 	if !slices.Equal(bad, want) {
 		t.Errorf("problems:\n%q\nwant\n%q", bad, want)
@@ -835,7 +839,7 @@ func TestClusterView(t *testing.T) {
 	if len(nodesOut) != 5 || nodesOut[2].State != "dead" || nodesOut[3].State != "draining" || nodesOut[0].Version != "v1" || nodesOut[4].Error == "" {
 		t.Errorf("nodes: %+v", nodesOut)
 	}
-	if len(shards) != 6 || shards[0].LeaderID != "n1" || !shards[0].Leader || shards[0].Users != 7 ||
+	if len(shards) != 8 || shards[3].Recovered != "unsafe recovery from n1" || shards[0].LeaderID != "n1" || !shards[0].Leader || shards[0].Users != 7 ||
 		shards[1].LeaderID != "n2" || shards[1].Leader || shards[1].LeaderAddr != "n2:7700" || !slices.Equal(shards[1].Nonvoters, []string{"n4"}) ||
 		shards[4].LeaderID != "" || shards[4].Voters == nil {
 		t.Errorf("shards: %+v", shards)
@@ -843,7 +847,7 @@ func TestClusterView(t *testing.T) {
 	out := statusOutput{NodeID: "n1", Nodes: nodesOut, Shards: shards, Unhealthy: bad}
 	var b bytes.Buffer
 	out.text(&b)
-	for _, s := range []string{"NODE", "RAFT ADDR", "draining", "VOTERS", "n1,n2,n3", "UNHEALTHY: node n3 dead; "} {
+	for _, s := range []string{"NODE", "RAFT ADDR", "draining", "VOTERS", "n1,n2,n3", "UNHEALTHY: 11 problem(s)\n  - node n3 dead\n  - node n4 draining\n", "RECOVERED: shard 3: unsafe recovery from n1\n"} {
 		if !strings.Contains(b.String(), s) {
 			t.Errorf("text lacks %q:\n%s", s, b.String())
 		}

@@ -63,6 +63,7 @@ type shardOutput struct {
 	LagRecords   uint64   `json:"lagRecords"`
 	LagOldestMs  uint64   `json:"lagOldestMs"`
 	Halted       string   `json:"halted"`
+	Recovered    string   `json:"recovered"` // an unsafe recovery, as the replica it was made from reports it
 	Voters       []string `json:"voters"`
 	Nonvoters    []string `json:"nonvoters"`
 }
@@ -91,7 +92,7 @@ func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (o
 func newShardOutput(sh wire.ShardStatus) shardOutput {
 	return shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
 		Ready: sh.Ready, AppliedIndex: sh.AppliedIndex, Users: sh.Users, Following: sh.Following, Followers: sh.Followers,
-		Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted,
+		Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted, Recovered: sh.Recovered,
 		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters)}
 }
 
@@ -182,10 +183,19 @@ type replicaView struct {
 func clusterView(self client.Status, members []memberStatus, shards int) ([]nodeOutput, []shardOutput, []string) {
 	nodes, bad, byShard, shards := nodeRows(members, shards)
 	want := wantVoters(byShard, len(members))
+	states := map[string]string{}
+	for _, n := range nodes {
+		states[n.NodeID] = n.State
+		if n.Error != "" {
+			states[n.NodeID] = "silent"
+		}
+	}
 	rows := make([]shardOutput, 0, shards)
 	var shardBad []string
 	for i := range shards {
 		row, problems := shardRow(i, byShard[i], self.NodeID, want)
+		row.Recovered = recoveredNote(byShard[i])
+		problems = explain(i, row, problems, states)
 		rows = append(rows, row)
 		shardBad = append(shardBad, problems...)
 	}
@@ -284,6 +294,68 @@ func shardRow(i int, vs []replicaView, self string, want int) (shardOutput, []st
 	return so, bad
 }
 
+// recoveredNote is the unsafe recovery one of vs reports, naming the node
+// (the replica it was made from keeps the record).
+func recoveredNote(vs []replicaView) string {
+	for _, v := range vs {
+		if v.Recovered != "" {
+			return v.Recovered
+		}
+	}
+	return ""
+}
+
+// explain adds to a shard's problems why it has them, from the states of
+// its voters' nodes (alive, dead, draining, silent; missing from gossip):
+// a shard without a leader either waits for an election (a majority of
+// voters is up) or lost its quorum (then only an unsafe recovery, or the
+// voters' return, brings it back); one short of voters either waits for a
+// replica to catch up or has no node to put one on.
+func explain(i int, row shardOutput, problems []string, states map[string]string) []string {
+	var down, upIDs []string
+	for _, v := range row.Voters {
+		if st := states[v]; st != "alive" && st != "draining" {
+			down = append(down, v+" "+cmp.Or(st, "unknown"))
+		} else {
+			upIDs = append(upIDs, v)
+		}
+	}
+	up := len(upIDs)
+	from := "NODE"
+	if len(upIDs) == 1 {
+		from = upIDs[0]
+	}
+	for k, p := range problems {
+		switch {
+		case p == fmt.Sprintf("shard %d has no leader", i) && len(row.Voters) > 0 && up > len(row.Voters)/2:
+			problems[k] = fmt.Sprintf("%s: election pending, %d of %d voters up", p, up, len(row.Voters))
+		case p == fmt.Sprintf("shard %d has no leader", i) && len(row.Voters) > 0:
+			problems[k] = fmt.Sprintf("%s: quorum lost, %d of %d voters up (%s); bring them back, or if their data is gone: followctl recover %d --from %s --accept-data-loss",
+				p, up, len(row.Voters), strings.Join(down, ", "), i, from)
+		case strings.HasPrefix(p, fmt.Sprintf("shard %d has %d voters, want", i, len(row.Voters))):
+			problems[k] = p + ": " + shortOfVoters(row, states)
+		}
+	}
+	return problems
+}
+
+// shortOfVoters says why a shard has fewer voters than it should.
+func shortOfVoters(row shardOutput, states map[string]string) string {
+	if len(row.Nonvoters) > 0 {
+		return "replica catching up on " + strings.Join(row.Nonvoters, ",")
+	}
+	free := 0
+	for id, st := range states {
+		if st == "alive" && !slices.Contains(row.Voters, id) {
+			free++
+		}
+	}
+	if free == 0 {
+		return "no other live, active node to hold a replica"
+	}
+	return "the leader is adding a replica"
+}
+
 // pickReplica chooses, among shard i's replicas vs, the one whose report
 // stands for the shard: a leader (the most advanced, if more than one
 // claims to lead), else the most advanced replica, else nil. It also
@@ -338,7 +410,7 @@ func (out statusOutput) text(w io.Writer) {
 	if out.Healthy {
 		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag over %ds\n", len(out.Shards), maxLagMs/1000)
 	} else {
-		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
+		out.unhealthyText(w)
 	}
 }
 
@@ -367,10 +439,23 @@ func (out statusOutput) clusterText(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	for _, sh := range out.Shards {
+		if sh.Recovered != "" {
+			fmt.Fprintf(w, "RECOVERED: shard %d: %s\n", sh.Shard, sh.Recovered)
+		}
+	}
 	if out.Healthy {
 		fmt.Fprintf(w, "healthy: %d nodes alive, %d shards led, none halted, no relay lag over %ds\n", alive, len(out.Shards), maxLagMs/1000)
 	} else {
-		fmt.Fprintf(w, "UNHEALTHY: %s\n", strings.Join(out.Unhealthy, "; "))
+		out.unhealthyText(w)
+	}
+}
+
+// unhealthyText lists the problems, one per line.
+func (out statusOutput) unhealthyText(w io.Writer) {
+	fmt.Fprintf(w, "UNHEALTHY: %d problem(s)\n", len(out.Unhealthy))
+	for _, p := range out.Unhealthy {
+		fmt.Fprintf(w, "  - %s\n", p)
 	}
 }
 

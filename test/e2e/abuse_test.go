@@ -1009,6 +1009,7 @@ func hostileOps() map[wire.Op][]hostileField {
 		wire.OpDeliver:   {uintF("dst", 0, true), uintF("src", 1, true), {"records", append([]byte{0x91}, assemble(record, -1, nil)...), recBad}},
 		wire.OpDrain:     {{"node", mpStr("node1"), hostileStr}, {"on", []byte{0xc2}, hostileBool}},
 		wire.OpScanUsers: {uintF("shard", 0, true), uintF("from", 0, true), uintF("limit", 10, true)},
+		wire.OpRecover:   {{"node", mpStr("node1"), hostileStr}, {"shard", mpUint(0), hostileInt}, {"acceptDataLoss", []byte{0xc2}, hostileBool}},
 	}
 }
 
