@@ -806,7 +806,7 @@ func TestClusterView(t *testing.T) {
 		wire.ShardStatus{Shard: 1, LeaderID: "n2", Voters: voters},                                             // a follower: fine
 		wire.ShardStatus{Shard: 2, Leader: true, Ready: true, Voters: voters, LagRecords: 3, LagOldestMs: 900}, // young lag: fine
 		wire.ShardStatus{Shard: 3, Leader: true, Ready: true, Voters: voters[:2], Recovered: "unsafe recovery from n1"},
-		wire.ShardStatus{Shard: 6, Voters: voters},                      // n1 and n2 up: an election is due
+		wire.ShardStatus{Shard: 6, Voters: voters},                     // n1 and n2 up: an election is due
 		wire.ShardStatus{Shard: 7, Voters: []string{"n1", "n3", "n5"}}, // only n1 up
 	)
 	members := []memberStatus{
