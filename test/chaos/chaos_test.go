@@ -195,10 +195,11 @@ func TestSoak(t *testing.T) {
 		mu.Unlock()
 		t.Logf("sample %s pid %d: goroutines %d, RSS %.1f MiB, fds %d", s.Node, s.Pid, s.Goroutines, float64(s.RSS)/(1<<20), s.FDs)
 	}
-	runAndCheck(t, cfg)
+	res := runAndCheck(t, cfg)
 	mu.Lock()
 	defer mu.Unlock()
 	var b strings.Builder
+	soakLatency(t, &b, res)
 	for node, ss := range series {
 		var g, r, f []float64
 		for _, s := range ss {
@@ -223,6 +224,23 @@ func TestSoak(t *testing.T) {
 	t.Log("\n" + b.String())
 	fmt.Print(b.String())
 	os.WriteFile(filepath.Join(cfg.Dir, "resources.txt"), []byte(b.String()), 0o644)
+}
+
+// soakLatency writes the latency of successful operations per twelfth of
+// the soak into b, and fails the test if the median grew: faults run
+// throughout, so the 99th percentile is theirs and is only reported.
+func soakLatency(t *testing.T, b *strings.Builder, res *Result) {
+	var med []float64
+	for _, s := range LatencySlices(res.history, 12) {
+		fmt.Fprintf(b, "latency from %6.0fs: %6d ops ok, median %8.2f ms, p99 %8.1f ms\n",
+			s.From.Seconds(), s.Ops, float64(s.Median.Microseconds())/1000, float64(s.P99.Microseconds())/1000)
+		med = append(med, float64(s.Median.Microseconds())/1000)
+	}
+	ok, early, late := Flat(med, 2, 5)
+	fmt.Fprintf(b, "all        latency    median early %8.2f ms  late %8.2f ms  flat %v\n", early, late, ok)
+	if !ok {
+		t.Errorf("median latency grew from %.2f to %.2f ms", early, late)
+	}
 }
 
 // TestGossipHealsAfterLongPartition: a node cut off for longer than
