@@ -393,8 +393,14 @@ func startupWarning(msg string, args []any) bool {
 
 // Error demotes the error raft logs when a pipeline ends because its
 // shard went quiet (quiet.go): that is the intended way back to plain
-// AppendEntries, not a failure.
+// AppendEntries, not a failure. A leader that meets a newer term (after
+// a leadership transfer, a restart or a healed partition) steps down: a
+// warning, since every handover logs it.
 func (q quietInfo) Error(msg string, args ...any) {
+	if msg == "peer has newer term, stopping replication" {
+		q.Logger.Warn(msg, args...)
+		return
+	}
 	for _, a := range args {
 		if err, ok := a.(error); ok && errors.Is(err, errPipelineQuiet) {
 			q.Logger.Debug(msg, args...)
