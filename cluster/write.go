@@ -218,10 +218,9 @@ func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
 		}
 		return false
 	}
-	now := time.Now().UnixMilli()
-	if now < r.lastT {
-		now = r.lastT // the wall clock went back: keep followTimes monotonic
-	}
+	// The wall clock may have gone back, or an earlier leader's clock may
+	// have been ahead: keep followTimes monotonic in the shard.
+	now := max(time.Now().UnixMilli(), r.lastT, r.fsm.LastTime())
 	r.lastT = now
 	eb.Time = now
 	fsm.EncodeBatch(buf, *eb)

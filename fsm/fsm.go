@@ -62,6 +62,11 @@ type FSM struct {
 	// it restarts at 0 with the process.
 	redelivered atomic.Uint64
 
+	// lastTime is the largest entry time applied here (see LastTime). Not
+	// in snapshots: after a restore it starts again at the entries
+	// replayed.
+	lastTime atomic.Int64
+
 	cost snapshotCost // see SnapshotCost
 }
 
@@ -176,8 +181,17 @@ func (f *FSM) apply(l *raft.Log) any {
 		f.log.Error("halting shard: cannot apply log entry", "shard", f.cfg.Shard, "index", l.Index, "term", l.Term, "error", err)
 		return f.failed
 	}
+	if b.Time > f.lastTime.Load() {
+		f.lastTime.Store(b.Time)
+	}
 	return f.applyBatch(b)
 }
+
+// LastTime returns the largest entry time (the leader's clock, in ms)
+// this replica applied. A new leader stamps no earlier time, so
+// followTimes stay monotonic across a leader change even when the new
+// leader's clock is behind the old one's.
+func (f *FSM) LastTime() int64 { return f.lastTime.Load() }
 
 func (f *FSM) applyBatch(e Batch) *BatchResponse {
 	resp := &BatchResponse{Commands: make([]CommandResult, len(e.Commands)), Delivered: make([]uint64, len(e.Deliveries))}
