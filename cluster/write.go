@@ -8,6 +8,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/clock"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/raft"
 )
@@ -218,7 +219,7 @@ func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
 		}
 		return false
 	}
-	now := time.Now().UnixMilli()
+	now := clock.Now().UnixMilli()
 	if now < r.lastT {
 		now = r.lastT // the wall clock went back: keep followTimes monotonic
 	}
