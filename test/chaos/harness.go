@@ -599,6 +599,10 @@ func (h *Harness) SaveArtifacts(res *Result) error {
 		return err
 	}
 	replay := fmt.Sprintf("seed %d\nreplay: make chaos CHAOS_SEEDS=%d CHAOS_DURATION=%v CHAOS_NODES=%d\n", res.Seed, res.Seed, h.cfg.Duration, h.cfg.Nodes)
+	if h.cfg.Background > 0 {
+		replay = fmt.Sprintf("seed %d\nreplay: make chaos-scale CHAOS_SCALE_SEEDS=%d CHAOS_SCALE_DURATION=%v CHAOS_NODES=%d CHAOS_SCALE_SHARDS=%d CHAOS_SCALE_USERS=%d\n",
+			res.Seed, res.Seed, h.cfg.Duration, h.cfg.Nodes, h.cfg.Shards, h.cfg.Background)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "seed.txt"), []byte(replay), 0o644); err != nil {
 		return err
 	}
