@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos soak check-monitoring
+.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos chaos-scale soak check-monitoring
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -59,6 +59,16 @@ CHAOS_FLAGS     = -nodes $(CHAOS_NODES) -netns=$(CHAOS_NETNS) -bin $(BIN)
 
 chaos: build ## fault-injection runs, one per seed (CHAOS_SEEDS, CHAOS_DURATION each, CHAOS_NODES); artifacts in chaos-out/
 	$(GO) test -tags chaos -count=1 -timeout 180m -v -run '^TestChaos$$' ./test/chaos/ -args -seeds '$(CHAOS_SEEDS)' -duration $(CHAOS_DURATION) $(CHAOS_FLAGS)
+
+# The scale mode: the same suite on 64 shards holding a preloaded
+# power-law graph of CHAOS_SCALE_USERS users, under a background load.
+CHAOS_SCALE_USERS    ?= 100000
+CHAOS_SCALE_SHARDS   ?= 64
+CHAOS_SCALE_DURATION ?= 3m
+CHAOS_SCALE_SEEDS    ?= 1
+
+chaos-scale: build ## the fault suite at scale: CHAOS_SCALE_SHARDS (64) shards, a CHAOS_SCALE_USERS (100k) user graph under background load, CHAOS_SCALE_DURATION (3m), seed CHAOS_SCALE_SEEDS
+	$(GO) test -tags chaos -count=1 -timeout 90m -v -run '^TestChaos$$' ./test/chaos/ -args -seeds '$(CHAOS_SCALE_SEEDS)' -duration $(CHAOS_SCALE_DURATION) $(CHAOS_FLAGS) -shards $(CHAOS_SCALE_SHARDS) -background $(CHAOS_SCALE_USERS)
 
 soak: build ## a long run (DURATION, default 10m) under load and periodic faults; goroutines, RSS and fds must stay flat
 	$(GO) test -tags chaos -count=1 -timeout 0 -v -run '^TestSoak$$' ./test/chaos/ -args -seeds 1 -duration $(DURATION) $(CHAOS_FLAGS)

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/clock"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/raft"
 )
@@ -114,7 +115,7 @@ func (r *Replica) Lag() Lag {
 	st := r.fsm.Outbox()
 	l := Lag{Records: st.Records}
 	if st.Oldest > 0 {
-		l.Oldest = time.Duration(max(0, time.Now().UnixMilli()-st.Oldest)) * time.Millisecond
+		l.Oldest = time.Duration(max(0, clock.Now().UnixMilli()-st.Oldest)) * time.Millisecond
 	}
 	return l
 }

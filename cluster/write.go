@@ -8,6 +8,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/clock"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/raft"
 )
@@ -220,7 +221,7 @@ func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
 	}
 	// The wall clock may have gone back, or an earlier leader's clock may
 	// have been ahead: keep followTimes monotonic in the shard.
-	now := max(time.Now().UnixMilli(), r.lastT, r.fsm.LastTime())
+	now := max(clock.Now().UnixMilli(), r.lastT, r.fsm.LastTime())
 	r.lastT = now
 	eb.Time = now
 	fsm.EncodeBatch(buf, *eb)

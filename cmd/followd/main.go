@@ -191,6 +191,8 @@ type daemon struct {
 	httpLn  net.Listener
 	served  chan error
 	opts    *options
+	// stopClock ends the test clock's poller (startTestClock).
+	stopClock func()
 }
 
 // start brings a node up and serves it: the client listener first (its
@@ -208,7 +210,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1)}
+	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1), stopClock: startTestClock(log)}
 	advertise := ln.Addr().String()
 	if o.advertise != "" {
 		advertise = withHost(o.advertise, ln.Addr().String())
@@ -216,6 +218,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	m := newMetrics(version)
 	if err := d.openNode(ctx, m, advertise); err != nil {
 		ln.Close()
+		d.stopClock()
 		return nil, err
 	}
 	if err := d.serve(m, advertise); err != nil {
@@ -421,6 +424,7 @@ func (d *daemon) stop(ctx context.Context) error {
 	if d.httpSrv != nil {
 		d.httpSrv.Shutdown(ctx)
 	}
+	d.stopClock()
 	d.log.Info("followd stopped")
 	return errors.Join(errs...)
 }

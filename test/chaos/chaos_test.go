@@ -27,6 +27,8 @@ var (
 	netnsFlag    = flag.Bool("netns", true, "run nodes in network namespaces (needed for partitions; root only)")
 	binFlag      = flag.String("bin", "", "directory holding followd and followctl (default: build them)")
 	faultsFlag   = flag.String("faults", "", "comma-separated fault kinds to draw from (default: all)")
+	shardsFlag   = flag.Int("shards", 0, "shards of the cluster (default 4; 64 for the scale mode)")
+	bgFlag       = flag.Int("background", 0, "scale mode: preload a power-law graph of this many users and run a background load over it during the faults (0: off)")
 	readsFlag    = flag.String("reads", "mixed", "consistency of the workload's reads: mixed (half leader, half linearizable), linearizable, leader, or any (follower reads, not linearizable: they show the checker at work)")
 )
 
@@ -103,6 +105,12 @@ func baseConfig(t *testing.T, name string) Config {
 		t.Fatal(err)
 	}
 	cfg.Log = testWriter{t}
+	if *shardsFlag > 0 {
+		cfg.Shards = *shardsFlag
+	}
+	if *bgFlag > 0 {
+		cfg.ScaleConfig(cfg.Shards, *bgFlag)
+	}
 	switch *readsFlag {
 	case "mixed":
 	case "linearizable":
@@ -136,7 +144,11 @@ func runAndCheck(t *testing.T, cfg Config) *Result {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration+10*time.Minute)
+	budget := cfg.Duration + 10*time.Minute
+	if cfg.Background > 0 {
+		budget += 30 * time.Minute // the load and a full verify of the graph
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), budget)
 	defer cancel()
 	res, err := h.Run(ctx)
 	h.Close()

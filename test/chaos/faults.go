@@ -21,7 +21,9 @@ const (
 	FaultWipe         FaultKind = "wipe"           // SIGKILL a node, delete its data, bring it back empty under a new ID
 	FaultWipeSameID   FaultKind = "wipe-same-id"   // the same, but back under its old ID (a replaced disk)
 	FaultRollingStart FaultKind = "rolling-restart"
-	FaultNone         FaultKind = "none" // quiet period (the baseline)
+	FaultClockForward FaultKind = "clock-forward" // one node's wall clock jumps an hour ahead, back after the hold (clock.go)
+	FaultClockBack    FaultKind = "clock-back"    // one node's wall clock jumps an hour back, then forward again
+	FaultNone         FaultKind = "none"          // quiet period (the baseline)
 )
 
 // gossipHealTime is how soon after a partition heals every node must see
@@ -29,7 +31,7 @@ const (
 const gossipHealTime = 20 * time.Second
 
 // AllFaults are the kinds in a default schedule.
-var AllFaults = []FaultKind{FaultKill, FaultPause, FaultIsolate, FaultIsolateLead, FaultSplit, FaultWipe, FaultWipeSameID, FaultRollingStart}
+var AllFaults = []FaultKind{FaultKill, FaultPause, FaultIsolate, FaultIsolateLead, FaultSplit, FaultWipe, FaultWipeSameID, FaultRollingStart, FaultClockForward, FaultClockBack}
 
 // Fault is one entry of the schedule: inject at At, heal after Hold.
 type Fault struct {
@@ -98,6 +100,8 @@ func (h *Harness) inject(ctx context.Context, f *Fault) error {
 		return h.wipe(ctx, f, victim)
 	case FaultRollingStart:
 		return h.rollingRestart(ctx, f, r)
+	case FaultClockForward, FaultClockBack:
+		return h.jumpClock(ctx, f, victim)
 	case FaultNone:
 		return sleep(ctx, f.Hold)
 	}
@@ -105,13 +109,15 @@ func (h *Harness) inject(ctx context.Context, f *Fault) error {
 }
 
 // pickVictim chooses the node a fault of kind hits: a random one, except
-// that a kill (7 times in 10), an isolate-leader (always) and a pause (half
-// the time) hit the node leading the most shards, whose loss hurts most.
-// The draws from r depend only on the fault, so a seed replays them.
+// that a kill or a clock jump (7 times in 10), an isolate-leader (always)
+// and a pause (half the time) hit the node leading the most shards, whose
+// loss hurts most (and whose clock stamps the most followTimes). The
+// draws from r depend only on the fault, so a seed replays them.
 func (h *Harness) pickVictim(ctx context.Context, kind FaultKind, r *rand.Rand) int {
 	victim := r.IntN(len(h.nodes))
-	if kind == FaultKill || kind == FaultIsolateLead || kind == FaultPause && r.IntN(2) == 0 {
-		if l, ok := h.busiestLeader(ctx); ok && (kind != FaultKill || r.IntN(10) < 7) {
+	often := kind == FaultKill || kind == FaultClockForward || kind == FaultClockBack
+	if often || kind == FaultIsolateLead || kind == FaultPause && r.IntN(2) == 0 {
+		if l, ok := h.busiestLeader(ctx); ok && (!often || r.IntN(10) < 7) {
 			victim = l
 		}
 	}

@@ -1,6 +1,7 @@
 package chaos
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -55,6 +56,20 @@ type Config struct {
 	Sample      func(Sample)
 	SampleEvery time.Duration
 	Log         io.Writer
+
+	// Background, if set, is the scale mode (scale.go): that many users
+	// of a power-law graph (BackgroundMean follows each on average) are
+	// loaded before the faults, and BackgroundClients clients run
+	// BackgroundRate operations a second each over them during the run.
+	Background        int
+	BackgroundMean    float64
+	BackgroundClients int
+	BackgroundRate    float64
+	// ConvergeTimeout bounds the followctl verify retries at the end (a
+	// full verify of a large graph takes minutes); VerifyParallel is its
+	// --parallel.
+	ConvergeTimeout time.Duration
+	VerifyParallel  int
 }
 
 // DefaultConfig is a 3-node, 4-shard run of 60 s.
@@ -64,7 +79,19 @@ func DefaultConfig() Config {
 		Duration: 60 * time.Second, Namespaces: true, NetID: 1 + int(os.Getpid()%250),
 		DeadTimeout: 10 * time.Second, OpTimeout: 2 * time.Second, CheckTimeout: 5 * time.Minute, Reads: ReadsMixed,
 		SampleEvery: 10 * time.Second, Log: os.Stderr,
+		BackgroundMean: 10, BackgroundClients: 4, BackgroundRate: 25,
+		ConvergeTimeout: 2 * time.Minute, VerifyParallel: 8,
 	}
+}
+
+// ScaleConfig turns cfg into a scale run: shards shards, users background
+// users, and a verify budget that suits them.
+func (c *Config) ScaleConfig(shards, users int) {
+	c.Shards, c.Background = shards, users
+	// verify checks every edge from both sides, one request each:
+	// minutes for a million edges on a small machine.
+	c.ConvergeTimeout = max(c.ConvergeTimeout, 15*time.Minute)
+	c.VerifyParallel = max(c.VerifyParallel, 32)
 }
 
 // Validate checks the configuration.
@@ -82,6 +109,10 @@ func (c *Config) Validate() error {
 		return errors.New("chaos: Clients, Duration and Shards must be positive")
 	case c.NetID < 1 || c.NetID > 250:
 		return errors.New("chaos: NetID must be 1 to 250")
+	case c.Background < 0 || c.Background == 1:
+		return errors.New("chaos: Background must be 0 (off) or at least 2")
+	case c.Background > 0 && (c.BackgroundMean <= 0 || c.BackgroundClients < 1 || c.BackgroundRate <= 0):
+		return errors.New("chaos: BackgroundMean, BackgroundClients and BackgroundRate must be positive")
 	}
 	return nil
 }
@@ -119,8 +150,13 @@ type Result struct {
 	ReplicatedAfter time.Duration `json:"replicatedAfter"`
 	Availability    []Availability
 	Errors          []string `json:"errors,omitempty"` // harness problems (a node that would not start)
-	history         []Op
-	lin             Linearizability
+	// Scale is the scale mode's figures (nil without it).
+	Scale *ScaleResult `json:"scale,omitempty"`
+	// Clock is what the followTime probe saw (nil without clock faults).
+	Clock *ClockResult `json:"clock,omitempty"`
+
+	history []Op
+	lin     Linearizability
 }
 
 // Violations lists what makes the run fail.
@@ -134,6 +170,9 @@ func (r *Result) Violations() []string {
 	}
 	if !r.Converged {
 		v = append(v, "no convergence: "+r.VerifyOutput)
+	}
+	if r.Clock != nil {
+		v = append(v, r.Clock.Violations...)
 	}
 	return append(v, r.Errors...)
 }
@@ -298,16 +337,24 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	if err := h.startCluster(ctx); err != nil {
 		return nil, err
 	}
-	h.hist = NewHistory() // the clock starts with the workload
 	h.logf("cluster up")
-	stopWork, err := h.startWorkload(ctx)
+	stopBackground, err := h.startScale(ctx, res)
 	if err != nil {
 		return nil, err
 	}
+	h.hist = NewHistory() // the clock starts with the workload
+	stopWork, err := h.startWorkload(ctx)
+	if err != nil {
+		stopBackground()
+		return nil, err
+	}
+	stopProbe := h.startClockProbe(ctx, res)
 	faultsEnd := h.runSchedule(ctx, res)
 	h.healAll(ctx, res, faultsEnd)
 	// The workload keeps going for a few seconds on the healed cluster.
 	sleep(ctx, 3*time.Second)
+	stopProbe()
+	stopBackground()
 	stopWork()
 	h.logf("workload stopped")
 	h.checkHistory(ctx, res, faultsEnd)
@@ -501,13 +548,14 @@ func (h *Harness) finalReads(ctx context.Context) map[int]uint64 {
 	return final
 }
 
-// converge runs followctl verify until it is clean (at most 2 minutes).
+// converge runs followctl verify until it is clean (at most
+// ConvergeTimeout, 2 minutes by default).
 func (h *Harness) converge(ctx context.Context) (bool, string) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, cmp.Or(h.cfg.ConvergeTimeout, 2*time.Minute))
 	defer cancel()
 	var out []byte
 	for ctx.Err() == nil {
-		cmd := exec.CommandContext(ctx, h.cfg.Followctl, "verify", "--addr", h.nodes[0].Addr, "--timeout", "5s")
+		cmd := exec.CommandContext(ctx, h.cfg.Followctl, h.verifyArgs()...)
 		var err error
 		out, err = cmd.CombinedOutput()
 		if err == nil {
@@ -519,6 +567,17 @@ func (h *Harness) converge(ctx context.Context) (bool, string) {
 		}
 	}
 	return false, string(out)
+}
+
+// verifyArgs is followctl verify's command line. --timeout bounds one
+// request, not the run; the default --parallel is kept unless the scale
+// mode asks for more.
+func (h *Harness) verifyArgs() []string {
+	a := []string{"verify", "--addr", h.nodes[0].Addr, "--timeout", "5s"}
+	if p := h.cfg.VerifyParallel; p > 0 && p != 8 {
+		a = append(a, "--parallel", fmt.Sprint(h.cfg.VerifyParallel))
+	}
+	return a
 }
 
 // SaveArtifacts writes the history, the schedule, the seed, the result
@@ -540,6 +599,10 @@ func (h *Harness) SaveArtifacts(res *Result) error {
 		return err
 	}
 	replay := fmt.Sprintf("seed %d\nreplay: make chaos CHAOS_SEEDS=%d CHAOS_DURATION=%v CHAOS_NODES=%d\n", res.Seed, res.Seed, h.cfg.Duration, h.cfg.Nodes)
+	if h.cfg.Background > 0 {
+		replay = fmt.Sprintf("seed %d\nreplay: make chaos-scale CHAOS_SCALE_SEEDS=%d CHAOS_SCALE_DURATION=%v CHAOS_NODES=%d CHAOS_SCALE_SHARDS=%d CHAOS_SCALE_USERS=%d\n",
+			res.Seed, res.Seed, h.cfg.Duration, h.cfg.Nodes, h.cfg.Shards, h.cfg.Background)
+	}
 	if err := os.WriteFile(filepath.Join(dir, "seed.txt"), []byte(replay), 0o644); err != nil {
 		return err
 	}

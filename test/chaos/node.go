@@ -92,6 +92,9 @@ func (n *Node) Start() error {
 	fmt.Fprintf(n.logFile, "=== chaos: start %d of %s at %s\n", n.starts+1, n.ID, time.Now().UTC().Format(time.RFC3339Nano))
 	cmd := n.h.net.Command(n.Index, n.h.cfg.Followd, n.args()...)
 	cmd.Stdout, cmd.Stderr = n.logFile, n.logFile
+	if n.h.cfg.clockFaults() {
+		cmd.Env = append(os.Environ(), "FOLLOWD_TEST_CLOCK_FILE="+n.clockFile())
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
@@ -111,6 +114,13 @@ func (n *Node) Running() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.cmd != nil
+}
+
+// Starts is how many times the process was started.
+func (n *Node) Starts() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.starts
 }
 
 // Pid is the process's PID, or 0.

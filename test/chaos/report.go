@@ -177,10 +177,24 @@ func WriteReport(w io.Writer, res *Result) {
 			a.Unavailable.Seconds(), a.Max.Seconds(), a.WritesOK, a.WritesBad, a.ReadsOK, a.ReadsBad, restored[a.Kind].Seconds())
 	}
 	fmt.Fprintf(w, "  (unavailable: time writes to the worst shard all failed; restored: longest time from a heal until every shard's voters are current nodes holding its data)\n")
+	writeScaleReport(w, res)
 	for _, f := range res.Schedule {
 		if f.Err != "" {
 			fmt.Fprintf(w, "  fault %s at %v: %s\n", f.Kind, f.At, f.Err)
 		}
+	}
+}
+
+// writeScaleReport prints the scale mode's and the clock probe's figures,
+// when the run had them.
+func writeScaleReport(w io.Writer, res *Result) {
+	if s := res.Scale; s != nil {
+		fmt.Fprintf(w, "  background graph: %d users, %d edges loaded in %.1fs (%.0f edges/s, %d failed batches); background ops during the run: %d ok, %d failed\n",
+			s.Users, s.Edges, s.LoadSeconds, s.EdgesPerSec, s.LoadErrors, s.BackgroundOK, s.BackgroundFailed)
+	}
+	if c := res.Clock; c != nil {
+		fmt.Fprintf(w, "  followTime probe (%d shards, %d edges): largest step forward %v; %d stamped equal to the previous (clamped); back on the same leader: %d; back across a leader change: %d (largest %v)\n",
+			c.Shards, c.Samples, c.MaxForward.Round(time.Millisecond), c.Frozen, len(c.Violations), c.Back, c.MaxBack.Round(time.Millisecond))
 	}
 }
 
