@@ -356,3 +356,17 @@ func FuzzDecodeEntry(f *testing.F) {
 		_ = e
 	})
 }
+
+// LastTime is the largest entry time applied: a later entry with an
+// earlier time (a leader whose clock was behind) does not lower it.
+func TestLastTime(t *testing.T) {
+	f := newFSM(t, 0, 1)
+	var buf bytes.Buffer
+	for i, ts := range []int64{1000, 5000, 3000} {
+		data := EncodeCommands(&buf, ts, []Command{{Op: OpFollow, Actor: "a", Targets: []string{fmt.Sprintf("b%d", i)}}})
+		f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: data})
+	}
+	if got := f.LastTime(); got != 5000 {
+		t.Fatalf("LastTime = %d, want 5000", got)
+	}
+}
