@@ -60,7 +60,7 @@ func failoverWithoutErrors(t *testing.T, sig syscall.Signal) {
 	var errs []string
 	var lat []time.Duration
 	var slowest time.Duration
-	ambiguous := 0 // direct writes whose forward the kill cut off in flight
+	ambiguous := 0                             // direct writes whose forward the kill cut off in flight
 	singleErrs := make([][]string, len(procs)) // by the one node the client knows
 	stop := untilStopped(11, func(w, i int) {
 		a, tg := home[(i*4+w)%len(home)], fmt.Sprintf("t%d-%d", w, i)
