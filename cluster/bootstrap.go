@@ -165,7 +165,7 @@ func (n *Node) clusterIsFresh(m Member) (bool, error) {
 		return false, err
 	}
 	for _, r := range st.Replicas {
-		if r.AppliedIndex > freshIndex {
+		if r.AppliedIndex > freshIndex || r.Recovered != "" {
 			return false, nil
 		}
 	}

@@ -75,7 +75,12 @@ func (n *Node) Status() NodeStatus {
 
 // Status describes the replica.
 func (r *Replica) Status() ReplicaStatus {
-	rs := ReplicaStatus{Shard: r.id, Ready: r.Ready(), Leader: r.raft.State() == raft.Leader, AppliedIndex: r.fsm.Index(), Lag: r.Lag()}
+	// raft's applied index counts a restored snapshot, which the state
+	// machine does not see: a replica restored from a snapshot with no
+	// entries after it (after a restart or an unsafe recovery) has applied
+	// up to the snapshot, not 0, and must not look like a new shard.
+	applied := max(r.fsm.Index(), r.raft.AppliedIndex())
+	rs := ReplicaStatus{Shard: r.id, Ready: r.Ready(), Leader: r.raft.State() == raft.Leader, AppliedIndex: applied, Lag: r.Lag()}
 	_, id := r.raft.LeaderWithID()
 	rs.LeaderID = string(id)
 	if t, ok := r.trans.(*quietTransport); ok {

@@ -147,6 +147,17 @@ func TestUnsafeRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	if code, out := ctlRun("--addr", procs[2].addr, "--timeout", "10s", "verify"); code != 0 {
+		for _, p := range procs {
+			st, err := c.Status(ctx, p.addr)
+			t.Logf("replicas of %s (%v):", st.NodeID, err)
+			for _, sh := range st.Shards {
+				t.Logf("  shard %d leader %v ready %v applied %d users %d following %d followers %d voters %v nonvoters %v lag %d",
+					sh.Shard, sh.Leader, sh.Ready, sh.AppliedIndex, sh.Users, sh.Following, sh.Followers, sh.Voters, sh.Nonvoters, sh.LagRecords)
+			}
+		}
+		time.Sleep(5 * time.Second)
+		code2, out2 := ctlRun("--addr", procs[2].addr, "--timeout", "10s", "verify")
+		t.Logf("verify again 5 s later: exit %d\n%s", code2, out2)
 		t.Fatalf("verify with the replicas rebuilt: exit %d\n%s", code, out)
 	}
 }
