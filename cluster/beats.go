@@ -29,16 +29,101 @@ type beatMsg struct {
 // maxBeatShards bounds a beat's list (Config caps shards at 4,096).
 const maxBeatShards = 4096
 
-// readBeat reads the next beat from dec and checks its shape.
+// maxBeatString bounds a beat's server ID and address.
+const maxBeatString = 1024
+
+// readBeat reads the next beat from dec and checks its shape. It decodes
+// field by field rather than through msgpack's reflection, which sizes a
+// typed slice from the peer's array header before reading a single
+// element (v5.4.1 ignores its own allocation limit there): a 5-byte
+// header could make a node allocate 16 GiB.
 func readBeat(dec *msgpack.Decoder) (beatMsg, error) {
 	var m beatMsg
-	if err := dec.Decode(&m); err != nil {
+	n, err := dec.DecodeMapLen()
+	if err != nil {
 		return m, err
 	}
-	if m.From == "" || len(m.Shards) != len(m.Terms) || len(m.Shards) > maxBeatShards {
+	if n > 16 {
+		return m, errBadBeat
+	}
+	for range n {
+		key, err := dec.DecodeString()
+		if err != nil {
+			return m, err
+		}
+		switch key {
+		case "f":
+			m.From, err = decodeBeatString(dec)
+		case "a":
+			m.Addr, err = decodeBeatString(dec)
+		case "s":
+			m.Shards, err = decodeUints(dec, dec.DecodeUint32)
+		case "t":
+			m.Terms, err = decodeUints(dec, dec.DecodeUint64)
+		default:
+			err = dec.Skip()
+		}
+		if err != nil {
+			return m, err
+		}
+	}
+	if m.From == "" || len(m.Shards) != len(m.Terms) {
 		return m, errBadBeat
 	}
 	return m, nil
+}
+
+// readBeatAck reads a beat's answer, as carefully as readBeat.
+func readBeatAck(dec *msgpack.Decoder) (beatAck, error) {
+	var a beatAck
+	n, err := dec.DecodeMapLen()
+	if err != nil {
+		return a, err
+	}
+	if n > 16 {
+		return a, errBadBeat
+	}
+	for range n {
+		key, err := dec.DecodeString()
+		if err != nil {
+			return a, err
+		}
+		if key == "s" {
+			a.Shards, err = decodeUints(dec, dec.DecodeUint32)
+		} else {
+			err = dec.Skip()
+		}
+		if err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+func decodeBeatString(dec *msgpack.Decoder) (string, error) {
+	s, err := dec.DecodeString()
+	if err == nil && len(s) > maxBeatString {
+		err = errBadBeat
+	}
+	return s, err
+}
+
+// decodeUints decodes an array of at most maxBeatShards integers.
+func decodeUints[T uint32 | uint64](dec *msgpack.Decoder, next func() (T, error)) ([]T, error) {
+	n, err := dec.DecodeArrayLen()
+	if err != nil || n <= 0 {
+		return nil, err // n is -1 for nil
+	}
+	if n > maxBeatShards {
+		return nil, errBadBeat
+	}
+	out := make([]T, n)
+	for i := range out {
+		if out[i], err = next(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 var errBadBeat = errors.New("cluster: malformed beat")
@@ -174,7 +259,7 @@ func (b *beats) sender(addr raft.ServerAddress, ch chan beatMsg) {
 			err = w.Flush()
 		}
 		if err == nil {
-			err = dec.Decode(&ack)
+			ack, err = readBeatAck(dec)
 		}
 		if err != nil {
 			conn.Close()

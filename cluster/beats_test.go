@@ -23,7 +23,13 @@ func FuzzReadBeat(f *testing.F) {
 		f.Add(b)
 	}
 	f.Add([]byte{0xdd, 0xff, 0xff, 0xff, 0xff})
+	// A huge array header under a known key: msgpack's own decoding
+	// allocated the whole array before reading it.
+	f.Add([]byte("\x84\xa1s\xdd\xdd\xdd\xa1t\x92000"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if a, err := readBeatAck(msgpack.NewDecoder(bytes.NewReader(data))); err == nil && len(a.Shards) > maxBeatShards {
+			t.Fatalf("accepted an ack of %d shards", len(a.Shards))
+		}
 		m, err := readBeat(msgpack.NewDecoder(bytes.NewReader(data)))
 		if err != nil {
 			return
