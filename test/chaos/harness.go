@@ -138,6 +138,7 @@ type Result struct {
 	// Linearizable is porcupine's verdict: "Ok", "Illegal" or "Unknown"
 	// (timed out).
 	Linearizable string `json:"linearizable"`
+	IllegalActor string `json:"illegalActor,omitempty"` // the first actor whose history is not
 	Lost         []Lost `json:"lost"`
 	EdgesDecided int    `json:"edgesDecided"` // edges whose final state was checked
 	// Converged is whether followctl verify came back clean, and after how
@@ -499,6 +500,9 @@ func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.
 	h.logf("checking linearizability of %d operations", res.Ops)
 	res.lin = CheckLinearizable(res.history, h.cfg.CheckTimeout)
 	res.Linearizable = string(res.lin.Result)
+	if res.lin.Actor >= 0 {
+		res.IllegalActor = userID(res.lin.Actor)
+	}
 	res.Availability = Unavailability(res.history, res.Schedule, faultsEnd, h.cfg.Shards)
 }
 

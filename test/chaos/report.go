@@ -199,8 +199,8 @@ func writeScaleReport(w io.Writer, res *Result) {
 }
 
 func porcupineVisualize(res *Result, path string) error {
-	if res.lin.Result == porcupine.Ok {
-		return nil
+	if res.lin.Result == porcupine.Ok || len(res.lin.Info.PartialLinearizations()) == 0 {
+		return nil // nothing to show, or an actor history too long to explain
 	}
 	return porcupine.VisualizePath(followingModel, res.lin.Info, path)
 }
