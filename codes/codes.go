@@ -58,6 +58,10 @@ const (
 	UnknownOp Code = 40007
 	// ShuttingDown: the server is shutting down and takes no new requests.
 	ShuttingDown Code = 40008
+	// FeedExpired: a change-feed position older than what the replica
+	// retains; the events after it may be gone. The consumer must resync
+	// (read the lists again, or import an export) and watch from "now".
+	FeedExpired Code = 40009
 )
 
 var names = map[Code]string{
@@ -75,6 +79,7 @@ var names = map[Code]string{
 	UnsupportedVersion: "unsupported protocol version",
 	UnknownOp:          "unknown operation",
 	ShuttingDown:       "shutting down",
+	FeedExpired:        "feed position expired",
 }
 
 // String returns a short, stable description of c.
@@ -156,4 +161,5 @@ var (
 	ErrUnsupportedVersion = &Error{Code: UnsupportedVersion}
 	ErrUnknownOp          = &Error{Code: UnknownOp}
 	ErrShuttingDown       = &Error{Code: ShuttingDown}
+	ErrFeedExpired        = &Error{Code: FeedExpired}
 )

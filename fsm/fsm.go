@@ -30,6 +30,8 @@ type Config struct {
 	// OnRecords, if set, is called (under the FSM's lock, so it must not
 	// block or call back) when records for shard dst are queued.
 	OnRecords func(dst int)
+	// Feed bounds the change feed (zero: none).
+	Feed FeedConfig
 }
 
 // FSM is the state machine of one shard.
@@ -62,22 +64,32 @@ type FSM struct {
 	// it restarts at 0 with the process.
 	redelivered atomic.Uint64
 
-	// lastTime is the largest entry time applied here (see LastTime). Not
-	// in snapshots: after a restore it starts again at the entries
-	// replayed.
+	// lastTime is the largest entry time applied here (see LastTime),
+	// kept in snapshots.
 	lastTime atomic.Int64
 
 	cost snapshotCost // see SnapshotCost
+
+	feed *Feed
+	// The entry being applied, for its events' offsets (apply goroutine).
+	evIndex uint64
+	evK     int
+	evTime  int64
 }
 
 // DefaultConfig returns the configuration of shard 0 of 1, with the
 // default Store limits.
-func DefaultConfig() Config { return Config{Shard: 0, Shards: 1, Store: shard.DefaultConfig()} }
+func DefaultConfig() Config {
+	return Config{Shard: 0, Shards: 1, Store: shard.DefaultConfig(), Feed: DefaultFeedConfig()}
+}
 
 // Validate reports the first invalid field.
 func (c *Config) Validate() error {
 	if c.Shards < 1 || c.Shard < 0 || c.Shard >= c.Shards {
 		return fmt.Errorf("fsm: shard %d of %d", c.Shard, c.Shards)
+	}
+	if err := c.Feed.Validate(); err != nil {
+		return err
 	}
 	return c.Store.Validate()
 }
@@ -94,7 +106,7 @@ func New(cfg Config) (*FSM, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	f := &FSM{cfg: cfg, log: cfg.Logger, store: s, dec: newDecoder()}
+	f := &FSM{cfg: cfg, log: cfg.Logger, store: s, dec: newDecoder(), feed: newFeed(cfg.Feed)}
 	f.reset()
 	return f, nil
 }
@@ -150,6 +162,7 @@ var ErrFailed = errors.New("fsm: shard halted after an entry failed to apply")
 func (f *FSM) Apply(l *raft.Log) any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.feed.publish()
 	return f.apply(l)
 }
 
@@ -157,6 +170,7 @@ func (f *FSM) Apply(l *raft.Log) any {
 func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	defer f.feed.publish()
 	out := make([]any, len(logs))
 	for i, l := range logs {
 		out[i] = f.apply(l)
@@ -184,6 +198,7 @@ func (f *FSM) apply(l *raft.Log) any {
 	if b.Time > f.lastTime.Load() {
 		f.lastTime.Store(b.Time)
 	}
+	f.evIndex, f.evK, f.evTime = l.Index, 0, b.Time
 	return f.applyBatch(b)
 }
 
@@ -214,6 +229,7 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			}
 			d := shard.Of(r.UserID, f.cfg.Shards)
 			if r.Changed {
+				f.forwardEvents(c.Op == OpFollow, c.Actor, r.UserID, r.Time)
 				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.Time)
 			}
 			if d != f.cfg.Shard {
@@ -253,6 +269,11 @@ func (f *FSM) reverse(d int, add bool, followee, follower string, t, created int
 }
 
 func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
+	var before shard.FollowType
+	if f.feed.Enabled() {
+		before = f.store.Relation(followee, follower)
+		defer func() { f.reverseEvents(followee, follower, t, before) }()
+	}
 	var err error
 	if add {
 		_, err = f.store.AddFollower(followee, follower, t)
@@ -265,6 +286,57 @@ func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
 		f.log.Warn("reverse edge not applied", "shard", f.cfg.Shard, "followee", followee, "follower", follower, "error", err)
 	}
 }
+
+// emit records an event of the entry being applied.
+func (f *FSM) emit(k EventKind, user, other string, followTime int64) {
+	f.feed.add(Event{Offset: OffsetOf(f.evIndex, f.evK), Time: f.evTime, FollowTime: followTime, Kind: k, User: user, Other: other})
+	f.evK++
+}
+
+// forwardEvents records the events of an edge the actor's command
+// changed: in its following list, and in its mutual list if the target
+// follows it (the followers list is the one the command leaves alone).
+func (f *FSM) forwardEvents(add bool, actor, target string, t int64) {
+	if !f.feed.Enabled() {
+		return
+	}
+	mutual := f.store.Relation(actor, target)&shard.FollowsActor != 0
+	switch {
+	case add:
+		f.emit(FollowingAdded, actor, target, t)
+		if mutual {
+			f.emit(MutualFormed, actor, target, t)
+		}
+	default:
+		f.emit(FollowingRemoved, actor, target, t)
+		if mutual {
+			f.emit(MutualBroken, actor, target, t)
+		}
+	}
+}
+
+// reverseEvents records what a reverse edge changed on the followee's
+// side, from the relation before and after it: a delivery that changed
+// nothing (a duplicate, a stale removal) yields nothing.
+func (f *FSM) reverseEvents(followee, follower string, t int64, before shard.FollowType) {
+	after := f.store.Relation(followee, follower)
+	was, is := before&shard.FollowsActor != 0, after&shard.FollowsActor != 0
+	switch {
+	case !was && is:
+		f.emit(FollowerAdded, followee, follower, t)
+	case was && !is:
+		f.emit(FollowerRemoved, followee, follower, t)
+	}
+	switch {
+	case before != shard.BothWays && after == shard.BothWays:
+		f.emit(MutualFormed, followee, follower, t)
+	case before == shard.BothWays && after != shard.BothWays:
+		f.emit(MutualBroken, followee, follower, t)
+	}
+}
+
+// Feed returns the replica's change feed.
+func (f *FSM) Feed() *Feed { return f.feed }
 
 // applyDeliver applies records from shard d.Src and returns the highest
 // sequence from it applied here.
@@ -421,14 +493,16 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, fmt.Errorf("fsm: refusing to snapshot a halted shard: %w", f.failed)
 	}
 	return &snapshot{
-		cost:    &f.cost,
-		atLog:   f.cost.logBytes.Load(),
-		shard:   f.cfg.Shard,
-		shards:  f.cfg.Shards,
-		view:    f.store.View(),
-		outbox:  append([][]Record(nil), f.outbox...),
-		nextSeq: append([]uint64(nil), f.nextSeq...),
-		applied: append([]uint64(nil), f.applied...),
+		cost:     &f.cost,
+		atLog:    f.cost.logBytes.Load(),
+		shard:    f.cfg.Shard,
+		shards:   f.cfg.Shards,
+		view:     f.store.View(),
+		outbox:   append([][]Record(nil), f.outbox...),
+		nextSeq:  append([]uint64(nil), f.nextSeq...),
+		applied:  append([]uint64(nil), f.applied...),
+		index:    f.index,
+		lastTime: f.lastTime.Load(),
 	}, nil
 }
 
@@ -446,6 +520,11 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	// a snapshot still streaming from it keeps what it reads.
 	f.store.Close()
 	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
+	f.index = max(f.index, st.index)
+	if st.lastTime > f.lastTime.Load() {
+		f.lastTime.Store(st.lastTime)
+	}
+	f.feed.restart(st.index)
 	f.failed = nil
 	// The log applied so far is under the restored snapshot.
 	f.cost.persisted(f.cost.logBytes.Load(), cr.n)

@@ -15,19 +15,22 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Snapshot format, version 1:
+// Snapshot format, version 2:
 //
 //	magic "fgfsm\0\0\0" | version u32 | shard u32 | shards u32
 //	metaLen u32 | crc32c(meta) u32 | meta
 //	the shard.Store stream (see shard/snapshot.go)
 //
-// meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards]],
-// outbox[d] = [[seq, add, followee, follower, time, created]...]. All of it
+// meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards],
+// index, lastTime], outbox[d] = [[seq, add, followee, follower, time,
+// created]...]; index is the raft index of the last entry applied, from
+// which the change feed of a restored replica starts, and lastTime the
+// largest entry time applied (see FSM.LastTime). All of it
 // is canonical, so two FSMs with the same state write the same bytes.
 
 const (
 	snapMagic   = "fgfsm\x00\x00\x00"
-	snapVersion = 1
+	snapVersion = 2
 	maxMeta     = 1 << 30
 )
 
@@ -49,6 +52,8 @@ type snapshot struct {
 	outbox        [][]Record
 	nextSeq       []uint64
 	applied       []uint64
+	index         uint64
+	lastTime      int64
 }
 
 // Persist streams the snapshot to sink. It runs concurrently with Apply.
@@ -80,7 +85,7 @@ func (s *snapshot) Release() { s.view.Release() }
 func (s *snapshot) write(w io.Writer) error {
 	var meta bytes.Buffer
 	e := newEncoder(&meta)
-	e.EncodeArrayLen(3)
+	e.EncodeArrayLen(5)
 	for _, seqs := range [][]uint64{s.nextSeq, s.applied} {
 		e.EncodeArrayLen(len(seqs))
 		for _, v := range seqs {
@@ -100,6 +105,8 @@ func (s *snapshot) write(w io.Writer) error {
 			e.EncodeInt(r.Created)
 		}
 	}
+	e.EncodeUint(s.index)
+	e.EncodeInt(s.lastTime)
 	hdr := make([]byte, 0, 28)
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, snapVersion)
@@ -118,10 +125,12 @@ func (s *snapshot) write(w io.Writer) error {
 }
 
 type restored struct {
-	store   *shard.Store
-	outbox  [][]Record
-	nextSeq []uint64
-	applied []uint64
+	store    *shard.Store
+	outbox   [][]Record
+	nextSeq  []uint64
+	applied  []uint64
+	index    uint64
+	lastTime int64
 }
 
 func corrupt(format string, args ...any) error {
@@ -172,7 +181,7 @@ func readSnapshot(r io.Reader, cfg Config) (*restored, error) {
 func (st *restored) decodeMeta(meta []byte, shards int) error {
 	r := bytes.NewReader(meta)
 	d := &decoder{d: msgpack.NewDecoder(r), r: r}
-	d.arrayLen(3, 3)
+	d.arrayLen(5, 5)
 	st.nextSeq = make([]uint64, d.arrayLen(shards, shards))
 	for i := range st.nextSeq {
 		st.nextSeq[i] = d.uint()
@@ -197,6 +206,7 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 			st.outbox[i] = append(st.outbox[i], rec)
 		}
 	}
+	st.index, st.lastTime = d.uint(), d.int()
 	if d.err != nil {
 		return corrupt("meta: %v", d.err)
 	}

@@ -567,6 +567,30 @@ func (s *Store) Check(actor string, targets []string) ([]CheckResult, error) {
 	return res, nil
 }
 
+// Relation returns how user and other are related on user's home Store,
+// as Check would report it for one target, without allocating: the
+// change feed asks it around every edge it reports, to tell when a
+// mutual relation forms or breaks.
+func (s *Store) Relation(user, other string) FollowType {
+	a, ok := s.uidOf(user)
+	if !ok || user == other {
+		return NoRelation
+	}
+	b, ok := s.uidOf(other)
+	if !ok {
+		return NoRelation
+	}
+	u := s.rec(a)
+	var t FollowType
+	if _, ok := s.st.lookup(u.sets[kFollowers], b); ok {
+		t |= FollowsActor
+	}
+	if _, ok := s.st.lookup(u.sets[kFollowing], b); ok {
+		t |= FollowedBy
+	}
+	return t
+}
+
 // Stats describes a Store's size.
 type Stats struct {
 	// Users is the number of users with lists in this Store.
