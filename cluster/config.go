@@ -36,6 +36,8 @@ type Config struct {
 	// Store holds the limits of every shard's Store. Its CursorKey, when
 	// empty, is derived from the cluster ID.
 	Store shard.Config
+	// Feed bounds every shard's change feed (see fsm.FeedConfig).
+	Feed fsm.FeedConfig
 	// Raft tunes every shard's raft group.
 	Raft RaftConfig
 	// RaftLog tunes the node's write-ahead log, which holds the raft logs
@@ -189,6 +191,7 @@ func DefaultConfig() Config {
 		NodeID:     "node1",
 		DataDir:    "followd-data",
 		Store:      shard.DefaultConfig(),
+		Feed:       fsm.DefaultFeedConfig(),
 		Raft:       DefaultRaftConfig(),
 		RaftLog:    wal.DefaultConfig(),
 		Batch:      DefaultBatchConfig(),
@@ -247,7 +250,7 @@ func (c *Config) Validate() error {
 	case c.clusterMode() && c.Peers == nil:
 		return errors.New("cluster: Peers is required with Membership.RaftAddr")
 	}
-	for _, err := range []error{c.Store.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate()} {
+	for _, err := range []error{c.Store.Validate(), c.Feed.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate()} {
 		if err != nil {
 			return err
 		}

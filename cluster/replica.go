@@ -93,7 +93,7 @@ func openReplicaWith(n *Node, id int, boot []raft.Server, prepare prepareFunc) (
 	// The relay exists before the FSM, which may apply entries (and
 	// queue records) as soon as raft starts.
 	r.relay = newRelay(r)
-	r.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: n.nshards, Store: cfg.Store, Logger: log, OnRecords: r.relay.kick})
+	r.fsm, err = fsm.New(fsm.Config{Shard: id, Shards: n.nshards, Store: cfg.Store, Feed: cfg.Feed, Logger: log, OnRecords: r.relay.kick})
 	if err != nil {
 		return nil, err
 	}
@@ -278,6 +278,10 @@ func (r *Replica) readyCh() <-chan struct{} {
 // Ready reports whether this node leads the shard and has caught up: it
 // serves the shard's reads and writes.
 func (r *Replica) Ready() bool { return r.isReady.Load() }
+
+// Feed returns the replica's change feed. Every replica derives the same
+// events at the same offsets, so any of them may serve a watcher.
+func (r *Replica) Feed() *fsm.Feed { return r.fsm.Feed() }
 
 // Shard returns the replica's shard number.
 func (r *Replica) Shard() int { return r.id }

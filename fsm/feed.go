@@ -8,53 +8,13 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // The change feed: every committed change to a shard's lists yields
 // events where it is applied, kept in a bounded ring that any replica can
 // serve, since every replica applies the same entries to the same state
 // and so derives the same events at the same offsets.
-
-// EventKind says what changed in whose list. The numbers are part of the
-// protocol.
-type EventKind uint8
-
-// Event kinds.
-const (
-	// FollowingAdded and FollowingRemoved: User started or stopped
-	// following Other (on User's shard, in the follow's own entry).
-	FollowingAdded   EventKind = 1
-	FollowingRemoved EventKind = 2
-	// FollowerAdded and FollowerRemoved: Other started or stopped
-	// following User (on User's shard, when the reverse edge arrives).
-	FollowerAdded   EventKind = 3
-	FollowerRemoved EventKind = 4
-	// MutualFormed and MutualBroken: User's mutual list gained or lost
-	// Other (each side on its own shard, when its lists show it).
-	MutualFormed EventKind = 5
-	MutualBroken EventKind = 6
-)
-
-var kindNames = [...]string{FollowingAdded: "following_added", FollowingRemoved: "following_removed",
-	FollowerAdded: "follower_added", FollowerRemoved: "follower_removed", MutualFormed: "mutual_formed", MutualBroken: "mutual_broken"}
-
-// String names the kind as docs/PROTOCOL.md does.
-func (k EventKind) String() string {
-	if int(k) < len(kindNames) && kindNames[k] != "" {
-		return kindNames[k]
-	}
-	return fmt.Sprintf("kind%d", uint8(k))
-}
-
-// ParseEventKind is the inverse of String.
-func ParseEventKind(s string) (EventKind, bool) {
-	for k, n := range kindNames {
-		if n != "" && n == s {
-			return EventKind(k), true
-		}
-	}
-	return 0, false
-}
 
 // Event is one change to one user's lists.
 type Event struct {
@@ -66,7 +26,7 @@ type Event struct {
 	// FollowTime is the followTime of the edge that changed (the removed
 	// edge's for a removal).
 	FollowTime int64
-	Kind       EventKind
+	Kind       wire.EventKind
 	User       string // whose list changed: a user of this shard
 	Other      string // the user added to or removed from it
 }
@@ -166,16 +126,41 @@ func (f *Feed) dropOldest() {
 	f.n--
 }
 
-// restart forgets every event: the replica restored a snapshot taken at
-// raft index i, so it knows nothing of the events of entries up to i.
-func (f *Feed) restart(i uint64) {
+// snapshot returns the floor and a copy of the events, for a snapshot
+// taken at raft index i: the feed survives restarts and travels with the
+// snapshots a new replica is built from. A feed that records nothing
+// knows nothing up to i.
+func (f *Feed) snapshot(i uint64) (uint64, []Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for f.n > 0 {
-		f.dropOldest()
+	if !f.Enabled() {
+		return OffsetOf(i, 1<<offsetBits-1), nil
 	}
-	f.floor = max(f.floor, OffsetOf(i, 1<<offsetBits-1))
-	f.head = max(f.head, f.floor)
+	out := make([]Event, f.n)
+	for k := range out {
+		out[k] = f.ring[(f.first+k)%len(f.ring)]
+	}
+	return f.floor, out
+}
+
+// restore replaces the events with a snapshot's. What does not fit this
+// feed's retention is dropped, and raises the floor.
+func (f *Feed) restore(floor uint64, events []Event) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.ring, f.first, f.n, f.floor, f.head = nil, 0, 0, floor, floor
+	if !f.Enabled() {
+		return
+	}
+	if k := len(events) - f.cfg.Retention; k > 0 {
+		f.floor = events[k-1].Offset
+		events = events[k:]
+	}
+	if len(events) > 0 {
+		f.ring = make([]Event, f.cfg.Retention)
+		f.n = copy(f.ring, events)
+		f.head = events[len(events)-1].Offset
+	}
 }
 
 // Head returns the largest offset this replica knows: a consumer that

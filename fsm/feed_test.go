@@ -3,6 +3,7 @@ package fsm
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/raft"
 	"pgregory.net/rapid"
 )
@@ -34,7 +36,7 @@ func newFeedFSM(t fataler, id, shards int, feed FeedConfig) *FSM {
 
 // ev is an event without its offset, for comparisons.
 type ev struct {
-	Kind        EventKind
+	Kind        wire.EventKind
 	User, Other string
 }
 
@@ -82,12 +84,12 @@ func TestFeedEventsOnOneShard(t *testing.T) {
 		actor, target string
 		want          []ev
 	}{
-		{OpFollow, "a", "b", []ev{{FollowingAdded, "a", "b"}, {FollowerAdded, "b", "a"}}},
+		{OpFollow, "a", "b", []ev{{wire.FollowingAdded, "a", "b"}, {wire.FollowerAdded, "b", "a"}}},
 		{OpFollow, "a", "b", []ev{}}, // already followed: nothing changes
-		{OpFollow, "b", "a", []ev{{FollowingAdded, "b", "a"}, {MutualFormed, "b", "a"}, {FollowerAdded, "a", "b"}, {MutualFormed, "a", "b"}}},
-		{OpUnfollow, "a", "b", []ev{{FollowingRemoved, "a", "b"}, {MutualBroken, "a", "b"}, {FollowerRemoved, "b", "a"}, {MutualBroken, "b", "a"}}},
+		{OpFollow, "b", "a", []ev{{wire.FollowingAdded, "b", "a"}, {wire.MutualFormed, "b", "a"}, {wire.FollowerAdded, "a", "b"}, {wire.MutualFormed, "a", "b"}}},
+		{OpUnfollow, "a", "b", []ev{{wire.FollowingRemoved, "a", "b"}, {wire.MutualBroken, "a", "b"}, {wire.FollowerRemoved, "b", "a"}, {wire.MutualBroken, "b", "a"}}},
 		{OpUnfollow, "a", "b", []ev{}},
-		{OpUnfollow, "b", "a", []ev{{FollowingRemoved, "b", "a"}, {FollowerRemoved, "a", "b"}}},
+		{OpUnfollow, "b", "a", []ev{{wire.FollowingRemoved, "b", "a"}, {wire.FollowerRemoved, "a", "b"}}},
 	}
 	for i, s := range steps {
 		got := kinds(write(int64(1000+i), s.op, s.actor, s.target))
@@ -115,7 +117,7 @@ func TestFeedRetentionAndExpiry(t *testing.T) {
 		t.Fatalf("read from the floor: %d events, %v", len(es), err)
 	}
 	// A filter skips, and the next offset moves past what it skipped.
-	es, next, err := fd.Read(fd.Floor(), 10, 10, func(e *Event) bool { return e.Kind == FollowerAdded })
+	es, next, err := fd.Read(fd.Floor(), 10, 10, func(e *Event) bool { return e.Kind == wire.FollowerAdded })
 	if err != nil || len(es) != 2 || next != fd.Head() {
 		t.Fatalf("filtered read: %d events, next %d (head %d), %v", len(es), next, fd.Head(), err)
 	}
@@ -140,13 +142,20 @@ func TestFeedAgeLimit(t *testing.T) {
 	}
 }
 
+// TestFeedAfterRestore: the feed travels in snapshots, so a replica
+// restored from one (a restart, a new replica) serves the same events at
+// the same offsets as one that applied the whole log; a snapshot from a
+// node without a feed, or a smaller retention, raises the floor instead.
 func TestFeedAfterRestore(t *testing.T) {
 	logs := randomLog(3, 300)
 	a := newFeedFSM(t, 0, 3, DefaultFeedConfig())
+	off := newFeedFSM(t, 0, 3, FeedConfig{})
 	for _, l := range logs[:150] {
 		a.Apply(l)
+		off.Apply(l)
 	}
-	snap := snapshotOf(t, a)
+	snap, snapOff := snapshotOf(t, a), snapshotOf(t, off)
+	before := allEvents(t, a, 0)
 	for _, l := range logs[150:] {
 		a.Apply(l)
 	}
@@ -154,20 +163,32 @@ func TestFeedAfterRestore(t *testing.T) {
 	if err := b.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
-	if b.Index() != 150 || b.Feed().Floor() != OffsetOf(150, 1<<offsetBits-1) {
-		t.Fatalf("restored: index %d, floor %d", b.Index(), b.Feed().Floor())
-	}
-	if _, _, err := b.Feed().Read(0, 1, 1, nil); !errors.Is(err, codes.ErrFeedExpired) {
-		t.Fatalf("read before the snapshot: %v, want 40009", err)
+	if got := allEvents(t, b, 0); b.Index() != 150 || !reflect.DeepEqual(got, before) || len(got) == 0 {
+		t.Fatalf("restored: index %d, %d events, the source had %d at the snapshot", b.Index(), len(got), len(before))
 	}
 	for _, l := range logs[150:] {
 		b.Apply(l)
 	}
-	// The restored replica derives the same events as the one that
-	// applied everything, at the same offsets.
-	floor := b.Feed().Floor()
-	if got, want := allEvents(t, b, floor), allEvents(t, a, floor); !reflect.DeepEqual(got, want) || len(got) == 0 {
-		t.Fatalf("after the snapshot: %d events, the full replica has %d (or they differ)", len(got), len(want))
+	if got, want := allEvents(t, b, 0), allEvents(t, a, 0); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after the replay: %d events, the full replica has %d (or they differ)", len(got), len(want))
+	}
+
+	c := newFeedFSM(t, 0, 3, DefaultFeedConfig())
+	if err := c.Restore(io.NopCloser(bytes.NewReader(snapOff))); err != nil {
+		t.Fatal(err)
+	}
+	if c.Feed().Floor() != OffsetOf(150, 1<<offsetBits-1) {
+		t.Fatalf("restored from a node without a feed: floor %d", c.Feed().Floor())
+	}
+	if _, _, err := c.Feed().Read(0, 1, 1, nil); !errors.Is(err, codes.ErrFeedExpired) {
+		t.Fatalf("read before that snapshot: %v, want 40009", err)
+	}
+	small := newFeedFSM(t, 0, 3, FeedConfig{Retention: 3})
+	if err := small.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
+		t.Fatal(err)
+	}
+	if got := allEvents(t, small, small.Feed().Floor()); !reflect.DeepEqual(got, before[len(before)-3:]) || small.Feed().Floor() != before[len(before)-4].Offset {
+		t.Fatalf("restored into a retention of 3: %+v, floor %d", got, small.Feed().Floor())
 	}
 }
 
@@ -193,14 +214,14 @@ func TestFeedWait(t *testing.T) {
 
 // feedModel is the graph as the events tell it: replaying every shard's
 // feed must rebuild every list of every Store.
-type feedModel map[string]map[EventKind]map[string]bool
+type feedModel map[string]map[wire.EventKind]map[string]bool
 
 func (m feedModel) apply(t *rapid.T, e Event) {
-	lists := map[EventKind]EventKind{FollowingAdded: FollowingAdded, FollowingRemoved: FollowingAdded,
-		FollowerAdded: FollowerAdded, FollowerRemoved: FollowerAdded, MutualFormed: MutualFormed, MutualBroken: MutualFormed}
+	lists := map[wire.EventKind]wire.EventKind{wire.FollowingAdded: wire.FollowingAdded, wire.FollowingRemoved: wire.FollowingAdded,
+		wire.FollowerAdded: wire.FollowerAdded, wire.FollowerRemoved: wire.FollowerAdded, wire.MutualFormed: wire.MutualFormed, wire.MutualBroken: wire.MutualFormed}
 	l := lists[e.Kind]
 	if m[e.User] == nil {
-		m[e.User] = map[EventKind]map[string]bool{}
+		m[e.User] = map[wire.EventKind]map[string]bool{}
 	}
 	if m[e.User][l] == nil {
 		m[e.User][l] = map[string]bool{}
@@ -259,7 +280,7 @@ func TestFeedRebuildsTheGraph(t *testing.T) {
 				model.apply(t, e)
 			}
 		}
-		lists := map[shard.Kind]EventKind{shard.Following: FollowingAdded, shard.Followers: FollowerAdded, shard.Mutual: MutualFormed}
+		lists := map[shard.Kind]wire.EventKind{shard.Following: wire.FollowingAdded, shard.Followers: wire.FollowerAdded, shard.Mutual: wire.MutualFormed}
 		for _, u := range users {
 			f := fs[shard.Of(u, shards)]
 			for k, ek := range lists {
@@ -281,6 +302,32 @@ func TestFeedRebuildsTheGraph(t *testing.T) {
 				if !slices.Equal(got, want) {
 					t.Fatalf("%s's %v list: store %v, events %v", u, k, got, want)
 				}
+			}
+		}
+	})
+}
+
+// FuzzDecodeMeta: any snapshot meta section (the part behind the
+// checksum) decodes or fails cleanly, never panics, and never yields a
+// feed out of offset order.
+func FuzzDecodeMeta(f *testing.F) {
+	a := newFeedFSM(f, 0, 3, DefaultFeedConfig())
+	for i, l := range randomLog(5, 60) {
+		a.Apply(l)
+		if i%20 == 0 {
+			snap := snapshotOf(f, a)
+			n := binary.LittleEndian.Uint32(snap[20:])
+			f.Add(snap[28 : 28+n])
+		}
+	}
+	f.Fuzz(func(t *testing.T, meta []byte) {
+		st := &restored{}
+		if err := st.decodeMeta(meta, 3); err != nil {
+			return
+		}
+		for i := 1; i < len(st.feed); i++ {
+			if st.feed[i].Offset <= st.feed[i-1].Offset {
+				t.Fatalf("feed out of order: %+v", st.feed)
 			}
 		}
 	})

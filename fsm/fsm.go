@@ -17,6 +17,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 )
@@ -288,7 +289,7 @@ func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
 }
 
 // emit records an event of the entry being applied.
-func (f *FSM) emit(k EventKind, user, other string, followTime int64) {
+func (f *FSM) emit(k wire.EventKind, user, other string, followTime int64) {
 	f.feed.add(Event{Offset: OffsetOf(f.evIndex, f.evK), Time: f.evTime, FollowTime: followTime, Kind: k, User: user, Other: other})
 	f.evK++
 }
@@ -303,14 +304,14 @@ func (f *FSM) forwardEvents(add bool, actor, target string, t int64) {
 	mutual := f.store.Relation(actor, target)&shard.FollowsActor != 0
 	switch {
 	case add:
-		f.emit(FollowingAdded, actor, target, t)
+		f.emit(wire.FollowingAdded, actor, target, t)
 		if mutual {
-			f.emit(MutualFormed, actor, target, t)
+			f.emit(wire.MutualFormed, actor, target, t)
 		}
 	default:
-		f.emit(FollowingRemoved, actor, target, t)
+		f.emit(wire.FollowingRemoved, actor, target, t)
 		if mutual {
-			f.emit(MutualBroken, actor, target, t)
+			f.emit(wire.MutualBroken, actor, target, t)
 		}
 	}
 }
@@ -323,15 +324,15 @@ func (f *FSM) reverseEvents(followee, follower string, t int64, before shard.Fol
 	was, is := before&shard.FollowsActor != 0, after&shard.FollowsActor != 0
 	switch {
 	case !was && is:
-		f.emit(FollowerAdded, followee, follower, t)
+		f.emit(wire.FollowerAdded, followee, follower, t)
 	case was && !is:
-		f.emit(FollowerRemoved, followee, follower, t)
+		f.emit(wire.FollowerRemoved, followee, follower, t)
 	}
 	switch {
 	case before != shard.BothWays && after == shard.BothWays:
-		f.emit(MutualFormed, followee, follower, t)
+		f.emit(wire.MutualFormed, followee, follower, t)
 	case before == shard.BothWays && after != shard.BothWays:
-		f.emit(MutualBroken, followee, follower, t)
+		f.emit(wire.MutualBroken, followee, follower, t)
 	}
 }
 
@@ -492,17 +493,20 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		// Keep the failed entry in the log for a build that can apply it.
 		return nil, fmt.Errorf("fsm: refusing to snapshot a halted shard: %w", f.failed)
 	}
+	floor, events := f.feed.snapshot(f.index)
 	return &snapshot{
-		cost:     &f.cost,
-		atLog:    f.cost.logBytes.Load(),
-		shard:    f.cfg.Shard,
-		shards:   f.cfg.Shards,
-		view:     f.store.View(),
-		outbox:   append([][]Record(nil), f.outbox...),
-		nextSeq:  append([]uint64(nil), f.nextSeq...),
-		applied:  append([]uint64(nil), f.applied...),
-		index:    f.index,
-		lastTime: f.lastTime.Load(),
+		feedFloor: floor,
+		feed:      events,
+		cost:      &f.cost,
+		atLog:     f.cost.logBytes.Load(),
+		shard:     f.cfg.Shard,
+		shards:    f.cfg.Shards,
+		view:      f.store.View(),
+		outbox:    append([][]Record(nil), f.outbox...),
+		nextSeq:   append([]uint64(nil), f.nextSeq...),
+		applied:   append([]uint64(nil), f.applied...),
+		index:     f.index,
+		lastTime:  f.lastTime.Load(),
 	}, nil
 }
 
@@ -524,7 +528,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if st.lastTime > f.lastTime.Load() {
 		f.lastTime.Store(st.lastTime)
 	}
-	f.feed.restart(st.index)
+	f.feed.restore(st.feedFloor, st.feed)
 	f.failed = nil
 	// The log applied so far is under the restored snapshot.
 	f.cost.persisted(f.cost.logBytes.Load(), cr.n)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/raft"
 	"github.com/vmihailenco/msgpack/v5"
 )
@@ -22,10 +23,11 @@ import (
 //	the shard.Store stream (see shard/snapshot.go)
 //
 // meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards],
-// index, lastTime], outbox[d] = [[seq, add, followee, follower, time,
-// created]...]; index is the raft index of the last entry applied, from
-// which the change feed of a restored replica starts, and lastTime the
-// largest entry time applied (see FSM.LastTime). All of it
+// index, lastTime, feed], outbox[d] = [[seq, add, followee, follower,
+// time, created]...]; index is the raft index of the last entry applied,
+// lastTime the largest entry time applied (see FSM.LastTime), and feed
+// the change feed, [floor, [[offset, time, followTime, kind, user,
+// other]...]]. All of it
 // is canonical, so two FSMs with the same state write the same bytes.
 
 const (
@@ -54,6 +56,8 @@ type snapshot struct {
 	applied       []uint64
 	index         uint64
 	lastTime      int64
+	feedFloor     uint64
+	feed          []Event
 }
 
 // Persist streams the snapshot to sink. It runs concurrently with Apply.
@@ -85,7 +89,7 @@ func (s *snapshot) Release() { s.view.Release() }
 func (s *snapshot) write(w io.Writer) error {
 	var meta bytes.Buffer
 	e := newEncoder(&meta)
-	e.EncodeArrayLen(5)
+	e.EncodeArrayLen(6)
 	for _, seqs := range [][]uint64{s.nextSeq, s.applied} {
 		e.EncodeArrayLen(len(seqs))
 		for _, v := range seqs {
@@ -107,6 +111,18 @@ func (s *snapshot) write(w io.Writer) error {
 	}
 	e.EncodeUint(s.index)
 	e.EncodeInt(s.lastTime)
+	e.EncodeArrayLen(2)
+	e.EncodeUint(s.feedFloor)
+	e.EncodeArrayLen(len(s.feed))
+	for _, ev := range s.feed {
+		e.EncodeArrayLen(6)
+		e.EncodeUint(ev.Offset)
+		e.EncodeInt(ev.Time)
+		e.EncodeInt(ev.FollowTime)
+		e.EncodeUint(uint64(ev.Kind))
+		e.EncodeString(ev.User)
+		e.EncodeString(ev.Other)
+	}
 	hdr := make([]byte, 0, 28)
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, snapVersion)
@@ -125,12 +141,14 @@ func (s *snapshot) write(w io.Writer) error {
 }
 
 type restored struct {
-	store    *shard.Store
-	outbox   [][]Record
-	nextSeq  []uint64
-	applied  []uint64
-	index    uint64
-	lastTime int64
+	store     *shard.Store
+	outbox    [][]Record
+	nextSeq   []uint64
+	applied   []uint64
+	index     uint64
+	lastTime  int64
+	feedFloor uint64
+	feed      []Event
 }
 
 func corrupt(format string, args ...any) error {
@@ -181,7 +199,7 @@ func readSnapshot(r io.Reader, cfg Config) (*restored, error) {
 func (st *restored) decodeMeta(meta []byte, shards int) error {
 	r := bytes.NewReader(meta)
 	d := &decoder{d: msgpack.NewDecoder(r), r: r}
-	d.arrayLen(5, 5)
+	d.arrayLen(6, 6)
 	st.nextSeq = make([]uint64, d.arrayLen(shards, shards))
 	for i := range st.nextSeq {
 		st.nextSeq[i] = d.uint()
@@ -207,6 +225,9 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 		}
 	}
 	st.index, st.lastTime = d.uint(), d.int()
+	if err := st.decodeFeed(d); err != nil {
+		return err
+	}
 	if d.err != nil {
 		return corrupt("meta: %v", d.err)
 	}
@@ -217,6 +238,32 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 		if v == 0 {
 			return corrupt("next sequence of shard %d is 0", i)
 		}
+	}
+	return nil
+}
+
+// maxFeedEvents bounds a snapshot's feed (FeedConfig caps retention).
+const maxFeedEvents = 1 << 26
+
+func (st *restored) decodeFeed(d *decoder) error {
+	d.arrayLen(2, 2)
+	st.feedFloor = d.uint()
+	n := d.arrayLen(-1, maxFeedEvents)
+	st.feed = make([]Event, 0, min(n, 1<<16))
+	for range n {
+		d.arrayLen(6, 6)
+		e := Event{Offset: d.uint(), Time: d.int(), FollowTime: d.int(), Kind: wire.EventKind(d.uint()), User: d.string(), Other: d.string()}
+		if d.err != nil {
+			return nil // reported by the caller
+		}
+		last := st.feedFloor
+		if len(st.feed) > 0 {
+			last = st.feed[len(st.feed)-1].Offset
+		}
+		if e.Offset <= last {
+			return corrupt("feed: event offset %d after %d", e.Offset, last)
+		}
+		st.feed = append(st.feed, e)
 	}
 	return nil
 }

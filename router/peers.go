@@ -159,3 +159,11 @@ func (p *Peers) forwardRecover(ctx context.Context, addr string, req wire.Recove
 	}
 	return wire.ParseRecovered(body)
 }
+
+func (p *Peers) forwardWatch(ctx context.Context, addr string, req wire.WatchRequest) (wire.WatchPage, error) {
+	body, err := p.forward(ctx, addr, wire.OpWatch, func(b []byte) []byte { return wire.AppendWatchRequest(b, req) })
+	if err != nil {
+		return wire.WatchPage{}, err
+	}
+	return wire.ParseWatchPage(body)
+}

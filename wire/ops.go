@@ -21,6 +21,9 @@ type Handler interface {
 	Check(ctx context.Context, req CheckRequest) ([]Check, error)
 	Status(ctx context.Context) (Status, error)
 	ShardMap(ctx context.Context) (ShardMap, error)
+	// Watch reads a shard's change feed, waiting up to req.Wait (or
+	// until ctx ends) when there is nothing to return yet.
+	Watch(ctx context.Context, req WatchRequest) (WatchPage, error)
 }
 
 // ClusterHandler serves the operations that keep a cluster running rather
@@ -88,6 +91,7 @@ func init() {
 	ops[OpDrain] = &opSpec{serve: serveDrain}
 	ops[OpScanUsers] = &opSpec{serve: serveScanUsers}
 	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
+	ops[OpWatch] = &opSpec{waits: true, serve: serveWatch}
 }
 
 // admit returns the table entry of op for this connection, or the error

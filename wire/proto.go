@@ -49,13 +49,15 @@ const (
 	// node's replica (unsafe: see docs/OPERATIONS.md):
 	// [node, shard, acceptDataLoss] -> [[shard, index, term, [lost...]]...].
 	OpRecover Op = 14
+	// OpWatch reads a shard's change feed (see WatchRequest).
+	OpWatch Op = 15
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
-	OpRecover: "recover",
+	OpRecover: "recover", OpWatch: "watch",
 }
 
 // String names the operation.
@@ -68,7 +70,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover, OpWatch}
 }
 
 // Limits the decoders enforce regardless of configuration.

@@ -102,6 +102,8 @@ type Server struct {
 	nconns   atomic.Int64
 	wg       sync.WaitGroup // connection goroutines
 	stopping chan struct{}
+	stopCtx  context.Context // done once Shutdown begins
+	stopNow  context.CancelFunc
 	bufs     sync.Pool
 	forwards bool
 }
@@ -120,7 +122,9 @@ func NewServer(cfg ServerConfig, h Handler, ch ClusterHandler) (*Server, error) 
 	}
 	cfg.Welcome.Version = ProtocolVersion
 	cfg.Welcome.MaxFrame = cfg.MaxFrame
-	return &Server{cfg: cfg, handler: h, cluster: ch, log: cfg.Logger, obs: cfg.Observer, conns: map[*conn]struct{}{}, stopping: make(chan struct{}), forwards: cfg.Forwards}, nil
+	s := &Server{cfg: cfg, handler: h, cluster: ch, log: cfg.Logger, obs: cfg.Observer, conns: map[*conn]struct{}{}, stopping: make(chan struct{}), forwards: cfg.Forwards}
+	s.stopCtx, s.stopNow = context.WithCancel(context.Background())
+	return s, nil
 }
 
 type nopObserver struct{}
@@ -211,6 +215,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if !s.closing {
 		s.closing = true
 		close(s.stopping)
+		s.stopNow()
 		if s.ln != nil {
 			s.ln.Close()
 		}
@@ -234,6 +239,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		return ctx.Err()
 	}
 }
+
+// stoppingCtx is done once Shutdown begins.
+func (s *Server) stoppingCtx() context.Context { return s.stopCtx }
 
 func (s *Server) getBuf() []byte {
 	if b, ok := s.bufs.Get().(*[]byte); ok {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -209,7 +210,19 @@ func FuzzBodies(f *testing.F) {
 	f.Add(AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 2, Records: []Record{{Seq: 1, Add: true}}}))
 	f.Add(AppendRecoverRequest(nil, RecoverRequest{Node: "n1", Shard: -1, AcceptDataLoss: true}))
 	f.Add(AppendRecovered(nil, []Recovered{{Shard: 3, Index: 9, Term: 2, Lost: []string{"n2"}}}))
+	f.Add(AppendWatchRequest(nil, WatchRequest{Shard: 2, From: 1 << 30, Max: 100, Wait: time.Second, Kinds: 6, Users: []string{"a"}}))
+	f.Add(AppendWatchPage(nil, WatchPage{Events: []WatchEvent{{Offset: 9, Time: 1, FollowTime: 1, Kind: 1, User: "a", Other: "b"}}, Next: 9, Head: 10}))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if q, err := ParseWatchRequest(b); err == nil {
+			if q2, err := ParseWatchRequest(AppendWatchRequest(nil, q)); err != nil || !reflect.DeepEqual(q2, q) || q.Max < 1 || q.Max > MaxWatchEvents || q.Wait > MaxWatchWait {
+				t.Fatalf("watch request does not round-trip or is out of range: %+v", q)
+			}
+		}
+		if p, err := ParseWatchPage(b); err == nil {
+			if p2, err := ParseWatchPage(AppendWatchPage(nil, p)); err != nil || !reflect.DeepEqual(p2, p) {
+				t.Fatalf("watch page does not round-trip: %+v", p)
+			}
+		}
 		if w, err := ParseWriteRequest(b); err == nil {
 			if w2, err := ParseWriteRequest(AppendWriteRequest(nil, w)); err != nil || w2.Actor != w.Actor || !slices.Equal(w2.Targets, w.Targets) || w2.Sync != w.Sync {
 				t.Fatalf("write request does not round-trip: %+v", w)
@@ -309,6 +322,13 @@ func (f *fakeBackend) Check(ctx context.Context, req CheckRequest) ([]Check, err
 func (f *fakeBackend) Status(ctx context.Context) (Status, error) { return Status{NodeID: "n"}, nil }
 func (f *fakeBackend) ShardMap(ctx context.Context) (ShardMap, error) {
 	return ShardMap{Version: 1, Shards: 1}, nil
+}
+
+// Watch waits for its context, however long the request asked to wait:
+// the server must end it at shutdown.
+func (f *fakeBackend) Watch(ctx context.Context, req WatchRequest) (WatchPage, error) {
+	<-ctx.Done()
+	return WatchPage{Next: req.From, Head: req.From}, nil
 }
 
 // startServer serves be, and its cluster operations if it has them.
@@ -632,6 +652,45 @@ func TestShutdownFinishesInflight(t *testing.T) {
 	}
 	if _, err := net.DialTimeout("tcp", s.Addr().String(), time.Second); err == nil {
 		t.Fatal("still accepting after shutdown")
+	}
+}
+
+// TestWatchEndsAtShutdown: a watch waiting for events does not hold up a
+// graceful stop; it is answered (empty) at once.
+func TestWatchEndsAtShutdown(t *testing.T) {
+	s := startServer(t, nil, &fakeBackend{})
+	rc := dialRaw(t, s)
+	rc.hello("")
+	rc.send(1, OpWatch, AppendWatchRequest(nil, WatchRequest{Shard: 0, From: 7, Max: 10, Wait: time.Second}))
+	time.Sleep(50 * time.Millisecond)
+	began := time.Now()
+	done := make(chan error, 1)
+	go func() { done <- s.Shutdown(context.Background()) }()
+	for {
+		id, body, err := rc.recv()
+		if id == 0 {
+			continue // the go-away notice
+		}
+		p, perr := ParseWatchPage(body)
+		if id != 1 || err != nil || perr != nil || p.Next != 7 {
+			t.Fatalf("watch answer at shutdown: id %d, %v, %v, %+v", id, err, perr, p)
+		}
+		break
+	}
+	rc.c.(*net.TCPConn).CloseWrite()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(began); d > 500*time.Millisecond {
+		t.Fatalf("shutdown with a waiting watch took %v", d)
+	}
+	// A malformed watch request is refused with 30001.
+	s2 := startServer(t, nil, &fakeBackend{})
+	rc = dialRaw(t, s2)
+	rc.hello("")
+	rc.send(2, OpWatch, AppendWatchRequest(nil, WatchRequest{Shard: 0, Max: 0}))
+	if _, _, err := rc.recv(); !errors.Is(err, codes.ErrInvalidParam) || !strings.Contains(err.Error(), "max events 0") {
+		t.Fatalf("watch with max 0: %v", err)
 	}
 }
 

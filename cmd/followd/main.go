@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/cluster"
+	"github.com/followgraph/followgraph/fsm"
 	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
@@ -85,6 +86,8 @@ type options struct {
 	maxFrame        int
 	shutdownTimeout time.Duration
 	noSync          bool
+	feedRetention   int
+	feedMaxAge      time.Duration
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -116,6 +119,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.maxConns, "max-conns", 10000, "most client connections at once")
 	fs.IntVar(&o.maxFrame, "max-frame", wire.DefaultMaxFrame, "largest protocol frame, in bytes")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time given to requests in flight on shutdown")
+	fs.IntVar(&o.feedRetention, "feed-retention", fsm.DefaultFeedConfig().Retention, "change feed: events each shard keeps for watchers (0: no feed)")
+	fs.DurationVar(&o.feedMaxAge, "feed-max-age", 0, "change feed: also drop events older than this (0: keep up to --feed-retention)")
 	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
@@ -302,6 +307,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.Replicas = o.replicas
 	mc.DeadTimeout = o.deadTimeout
 	mc.ReapAfter = o.reapAfter
+	cfg.Feed = fsm.FeedConfig{Retention: o.feedRetention, MaxAge: o.feedMaxAge}
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
 	cfg.Raft.QuietAfter = o.raftQuietAfter

@@ -1010,6 +1010,8 @@ func hostileOps() map[wire.Op][]hostileField {
 		wire.OpDrain:     {{"node", mpStr("node1"), hostileStr}, {"on", []byte{0xc2}, hostileBool}},
 		wire.OpScanUsers: {uintF("shard", 0, true), uintF("from", 0, true), uintF("limit", 10, true)},
 		wire.OpRecover:   {{"node", mpStr("node1"), hostileStr}, {"shard", mpUint(0), hostileInt}, {"acceptDataLoss", []byte{0xc2}, hostileBool}},
+		wire.OpWatch: {uintF("shard", 0, true), uintF("from", 0, false), {"start", mpUint(0), append([][]byte{{0x03}}, hostileUint...)},
+			uintF("max", 10, true), uintF("wait", 0, true), uintF("kinds", 0, true), strArr("users", mpStrArray("hostile-a"))},
 	}
 }
 
@@ -1078,7 +1080,11 @@ func (a *abuseRig) hostileBodies(t *testing.T) {
 			}
 		}
 		ops := hostileOps()
+		var order []wire.Op
 		for op := wire.OpHello; op <= wire.OpScanUsers; op++ {
+			order = append(order, op)
+		}
+		for _, op := range append(order, wire.OpWatch) {
 			conns := []*rawConn{c}
 			if op == wire.OpDeliver {
 				conns = append(conns, peer)
