@@ -130,15 +130,37 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error)
 	c.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
 	w := &Watcher{events: make(chan watchItem, opts.Buffer), errc: make(chan error, 1), cancel: cancel, pos: Positions{}}
+	reqs := make([]wire.WatchRequest, shards)
 	for s := range shards {
-		req := wire.WatchRequest{Shard: s, Start: opts.Start, Max: 1000, Wait: wire.MaxWatchWait, Kinds: kinds, Users: opts.Users}
+		reqs[s] = wire.WatchRequest{Shard: s, Start: opts.Start, Max: 1000, Wait: wire.MaxWatchWait, Kinds: kinds, Users: opts.Users}
 		if off, ok := opts.From[s]; ok {
-			req.From, req.Start = off, wire.WatchFrom
+			reqs[s].From, reqs[s].Start = off, wire.WatchFrom
 			w.pos[s] = off
+		} else if opts.Start == wire.WatchNow {
+			// Learn where "now" is before returning, so that every change
+			// committed after Watch returns is delivered.
+			p, err := c.watchPage(ctx, reqs[s])
+			if err != nil {
+				cancel()
+				return nil, fmt.Errorf("watch shard %d: %w", s, err)
+			}
+			reqs[s].From, reqs[s].Start = p.Next, wire.WatchFrom
+			w.pos[s] = p.Next
 		}
+	}
+	for _, req := range reqs {
 		w.wg.Go(func() { w.poll(ctx, c, req) })
 	}
 	return w, nil
+}
+
+// watchPage sends one watch request to the shard.
+func (c *Client) watchPage(ctx context.Context, req wire.WatchRequest) (wire.WatchPage, error) {
+	body, err := c.do(ctx, req.Shard, wire.OpWatch, func(b []byte) []byte { return wire.AppendWatchRequest(b, req) })
+	if err != nil {
+		return wire.WatchPage{}, err
+	}
+	return wire.ParseWatchPage(body)
 }
 
 // poll reads one shard's feed until ctx ends or an error that retrying
@@ -146,11 +168,7 @@ func (c *Client) Watch(ctx context.Context, opts WatchOptions) (*Watcher, error)
 func (w *Watcher) poll(ctx context.Context, c *Client, req wire.WatchRequest) {
 	backoff := c.cfg.RetryBackoff
 	for ctx.Err() == nil {
-		body, err := c.do(ctx, req.Shard, wire.OpWatch, func(b []byte) []byte { return wire.AppendWatchRequest(b, req) })
-		var p wire.WatchPage
-		if err == nil {
-			p, err = wire.ParseWatchPage(body)
-		}
+		p, err := c.watchPage(ctx, req)
 		if err != nil {
 			if ctx.Err() != nil {
 				return

@@ -78,6 +78,12 @@ type options struct {
 	from       string // recover: the node whose replica survives
 	acceptLoss bool   // recover: --accept-data-loss
 
+	watchFrom  string   // watch: now, oldest or positions
+	watchUsers []string // watch: --user
+	watchKinds string   // watch: --kind
+	count      int      // watch: stop after this many events
+
+	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
 
@@ -325,7 +331,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case helped:
 		return exitOK
 	}
-	o.stderr = stderr
+	o.stdout, o.stderr = stdout, stderr
 	out, err := execute(cmd, o, pos)
 	if err != nil {
 		return fail(err)
@@ -436,6 +442,9 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 // result (verify's violations, a drain not done within --wait) is printed
 // in full and then makes the exit status 1.
 func printOutput(stdout, stderr io.Writer, asJSON bool, out output) int {
+	if _, ok := out.(streamed); ok {
+		return exitOK // printed as it went
+	}
 	if asJSON {
 		writeJSON(stdout, out)
 	} else {

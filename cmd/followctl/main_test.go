@@ -1077,3 +1077,39 @@ func TestClusterDrain(t *testing.T) {
 		t.Errorf("drain of an unknown node: status %d, %s", status, out)
 	}
 }
+
+func TestWatch(t *testing.T) {
+	addr := startServer(t, "")
+	mustOK(t, "--addr", addr, "follow", "wa", "wb", "--sync")
+	status, out, errOut := ctl(t, "--addr", addr, "watch", "--from", "oldest", "--count", "2", "--json")
+	if status != 0 || !strings.Contains(errOut, "resume with --from ") {
+		t.Fatalf("watch: status %d, stderr %q", status, errOut)
+	}
+	var kinds []string
+	dec := json.NewDecoder(strings.NewReader(out))
+	for dec.More() {
+		var m map[string]any
+		if err := dec.Decode(&m); err != nil {
+			t.Fatalf("watch --json line: %v\n%s", err, out)
+		}
+		checkKeys(t, "event", m, "shard", "offset", "kind", "user", "other", "time", "followTime")
+		kinds = append(kinds, fmt.Sprint(m["kind"], " ", m["user"], " ", m["other"]))
+	}
+	slices.Sort(kinds)
+	if want := []string{"follower_added wb wa", "following_added wa wb"}; !slices.Equal(kinds, want) {
+		t.Fatalf("watch events %q, want %q", kinds, want)
+	}
+	// Resume from the positions it printed: nothing new yet, then the
+	// next change only.
+	from := strings.TrimSpace(errOut[strings.Index(errOut, "--from ")+len("--from "):])
+	mustOK(t, "--addr", addr, "unfollow", "wa", "wb", "--sync")
+	status, out, _ = ctl(t, "--addr", addr, "watch", "--from", from, "--kind", "following_removed", "--count", "1")
+	if status != 0 || !strings.Contains(out, "following_removed") || strings.Contains(out, "following_added") {
+		t.Fatalf("resumed watch: status %d\n%s", status, out)
+	}
+	for _, args := range [][]string{{"--from", "yesterday"}, {"--kind", "followed"}, {"--count", "-1"}, {"--from", "0:x"}} {
+		if status, _, errOut := ctl(t, append([]string{"--addr", addr, "watch"}, args...)...); status != exitUsage {
+			t.Errorf("watch %q: status %d, want 2 (%s)", args, status, errOut)
+		}
+	}
+}

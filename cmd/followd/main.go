@@ -282,6 +282,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	cfg.Shards = o.shards
 	cfg.Logger = log.Named("node")
 	cfg.RaftLog.NoSync = o.noSync
+	cfg.Feed = fsm.FeedConfig{Retention: o.feedRetention, MaxAge: o.feedMaxAge}
 	if !o.inCluster() {
 		return cfg
 	}
@@ -307,7 +308,6 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.Replicas = o.replicas
 	mc.DeadTimeout = o.deadTimeout
 	mc.ReapAfter = o.reapAfter
-	cfg.Feed = fsm.FeedConfig{Retention: o.feedRetention, MaxAge: o.feedMaxAge}
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
 	cfg.Raft.QuietAfter = o.raftQuietAfter
