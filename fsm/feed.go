@@ -67,7 +67,7 @@ type Feed struct {
 	cfg FeedConfig
 
 	mu    sync.Mutex
-	ring  []Event // allocated at the first event
+	ring  []Event // grown as events come, up to the retention
 	first int     // ring index of the oldest event
 	n     int
 	// floor: events at or below this offset may be missing here (evicted,
@@ -93,10 +93,10 @@ func (f *Feed) publish() {
 		return
 	}
 	f.mu.Lock()
-	if f.ring == nil {
-		f.ring = make([]Event, f.cfg.Retention)
-	}
 	for _, e := range f.pending {
+		if f.n == len(f.ring) && len(f.ring) < f.cfg.Retention {
+			f.grow()
+		}
 		if f.n == len(f.ring) {
 			f.dropOldest()
 		}
@@ -117,6 +117,16 @@ func (f *Feed) publish() {
 	f.mu.Unlock()
 	clear(f.pending) // drop the strings
 	f.pending = f.pending[:0]
+}
+
+// grow doubles the ring, up to the retention: a large retention costs
+// memory only once the events are there.
+func (f *Feed) grow() {
+	r := make([]Event, min(max(2*len(f.ring), 256), f.cfg.Retention))
+	for k := range f.n {
+		r[k] = f.ring[(f.first+k)%len(f.ring)]
+	}
+	f.ring, f.first = r, 0
 }
 
 func (f *Feed) dropOldest() {
@@ -157,7 +167,7 @@ func (f *Feed) restore(floor uint64, events []Event) {
 		events = events[k:]
 	}
 	if len(events) > 0 {
-		f.ring = make([]Event, f.cfg.Retention)
+		f.ring = make([]Event, len(events))
 		f.n = copy(f.ring, events)
 		f.head = events[len(events)-1].Offset
 	}

@@ -332,3 +332,25 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 	})
 }
+
+// TestFeedRingGrowsAndWraps: the ring grows up to the retention, then
+// keeps the newest events in order as it wraps.
+func TestFeedRingGrowsAndWraps(t *testing.T) {
+	f := newFeedFSM(t, 0, 1, FeedConfig{Retention: 1000})
+	var buf bytes.Buffer
+	for i := range 1700 { // 2 events each
+		f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: EncodeCommands(&buf, int64(i), []Command{{Op: OpFollow, Actor: "a", Targets: []string{fmt.Sprint("t", i)}}})})
+		if i == 100 && len(allEvents(t, f, 0)) != 202 {
+			t.Fatalf("after 101 entries: %d events", len(allEvents(t, f, 0)))
+		}
+	}
+	es := allEvents(t, f, f.Feed().Floor())
+	if len(es) != 1000 || es[len(es)-1].Offset != f.Feed().Head() || es[0].Offset>>offsetBits != 1201 {
+		t.Fatalf("%d events, first at entry %d, last %d (head %d)", len(es), es[0].Offset>>offsetBits, es[len(es)-1].Offset, f.Feed().Head())
+	}
+	for i := 1; i < len(es); i++ {
+		if es[i].Offset <= es[i-1].Offset {
+			t.Fatalf("event %d out of order", i)
+		}
+	}
+}

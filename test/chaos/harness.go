@@ -155,6 +155,8 @@ type Result struct {
 	Scale *ScaleResult `json:"scale,omitempty"`
 	// Clock is what the followTime probe saw (nil without clock faults).
 	Clock *ClockResult `json:"clock,omitempty"`
+	// Watch is what the change-feed check saw.
+	Watch *WatchResult `json:"watch,omitempty"`
 
 	history []Op
 	lin     Linearizability
@@ -171,6 +173,14 @@ func (r *Result) Violations() []string {
 	}
 	if !r.Converged {
 		v = append(v, "no convergence: "+r.VerifyOutput)
+	}
+	if w := r.Watch; w != nil && w.Err != "" {
+		v = append(v, "change feed: the watcher failed: "+w.Err)
+	}
+	if w := r.Watch; w != nil {
+		for _, m := range w.Mismatches {
+			v = append(v, "change feed: "+m)
+		}
 	}
 	if r.Clock != nil {
 		v = append(v, r.Clock.Violations...)
@@ -344,9 +354,15 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	h.hist = NewHistory() // the clock starts with the workload
+	watch, err := h.startWatch(ctx)
+	if err != nil {
+		stopBackground()
+		return nil, fmt.Errorf("chaos: starting the watcher: %w", err)
+	}
 	stopWork, err := h.startWorkload(ctx)
 	if err != nil {
 		stopBackground()
+		watch.stop()
 		return nil, err
 	}
 	stopProbe := h.startClockProbe(ctx, res)
@@ -358,7 +374,7 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	stopBackground()
 	stopWork()
 	h.logf("workload stopped")
-	h.checkHistory(ctx, res, faultsEnd)
+	h.checkHistory(ctx, res, faultsEnd, watch)
 	return res, nil
 }
 
@@ -487,8 +503,10 @@ func (h *Harness) healAll(ctx context.Context, res *Result, faultsEnd time.Durat
 // for both sides of every edge to converge, and checks the history: no
 // acknowledged write lost, linearizability, and unavailability per fault
 // kind.
-func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.Duration) {
+func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.Duration, watch *feedWatch) {
 	final := h.finalReads(ctx)
+	res.Watch = watch.check(ctx, final, h.cfg.Users)
+	h.logf("change feed: %d events (%d duplicates), %d actors differ from the final reads", res.Watch.Events, res.Watch.Duplicates, len(res.Watch.Mismatches))
 	res.Converged, res.VerifyOutput = h.converge(ctx)
 	res.ConvergeAfter = time.Duration(h.hist.Now()) - faultsEnd
 	h.logf("converged %v after %v", res.Converged, res.ConvergeAfter.Round(time.Millisecond))

@@ -64,6 +64,7 @@ func (n *Node) args() []string {
 		"--shards", fmt.Sprint(h.cfg.Shards),
 		"--dead-timeout", h.cfg.DeadTimeout.String(),
 		"--log-level", "info",
+		"--feed-retention", fmt.Sprint(feedRetention),
 	}
 	if n.ID == fmt.Sprintf("n%d", n.Index+1) {
 		// Only the original members bootstrap; a replacement joins.
