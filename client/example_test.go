@@ -79,3 +79,39 @@ func ExampleClient_Follow_errors() {
 	fmt.Println(errors.Is(err, client.ErrInvalidParam))
 	// Output: true
 }
+
+func ExampleClient_Watch() {
+	ctx := context.Background()
+	c, _ := client.New(ctx, client.Config{Addrs: []string{exampleAddr}})
+	defer c.Close()
+	// Watch from now: every change committed after Watch returns arrives.
+	// A consumer that keeps w.Positions() can resume from them later
+	// (WatchOptions.From) without losing or repeating an event.
+	w, err := c.Watch(ctx, client.WatchOptions{Users: []string{"ex-dora"}})
+	if err != nil {
+		panic(err)
+	}
+	defer w.Close()
+	c.Follow(ctx, "ex-carl", []string{"ex-dora"}, client.Sync())
+	c.Follow(ctx, "ex-dora", []string{"ex-carl"}, client.Sync())
+	seen := map[string]bool{}
+	for len(seen) < 6 {
+		e, err := w.Next(ctx)
+		if err != nil {
+			panic(err)
+		}
+		seen[fmt.Sprint(e.Kind, " ", e.User, " ", e.Other)] = true
+	}
+	for _, k := range []string{"following_added ex-carl ex-dora", "follower_added ex-dora ex-carl",
+		"following_added ex-dora ex-carl", "mutual_formed ex-dora ex-carl",
+		"follower_added ex-carl ex-dora", "mutual_formed ex-carl ex-dora"} {
+		fmt.Println(k, seen[k])
+	}
+	// Output:
+	// following_added ex-carl ex-dora true
+	// follower_added ex-dora ex-carl true
+	// following_added ex-dora ex-carl true
+	// mutual_formed ex-dora ex-carl true
+	// follower_added ex-carl ex-dora true
+	// mutual_formed ex-carl ex-dora true
+}
