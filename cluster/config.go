@@ -38,6 +38,8 @@ type Config struct {
 	Store shard.Config
 	// Feed bounds every shard's change feed (see fsm.FeedConfig).
 	Feed fsm.FeedConfig
+	// Hooks receive every shard's feed from its leader (webhooks).
+	Hooks []Hook
 	// Raft tunes every shard's raft group.
 	Raft RaftConfig
 	// RaftLog tunes the node's write-ahead log, which holds the raft logs

@@ -40,6 +40,7 @@ type Replica struct {
 	done     chan struct{} // closed when the batcher and completer exited
 	wg       sync.WaitGroup
 	relay    *relay
+	hooks    hookPositions // webhook positions to record in the log
 
 	mu      sync.Mutex
 	ready   chan struct{} // closed while this node leads and has caught up
@@ -243,11 +244,12 @@ func (r *Replica) becomeLeader() (stopRelay func()) {
 	close(r.ready)
 	r.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	relayDone := make(chan struct{})
+	relayDone, hooksDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(relayDone); r.relay.run(ctx) }()
+	go func() { defer close(hooksDone); r.runHooks(ctx) }()
 	r.log.Debug("leading", "index", r.fsm.Index())
 	r.node.leadershipChanged(r.id, true)
-	return func() { cancel(); <-relayDone }
+	return func() { cancel(); <-relayDone; <-hooksDone }
 }
 
 // stepDown stops serving as leader and stops the relay (if stopRelay is

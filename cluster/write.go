@@ -57,6 +57,7 @@ type batch struct {
 	cmds  int             // commands in it (for metrics)
 	kind  entryKind       // what it mainly carries (for metrics)
 	acks  []fsm.Watermark // the acknowledgements it carries
+	hooks []fsm.HookPosition
 }
 
 // entryKind classifies log entries for EntryCounts: by the first of
@@ -205,13 +206,15 @@ func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
 	}
 	b.acks = r.relay.owedAcks(nil)
 	eb.Acks = b.acks
+	b.hooks = r.hooks.take()
+	eb.Hooks = b.hooks
 	b.cmds = len(eb.Commands)
 	switch {
 	case b.cmds > 0:
 		b.kind = kindWrite
 	case len(eb.Deliveries) > 0:
 		b.kind = kindDelivery
-	case len(eb.Acks) > 0:
+	case len(eb.Acks) > 0 || len(eb.Hooks) > 0:
 		b.kind = kindAck
 	default:
 		for _, p := range b.props {
@@ -256,8 +259,11 @@ func (r *Replica) finish(b *batch) {
 	}
 	if err == nil {
 		r.entries[b.kind].Add(1)
-	} else if len(b.acks) > 0 {
-		r.relay.uncarry(b.acks)
+	} else {
+		if len(b.acks) > 0 {
+			r.relay.uncarry(b.acks)
+		}
+		r.hooks.uncarry(b.hooks)
 	}
 	var resp *fsm.BatchResponse
 	if err == nil {

@@ -14,9 +14,9 @@ import (
 //
 //	[version, type, body]
 //
-// with version = 1 and, today, a single type:
+// with version = 2 and, today, a single type:
 //
-//	TypeBatch  [time, commands, deliveries, acks]
+//	TypeBatch  [time, commands, deliveries, acks, hooks]
 //	  time        Unix ms: the followTime the leader chose when it proposed
 //	              the entry
 //	  commands    [[op, actor, [target...]]...]   group-committed client writes
@@ -24,6 +24,8 @@ import (
 //	              reverse edges relayed from other shards' outboxes
 //	  acks        [[dst, upTo]...]   shard dst has applied this shard's
 //	              records up to upTo
+//	  hooks       [[hook, offset]...]   webhook hook has delivered this
+//	              shard's feed up to offset
 //
 // Client writes, deliveries and acknowledgements share entries, so one
 // fsync commits all of them (group commit across the three streams).
@@ -32,7 +34,7 @@ import (
 // ErrUnknownEntry and FSM.Apply.
 
 // EntryVersion is the log entry format version this build writes and reads.
-const EntryVersion = 1
+const EntryVersion = 2
 
 // Type is a log entry type.
 type Type uint8
@@ -77,6 +79,7 @@ const (
 	maxCommands = 1 << 16
 	maxTargets  = 1 << 10
 	maxRecords  = 1 << 20
+	maxHooks    = 1 << 10
 )
 
 // ErrUnknownEntry reports a log entry of a version or type this build does
@@ -110,6 +113,14 @@ type Batch struct {
 	Commands   []Command
 	Deliveries []Delivery
 	Acks       []Watermark
+	Hooks      []HookPosition
+}
+
+// HookPosition is how far a webhook (named by its ID) has delivered a
+// shard's change feed: every event up to Offset.
+type HookPosition struct {
+	Hook   string
+	Offset uint64
 }
 
 // EncodeBatch encodes a batch entry into buf and returns its bytes (valid
@@ -119,7 +130,7 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 	buf.Reset()
 	e := newEncoder(buf)
 	header(e, TypeBatch)
-	e.EncodeArrayLen(4)
+	e.EncodeArrayLen(5)
 	e.EncodeInt(b.Time)
 	e.EncodeArrayLen(len(b.Commands))
 	for _, c := range b.Commands {
@@ -151,6 +162,12 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 		e.EncodeArrayLen(2)
 		e.EncodeUint(uint64(a.Shard))
 		e.EncodeUint(a.Seq)
+	}
+	e.EncodeArrayLen(len(b.Hooks))
+	for _, h := range b.Hooks {
+		e.EncodeArrayLen(2)
+		e.EncodeString(h.Hook)
+		e.EncodeUint(h.Offset)
 	}
 	return buf.Bytes()
 }
@@ -256,7 +273,7 @@ func (d *decoder) decode(data []byte) (Batch, error) {
 	if typ != TypeBatch {
 		return b, fmt.Errorf("%w: type %d", ErrUnknownEntry, typ)
 	}
-	d.arrayLen(4, 4)
+	d.arrayLen(5, 5)
 	b.Time = d.int()
 	// Capacities grow with what is actually read, not with what the entry
 	// claims.
@@ -304,6 +321,15 @@ func (d *decoder) decode(data []byte) (Batch, error) {
 			break
 		}
 		b.Acks = append(b.Acks, w)
+	}
+	n = d.arrayLen(-1, maxHooks)
+	for range n {
+		d.arrayLen(2, 2)
+		h := HookPosition{Hook: d.string(), Offset: d.uint()}
+		if d.err != nil {
+			break
+		}
+		b.Hooks = append(b.Hooks, h)
 	}
 	if d.err == nil && d.r.Len() != 0 {
 		d.fail(fmt.Errorf("%d trailing bytes", d.r.Len()))

@@ -195,6 +195,14 @@ func (f *Feed) Len() int {
 	return f.n
 }
 
+// CountAfter returns how many retained events have offsets above from.
+func (f *Feed) CountAfter(from uint64) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	i := sort.Search(f.n, func(i int) bool { return f.ring[(f.first+i)%len(f.ring)].Offset > from })
+	return f.n - i
+}
+
 // ErrFeedDisabled refuses reads of a feed that records nothing.
 var ErrFeedDisabled = codes.New(codes.InvalidParam, "the change feed is off on this node (feed retention 0)")
 

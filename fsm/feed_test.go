@@ -354,3 +354,23 @@ func TestFeedRingGrowsAndWraps(t *testing.T) {
 		}
 	}
 }
+
+// TestHookOffsets: webhook positions are replicated state: an entry moves
+// a hook forward only, and snapshots carry the positions.
+func TestHookOffsets(t *testing.T) {
+	f := newFeedFSM(t, 0, 1, DefaultFeedConfig())
+	var buf bytes.Buffer
+	for i, hs := range [][]HookPosition{{{"h1", 50}, {"h2", 7}}, {{"h1", 40}}, {{"h2", 9}}} {
+		f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: EncodeBatch(&buf, Batch{Hooks: hs})})
+	}
+	if f.HookOffset("h1") != 50 || f.HookOffset("h2") != 9 || f.HookOffset("h3") != 0 {
+		t.Fatalf("hook offsets %d %d %d, want 50 9 0", f.HookOffset("h1"), f.HookOffset("h2"), f.HookOffset("h3"))
+	}
+	g := newFeedFSM(t, 0, 1, DefaultFeedConfig())
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotOf(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if g.HookOffset("h1") != 50 || g.HookOffset("h2") != 9 {
+		t.Fatalf("restored hook offsets %d %d", g.HookOffset("h1"), g.HookOffset("h2"))
+	}
+}

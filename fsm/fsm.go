@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 	"sync/atomic"
 
@@ -54,6 +55,8 @@ type FSM struct {
 	applied []uint64
 	// index is the raft index of the last entry applied.
 	index uint64
+	// hooks[id] is how far webhook id has delivered this shard's feed.
+	hooks map[string]uint64
 	// failed is set when an entry could not be applied; see Apply.
 	failed error
 
@@ -120,6 +123,7 @@ func (f *FSM) reset() {
 		f.nextSeq[i] = 1
 	}
 	f.applied = make([]uint64, n)
+	f.hooks = map[string]uint64{}
 }
 
 // CommandResult is the outcome of one Command of a batch.
@@ -242,6 +246,11 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 		resp.Delivered[i] = f.applyDeliver(d)
 	}
 	f.applyAcks(e.Acks)
+	for _, h := range e.Hooks {
+		if h.Offset > f.hooks[h.Hook] {
+			f.hooks[h.Hook] = h.Offset
+		}
+	}
 	return resp
 }
 
@@ -334,6 +343,14 @@ func (f *FSM) reverseEvents(followee, follower string, t int64, before shard.Fol
 	case before == shard.BothWays && after != shard.BothWays:
 		f.emit(wire.MutualBroken, followee, follower, t)
 	}
+}
+
+// HookOffset returns how far webhook id has delivered this shard's feed
+// (0: not at all), as replicated: a new leader resumes there.
+func (f *FSM) HookOffset(id string) uint64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.hooks[id]
 }
 
 // Feed returns the replica's change feed.
@@ -506,6 +523,7 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 		nextSeq:   append([]uint64(nil), f.nextSeq...),
 		applied:   append([]uint64(nil), f.applied...),
 		index:     f.index,
+		hooks:     maps.Clone(f.hooks),
 		lastTime:  f.lastTime.Load(),
 	}, nil
 }
@@ -525,6 +543,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.store.Close()
 	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
 	f.index = max(f.index, st.index)
+	f.hooks = st.hooks
 	if st.lastTime > f.lastTime.Load() {
 		f.lastTime.Store(st.lastTime)
 	}

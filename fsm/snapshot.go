@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/followgraph/followgraph/shard"
@@ -23,11 +25,12 @@ import (
 //	the shard.Store stream (see shard/snapshot.go)
 //
 // meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards],
-// index, lastTime, feed], outbox[d] = [[seq, add, followee, follower,
-// time, created]...]; index is the raft index of the last entry applied,
-// lastTime the largest entry time applied (see FSM.LastTime), and feed
-// the change feed, [floor, [[offset, time, followTime, kind, user,
-// other]...]]. All of it
+// index, lastTime, feed, hooks], outbox[d] = [[seq, add, followee,
+// follower, time, created]...]; index is the raft index of the last entry
+// applied, lastTime the largest entry time applied (see FSM.LastTime),
+// feed the change feed, [floor, [[offset, time, followTime, kind, user,
+// other]...]], and hooks the webhooks' delivery positions, [[hook,
+// offset]...] in hook order. All of it
 // is canonical, so two FSMs with the same state write the same bytes.
 
 const (
@@ -58,6 +61,7 @@ type snapshot struct {
 	lastTime      int64
 	feedFloor     uint64
 	feed          []Event
+	hooks         map[string]uint64
 }
 
 // Persist streams the snapshot to sink. It runs concurrently with Apply.
@@ -89,7 +93,7 @@ func (s *snapshot) Release() { s.view.Release() }
 func (s *snapshot) write(w io.Writer) error {
 	var meta bytes.Buffer
 	e := newEncoder(&meta)
-	e.EncodeArrayLen(6)
+	e.EncodeArrayLen(7)
 	for _, seqs := range [][]uint64{s.nextSeq, s.applied} {
 		e.EncodeArrayLen(len(seqs))
 		for _, v := range seqs {
@@ -123,6 +127,12 @@ func (s *snapshot) write(w io.Writer) error {
 		e.EncodeString(ev.User)
 		e.EncodeString(ev.Other)
 	}
+	e.EncodeArrayLen(len(s.hooks))
+	for _, id := range slices.Sorted(maps.Keys(s.hooks)) {
+		e.EncodeArrayLen(2)
+		e.EncodeString(id)
+		e.EncodeUint(s.hooks[id])
+	}
 	hdr := make([]byte, 0, 28)
 	hdr = append(hdr, snapMagic...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, snapVersion)
@@ -149,6 +159,7 @@ type restored struct {
 	lastTime  int64
 	feedFloor uint64
 	feed      []Event
+	hooks     map[string]uint64
 }
 
 func corrupt(format string, args ...any) error {
@@ -199,7 +210,7 @@ func readSnapshot(r io.Reader, cfg Config) (*restored, error) {
 func (st *restored) decodeMeta(meta []byte, shards int) error {
 	r := bytes.NewReader(meta)
 	d := &decoder{d: msgpack.NewDecoder(r), r: r}
-	d.arrayLen(6, 6)
+	d.arrayLen(7, 7)
 	st.nextSeq = make([]uint64, d.arrayLen(shards, shards))
 	for i := range st.nextSeq {
 		st.nextSeq[i] = d.uint()
@@ -227,6 +238,15 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 	st.index, st.lastTime = d.uint(), d.int()
 	if err := st.decodeFeed(d); err != nil {
 		return err
+	}
+	st.hooks = map[string]uint64{}
+	for range d.arrayLen(-1, maxHooks) {
+		d.arrayLen(2, 2)
+		id, off := d.string(), d.uint()
+		if d.err != nil {
+			break
+		}
+		st.hooks[id] = off
 	}
 	if d.err != nil {
 		return corrupt("meta: %v", d.err)

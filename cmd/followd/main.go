@@ -88,6 +88,7 @@ type options struct {
 	noSync          bool
 	feedRetention   int
 	feedMaxAge      time.Duration
+	webhooks        webhookOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -121,6 +122,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", 10*time.Second, "time given to requests in flight on shutdown")
 	fs.IntVar(&o.feedRetention, "feed-retention", fsm.DefaultFeedConfig().Retention, "change feed: events each shard keeps for watchers (0: no feed)")
 	fs.DurationVar(&o.feedMaxAge, "feed-max-age", 0, "change feed: also drop events older than this (0: keep up to --feed-retention)")
+	o.webhooks.register(fs)
 	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
@@ -324,8 +326,12 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	cfg := o.nodeConfig(d.log, advertise)
 	cfg.OnCommit = m.onCommit
 	cfg.RaftLog.OnSync = m.onSync
+	hooks, err := o.webhooks.hooks(d.log)
+	if err != nil {
+		return err
+	}
+	cfg.Hooks = asClusterHooks(hooks)
 	if o.inCluster() {
-		var err error
 		if d.peers, err = router.NewPeers(o.token); err != nil {
 			return err
 		}
@@ -343,6 +349,9 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	}
 	d.node = n
 	m.reg.MustRegister(newNodeCollector(n))
+	if len(hooks) > 0 {
+		m.reg.MustRegister(newHookCollector(n, hooks))
+	}
 	return nil
 }
 
