@@ -21,6 +21,12 @@ func freePort(t *testing.T) string { return testport.Addr(t) }
 // startCluster runs three followd processes forming a cluster on loopback.
 func startCluster(t *testing.T, shards int) []*proc {
 	t.Helper()
+	return startClusterWith(t, shards)
+}
+
+// startClusterWith is startCluster with extra flags for every node.
+func startClusterWith(t *testing.T, shards int, extra ...string) []*proc {
+	t.Helper()
 	type ports struct{ client, http, raft, gossip string }
 	ps := make([]ports, 3)
 	var join []string
@@ -36,9 +42,10 @@ func startCluster(t *testing.T, shards int) []*proc {
 		wg.Go(func() {
 			// The nodes wait for each other to get ready, so they start
 			// together; t.Fatal must not run in these goroutines.
-			procs[i], errs[i] = startProc(dir, "--node-id", fmt.Sprintf("n%d", i+1), "--listen", ps[i].client, "--http", ps[i].http,
+			args := []string{"--node-id", fmt.Sprintf("n%d", i+1), "--listen", ps[i].client, "--http", ps[i].http,
 				"--raft-addr", ps[i].raft, "--gossip-addr", ps[i].gossip, "--join", strings.Join(join, ","),
-				"--bootstrap-expect", "3", "--shards", fmt.Sprint(shards))
+				"--bootstrap-expect", "3", "--shards", fmt.Sprint(shards)}
+			procs[i], errs[i] = startProc(dir, append(args, extra...)...)
 		})
 	}
 	wg.Wait()
