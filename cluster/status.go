@@ -50,6 +50,9 @@ type ReplicaStatus struct {
 	// RPCs its transport answered from followers' beats (see quiet.go).
 	Quiet        bool
 	QuietAnswers uint64
+	// HookLag is, while this node leads, the most retained change-feed
+	// events any webhook has yet to deliver.
+	HookLag int
 	// Entries counts the log entries this replica's batcher committed
 	// (while it led), by what they carry.
 	Entries EntryCounts
@@ -94,6 +97,11 @@ func (r *Replica) Status() ReplicaStatus {
 	}
 	if err := r.fsm.Failed(); err != nil {
 		rs.Halted = err.Error()
+	}
+	if rs.Ready {
+		for _, h := range r.node.cfg.Hooks {
+			rs.HookLag = max(rs.HookLag, r.HookLag(h.ID()))
+		}
 	}
 	rs.Recovered = r.recovered
 	if f := r.raft.GetConfiguration(); f.Error() == nil {

@@ -37,7 +37,7 @@ func shardStatusOf(rs cluster.ReplicaStatus) wire.ShardStatus {
 		Shard: rs.Shard, Ready: rs.Ready, Leader: rs.Leader, LeaderID: rs.LeaderID, LeaderAddr: rs.LeaderAddr,
 		AppliedIndex: rs.AppliedIndex, Halted: rs.Halted, Recovered: rs.Recovered, Voters: rs.Voters, Nonvoters: rs.Nonvoters,
 		Users: uint64(rs.Store.Users), Following: uint64(rs.Store.Following), Followers: uint64(rs.Store.Followers), Mutual: uint64(rs.Store.Mutual),
-		LagRecords: uint64(rs.Lag.Records), LagOldestMs: uint64(rs.Lag.Oldest.Milliseconds()),
+		LagRecords: uint64(rs.Lag.Records), LagOldestMs: uint64(rs.Lag.Oldest.Milliseconds()), HookLag: uint64(rs.HookLag),
 	}
 }
 
@@ -49,7 +49,7 @@ func nodeStatusOf(st wire.Status) cluster.NodeStatus {
 			Shard: ss.Shard, Ready: ss.Ready, Leader: ss.Leader, LeaderID: ss.LeaderID, LeaderAddr: ss.LeaderAddr,
 			AppliedIndex: ss.AppliedIndex, Halted: ss.Halted, Recovered: ss.Recovered, Voters: ss.Voters, Nonvoters: ss.Nonvoters,
 			Store: shard.Stats{Users: int(ss.Users), Following: int64(ss.Following), Followers: int64(ss.Followers), Mutual: int64(ss.Mutual)},
-			Lag:   cluster.Lag{Records: int(ss.LagRecords), Oldest: time.Duration(ss.LagOldestMs) * time.Millisecond},
+			Lag:   cluster.Lag{Records: int(ss.LagRecords), Oldest: time.Duration(ss.LagOldestMs) * time.Millisecond}, HookLag: int(ss.HookLag),
 		})
 	}
 	return ns

@@ -462,6 +462,9 @@ type ShardStatus struct {
 	// Voters and Nonvoters are the shard's raft configuration as this
 	// node knows it (authoritative when Leader is true).
 	Voters, Nonvoters []string
+	// HookLag is, on the leader, the most change-feed events any webhook
+	// has yet to deliver.
+	HookLag uint64
 }
 
 // Status is a node's status.
@@ -504,7 +507,7 @@ func AppendStatus(b []byte, s Status) []byte {
 	b = appendStr(b, s.Addr)
 	b = appendArray(b, len(s.Shards))
 	for _, sh := range s.Shards {
-		b = appendArray(b, 16)
+		b = appendArray(b, 17)
 		b = appendUint(b, uint64(sh.Shard))
 		b = appendBool(b, sh.Leader)
 		b = appendStr(b, sh.LeaderID)
@@ -525,6 +528,7 @@ func AppendStatus(b []byte, s Status) []byte {
 				b = appendStr(b, id)
 			}
 		}
+		b = appendUint(b, sh.HookLag)
 	}
 	b = appendArray(b, len(s.Members))
 	for _, m := range s.Members {
@@ -547,7 +551,7 @@ func ParseStatus(body []byte) (Status, error) {
 	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
 	n := r.array(1 << 16)
 	for range n {
-		r.arrayN(16)
+		r.arrayN(17)
 		sh := ShardStatus{Shard: r.upTo(1 << 16), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
 			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
 			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12), Recovered: r.str(1 << 12)}
@@ -557,6 +561,7 @@ func ParseStatus(body []byte) (Status, error) {
 				*dst = append(*dst, r.str(256))
 			}
 		}
+		sh.HookLag = r.uint()
 		if r.err != nil {
 			break
 		}

@@ -509,7 +509,7 @@ func TestStatus(t *testing.T) {
 	}
 	for i, sh := range shards {
 		checkKeys(t, "shard", sh, "shard", "leader", "leaderID", "leaderAddr", "ready", "appliedIndex", "users",
-			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted", "recovered", "voters", "nonvoters")
+			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted", "recovered", "voters", "nonvoters", "webhookLag")
 		if sh["shard"] != float64(i) || sh["ready"] != true || sh["leader"] != true {
 			t.Errorf("shard %d: %v", i, sh)
 		}
@@ -538,9 +538,11 @@ func TestUnhealthy(t *testing.T) {
 		{Shard: 1, LeaderID: "n2", LeaderAddr: "10.0.0.2:7700"},
 		{Shard: 2, Leader: true, Ready: true, Halted: "apply failed"},
 		{Shard: 3, Leader: true, Ready: true, LagRecords: 12, LagOldestMs: 6400},
-		{Shard: 4, Leader: true, Ready: true, LagRecords: 2, LagOldestMs: 30}, // normal under load
+		{Shard: 4, Leader: true, Ready: true, LagRecords: 2, LagOldestMs: 30, HookLag: 3}, // normal under load
+		{Shard: 5, Leader: true, Ready: true, HookLag: 4000},
 	}}
-	want := []string{"shard 1 not ready", "shard 2 halted: apply failed", "shard 3 relay lag 12 records (oldest 6400 ms)"}
+	want := []string{"shard 1 not ready", "shard 2 halted: apply failed", "shard 3 relay lag 12 records (oldest 6400 ms)",
+		"shard 5 webhook backlog 4000 events (an endpoint failing or slow; see followgraph_webhook_* metrics)"}
 	if got := problems(s); !slices.Equal(got, want) {
 		t.Errorf("problems = %q, want %q", got, want)
 	}
@@ -550,7 +552,7 @@ func TestUnhealthy(t *testing.T) {
 	out := statusOutput{NodeID: "n1", Unhealthy: want, Shards: []shardOutput{{Shard: 1, LeaderID: "n2", LeaderAddr: "10.0.0.2:7700"}}}
 	var b bytes.Buffer
 	out.text(&b)
-	if !strings.Contains(b.String(), "UNHEALTHY: 3 problem(s)\n  - "+strings.Join(want, "\n  - ")+"\n") || !strings.Contains(b.String(), "n2 (10.0.0.2:7700)") {
+	if !strings.Contains(b.String(), "UNHEALTHY: 4 problem(s)\n  - "+strings.Join(want, "\n  - ")+"\n") || !strings.Contains(b.String(), "n2 (10.0.0.2:7700)") {
 		t.Errorf("status text:\n%s", b.String())
 	}
 }

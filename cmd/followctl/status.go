@@ -22,6 +22,10 @@ import (
 // entry to acknowledge them.
 const maxLagMs = 5000
 
+// maxHookLag is the webhook backlog, in events, that status flags: an
+// endpoint that keeps up has a few at most.
+const maxHookLag = 1000
+
 // statusOutput is the status of the --addr node and, in a cluster, of the
 // cluster as its members report it.
 type statusOutput struct {
@@ -66,6 +70,7 @@ type shardOutput struct {
 	Recovered    string   `json:"recovered"` // an unsafe recovery, as the replica it was made from reports it
 	Voters       []string `json:"voters"`
 	Nonvoters    []string `json:"nonvoters"`
+	WebhookLag   uint64   `json:"webhookLag"` // feed events a webhook has yet to deliver (leader)
 }
 
 func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (output, error) {
@@ -93,7 +98,7 @@ func newShardOutput(sh wire.ShardStatus) shardOutput {
 	return shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
 		Ready: sh.Ready, AppliedIndex: sh.AppliedIndex, Users: sh.Users, Following: sh.Following, Followers: sh.Followers,
 		Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted, Recovered: sh.Recovered,
-		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters)}
+		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters), WebhookLag: sh.HookLag}
 }
 
 // sorted returns a sorted copy of ids, never nil (JSON shows []).
@@ -121,6 +126,9 @@ func problems(s client.Status) []string {
 		}
 		if sh.LagOldestMs > maxLagMs {
 			out = append(out, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", sh.Shard, sh.LagRecords, sh.LagOldestMs))
+		}
+		if sh.HookLag > maxHookLag {
+			out = append(out, webhookProblem(sh.Shard, sh.HookLag))
 		}
 	}
 	return out
@@ -291,7 +299,14 @@ func shardRow(i int, vs []replicaView, self string, want int) (shardOutput, []st
 	if row.LagOldestMs > maxLagMs {
 		bad = append(bad, fmt.Sprintf("shard %d relay lag %d records (oldest %d ms)", i, row.LagRecords, row.LagOldestMs))
 	}
+	if row.HookLag > maxHookLag {
+		bad = append(bad, webhookProblem(i, row.HookLag))
+	}
 	return so, bad
+}
+
+func webhookProblem(shard int, lag uint64) string {
+	return fmt.Sprintf("shard %d webhook backlog %d events (an endpoint failing or slow; see followgraph_webhook_* metrics)", shard, lag)
 }
 
 // recoveredNote is the unsafe recovery one of vs reports, naming the node
