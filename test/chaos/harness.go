@@ -124,6 +124,7 @@ type Harness struct {
 	nodes []*Node
 	hist  *History
 	admin *client.Client
+	hook  *hookReceiver // the webhook endpoint every node posts to
 	logf  func(format string, args ...any)
 }
 
@@ -155,8 +156,10 @@ type Result struct {
 	Scale *ScaleResult `json:"scale,omitempty"`
 	// Clock is what the followTime probe saw (nil without clock faults).
 	Clock *ClockResult `json:"clock,omitempty"`
-	// Watch is what the change-feed check saw.
-	Watch *WatchResult `json:"watch,omitempty"`
+	// Watch is what the change-feed check saw, Webhook what the webhook
+	// receiver saw.
+	Watch   *WatchResult `json:"watch,omitempty"`
+	Webhook *WatchResult `json:"webhook,omitempty"`
 
 	history []Op
 	lin     Linearizability
@@ -174,12 +177,15 @@ func (r *Result) Violations() []string {
 	if !r.Converged {
 		v = append(v, "no convergence: "+r.VerifyOutput)
 	}
-	if w := r.Watch; w != nil && w.Err != "" {
-		v = append(v, "change feed: the watcher failed: "+w.Err)
-	}
-	if w := r.Watch; w != nil {
+	for what, w := range map[string]*WatchResult{"change feed": r.Watch, "webhook": r.Webhook} {
+		if w == nil {
+			continue
+		}
+		if w.Err != "" {
+			v = append(v, what+": "+w.Err)
+		}
 		for _, m := range w.Mismatches {
-			v = append(v, "change feed: "+m)
+			v = append(v, what+": "+m)
 		}
 	}
 	if r.Clock != nil {
@@ -205,6 +211,10 @@ func New(cfg Config) (*Harness, error) {
 		return nil, err
 	}
 	h := &Harness{cfg: cfg, net: nw, hist: NewHistory()}
+	if h.hook, err = startHookReceiver(nw.HostIP(), cfg.Users); err != nil {
+		nw.Close()
+		return nil, fmt.Errorf("chaos: webhook receiver: %w", err)
+	}
 	h.logf = func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "%7.2fs  %s\n", time.Duration(h.hist.Now()).Seconds(), fmt.Sprintf(format, args...))
 	}
@@ -228,6 +238,7 @@ func (h *Harness) Close() {
 	if h.admin != nil {
 		h.admin.Close()
 	}
+	h.hook.close()
 	h.net.Close()
 }
 
@@ -506,6 +517,8 @@ func (h *Harness) healAll(ctx context.Context, res *Result, faultsEnd time.Durat
 func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.Duration, watch *feedWatch) {
 	final := h.finalReads(ctx)
 	res.Watch = watch.check(ctx, final, h.cfg.Users)
+	res.Webhook = h.hook.check(ctx, final)
+	h.logf("webhook: %d events (%d redelivered), %d actors differ from the final reads", res.Webhook.Events, res.Webhook.Duplicates, len(res.Webhook.Mismatches))
 	h.logf("change feed: %d events (%d duplicates), %d actors differ from the final reads", res.Watch.Events, res.Watch.Duplicates, len(res.Watch.Mismatches))
 	res.Converged, res.VerifyOutput = h.converge(ctx)
 	res.ConvergeAfter = time.Duration(h.hist.Now()) - faultsEnd

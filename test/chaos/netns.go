@@ -75,6 +75,10 @@ func NewNetwork(n, id int, namespaces bool) (*Network, error) {
 
 func (nw *Network) ns(i int) string { return fmt.Sprintf("%sn%d", nw.prefix, i) }
 
+// HostIP is the host's address in the network (the clients', and the
+// webhook receiver's).
+func (nw *Network) HostIP() string { return nw.subnet + "254" }
+
 // IP is node i's address.
 func (nw *Network) IP(i int) string { return fmt.Sprintf("%s%d", nw.subnet, i+1) }
 

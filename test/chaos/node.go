@@ -65,6 +65,7 @@ func (n *Node) args() []string {
 		"--dead-timeout", h.cfg.DeadTimeout.String(),
 		"--log-level", "info",
 		"--feed-retention", fmt.Sprint(feedRetention),
+		"--webhook-url", h.hook.url, "--webhook-format", "native",
 	}
 	if n.ID == fmt.Sprintf("n%d", n.Index+1) {
 		// Only the original members bootstrap; a replacement joins.

@@ -167,6 +167,11 @@ func WriteReport(w io.Writer, res *Result) {
 		res.Seed, res.Ops, res.OK, res.Failed, res.Unknown, len(res.Schedule))
 	fmt.Fprintf(w, "  linearizable: %s; lost acknowledged writes: %d (of %d edges with a certain last write); converged: %v after %v; fully replicated after %v\n",
 		res.Linearizable, len(res.Lost), res.EdgesDecided, res.Converged, res.ConvergeAfter.Round(time.Millisecond), res.ReplicatedAfter.Round(time.Millisecond))
+	for what, r := range map[string]*WatchResult{"watcher": res.Watch, "webhook": res.Webhook} {
+		if r != nil {
+			fmt.Fprintf(w, "  %s: %d events (%d received again), %d actors' following sets differ from the final reads%s\n", what, r.Events, r.Duplicates, len(r.Mismatches), errNote(r.Err))
+		}
+	}
 	restored := map[FaultKind]time.Duration{}
 	for _, f := range res.Schedule {
 		restored[f.Kind] = max(restored[f.Kind], f.Restored)
@@ -288,4 +293,11 @@ func Flat(xs []float64, growth, slack float64) (bool, float64, float64) {
 	}
 	early, late := med(xs[q:2*q]), med(xs[3*q:])
 	return late <= early*growth+slack, early, late
+}
+
+func errNote(e string) string {
+	if e == "" {
+		return ""
+	}
+	return "; error: " + e
 }
