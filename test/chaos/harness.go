@@ -177,7 +177,11 @@ func (r *Result) Violations() []string {
 	if !r.Converged {
 		v = append(v, "no convergence: "+r.VerifyOutput)
 	}
-	for what, w := range map[string]*WatchResult{"change feed": r.Watch, "webhook": r.Webhook} {
+	for _, c := range []struct {
+		what string
+		w    *WatchResult
+	}{{"change feed", r.Watch}, {"webhook", r.Webhook}} {
+		what, w := c.what, c.w
 		if w == nil {
 			continue
 		}

@@ -167,8 +167,11 @@ func WriteReport(w io.Writer, res *Result) {
 		res.Seed, res.Ops, res.OK, res.Failed, res.Unknown, len(res.Schedule))
 	fmt.Fprintf(w, "  linearizable: %s; lost acknowledged writes: %d (of %d edges with a certain last write); converged: %v after %v; fully replicated after %v\n",
 		res.Linearizable, len(res.Lost), res.EdgesDecided, res.Converged, res.ConvergeAfter.Round(time.Millisecond), res.ReplicatedAfter.Round(time.Millisecond))
-	for what, r := range map[string]*WatchResult{"watcher": res.Watch, "webhook": res.Webhook} {
-		if r != nil {
+	for _, c := range []struct {
+		what string
+		r    *WatchResult
+	}{{"watcher", res.Watch}, {"webhook", res.Webhook}} {
+		if what, r := c.what, c.r; r != nil {
 			fmt.Fprintf(w, "  %s: %d events (%d received again), %d actors' following sets differ from the final reads%s\n", what, r.Events, r.Duplicates, len(r.Mismatches), errNote(r.Err))
 		}
 	}
