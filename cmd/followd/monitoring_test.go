@@ -14,7 +14,9 @@ import (
 // _sum and _count series), and the dashboard is valid JSON with a query
 // in every panel. promtool checks the rules' syntax (make check-monitoring).
 func TestMonitoringMetricsExist(t *testing.T) {
-	d, cancel, done := startDaemon(t)
+	// A webhook, so that its metrics are exported too (the endpoint need
+	// not exist: the metrics are there from the start).
+	d, cancel, done := startDaemon(t, "--webhook-url", "http://127.0.0.1:1/hook")
 	defer func() { cancel(); <-done }()
 	_, metrics := get(t, "http://"+d.httpLn.Addr().String()+"/metrics")
 	exported := map[string]bool{}
