@@ -14,14 +14,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/webhook"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // hookReceiver is a webhook endpoint that records the follows and
 // unfollows it is told about; while failing is set it answers 500.
 type hookReceiver struct {
 	mu       sync.Mutex
-	seen     map[string]int // "add alice>bob" or "del alice>bob" -> calls
+	seen     map[string]int    // "add alice>bob" or "del alice>bob" -> calls
+	last     map[string]string // "alice>bob" -> the last call's "add" or "del", in arrival order
 	ids      map[string]bool
 	bad      []string // calls whose signature or query did not check
 	failing  atomic.Bool
@@ -30,7 +33,7 @@ type hookReceiver struct {
 }
 
 func newHookReceiver(t *testing.T) (*hookReceiver, *httptest.Server) {
-	rv := &hookReceiver{seen: map[string]int{}, ids: map[string]bool{}}
+	rv := &hookReceiver{seen: map[string]int{}, ids: map[string]bool{}, last: map[string]string{}}
 	srv := httptest.NewServer(rv)
 	t.Cleanup(srv.Close)
 	return rv, srv
@@ -62,10 +65,12 @@ func (rv *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case webhook.CommandFollowAdd:
 		for _, f := range b.FollowList {
 			rv.seen["add "+b.From_Account+">"+f.To_Account]++
+			rv.last[b.From_Account+">"+f.To_Account] = "add"
 		}
 	case webhook.CommandFollowDelete:
 		for _, to := range b.To_Account {
 			rv.seen["del "+b.From_Account+">"+to]++
+			rv.last[b.From_Account+">"+to] = "del"
 		}
 	}
 	rv.accepted.Add(1)
@@ -127,6 +132,18 @@ func TestWebhooksSingleNode(t *testing.T) {
 		}
 	}
 	rv.waitSeen(t, keys, 10*time.Second)
+	// In order: each unfollow came after its follow.
+	rv.mu.Lock()
+	for i := range 20 {
+		edge, want := fmt.Sprintf("ha%d>hb%d", i%4, i), "add"
+		if i%5 == 0 {
+			want = "del"
+		}
+		if rv.last[edge] != want {
+			t.Errorf("%s: the last webhook call said %q, want %q", edge, rv.last[edge], want)
+		}
+	}
+	rv.mu.Unlock()
 
 	// The endpoint fails for a while: the changes meanwhile arrive once it
 	// recovers; writes are not slowed.
@@ -181,6 +198,25 @@ func TestWebhooksThroughFailover(t *testing.T) {
 	c := failoverClient(t, procs)
 	m := waitMap(t, c, 30*time.Second)
 	ctx := context.Background()
+	// A watcher runs through the failover too.
+	w, err := c.Watch(ctx, client.WatchOptions{Kinds: []wire.EventKind{wire.FollowingAdded}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	watched := map[string]bool{}
+	var wmu sync.Mutex
+	go func() {
+		for {
+			e, err := w.Next(ctx)
+			if err != nil {
+				return
+			}
+			wmu.Lock()
+			watched["add "+e.User+">"+e.Other] = true
+			wmu.Unlock()
+		}
+	}()
 	var keys []string
 	victim := m.Leaders[0].Addr
 	for i := range 300 {
@@ -203,5 +239,23 @@ func TestWebhooksThroughFailover(t *testing.T) {
 		t.Fatalf("only %d of 300 follows acknowledged", len(keys))
 	}
 	dups := rv.waitSeen(t, keys, 40*time.Second)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		wmu.Lock()
+		missing := 0
+		for _, k := range keys {
+			if !watched[k] {
+				missing++
+			}
+		}
+		wmu.Unlock()
+		if missing == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d acknowledged follows never reached the watcher", missing)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	t.Logf("%d acknowledged follows, each delivered to the webhook (%d duplicates, %d calls)", len(keys), dups, rv.accepted.Load())
 }
