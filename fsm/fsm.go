@@ -512,19 +512,21 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	}
 	floor, events := f.feed.snapshot(f.index)
 	return &snapshot{
-		feedFloor: floor,
-		feed:      events,
-		cost:      &f.cost,
-		atLog:     f.cost.logBytes.Load(),
-		shard:     f.cfg.Shard,
-		shards:    f.cfg.Shards,
-		view:      f.store.View(),
-		outbox:    append([][]Record(nil), f.outbox...),
-		nextSeq:   append([]uint64(nil), f.nextSeq...),
-		applied:   append([]uint64(nil), f.applied...),
-		index:     f.index,
-		hooks:     maps.Clone(f.hooks),
-		lastTime:  f.lastTime.Load(),
+		meta: meta{
+			outbox:    append([][]Record(nil), f.outbox...),
+			nextSeq:   append([]uint64(nil), f.nextSeq...),
+			applied:   append([]uint64(nil), f.applied...),
+			index:     f.index,
+			lastTime:  f.lastTime.Load(),
+			feedFloor: floor,
+			feed:      events,
+			hooks:     maps.Clone(f.hooks),
+		},
+		cost:   &f.cost,
+		atLog:  f.cost.logBytes.Load(),
+		shard:  f.cfg.Shard,
+		shards: f.cfg.Shards,
+		view:   f.store.View(),
 	}, nil
 }
 

@@ -49,19 +49,25 @@ var (
 
 var crcTable = crc32.MakeTable(crc32.Castagnoli)
 
+// meta is the FSM state a snapshot's meta section holds: everything but
+// the Store.
+type meta struct {
+	outbox    [][]Record
+	nextSeq   []uint64
+	applied   []uint64
+	index     uint64
+	lastTime  int64
+	feedFloor uint64
+	feed      []Event
+	hooks     map[string]uint64
+}
+
 type snapshot struct {
+	meta
 	cost          *snapshotCost
 	atLog         int64 // cost.logBytes when captured
 	shard, shards int
 	view          *shard.View
-	outbox        [][]Record
-	nextSeq       []uint64
-	applied       []uint64
-	index         uint64
-	lastTime      int64
-	feedFloor     uint64
-	feed          []Event
-	hooks         map[string]uint64
 }
 
 // Persist streams the snapshot to sink. It runs concurrently with Apply.
@@ -151,15 +157,8 @@ func (s *snapshot) write(w io.Writer) error {
 }
 
 type restored struct {
-	store     *shard.Store
-	outbox    [][]Record
-	nextSeq   []uint64
-	applied   []uint64
-	index     uint64
-	lastTime  int64
-	feedFloor uint64
-	feed      []Event
-	hooks     map[string]uint64
+	meta
+	store *shard.Store
 }
 
 func corrupt(format string, args ...any) error {

@@ -188,10 +188,10 @@ func TestWebhooksSingleNode(t *testing.T) {
 	}
 }
 
-// TestWebhooksThroughFailover: with webhooks active on a 3-node cluster,
-// the leader of a shard is killed with SIGKILL under a steady workload:
-// every acknowledged follow still reaches the endpoint (duplicates
-// allowed, each with its event ID).
+// TestWebhooksThroughFailover: with webhooks and a watcher active on a
+// 3-node cluster, the leader of a shard is killed with SIGKILL under a
+// steady workload: every acknowledged follow still reaches the endpoint
+// (duplicates allowed, each with its event ID) and the watcher.
 func TestWebhooksThroughFailover(t *testing.T) {
 	rv, srv := newHookReceiver(t)
 	procs := startClusterWith(t, 4, append([]string{"--webhook-url", srv.URL}, hookFlags...)...)
