@@ -179,7 +179,8 @@ func newRecoveredReplica(n *Node, i int, rec *Recovery) (*Replica, error) {
 				rec.Index, rec.Term = list[0].Index, list[0].Term
 			}
 		}
-		scratch, err := fsm.New(fsm.Config{Shard: i, Shards: n.nshards, Store: n.cfg.Store, Logger: r.log})
+		// The feed too: the recovered replica keeps its events and offsets.
+		scratch, err := fsm.New(fsm.Config{Shard: i, Shards: n.nshards, Store: n.cfg.Store, Feed: n.cfg.Feed, Logger: r.log})
 		if err != nil {
 			return err
 		}
