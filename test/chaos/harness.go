@@ -532,6 +532,11 @@ func (h *Harness) checkHistory(ctx context.Context, res *Result, faultsEnd time.
 	res.Ops = len(res.history)
 	res.countOutcomes()
 	res.Lost, res.EdgesDecided = LostWrites(res.history, final)
+	// The latency is logged before the long check, so a run whose check
+	// fails to finish still tells it.
+	for _, sl := range LatencySlices(res.history, 12) {
+		h.logf("latency from %.0fs: %d ops ok, median %v, p99 %v", sl.From.Seconds(), sl.Ops, sl.Median, sl.P99)
+	}
 	h.logf("checking linearizability of %d operations", res.Ops)
 	res.lin = CheckLinearizable(res.history, h.cfg.CheckTimeout)
 	res.Linearizable = string(res.lin.Result)

@@ -15,40 +15,40 @@ import (
 // checked on its own (a follow or unfollow touches only the actor's set,
 // in one raft entry of the actor's shard). Follow sets bits, unfollow
 // clears them, a list read must return the set, a check must see the
-// checked bits as they are.
-var followingModel = porcupine.Model{
-	Partition: func(h []porcupine.Operation) [][]porcupine.Operation {
-		by := map[int][]porcupine.Operation{}
-		var order []int
-		for _, o := range h {
-			a := o.Input.(Op).Actor
-			if _, ok := by[a]; !ok {
-				order = append(order, a)
-			}
-			by[a] = append(by[a], o)
-		}
-		out := make([][]porcupine.Operation, 0, len(order))
-		for _, a := range order {
-			out = append(out, by[a])
-		}
-		return out
-	},
-	Init: func() any { return uint64(0) },
-	Step: func(state, input, output any) (bool, any) {
+// checked bits as they are. A write of unknown outcome may or may not
+// have applied: the model is nondeterministic there, and porcupine's
+// power-set construction follows both states.
+var nondeterministicModel = porcupine.NondeterministicModel{
+	Partition: partitionByActor,
+	Init:      func() []any { return []any{uint64(0)} },
+	Step: func(state, input, output any) []any {
 		s, op := state.(uint64), input.(Op)
+		var next uint64
 		switch op.Kind {
 		case Follow:
-			return true, s | op.Targets
+			next = s | op.Targets
 		case Unfollow:
-			return true, s &^ op.Targets
+			next = s &^ op.Targets
 		case ReadFollowing:
-			return op.Result == s, s
+			if op.Result == s {
+				return []any{s}
+			}
+			return nil
 		case CheckTargets:
-			return op.Result == s&op.Targets, s
+			if op.Result == s&op.Targets {
+				return []any{s}
+			}
+			return nil
+		default:
+			return nil
 		}
-		return false, s
+		if op.Outcome == Unknown && next != s {
+			return []any{next, s}
+		}
+		return []any{next}
 	},
-	Hash: func(state any) uint64 { return state.(uint64) },
+	Equal: func(a, b any) bool { return a.(uint64) == b.(uint64) },
+	Hash:  func(state any) uint64 { return state.(uint64) },
 	DescribeOperation: func(input, output any) string {
 		op := input.(Op)
 		switch op.Kind {
@@ -60,6 +60,25 @@ var followingModel = porcupine.Model{
 		return fmt.Sprintf("%s(%s, %s) %s", op.Kind, userID(op.Actor), setString(op.Targets), op.Outcome)
 	},
 	DescribeState: func(state any) string { return setString(state.(uint64)) },
+}
+
+var followingModel = nondeterministicModel.ToModel()
+
+func partitionByActor(h []porcupine.Operation) [][]porcupine.Operation {
+	by := map[int][]porcupine.Operation{}
+	var order []int
+	for _, o := range h {
+		a := o.Input.(Op).Actor
+		if _, ok := by[a]; !ok {
+			order = append(order, a)
+		}
+		by[a] = append(by[a], o)
+	}
+	out := make([][]porcupine.Operation, 0, len(order))
+	for _, a := range order {
+		out = append(out, by[a])
+	}
+	return out
 }
 
 func setString(s uint64) string {
@@ -77,10 +96,20 @@ func setString(s uint64) string {
 	return b.String()
 }
 
+// unknownHorizon bounds when a write of unknown outcome may still apply
+// after its call. An entry its client gave up on is committed by a
+// leader of its term or a successor within an election and a commit
+// (seconds; faults last at most a few), or never: an entry only a
+// deposed leader held is overwritten. Two minutes is far beyond that.
+// Without a bound, an unknown write stays pending to the end of the
+// history, and porcupine tries to place it at every later point: a
+// 60-minute soak's few thousand of them took its search past 24 GiB.
+const unknownHorizon = int64(2 * time.Minute)
+
 // porcupineOps turns the history into porcupine's operations: failed
 // operations are left out (they had no effect and returned nothing); an
-// unknown write gets an open end, so the checker may place it anywhere
-// after its call, including after everything else (never applied).
+// unknown write may take effect at any point up to unknownHorizon after
+// its call, or not at all (the model's nondeterministic step).
 func porcupineOps(ops []Op) []porcupine.Operation {
 	out := make([]porcupine.Operation, 0, len(ops))
 	for _, o := range ops {
@@ -88,7 +117,7 @@ func porcupineOps(ops []Op) []porcupine.Operation {
 		case Failed:
 			continue
 		case Unknown:
-			o.Return = math.MaxInt64
+			o.Return = min(o.Call+unknownHorizon, math.MaxInt64)
 		}
 		out = append(out, porcupine.Operation{ClientId: o.Client, Input: o, Output: nil, Call: o.Call, Return: o.Return})
 	}

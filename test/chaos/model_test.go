@@ -122,3 +122,28 @@ func TestUnavailabilityCountsFailingWindows(t *testing.T) {
 		t.Fatalf("unavailable: none %v, kill %v (max %v); want 0, 500ms, 500ms", av[0].Unavailable, av[1].Unavailable, av[1].Max)
 	}
 }
+
+// TestUnknownWrites: a write of unknown outcome may apply at any point
+// within unknownHorizon of its call, or never; applied later than that is
+// a violation (no raft entry lingers that long).
+func TestUnknownWrites(t *testing.T) {
+	h := unknownHorizon / 1e6 // ms
+	never := []Op{
+		op(0, Follow, 0, 0b10, 0, 5, Unknown, 0),
+		op(1, ReadFollowing, 0, 0, 10, 11, OK, 0),
+		op(1, ReadFollowing, 0, 0, 2*h, 2*h+1, OK, 0), // never applied
+		op(0, Unfollow, 0, 0b100, 2*h+5, 2*h+9, Unknown, 0),
+		op(1, ReadFollowing, 0, 0, 3*h, 3*h+1, OK, 0),
+	}
+	if r := CheckLinearizable(never, time.Minute); r.Result != porcupine.Ok {
+		t.Fatalf("an unknown write that never applied: %s", r.Result)
+	}
+	late := []Op{
+		op(0, Follow, 0, 0b10, 0, 5, Unknown, 0),
+		op(1, ReadFollowing, 0, 0, h+10, h+11, OK, 0),
+		op(1, ReadFollowing, 0, 0, h+20, h+21, OK, 0b10), // applied after the horizon
+	}
+	if r := CheckLinearizable(late, time.Minute); r.Result != porcupine.Illegal {
+		t.Fatalf("an unknown write applied after the horizon: %s, want Illegal", r.Result)
+	}
+}
