@@ -153,7 +153,7 @@ func (r *Replica) startRaft(dir string, boot []raft.Server, prepare prepareFunc)
 		return err
 	}
 	rc := r.cfg.raftConfig()
-	rc.Logger = quietInfo{r.log.Named("raft")}
+	rc.Logger = quietInfo{Logger: r.log.Named("raft"), single: !r.node.cfg.clusterMode()}
 	if prepare != nil {
 		if err := prepare(r, snaps, rc); err != nil {
 			return err
@@ -367,7 +367,10 @@ const raftShutdownGrace = 5 * time.Second
 
 // quietInfo demotes raft's info logs (elections, snapshots: a dozen lines
 // per shard at every start) to debug; warnings and errors pass through.
-type quietInfo struct{ hclog.Logger }
+type quietInfo struct {
+	hclog.Logger
+	single bool // a single node: every shard has one voter
+}
 
 func (q quietInfo) Info(msg string, args ...any) { q.Logger.Debug(msg, args...) }
 
@@ -376,7 +379,10 @@ func (q quietInfo) Info(msg string, args ...any) { q.Logger.Debug(msg, args...) 
 // restarted node, one per shard), and a replica with no configuration yet
 // (a cluster shard before its bootstrap or before it is added).
 func (q quietInfo) Warn(msg string, args ...any) {
-	if startupWarning(msg, args) {
+	if startupWarning(msg, args) || q.single && msg == "Election timeout reached, restarting election" {
+		// A single voter elects itself once it has stored its vote: a
+		// second election only says the disk was slow (see the fsync
+		// metrics), not that anything is wrong.
 		q.Logger.Debug(msg, args...)
 		return
 	}
@@ -423,6 +429,8 @@ func (q quietInfo) Log(level hclog.Level, msg string, args ...any) {
 	q.Logger.Log(level, msg, args...)
 }
 
-func (q quietInfo) Named(name string) hclog.Logger      { return quietInfo{q.Logger.Named(name)} }
-func (q quietInfo) ResetNamed(name string) hclog.Logger { return quietInfo{q.Logger.ResetNamed(name)} }
-func (q quietInfo) With(args ...any) hclog.Logger       { return quietInfo{q.Logger.With(args...)} }
+func (q quietInfo) Named(name string) hclog.Logger { return quietInfo{q.Logger.Named(name), q.single} }
+func (q quietInfo) ResetNamed(name string) hclog.Logger {
+	return quietInfo{q.Logger.ResetNamed(name), q.single}
+}
+func (q quietInfo) With(args ...any) hclog.Logger { return quietInfo{q.Logger.With(args...), q.single} }

@@ -68,3 +68,52 @@ func BenchmarkSnapshotCapture(b *testing.B) {
 	}
 	b.ReportMetric(float64(worst.Microseconds()), "max-µs")
 }
+
+// BenchmarkApplyFeed measures applying follow entries (64 commands of up
+// to 20 targets, both sides on the one shard) with the change feed on
+// (the default retention) and off: what the feed costs the apply path.
+func BenchmarkApplyFeed(b *testing.B) {
+	cfg := graphgen.DefaultConfig()
+	cfg.Users = 20_000
+	g, _ := graphgen.New(cfg)
+	var entries [][]byte
+	var buf bytes.Buffer
+	var cmds []Command
+	var fl []int
+	edges := 0
+	for u := range cfg.Users {
+		fl = g.Following(u, fl)
+		for len(fl) > 0 {
+			k := min(len(fl), 20)
+			c := Command{Op: OpFollow, Actor: graphgen.UserID(u)}
+			for _, v := range fl[:k] {
+				c.Targets = append(c.Targets, graphgen.UserID(v))
+			}
+			edges += k
+			cmds, fl = append(cmds, c), fl[k:]
+			if len(cmds) == 64 {
+				entries = append(entries, bytes.Clone(EncodeCommands(&buf, 1_700_000_000_000, cmds)))
+				cmds = cmds[:0]
+			}
+		}
+	}
+	for _, bc := range []struct {
+		name string
+		feed FeedConfig
+	}{{"on", DefaultFeedConfig()}, {"off", FeedConfig{}}} {
+		b.Run("feed="+bc.name, func(b *testing.B) {
+			for b.Loop() {
+				b.StopTimer()
+				f, err := New(Config{Shard: 0, Shards: 1, Store: shard.DefaultConfig(), Feed: bc.feed})
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				for i, e := range entries {
+					f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: e})
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*edges), "ns/edge")
+		})
+	}
+}
