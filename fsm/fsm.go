@@ -234,7 +234,7 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			}
 			d := shard.Of(r.UserID, f.cfg.Shards)
 			if r.Changed {
-				f.forwardEvents(c.Op == OpFollow, c.Actor, r.UserID, r.Time)
+				f.forwardEvents(c.Op == OpFollow, c.Actor, &r)
 				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.Time)
 			}
 			if d != f.cfg.Shard {
@@ -279,22 +279,20 @@ func (f *FSM) reverse(d int, add bool, followee, follower string, t, created int
 }
 
 func (f *FSM) applyReverse(add bool, followee, follower string, t int64) {
-	var before shard.FollowType
-	if f.feed.Enabled() {
-		before = f.store.Relation(followee, follower)
-		defer func() { f.reverseEvents(followee, follower, t, before) }()
-	}
+	var c shard.EdgeChange
 	var err error
 	if add {
-		_, err = f.store.AddFollower(followee, follower, t)
+		c, err = f.store.AddFollowerChange(followee, follower, t)
 	} else {
-		_, err = f.store.RemoveFollower(followee, follower, t)
+		c, err = f.store.RemoveFollowerChange(followee, follower, t)
 	}
 	if err != nil {
 		// Deterministic on every replica; the forward edge stands. With a
 		// followers cap, this is how a refused follower shows up.
 		f.log.Warn("reverse edge not applied", "shard", f.cfg.Shard, "followee", followee, "follower", follower, "error", err)
+		return
 	}
+	f.reverseEvents(add, followee, follower, t, c)
 }
 
 // emit records an event of the entry being applied.
@@ -305,43 +303,35 @@ func (f *FSM) emit(k wire.EventKind, user, other string, followTime int64) {
 
 // forwardEvents records the events of an edge the actor's command
 // changed: in its following list, and in its mutual list if the target
-// follows it (the followers list is the one the command leaves alone).
-func (f *FSM) forwardEvents(add bool, actor, target string, t int64) {
+// follows it.
+func (f *FSM) forwardEvents(add bool, actor string, r *shard.Result) {
 	if !f.feed.Enabled() {
 		return
 	}
-	mutual := f.store.Relation(actor, target)&shard.FollowsActor != 0
-	switch {
-	case add:
-		f.emit(wire.FollowingAdded, actor, target, t)
-		if mutual {
-			f.emit(wire.MutualFormed, actor, target, t)
-		}
-	default:
-		f.emit(wire.FollowingRemoved, actor, target, t)
-		if mutual {
-			f.emit(wire.MutualBroken, actor, target, t)
-		}
+	following, mutual := wire.FollowingAdded, wire.MutualFormed
+	if !add {
+		following, mutual = wire.FollowingRemoved, wire.MutualBroken
+	}
+	f.emit(following, actor, r.UserID, r.Time)
+	if r.Mutual {
+		f.emit(mutual, actor, r.UserID, r.Time)
 	}
 }
 
 // reverseEvents records what a reverse edge changed on the followee's
-// side, from the relation before and after it: a delivery that changed
-// nothing (a duplicate, a stale removal) yields nothing.
-func (f *FSM) reverseEvents(followee, follower string, t int64, before shard.FollowType) {
-	after := f.store.Relation(followee, follower)
-	was, is := before&shard.FollowsActor != 0, after&shard.FollowsActor != 0
-	switch {
-	case !was && is:
-		f.emit(wire.FollowerAdded, followee, follower, t)
-	case was && !is:
-		f.emit(wire.FollowerRemoved, followee, follower, t)
+// side: a delivery that changed nothing (a duplicate, a stale removal) or
+// only re-timed a follower yields nothing.
+func (f *FSM) reverseEvents(add bool, followee, follower string, t int64, c shard.EdgeChange) {
+	if !f.feed.Enabled() || !c.Edge {
+		return
 	}
-	switch {
-	case before != shard.BothWays && after == shard.BothWays:
-		f.emit(wire.MutualFormed, followee, follower, t)
-	case before == shard.BothWays && after != shard.BothWays:
-		f.emit(wire.MutualBroken, followee, follower, t)
+	kind, mutual := wire.FollowerAdded, wire.MutualFormed
+	if !add {
+		kind, mutual = wire.FollowerRemoved, wire.MutualBroken
+	}
+	f.emit(kind, followee, follower, t)
+	if c.Mutual {
+		f.emit(mutual, followee, follower, t)
 	}
 }
 

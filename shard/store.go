@@ -191,6 +191,9 @@ type Result struct {
 	// (Unfollow) by this call; the replication layer delivers exactly
 	// these to the target's shard.
 	Changed bool
+	// Mutual reports that the change formed (Follow) or broke (Unfollow)
+	// a mutual relation: the target follows the actor.
+	Mutual bool
 	// Time is the edge's followTime: the new one for a created edge, the
 	// existing one for an edge already there, the removed one for a
 	// removed edge.
@@ -277,6 +280,7 @@ func (s *Store) follow(r *Result, a, b uint32, now int64) {
 	s.insert(a, kFollowing, b, now)
 	if tb, ok := s.lookup(a, kFollowers, b); ok {
 		s.insert(a, kMutual, b, max(now, tb))
+		r.Mutual = true
 	}
 	r.Changed, r.Time = true, now
 }
@@ -310,6 +314,7 @@ func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
 		}
 		if tm, ok := s.lookup(a, kMutual, b); ok {
 			s.remove(a, kMutual, b, tm)
+			r.Mutual = true
 		}
 		s.remove(a, kFollowing, b, t)
 		r.Changed, r.Time = true, t
@@ -328,40 +333,67 @@ func (s *Store) Unfollow(actor string, targets []string) ([]Result, error) {
 // order). It reports whether anything changed. With MaxFollowers set, a new
 // follower over the cap is refused with codes.ErrFollowersLimit.
 func (s *Store) AddFollower(followee, follower string, t int64) (bool, error) {
+	c, err := s.AddFollowerChange(followee, follower, t)
+	return c.Changed, err
+}
+
+// EdgeChange says what a reverse edge did to the followee's lists.
+type EdgeChange struct {
+	// Changed: anything changed (a follower added or removed, or an
+	// existing follower's followTime replaced).
+	Changed bool
+	// Edge: the follower was added or removed (not only re-timed).
+	Edge bool
+	// Mutual: the mutual relation with the follower formed or broke.
+	Mutual bool
+}
+
+// AddFollowerChange is AddFollower, reporting what changed (for the
+// change feed).
+func (s *Store) AddFollowerChange(followee, follower string, t int64) (EdgeChange, error) {
 	if err := s.checkEdge(followee, follower, t); err != nil {
-		return false, err
+		return EdgeChange{}, err
 	}
 	s.beginWrite()
 	b := s.users.acquire(followee)
 	a := s.users.acquire(follower)
-	changed, err := s.addFollower(b, a, t)
+	c, err := s.addFollower(b, a, t)
 	s.settle(b)
 	s.users.unref(a)
 	s.users.unref(b)
-	return changed, err
+	return c, err
 }
 
-func (s *Store) addFollower(b, a uint32, t int64) (bool, error) {
+func (s *Store) addFollower(b, a uint32, t int64) (EdgeChange, error) {
+	retimed := false
 	if old, ok := s.lookup(b, kFollowers, a); ok {
 		if old == t {
-			return false, nil
+			return EdgeChange{}, nil
 		}
 		s.dropFollower(b, a, old)
+		retimed = true
 	} else if s.cfg.MaxFollowers > 0 && int(s.rec(b).sets[kFollowers].n) >= s.cfg.MaxFollowers {
-		return false, codes.New(codes.FollowersLimit, "followers limit (%d) reached", s.cfg.MaxFollowers)
+		return EdgeChange{}, codes.New(codes.FollowersLimit, "followers limit (%d) reached", s.cfg.MaxFollowers)
 	}
 	s.insert(b, kFollowers, a, t)
+	mutual := false
 	if tf, ok := s.lookup(b, kFollowing, a); ok {
 		s.insert(b, kMutual, a, max(t, tf))
+		mutual = true
 	}
-	return true, nil
+	// A re-timed follower was there before, and so was its mutual.
+	return EdgeChange{Changed: true, Edge: !retimed, Mutual: mutual && !retimed}, nil
 }
 
-func (s *Store) dropFollower(b, a uint32, t int64) {
-	if tm, ok := s.lookup(b, kMutual, a); ok {
+// dropFollower removes follower a from b's lists and reports whether a
+// mutual relation went with it.
+func (s *Store) dropFollower(b, a uint32, t int64) bool {
+	tm, mutual := s.lookup(b, kMutual, a)
+	if mutual {
 		s.remove(b, kMutual, a, tm)
 	}
 	s.remove(b, kFollowers, a, t)
+	return mutual
 }
 
 // RemoveFollower records, on followee's home Store, that follower no
@@ -370,8 +402,15 @@ func (s *Store) dropFollower(b, a uint32, t int64) {
 // edge (a stale delivery) changes nothing. It reports whether anything
 // changed.
 func (s *Store) RemoveFollower(followee, follower string, t int64) (bool, error) {
+	c, err := s.RemoveFollowerChange(followee, follower, t)
+	return c.Changed, err
+}
+
+// RemoveFollowerChange is RemoveFollower, reporting what changed (for the
+// change feed).
+func (s *Store) RemoveFollowerChange(followee, follower string, t int64) (EdgeChange, error) {
 	if err := s.checkEdge(followee, follower, t); err != nil {
-		return false, err
+		return EdgeChange{}, err
 	}
 	s.beginWrite()
 	// No references taken: if the edge is here, b's record and a's
@@ -379,15 +418,15 @@ func (s *Store) RemoveFollower(followee, follower string, t int64) (bool, error)
 	b, ok1 := s.uidOf(followee)
 	a, ok2 := s.uidOf(follower)
 	if !ok1 || !ok2 {
-		return false, nil
+		return EdgeChange{}, nil
 	}
 	old, ok := s.lookup(b, kFollowers, a)
 	if !ok || old != t {
-		return false, nil
+		return EdgeChange{}, nil
 	}
-	s.dropFollower(b, a, t)
+	mutual := s.dropFollower(b, a, t)
 	s.settle(b)
-	return true, nil
+	return EdgeChange{Changed: true, Edge: true, Mutual: mutual}, nil
 }
 
 func (s *Store) checkEdge(followee, follower string, t int64) error {
@@ -565,30 +604,6 @@ func (s *Store) Check(actor string, targets []string) ([]CheckResult, error) {
 		}
 	}
 	return res, nil
-}
-
-// Relation returns how user and other are related on user's home Store,
-// as Check would report it for one target, without allocating: the
-// change feed asks it around every edge it reports, to tell when a
-// mutual relation forms or breaks.
-func (s *Store) Relation(user, other string) FollowType {
-	a, ok := s.uidOf(user)
-	if !ok || user == other {
-		return NoRelation
-	}
-	b, ok := s.uidOf(other)
-	if !ok {
-		return NoRelation
-	}
-	u := s.rec(a)
-	var t FollowType
-	if _, ok := s.st.lookup(u.sets[kFollowers], b); ok {
-		t |= FollowsActor
-	}
-	if _, ok := s.st.lookup(u.sets[kFollowing], b); ok {
-		t |= FollowedBy
-	}
-	return t
 }
 
 // Stats describes a Store's size.

@@ -616,3 +616,36 @@ func TestManyLongIDs(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestEdgeChanges: what each change reports, for the change feed.
+func TestEdgeChanges(t *testing.T) {
+	s := newStore(t)
+	res, _ := s.Follow("a", []string{"b"}, 10)
+	if !res[0].Changed || res[0].Mutual {
+		t.Fatalf("a follows b: %+v", res[0])
+	}
+	c, _ := s.AddFollowerChange("a", "b", 20) // b follows a: mutual for a
+	if c != (EdgeChange{Changed: true, Edge: true, Mutual: true}) {
+		t.Fatalf("b follows a (a follows b): %+v", c)
+	}
+	if c, _ = s.AddFollowerChange("a", "b", 20); c != (EdgeChange{}) {
+		t.Fatalf("the same delivery again: %+v", c)
+	}
+	if c, _ = s.AddFollowerChange("a", "b", 25); c != (EdgeChange{Changed: true}) {
+		t.Fatalf("a new followTime for b: %+v, want re-timed only", c)
+	}
+	res, _ = s.Unfollow("a", []string{"b"})
+	if !res[0].Changed || !res[0].Mutual {
+		t.Fatalf("a unfollows b (b follows a): %+v", res[0])
+	}
+	res, _ = s.Follow("a", []string{"b"}, 30)
+	if !res[0].Mutual {
+		t.Fatalf("a follows b again (b follows a): %+v", res[0])
+	}
+	if c, _ = s.RemoveFollowerChange("a", "b", 20); c != (EdgeChange{}) {
+		t.Fatalf("a stale removal: %+v", c)
+	}
+	if c, _ = s.RemoveFollowerChange("a", "b", 25); c != (EdgeChange{Changed: true, Edge: true, Mutual: true}) {
+		t.Fatalf("b unfollows a: %+v", c)
+	}
+}
