@@ -57,7 +57,8 @@ func (rv *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rv.mu.Lock()
 	defer rv.mu.Unlock()
 	q := r.URL.Query()
-	if err != nil || r.Header.Get(webhook.HeaderSignature) != webhook.Sign("hooksecret", body) || q.Get("CallbackCommand") != b.CallbackCommand || q.Get("SdkAppid") == "" || b.EventTime == 0 {
+	if err != nil || r.Header.Get(webhook.HeaderSignature) != webhook.Sign("hooksecret", body) || q.Get("CallbackCommand") != b.CallbackCommand ||
+		q.Get("SdkAppid") != "1400000001" || b.EventTime == 0 || !strings.Contains(r.Header.Get(webhook.HeaderEventID), ":") {
 		rv.bad = append(rv.bad, string(body))
 	}
 	rv.ids[r.Header.Get(webhook.HeaderEventID)] = true
