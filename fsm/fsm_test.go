@@ -369,4 +369,13 @@ func TestLastTime(t *testing.T) {
 	if got := f.LastTime(); got != 5000 {
 		t.Fatalf("LastTime = %d, want 5000", got)
 	}
+	// It travels in snapshots: a replica restored from one, with no log
+	// after it, keeps it.
+	g := newFSM(t, 0, 1)
+	if err := g.Restore(io.NopCloser(bytes.NewReader(snapshotOf(t, f)))); err != nil {
+		t.Fatal(err)
+	}
+	if got := g.LastTime(); got != 5000 {
+		t.Fatalf("restored LastTime = %d, want 5000", got)
+	}
 }
