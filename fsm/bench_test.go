@@ -10,17 +10,15 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// loadFSM applies g to a single-shard FSM through batch entries, as raft
-// would, 64 commands per entry.
-func loadFSM(b *testing.B, g *graphgen.Graph) *FSM {
-	f := newFSM(b, 0, 1)
+// graphEntries encodes g's follows as batch entries of 64 commands of up
+// to 20 targets, as the batcher would write them, and counts the edges.
+func graphEntries(g *graphgen.Graph) (entries [][]byte, edges int) {
 	var buf bytes.Buffer
 	var cmds []Command
 	var fl []int
-	idx := uint64(0)
 	flush := func() {
-		idx++
-		f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: EncodeCommands(&buf, int64(1_700_000_000_000+idx), cmds)})
+		t := int64(1_700_000_000_000 + len(entries) + 1)
+		entries = append(entries, bytes.Clone(EncodeCommands(&buf, t, cmds)))
 		cmds = cmds[:0]
 	}
 	for u := range g.Config().Users {
@@ -31,8 +29,8 @@ func loadFSM(b *testing.B, g *graphgen.Graph) *FSM {
 			for _, v := range fl[:k] {
 				c.Targets = append(c.Targets, graphgen.UserID(v))
 			}
-			cmds = append(cmds, c)
-			fl = fl[k:]
+			edges += k
+			cmds, fl = append(cmds, c), fl[k:]
 			if len(cmds) == 64 {
 				flush()
 			}
@@ -40,6 +38,17 @@ func loadFSM(b *testing.B, g *graphgen.Graph) *FSM {
 	}
 	if len(cmds) > 0 {
 		flush()
+	}
+	return entries, edges
+}
+
+// loadFSM applies g to a single-shard FSM through batch entries, as raft
+// would.
+func loadFSM(b *testing.B, g *graphgen.Graph) *FSM {
+	f := newFSM(b, 0, 1)
+	entries, _ := graphEntries(g)
+	for i, e := range entries {
+		f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: e})
 	}
 	return f
 }
@@ -76,27 +85,7 @@ func BenchmarkApplyFeed(b *testing.B) {
 	cfg := graphgen.DefaultConfig()
 	cfg.Users = 20_000
 	g, _ := graphgen.New(cfg)
-	var entries [][]byte
-	var buf bytes.Buffer
-	var cmds []Command
-	var fl []int
-	edges := 0
-	for u := range cfg.Users {
-		fl = g.Following(u, fl)
-		for len(fl) > 0 {
-			k := min(len(fl), 20)
-			c := Command{Op: OpFollow, Actor: graphgen.UserID(u)}
-			for _, v := range fl[:k] {
-				c.Targets = append(c.Targets, graphgen.UserID(v))
-			}
-			edges += k
-			cmds, fl = append(cmds, c), fl[k:]
-			if len(cmds) == 64 {
-				entries = append(entries, bytes.Clone(EncodeCommands(&buf, 1_700_000_000_000, cmds)))
-				cmds = cmds[:0]
-			}
-		}
-	}
+	entries, edges := graphEntries(g)
 	for _, bc := range []struct {
 		name string
 		feed FeedConfig
