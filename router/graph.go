@@ -142,6 +142,17 @@ func (r *Router) Info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, 
 	if max := r.node.Limits().MaxInfo; len(req.Users) < 1 || len(req.Users) > max {
 		return nil, codes.New(codes.InvalidParam, "%d users: want 1 to %d", len(req.Users), max)
 	}
+	// Like the other reads, through a leadership handover (a transfer
+	// after bootstrap, a failover) rather than failing at its first shard.
+	var out []wire.Info
+	err := r.retrying(ctx, func() (err error) {
+		out, err = r.info(ctx, req)
+		return err
+	})
+	return out, err
+}
+
+func (r *Router) info(ctx context.Context, req wire.UsersRequest) ([]wire.Info, error) {
 	out := make([]wire.Info, len(req.Users))
 	remote := map[string][]int{}
 	for i, u := range req.Users {
