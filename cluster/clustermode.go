@@ -143,8 +143,10 @@ func (n *Node) openReplica(i int, boot []raft.Server) error {
 		return err
 	}
 	n.replicas[i] = r
-	n.mu.Unlock()
+	// Started before the node's lock is released: a Close that finds the
+	// replica must not wait for its goroutines before they were added.
 	r.start()
+	n.mu.Unlock()
 	return n.members.Update(func(m *NodeMeta) { m.Hosts.Set(i, true) })
 }
 
