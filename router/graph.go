@@ -96,8 +96,11 @@ func (r *Router) list(ctx context.Context, k shard.Kind, op wire.Op, req wire.Li
 // covers an election, so a failover is absorbed here rather than passed
 // to the caller; beyond it, the caller gets the error and may retry
 // itself (the protocol carries no deadline: a caller with a shorter one
-// sees a timeout meanwhile).
-const forwardRetry = 2 * time.Second
+// sees a timeout meanwhile). 4 s, not one election's worth: on a loaded
+// node a failover has been seen to take close to 2 s (detection, a
+// pre-vote and a vote, then the new leader's first contact), and a split
+// vote doubles that.
+const forwardRetry = 4 * time.Second
 
 // retrying runs fn, and again with a capped, doubling backoff, while it
 // fails with NotLeader or ShardUnavailable, for up to forwardRetry or
