@@ -399,7 +399,7 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 	}
 	backoff := c.cfg.RetryBackoff
 	jumps := 0
-	write := op == wire.OpFollow || op == wire.OpUnfollow
+	write := op == wire.OpFollow || op == wire.OpUnfollow || op == wire.OpImport
 	var unknown error // an earlier attempt of a write that may have applied
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt, jumps > 0)

@@ -31,19 +31,23 @@ type WriteOptions struct {
 // entries, so one fsync commits every stream; every entry also carries
 // the relay's owed acknowledgements (see relay.owedAcks).
 type proposal struct {
-	cmd     *fsm.Command
+	cmds    []fsm.Command // client commands: one, or an import's several
 	dlv     *fsm.Delivery
-	res     fsm.CommandResult // for a command
-	applied uint64            // for a delivery
+	res     []fsm.CommandResult // one per command
+	applied uint64              // for a delivery
 	err     error
 	done    chan struct{}
-	idx     int // position in its batch's commands or deliveries
+	idx     int // position in its batch's commands (of the first) or deliveries
 }
 
 func (p *proposal) size() int {
 	switch {
-	case p.cmd != nil:
-		return len(p.cmd.Actor) + 16*len(p.cmd.Targets)
+	case p.cmds != nil:
+		n := 0
+		for _, c := range p.cmds {
+			n += len(c.Actor) + 16*len(c.Targets) + 9*len(c.Times)
+		}
+		return n
 	case p.dlv != nil:
 		return 48 * len(p.dlv.Records)
 	}
@@ -87,13 +91,29 @@ type EntryCounts struct {
 // applies, deterministically on every replica, so an invalid command
 // fails as a whole and changes nothing, but costs a log entry.
 func (r *Replica) Write(ctx context.Context, op fsm.Op, actor string, targets []string, opt WriteOptions) ([]shard.Result, error) {
+	res, err := r.WriteCommands(ctx, []fsm.Command{{Op: op, Actor: actor, Targets: targets}}, opt)
+	if err != nil {
+		return nil, err
+	}
+	if res[0].Err != nil {
+		return nil, res[0].Err
+	}
+	return res[0].Results, nil
+}
+
+// WriteCommands proposes several commands in one proposal, so they commit
+// in the same log entry (an import's page), and returns one result per
+// command. An error (the proposal refused, not committed in time, or the
+// reverse sides not applied in time with opt.Sync) is the whole call's:
+// the commands may or may not have applied, and retrying is safe.
+func (r *Replica) WriteCommands(ctx context.Context, cmds []fsm.Command, opt WriteOptions) ([]fsm.CommandResult, error) {
 	if !r.isReady.Load() {
 		return nil, r.notLeader()
 	}
 	if st := r.fsm.Outbox(); st.Records >= r.cfg.Relay.MaxOutbox {
 		return nil, codes.New(codes.Overloaded, "shard %d has %d undelivered reverse edges", r.id, st.Records)
 	}
-	p := &proposal{cmd: &fsm.Command{Op: op, Actor: actor, Targets: targets}, done: make(chan struct{})}
+	p := &proposal{cmds: cmds, done: make(chan struct{})}
 	if err := r.enqueue(p); err != nil {
 		return nil, err
 	}
@@ -107,15 +127,31 @@ func (r *Replica) Write(ctx context.Context, op fsm.Op, actor string, targets []
 	if p.err != nil {
 		return nil, p.err
 	}
-	if p.res.Err != nil {
-		return nil, p.res.Err
-	}
-	if opt.Sync && len(p.res.Waits) > 0 {
-		if err := r.relay.wait(ctx, p.res.Waits); err != nil {
-			return p.res.Results, err
+	if opt.Sync {
+		var waits []fsm.Watermark
+		for _, cr := range p.res {
+			for _, w := range cr.Waits {
+				waits = addWait(waits, w)
+			}
+		}
+		if len(waits) > 0 {
+			if err := r.relay.wait(ctx, waits); err != nil {
+				return p.res, err
+			}
 		}
 	}
-	return p.res.Results, nil
+	return p.res, nil
+}
+
+// addWait merges w into ws, keeping the highest sequence per shard.
+func addWait(ws []fsm.Watermark, w fsm.Watermark) []fsm.Watermark {
+	for i := range ws {
+		if ws[i].Shard == w.Shard {
+			ws[i].Seq = max(ws[i].Seq, w.Seq)
+			return ws
+		}
+	}
+	return append(ws, w)
 }
 
 // enqueue hands a proposal to the batcher. Under sendMu, a proposal is
@@ -196,9 +232,9 @@ func (r *Replica) encode(b *batch, eb *fsm.Batch, buf *bytes.Buffer) bool {
 	eb.Commands, eb.Deliveries = eb.Commands[:0], eb.Deliveries[:0]
 	for _, p := range b.props {
 		switch {
-		case p.cmd != nil:
+		case p.cmds != nil:
 			p.idx = len(eb.Commands)
-			eb.Commands = append(eb.Commands, *p.cmd)
+			eb.Commands = append(eb.Commands, p.cmds...)
 		case p.dlv != nil:
 			p.idx = len(eb.Deliveries)
 			eb.Deliveries = append(eb.Deliveries, *p.dlv)
@@ -282,8 +318,8 @@ func (r *Replica) finish(b *batch) {
 		switch {
 		case err != nil:
 			p.err = err
-		case p.cmd != nil:
-			p.res = resp.Commands[p.idx]
+		case p.cmds != nil:
+			p.res = resp.Commands[p.idx : p.idx+len(p.cmds)]
 		case p.dlv != nil:
 			p.applied = resp.Delivered[p.idx]
 		}

@@ -14,12 +14,14 @@ import (
 //
 //	[version, type, body]
 //
-// with version = 2 and, today, a single type:
+// with version = 3 and, today, a single type:
 //
 //	TypeBatch  [time, commands, deliveries, acks, hooks]
 //	  time        Unix ms: the followTime the leader chose when it proposed
 //	              the entry
-//	  commands    [[op, actor, [target...]]...]   group-committed client writes
+//	  commands    [[op, actor, [target...]]...]   group-committed client writes;
+//	              an import is [3, actor, [target...], [followTime...]],
+//	              each edge with its own time
 //	  deliveries  [[src, [[seq, add, followee, follower, time, created]...]]...]
 //	              reverse edges relayed from other shards' outboxes
 //	  acks        [[dst, upTo]...]   shard dst has applied this shard's
@@ -34,7 +36,7 @@ import (
 // ErrUnknownEntry and FSM.Apply.
 
 // EntryVersion is the log entry format version this build writes and reads.
-const EntryVersion = 2
+const EntryVersion = 3
 
 // Type is a log entry type.
 type Type uint8
@@ -51,6 +53,9 @@ type Op uint8
 const (
 	OpFollow   Op = 1
 	OpUnfollow Op = 2
+	// OpImport follows with given followTimes (bulk import): Times[i]
+	// is the time of the edge to Targets[i].
+	OpImport Op = 3
 )
 
 // Command is one client write inside a batch entry.
@@ -58,6 +63,7 @@ type Command struct {
 	Op      Op
 	Actor   string
 	Targets []string
+	Times   []int64 // OpImport only, one per target
 }
 
 // Record is one reverse edge in a shard's outbox: "Follower follows (Add)
@@ -77,7 +83,7 @@ type Record struct {
 // without bound. They are far above what the proposers write.
 const (
 	maxCommands = 1 << 16
-	maxTargets  = 1 << 10
+	maxTargets  = 1 << 13 // an import carries up to a following cap's worth
 	maxRecords  = 1 << 20
 	maxHooks    = 1 << 10
 )
@@ -134,12 +140,22 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 	e.EncodeInt(b.Time)
 	e.EncodeArrayLen(len(b.Commands))
 	for _, c := range b.Commands {
-		e.EncodeArrayLen(3)
+		if c.Op == OpImport {
+			e.EncodeArrayLen(4)
+		} else {
+			e.EncodeArrayLen(3)
+		}
 		e.EncodeUint8(uint8(c.Op))
 		e.EncodeString(c.Actor)
 		e.EncodeArrayLen(len(c.Targets))
 		for _, t := range c.Targets {
 			e.EncodeString(t)
+		}
+		if c.Op == OpImport {
+			e.EncodeArrayLen(len(c.Times))
+			for _, t := range c.Times {
+				e.EncodeInt(t)
+			}
 		}
 	}
 	e.EncodeArrayLen(len(b.Deliveries))
@@ -255,6 +271,31 @@ func (d *decoder) string() string {
 	return v
 }
 
+// command parses one command: [op, actor, targets] or, for an import,
+// [op, actor, targets, times] with one time per target.
+func (d *decoder) command() Command {
+	fields := d.arrayLen(-1, 4)
+	var c Command
+	c.Op = Op(d.uint())
+	if d.err == nil && fields != 3 && !(fields == 4 && c.Op == OpImport) {
+		d.fail(fmt.Errorf("command of op %d with %d fields", c.Op, fields))
+	}
+	c.Actor = d.string()
+	k := d.arrayLen(-1, maxTargets)
+	c.Targets = make([]string, 0, min(k, 32))
+	for range k {
+		c.Targets = append(c.Targets, d.string())
+	}
+	if fields == 4 {
+		d.arrayLen(len(c.Targets), maxTargets)
+		c.Times = make([]int64, 0, len(c.Targets))
+		for range c.Targets {
+			c.Times = append(c.Times, d.int())
+		}
+	}
+	return c
+}
+
 // decode parses one log entry.
 func (d *decoder) decode(data []byte) (Batch, error) {
 	d.r.Reset(data)
@@ -280,15 +321,7 @@ func (d *decoder) decode(data []byte) (Batch, error) {
 	n := d.arrayLen(-1, maxCommands)
 	b.Commands = make([]Command, 0, min(n, 64))
 	for range n {
-		d.arrayLen(3, 3)
-		var c Command
-		c.Op = Op(d.uint())
-		c.Actor = d.string()
-		k := d.arrayLen(-1, maxTargets)
-		c.Targets = make([]string, 0, min(k, 32))
-		for range k {
-			c.Targets = append(c.Targets, d.string())
-		}
+		c := d.command()
 		if d.err != nil {
 			break
 		}

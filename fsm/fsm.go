@@ -222,6 +222,8 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			cr.Results, cr.Err = f.store.Follow(c.Actor, c.Targets, e.Time)
 		case OpUnfollow:
 			cr.Results, cr.Err = f.store.Unfollow(c.Actor, c.Targets)
+		case OpImport:
+			cr.Results, cr.Err = f.store.Import(c.Actor, c.Targets, c.Times)
 		default:
 			cr.Err = codes.New(codes.InvalidParam, "unknown write operation %d", c.Op)
 		}
@@ -234,8 +236,9 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			}
 			d := shard.Of(r.UserID, f.cfg.Shards)
 			if r.Changed {
-				f.forwardEvents(c.Op == OpFollow, c.Actor, &r)
-				f.reverse(d, c.Op == OpFollow, r.UserID, c.Actor, r.Time, e.Time)
+				add := c.Op != OpUnfollow
+				f.forwardEvents(add, c.Actor, &r)
+				f.reverse(d, add, r.UserID, c.Actor, r.Time, e.Time)
 			}
 			if d != f.cfg.Shard {
 				cr.Waits = addWait(cr.Waits, d, f.nextSeq[d]-1)

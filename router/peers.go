@@ -167,3 +167,11 @@ func (p *Peers) forwardWatch(ctx context.Context, addr string, req wire.WatchReq
 	}
 	return wire.ParseWatchPage(body)
 }
+
+func (p *Peers) forwardImport(ctx context.Context, addr string, req wire.ImportRequest) (wire.ImportResult, error) {
+	body, err := p.forward(ctx, addr, wire.OpImport, func(b []byte) []byte { return wire.AppendImportRequest(b, req) })
+	if err != nil {
+		return wire.ImportResult{}, err
+	}
+	return wire.ParseImportResult(body)
+}

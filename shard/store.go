@@ -285,6 +285,42 @@ func (s *Store) follow(r *Result, a, b uint32, now int64) {
 	r.Changed, r.Time = true, now
 }
 
+// Import makes actor follow each target since times[i] (Unix ms): a bulk
+// import of an existing graph, which keeps its original followTimes and
+// therefore its list order. At most MaxFollowing targets. An edge already
+// there keeps its time (so importing the same edges again changes
+// nothing); a target that is invalid, actor itself, or has a time out of
+// range fails alone, and so does one past the following cap. The caller
+// delivers the reverse side of each Changed result, as for Follow.
+func (s *Store) Import(actor string, targets []string, times []int64) ([]Result, error) {
+	if err := s.checkBatch(actor, len(targets), s.cfg.MaxFollowing); err != nil {
+		return nil, err
+	}
+	if len(times) != len(targets) {
+		return nil, codes.New(codes.InvalidParam, "%d followTimes for %d targets", len(times), len(targets))
+	}
+	s.beginWrite()
+	res := make([]Result, len(targets))
+	a := s.users.acquire(actor)
+	for i, target := range targets {
+		r := &res[i]
+		r.UserID = target
+		if rejectTarget(r, actor, target) {
+			continue
+		}
+		if t := times[i]; t < 0 || t > maxTime {
+			r.Code, r.Info = codes.InvalidParam, fmt.Sprintf("followTime %d out of range", t)
+			continue
+		}
+		b := s.users.acquire(target)
+		s.follow(r, a, b, times[i])
+		s.users.unref(b)
+	}
+	s.settle(a)
+	s.users.unref(a)
+	return res, nil
+}
+
 // Unfollow makes actor stop following each target. Unfollowing someone not
 // followed succeeds. The caller delivers RemoveFollower(target, actor, Time)
 // for each Changed result to the target's Store.

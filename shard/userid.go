@@ -10,6 +10,10 @@ import (
 // MaxUserIDLen is the longest user ID, in bytes.
 const MaxUserIDLen = maxIDLen
 
+// MaxFollowTime is the latest followTime (Unix ms) a Store keeps: times
+// fit in 48 bits.
+const MaxFollowTime = maxTime
+
 // ValidateUserID checks that id is a user ID: 1 to 64 bytes of valid UTF-8
 // without control characters. The error carries codes.InvalidParam.
 func ValidateUserID(id string) error {

@@ -24,6 +24,8 @@ type Handler interface {
 	// Watch reads a shard's change feed, waiting up to req.Wait (or
 	// until ctx ends) when there is nothing to return yet.
 	Watch(ctx context.Context, req WatchRequest) (WatchPage, error)
+	// Import follows with given followTimes, in bulk.
+	Import(ctx context.Context, req ImportRequest) (ImportResult, error)
 }
 
 // ClusterHandler serves the operations that keep a cluster running rather
@@ -92,6 +94,7 @@ func init() {
 	ops[OpScanUsers] = &opSpec{serve: serveScanUsers}
 	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
 	ops[OpWatch] = &opSpec{waits: true, serve: serveWatch}
+	ops[OpImport] = &opSpec{waits: true, serve: serveImport}
 }
 
 // admit returns the table entry of op for this connection, or the error

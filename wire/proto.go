@@ -51,13 +51,16 @@ const (
 	OpRecover Op = 14
 	// OpWatch reads a shard's change feed (see WatchRequest).
 	OpWatch Op = 15
+	// OpImport follows with given followTimes, in bulk (see
+	// ImportRequest).
+	OpImport Op = 16
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
-	OpRecover: "recover", OpWatch: "watch",
+	OpRecover: "recover", OpWatch: "watch", OpImport: "import",
 }
 
 // String names the operation.

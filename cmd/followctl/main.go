@@ -83,6 +83,8 @@ type options struct {
 	watchKinds string   // watch: --kind
 	count      int      // watch: stop after this many events
 
+	imp importOptions // import
+
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
@@ -105,6 +107,8 @@ type command struct {
 	// 0 means none, and then --timeout bounds each request instead.
 	budget func(o *options) time.Duration
 	run    func(ctx context.Context, c *client.Client, o *options, args []string) (output, error)
+	// client, if set, adjusts the client's configuration.
+	client func(o *options, cfg *client.Config)
 }
 
 // output is a command's result: it marshals to the --json object and
@@ -253,6 +257,28 @@ var commands = []*command{
 		example: "followctl verify --addr 10.0.0.5:7700 --parallel 16\n  followctl verify --sample 0.01 --json",
 		flags:   verifyFlags, check: verifyCheck, budget: func(*options) time.Duration { return 0 },
 		run: verifyCmd,
+	},
+	{
+		name: "import", args: "FILE|-", minArgs: 1, maxArgs: 1,
+		summary: "import an edge file (JSONL or CSV, with followTimes) into the graph",
+		about: "Imports the edges of FILE (- for stdin), keeping their followTimes. JSONL:\n" +
+			"  {\"actor\":\"alice\",\"target\":\"bob\",\"followTime\":1700000000000}\n" +
+			"CSV: actor,target,followTime (an optional header line of those names).\n" +
+			"followTime is Unix ms. Every line ends with a newline; a last line without one\n" +
+			"is refused as truncated.\n\n" +
+			"Edges go --batch at a time, grouped by actor, --parallel requests in flight,\n" +
+			"each a sync write: when import ends, both sides of every edge are applied.\n" +
+			"An edge already there keeps its followTime, so running an import again changes\n" +
+			"nothing. A bad line (invalid ID, self-follow, bad time, wrong columns,\n" +
+			"unparsable) or an edge the server refuses (a following over the cap) is\n" +
+			"reported with its line number, and never half-applied; more than --max-errors\n" +
+			"of them stop the import (0: the first). --checkpoint FILE records where to\n" +
+			"resume (every line before it applied or reported) and resumes there. Progress\n" +
+			"goes to stderr every second. --timeout bounds each request. The exit status\n" +
+			"is 1 if any line failed.",
+		example: "followctl import graph.jsonl --checkpoint graph.cp\n  followctl export | followctl --addr other:7700 import -",
+		flags:   importFlags, check: importCheck, budget: func(*options) time.Duration { return 0 },
+		run: importCmd, client: importClient,
 	},
 }
 
@@ -429,7 +455,11 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 	}
 	defer cancel()
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	c, err := client.New(dialCtx, client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout})
+	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout}
+	if cmd.client != nil {
+		cmd.client(o, &cfg)
+	}
+	c, err := client.New(dialCtx, cfg)
 	dialCancel()
 	if err != nil {
 		return nil, err
