@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/followgraph/followgraph/shard"
+
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -83,7 +85,7 @@ type Record struct {
 // without bound. They are far above what the proposers write.
 const (
 	maxCommands = 1 << 16
-	maxTargets  = 1 << 13 // an import carries up to a following cap's worth
+	maxTargets  = shard.MaxImportTargets
 	maxRecords  = 1 << 20
 	maxHooks    = 1 << 10
 )

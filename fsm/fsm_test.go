@@ -41,11 +41,17 @@ func randomLog(seed uint64, n int) []*raft.Log {
 			var cmds []Command
 			for range 1 + rng.IntN(8) {
 				c := Command{Op: OpFollow, Actor: user()}
-				if rng.IntN(3) == 0 {
+				switch rng.IntN(4) {
+				case 0:
 					c.Op = OpUnfollow
+				case 1:
+					c.Op = OpImport
 				}
 				for range 1 + rng.IntN(5) {
 					c.Targets = append(c.Targets, user())
+					if c.Op == OpImport {
+						c.Times = append(c.Times, now-int64(rng.IntN(1000)))
+					}
 				}
 				cmds = append(cmds, c)
 			}
@@ -355,6 +361,48 @@ func FuzzDecodeEntry(f *testing.F) {
 		g.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data})
 		_ = e
 	})
+}
+
+// An import keeps each edge's own followTime, on both sides: the reverse
+// record carries it to the other shard. Importing again changes nothing.
+func TestImportKeepsFollowTimes(t *testing.T) {
+	f := newFSM(t, 0, 2)
+	var b0, b1 string // users of shard 0 and 1
+	for i := 0; b0 == "" || b1 == ""; i++ {
+		u := fmt.Sprintf("u%d", i)
+		if shard.Of(u, 2) == 0 && b0 == "" {
+			b0 = u
+		} else if shard.Of(u, 2) == 1 && b1 == "" {
+			b1 = u
+		}
+	}
+	a := b0 + "x"
+	for shard.Of(a, 2) != 0 {
+		a += "x"
+	}
+	var buf bytes.Buffer
+	cmd := Command{Op: OpImport, Actor: a, Targets: []string{b0, b1}, Times: []int64{111, 222}}
+	for i := range 2 {
+		resp := f.Apply(&raft.Log{Index: uint64(i + 1), Type: raft.LogCommand, Data: bytes.Clone(EncodeCommands(&buf, 5000, []Command{cmd}))})
+		res := resp.(*BatchResponse).Commands[0]
+		if res.Err != nil || res.Results[0].Changed != (i == 0) || res.Results[1].Time != 222 {
+			t.Fatalf("import %d: %+v", i, res)
+		}
+	}
+	f.Read(func(st *shard.Store) error {
+		items, _, _ := st.List(shard.Following, a, "", 10)
+		if len(items) != 2 || items[0] != (shard.Item{UserID: b1, FollowTime: 222}) || items[1] != (shard.Item{UserID: b0, FollowTime: 111}) {
+			t.Fatalf("following %v", items)
+		}
+		items, _, _ = st.List(shard.Followers, b0, "", 10)
+		if len(items) != 1 || items[0].FollowTime != 111 {
+			t.Fatalf("followers of the same shard's target %v", items)
+		}
+		return nil
+	})
+	if recs := f.Pending(1, 0, 10); len(recs) != 1 || recs[0].Followee != b1 || recs[0].Time != 222 || !recs[0].Add {
+		t.Fatalf("records for shard 1: %+v", recs)
+	}
 }
 
 // LastTime is the largest entry time applied: a later entry with an

@@ -287,13 +287,13 @@ func (s *Store) follow(r *Result, a, b uint32, now int64) {
 
 // Import makes actor follow each target since times[i] (Unix ms): a bulk
 // import of an existing graph, which keeps its original followTimes and
-// therefore its list order. At most MaxFollowing targets. An edge already
+// therefore its list order. At most MaxImportTargets targets. An edge already
 // there keeps its time (so importing the same edges again changes
 // nothing); a target that is invalid, actor itself, or has a time out of
 // range fails alone, and so does one past the following cap. The caller
 // delivers the reverse side of each Changed result, as for Follow.
 func (s *Store) Import(actor string, targets []string, times []int64) ([]Result, error) {
-	if err := s.checkBatch(actor, len(targets), s.cfg.MaxFollowing); err != nil {
+	if err := s.checkBatch(actor, len(targets), MaxImportTargets); err != nil {
 		return nil, err
 	}
 	if len(times) != len(targets) {
@@ -320,6 +320,11 @@ func (s *Store) Import(actor string, targets []string, times []int64) ([]Result,
 	s.users.unref(a)
 	return res, nil
 }
+
+// MaxImportTargets is the most targets of one Import: above any
+// following cap a deployment would set, so that the edges past the cap
+// fail one by one (codes.FollowingLimit) rather than the whole command.
+const MaxImportTargets = 8192
 
 // Unfollow makes actor stop following each target. Unfollowing someone not
 // followed succeeds. The caller delivers RemoveFollower(target, actor, Time)

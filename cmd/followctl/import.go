@@ -130,7 +130,7 @@ type importBatch struct {
 
 func (b *importBatch) add(e edge) {
 	i, ok := b.byActor[e.actor]
-	if !ok || len(b.cmds[i].Targets) >= shard.DefaultConfig().MaxFollowing {
+	if !ok || len(b.cmds[i].Targets) >= shard.MaxImportTargets {
 		i = len(b.cmds)
 		b.cmds = append(b.cmds, client.ImportCommand{Actor: e.actor})
 		b.lines = append(b.lines, nil)
