@@ -40,6 +40,10 @@ const (
 	// FollowersLimit: the target already has the configured maximum number
 	// of followers.
 	FollowersLimit Code = 32101
+	// UserRemoving: the user's graph is being removed (a remove-user job
+	// is running); writes that involve the user are refused until it ends,
+	// and the user is then a fresh one.
+	UserRemoving Code = 32200
 
 	// NotLeader: this node does not lead the user's shard. The error message
 	// carries the leader's client address when known. Retry there.
@@ -71,6 +75,7 @@ var names = map[Code]string{
 	Timeout:            "timeout",
 	FollowingLimit:     "following limit reached",
 	FollowersLimit:     "followers limit reached",
+	UserRemoving:       "user being removed",
 	NotLeader:          "not leader",
 	ShardUnavailable:   "shard unavailable",
 	Overloaded:         "overloaded",
@@ -162,4 +167,5 @@ var (
 	ErrUnknownOp          = &Error{Code: UnknownOp}
 	ErrShuttingDown       = &Error{Code: ShuttingDown}
 	ErrFeedExpired        = &Error{Code: FeedExpired}
+	ErrUserRemoving       = &Error{Code: UserRemoving}
 )

@@ -24,7 +24,7 @@ func TestCodesAreStable(t *testing.T) {
 	// heritage; changing one breaks clients.
 	want := map[Code]uint32{
 		OK: 0, InvalidParam: 30001, Internal: 30006, Timeout: 30007,
-		FollowingLimit: 32100, FollowersLimit: 32101,
+		FollowingLimit: 32100, FollowersLimit: 32101, UserRemoving: 32200,
 		NotLeader: 40001, ShardUnavailable: 40002, Overloaded: 40003, AuthFailed: 40004,
 		FrameTooLarge: 40005, UnsupportedVersion: 40006, UnknownOp: 40007, ShuttingDown: 40008, FeedExpired: 40009,
 	}

@@ -58,7 +58,26 @@ const (
 	// OpImport follows with given followTimes (bulk import): Times[i]
 	// is the time of the edge to Targets[i].
 	OpImport Op = 3
+	// OpRemoveUser starts removing the graph of user Actor (no targets);
+	// OpRemoveStep removes up to Times[0] more of its edges (see
+	// remove.go).
+	OpRemoveUser Op = 4
+	OpRemoveStep Op = 5
 )
+
+// MaxRemoveStep bounds the edges one OpRemoveStep removes.
+const MaxRemoveStep = 1 << 20
+
+// stepSize is the edges an OpRemoveStep command asks for.
+func stepSize(c Command) int {
+	if len(c.Times) != 1 || c.Times[0] < 1 {
+		return 1
+	}
+	return int(min(c.Times[0], MaxRemoveStep))
+}
+
+// hasTimes reports whether commands of op carry times.
+func hasTimes(op Op) bool { return op == OpImport || op == OpRemoveStep }
 
 // Command is one client write inside a batch entry.
 type Command struct {
@@ -68,18 +87,44 @@ type Command struct {
 	Times   []int64 // OpImport only, one per target
 }
 
-// Record is one reverse edge in a shard's outbox: "Follower follows (Add)
-// or no longer follows Followee, since Time", numbered Seq in the stream
-// from its source shard to the followee's shard. Created is the followTime
-// of the entry that made it, for measuring relay lag.
+// Record is one message in a shard's outbox, numbered Seq in the stream
+// from its source shard to its destination shard; Kind says what it asks
+// the destination to do. Most are the reverse side of an edge: "Follower
+// follows (RecordAdd) or no longer follows (RecordRemove) Followee, since
+// Time", sent to the followee's shard. Created is the time of the entry
+// that made it, for measuring relay lag.
 type Record struct {
 	Seq      uint64
-	Add      bool
+	Kind     uint8
 	Followee string
 	Follower string
 	Time     int64
 	Created  int64
 }
+
+// Record kinds. The numbers are part of the log and snapshot formats.
+const (
+	// RecordRemove: Follower no longer follows Followee (an edge of
+	// followTime Time): drop it from Followee's followers.
+	RecordRemove = 0
+	// RecordAdd: Follower follows Followee since Time: add it to
+	// Followee's followers.
+	RecordAdd = 1
+	// RecordDrop goes the other way, to the follower's shard: Followee's
+	// graph is being removed, so the edge Follower -> Followee (of
+	// followTime Time) goes from Follower's following list too.
+	RecordDrop = 2
+	// RecordBlock and RecordUnblock go to every other shard when the
+	// removal of user Followee starts and ends: while it runs, writes
+	// that involve the user are refused there (codes.UserRemoving).
+	RecordBlock   = 3
+	RecordUnblock = 4
+	// RecordBlocked answers a RecordBlock, to the removed user's shard:
+	// every follow of the user the sending shard accepted before the
+	// block came earlier in the same stream, so it has been seen.
+	RecordBlocked  = 5
+	numRecordKinds = 6
+)
 
 // Limits on decoded entries, so a corrupt entry cannot make Apply allocate
 // without bound. They are far above what the proposers write.
@@ -142,7 +187,7 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 	e.EncodeInt(b.Time)
 	e.EncodeArrayLen(len(b.Commands))
 	for _, c := range b.Commands {
-		if c.Op == OpImport {
+		if hasTimes(c.Op) {
 			e.EncodeArrayLen(4)
 		} else {
 			e.EncodeArrayLen(3)
@@ -153,7 +198,7 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 		for _, t := range c.Targets {
 			e.EncodeString(t)
 		}
-		if c.Op == OpImport {
+		if hasTimes(c.Op) {
 			e.EncodeArrayLen(len(c.Times))
 			for _, t := range c.Times {
 				e.EncodeInt(t)
@@ -168,7 +213,7 @@ func EncodeBatch(buf *bytes.Buffer, b Batch) []byte {
 		for _, r := range d.Records {
 			e.EncodeArrayLen(6)
 			e.EncodeUint(r.Seq)
-			e.EncodeBool(r.Add)
+			e.EncodeUint8(r.Kind)
 			e.EncodeString(r.Followee)
 			e.EncodeString(r.Follower)
 			e.EncodeInt(r.Time)
@@ -255,6 +300,14 @@ func (d *decoder) int() int64 {
 	return v
 }
 
+func (d *decoder) recordKind() uint8 {
+	k := d.uint()
+	if d.err == nil && k >= numRecordKinds {
+		d.fail(fmt.Errorf("record kind %d", k))
+	}
+	return uint8(k)
+}
+
 func (d *decoder) bool() bool {
 	if d.err != nil {
 		return false
@@ -279,7 +332,7 @@ func (d *decoder) command() Command {
 	fields := d.arrayLen(-1, 4)
 	var c Command
 	c.Op = Op(d.uint())
-	if d.err == nil && fields != 3 && !(fields == 4 && c.Op == OpImport) {
+	if d.err == nil && fields != 3 && !(fields == 4 && hasTimes(c.Op)) {
 		d.fail(fmt.Errorf("command of op %d with %d fields", c.Op, fields))
 	}
 	c.Actor = d.string()
@@ -288,7 +341,10 @@ func (d *decoder) command() Command {
 	for range k {
 		c.Targets = append(c.Targets, d.string())
 	}
-	if fields == 4 {
+	if fields == 4 && c.Op == OpRemoveStep {
+		d.arrayLen(1, 1)
+		c.Times = []int64{d.int()}
+	} else if fields == 4 {
 		d.arrayLen(len(c.Targets), maxTargets)
 		c.Times = make([]int64, 0, len(c.Targets))
 		for range c.Targets {
@@ -337,7 +393,7 @@ func (d *decoder) decode(data []byte) (Batch, error) {
 		dl.Records = make([]Record, 0, min(k, 64))
 		for range k {
 			d.arrayLen(6, 6)
-			r := Record{Seq: d.uint(), Add: d.bool(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
+			r := Record{Seq: d.uint(), Kind: d.recordKind(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
 			if d.err != nil {
 				break
 			}

@@ -57,6 +57,10 @@ type FSM struct {
 	index uint64
 	// hooks[id] is how far webhook id has delivered this shard's feed.
 	hooks map[string]uint64
+	// removals are the removals of this shard's users that are running;
+	// blocked, the users of other shards being removed (see remove.go).
+	removals map[string]*Removal
+	blocked  map[string]bool
 	// failed is set when an entry could not be applied; see Apply.
 	failed error
 
@@ -124,12 +128,17 @@ func (f *FSM) reset() {
 	}
 	f.applied = make([]uint64, n)
 	f.hooks = map[string]uint64{}
+	f.removals = map[string]*Removal{}
+	f.blocked = map[string]bool{}
 }
 
 // CommandResult is the outcome of one Command of a batch.
 type CommandResult struct {
 	Results []shard.Result
 	Err     error
+	// Removal is the state of the removal a remove-user command asked
+	// for or stepped.
+	Removal RemovalStatus
 	// Waits lists, for each other shard this command's targets live on,
 	// the outbox sequence that shard must have applied for the reverse
 	// side of this command (and of every earlier one) to be visible: what
@@ -219,11 +228,17 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 		cr := &resp.Commands[i]
 		switch c.Op {
 		case OpFollow:
-			cr.Results, cr.Err = f.store.Follow(c.Actor, c.Targets, e.Time)
+			cr.Results, cr.Err = f.guard(c, func(ts []string, _ []int64) ([]shard.Result, error) { return f.store.Follow(c.Actor, ts, e.Time) })
 		case OpUnfollow:
-			cr.Results, cr.Err = f.store.Unfollow(c.Actor, c.Targets)
+			cr.Results, cr.Err = f.guard(c, func(ts []string, _ []int64) ([]shard.Result, error) { return f.store.Unfollow(c.Actor, ts) })
 		case OpImport:
-			cr.Results, cr.Err = f.store.Import(c.Actor, c.Targets, c.Times)
+			cr.Results, cr.Err = f.guard(c, func(ts []string, times []int64) ([]shard.Result, error) { return f.store.Import(c.Actor, ts, times) })
+		case OpRemoveUser:
+			cr.Removal, cr.Err = f.startRemoval(c.Actor, e.Time)
+			continue
+		case OpRemoveStep:
+			cr.Removal, cr.Err = f.removeStep(c.Actor, stepSize(c), e.Time)
+			continue
 		default:
 			cr.Err = codes.New(codes.InvalidParam, "unknown write operation %d", c.Op)
 		}
@@ -238,7 +253,11 @@ func (f *FSM) applyBatch(e Batch) *BatchResponse {
 			if r.Changed {
 				add := c.Op != OpUnfollow
 				f.forwardEvents(add, c.Actor, &r)
-				f.reverse(d, add, r.UserID, c.Actor, r.Time, e.Time)
+				kind := uint8(RecordAdd)
+				if !add {
+					kind = RecordRemove
+				}
+				f.send(d, kind, r.UserID, c.Actor, r.Time, e.Time)
 			}
 			if d != f.cfg.Shard {
 				cr.Waits = addWait(cr.Waits, d, f.nextSeq[d]-1)
@@ -267,17 +286,45 @@ func addWait(ws []Watermark, d int, seq uint64) []Watermark {
 	return append(ws, Watermark{d, seq})
 }
 
-// reverse applies or queues the reverse side of a changed edge.
-func (f *FSM) reverse(d int, add bool, followee, follower string, t, created int64) {
+// send applies a record meant for shard d, or queues it for the relay:
+// the reverse side of a changed edge, or a removal's.
+func (f *FSM) send(d int, kind uint8, followee, follower string, t, created int64) {
 	if d == f.cfg.Shard {
 		// Same shard: both sides change in the same entry.
-		f.applyReverse(add, followee, follower, t)
+		f.applyRecord(kind, followee, follower, t, created)
 		return
 	}
-	f.outbox[d] = append(f.outbox[d], Record{Seq: f.nextSeq[d], Add: add, Followee: followee, Follower: follower, Time: t, Created: created})
+	f.outbox[d] = append(f.outbox[d], Record{Seq: f.nextSeq[d], Kind: kind, Followee: followee, Follower: follower, Time: t, Created: created})
 	f.nextSeq[d]++
 	if f.cfg.OnRecords != nil {
 		f.cfg.OnRecords(d)
+	}
+}
+
+// applyRecord applies a record from this shard or another.
+func (f *FSM) applyRecord(kind uint8, followee, follower string, t, created int64) {
+	switch kind {
+	case RecordAdd:
+		if f.removals[followee] != nil {
+			// The user is being removed: the follower's edge goes too.
+			f.send(shard.Of(follower, f.cfg.Shards), RecordDrop, followee, follower, t, created)
+			return
+		}
+		f.applyReverse(true, followee, follower, t)
+	case RecordRemove:
+		f.applyReverse(false, followee, follower, t)
+	case RecordDrop:
+		f.applyDrop(followee, follower, t)
+	case RecordBlock:
+		f.blocked[followee] = true
+		f.send(shard.Of(followee, f.cfg.Shards), RecordBlocked, followee, "", 0, created)
+	case RecordBlocked:
+		if r := f.removals[followee]; r != nil {
+			r.Acks++
+			f.maybeFinish(r, created)
+		}
+	case RecordUnblock:
+		delete(f.blocked, followee)
 	}
 }
 
@@ -367,7 +414,7 @@ func (f *FSM) applyDeliver(d Delivery) uint64 {
 			f.log.Warn("gap in delivery", "shard", f.cfg.Shard, "src", d.Src, "want", f.applied[d.Src]+1, "got", r.Seq)
 			return f.applied[d.Src]
 		}
-		f.applyReverse(r.Add, r.Followee, r.Follower, r.Time)
+		f.applyRecord(r.Kind, r.Followee, r.Follower, r.Time, r.Created)
 		f.applied[d.Src] = r.Seq
 	}
 	return f.applied[d.Src]
@@ -514,6 +561,8 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 			feedFloor: floor,
 			feed:      events,
 			hooks:     maps.Clone(f.hooks),
+			removals:  cloneRemovals(f.removals),
+			blocked:   maps.Clone(f.blocked),
 		},
 		cost:   &f.cost,
 		atLog:  f.cost.logBytes.Load(),
@@ -539,6 +588,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.store, f.outbox, f.nextSeq, f.applied = st.store, st.outbox, st.nextSeq, st.applied
 	f.index = max(f.index, st.index)
 	f.hooks = st.hooks
+	f.removals, f.blocked = st.removals, st.blocked
 	if st.lastTime > f.lastTime.Load() {
 		f.lastTime.Store(st.lastTime)
 	}

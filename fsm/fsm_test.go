@@ -68,7 +68,7 @@ func randomLog(seed uint64, n int) []*raft.Log {
 				} else {
 					seqs[src] = seq
 				}
-				recs = append(recs, Record{Seq: seq, Add: rng.IntN(3) > 0, Followee: user(), Follower: fmt.Sprintf("r%d", rng.IntN(20)), Time: now, Created: now})
+				recs = append(recs, Record{Seq: seq, Kind: uint8(min(rng.IntN(3), 1)), Followee: user(), Follower: fmt.Sprintf("r%d", rng.IntN(20)), Time: now, Created: now})
 			}
 			data = EncodeDeliver(&buf, src, recs)
 		case 4:
@@ -167,7 +167,11 @@ func TestDeliverIsExactlyOnce(t *testing.T) {
 		return r.Delivered[0]
 	}
 	rec := func(seq uint64, add bool, t int64) Record {
-		return Record{Seq: seq, Add: add, Followee: "star", Follower: "fan", Time: t}
+		k := uint8(RecordRemove)
+		if add {
+			k = RecordAdd
+		}
+		return Record{Seq: seq, Kind: k, Followee: "star", Follower: "fan", Time: t}
 	}
 	if got := deliver(rec(1, true, 10), rec(2, false, 10)); got != 2 {
 		t.Fatalf("applied %d", got)
@@ -400,7 +404,7 @@ func TestImportKeepsFollowTimes(t *testing.T) {
 		}
 		return nil
 	})
-	if recs := f.Pending(1, 0, 10); len(recs) != 1 || recs[0].Followee != b1 || recs[0].Time != 222 || !recs[0].Add {
+	if recs := f.Pending(1, 0, 10); len(recs) != 1 || recs[0].Followee != b1 || recs[0].Time != 222 || recs[0].Kind != RecordAdd {
 		t.Fatalf("records for shard 1: %+v", recs)
 	}
 }

@@ -18,24 +18,26 @@ import (
 	"github.com/vmihailenco/msgpack/v5"
 )
 
-// Snapshot format, version 2:
+// Snapshot format, version 3:
 //
 //	magic "fgfsm\0\0\0" | version u32 | shard u32 | shards u32
 //	metaLen u32 | crc32c(meta) u32 | meta
 //	the shard.Store stream (see shard/snapshot.go)
 //
 // meta is msgpack: [nextSeq[shards], applied[shards], outbox[shards],
-// index, lastTime, feed, hooks], outbox[d] = [[seq, add, followee,
-// follower, time, created]...]; index is the raft index of the last entry
+// index, lastTime, feed, hooks, removals, blocked], outbox[d] = [[seq,
+// kind, followee, follower, time, created]...]; index is the raft index of the last entry
 // applied, lastTime the largest entry time applied (see FSM.LastTime),
 // feed the change feed, [floor, [[offset, time, followTime, kind, user,
 // other]...]], and hooks the webhooks' delivery positions, [[hook,
-// offset]...] in hook order. All of it
+// offset]...] in hook order, removals the removals of users running here,
+// [[user, started, removed, acks]...] in user order, and blocked the users of
+// other shards being removed, [user...] in order. All of it
 // is canonical, so two FSMs with the same state write the same bytes.
 
 const (
 	snapMagic   = "fgfsm\x00\x00\x00"
-	snapVersion = 2
+	snapVersion = 3
 	maxMeta     = 1 << 30
 )
 
@@ -60,6 +62,8 @@ type meta struct {
 	feedFloor uint64
 	feed      []Event
 	hooks     map[string]uint64
+	removals  map[string]*Removal
+	blocked   map[string]bool
 }
 
 type snapshot struct {
@@ -99,7 +103,7 @@ func (s *snapshot) Release() { s.view.Release() }
 func (s *snapshot) write(w io.Writer) error {
 	var meta bytes.Buffer
 	e := newEncoder(&meta)
-	e.EncodeArrayLen(7)
+	e.EncodeArrayLen(9)
 	for _, seqs := range [][]uint64{s.nextSeq, s.applied} {
 		e.EncodeArrayLen(len(seqs))
 		for _, v := range seqs {
@@ -112,7 +116,7 @@ func (s *snapshot) write(w io.Writer) error {
 		for _, r := range q {
 			e.EncodeArrayLen(6)
 			e.EncodeUint(r.Seq)
-			e.EncodeBool(r.Add)
+			e.EncodeUint8(r.Kind)
 			e.EncodeString(r.Followee)
 			e.EncodeString(r.Follower)
 			e.EncodeInt(r.Time)
@@ -138,6 +142,19 @@ func (s *snapshot) write(w io.Writer) error {
 		e.EncodeArrayLen(2)
 		e.EncodeString(id)
 		e.EncodeUint(s.hooks[id])
+	}
+	e.EncodeArrayLen(len(s.removals))
+	for _, u := range slices.Sorted(maps.Keys(s.removals)) {
+		r := s.removals[u]
+		e.EncodeArrayLen(4)
+		e.EncodeString(u)
+		e.EncodeInt(r.Started)
+		e.EncodeUint(r.Removed)
+		e.EncodeUint(uint64(r.Acks))
+	}
+	e.EncodeArrayLen(len(s.blocked))
+	for _, u := range slices.Sorted(maps.Keys(s.blocked)) {
+		e.EncodeString(u)
 	}
 	hdr := make([]byte, 0, 28)
 	hdr = append(hdr, snapMagic...)
@@ -209,7 +226,7 @@ func readSnapshot(r io.Reader, cfg Config) (*restored, error) {
 func (st *restored) decodeMeta(meta []byte, shards int) error {
 	r := bytes.NewReader(meta)
 	d := &decoder{d: msgpack.NewDecoder(r), r: r}
-	d.arrayLen(7, 7)
+	d.arrayLen(9, 9)
 	st.nextSeq = make([]uint64, d.arrayLen(shards, shards))
 	for i := range st.nextSeq {
 		st.nextSeq[i] = d.uint()
@@ -223,7 +240,7 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 		n := d.arrayLen(-1, maxRecords*64)
 		for range n {
 			d.arrayLen(6, 6)
-			rec := Record{Seq: d.uint(), Add: d.bool(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
+			rec := Record{Seq: d.uint(), Kind: d.recordKind(), Followee: d.string(), Follower: d.string(), Time: d.int(), Created: d.int()}
 			if d.err != nil {
 				break
 			}
@@ -247,6 +264,7 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 		}
 		st.hooks[id] = off
 	}
+	st.decodeRemovals(d)
 	if d.err != nil {
 		return corrupt("meta: %v", d.err)
 	}
@@ -259,6 +277,29 @@ func (st *restored) decodeMeta(meta []byte, shards int) error {
 		}
 	}
 	return nil
+}
+
+// maxRemovals bounds the removals and blocked users of a snapshot.
+const maxRemovals = 1 << 20
+
+func (st *restored) decodeRemovals(d *decoder) {
+	st.removals = map[string]*Removal{}
+	for range d.arrayLen(-1, maxRemovals) {
+		d.arrayLen(4, 4)
+		r := &Removal{User: d.string(), Started: d.int(), Removed: d.uint(), Acks: int(min(d.uint(), 1<<16))}
+		if d.err != nil {
+			return
+		}
+		st.removals[r.User] = r
+	}
+	st.blocked = map[string]bool{}
+	for range d.arrayLen(-1, maxRemovals) {
+		u := d.string()
+		if d.err != nil {
+			return
+		}
+		st.blocked[u] = true
+	}
 }
 
 // maxFeedEvents bounds a snapshot's feed (FeedConfig caps retention).

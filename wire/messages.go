@@ -788,17 +788,18 @@ func (m ShardMap) String() string {
 // connection again: a forwarded request is served or refused where it lands.
 const PeerName = "followd-peer"
 
-// Record is one reverse edge relayed between shards (see fsm.Record).
+// Record is one record relayed between shards (see fsm.Record; Kind is
+// fsm's record kind).
 type Record struct {
 	Seq      uint64
-	Add      bool
+	Kind     uint8
 	Followee string
 	Follower string
 	Time     int64
 	Created  int64
 }
 
-// DeliverRequest is [dst, src, [[seq, add, followee, follower, time,
+// DeliverRequest is [dst, src, [[seq, kind, followee, follower, time,
 // created]...]]; the response is [applied].
 type DeliverRequest struct {
 	Dst, Src int
@@ -814,7 +815,7 @@ func AppendDeliverRequest(b []byte, d DeliverRequest) []byte {
 	for _, r := range d.Records {
 		b = appendArray(b, 6)
 		b = appendUint(b, r.Seq)
-		b = appendBool(b, r.Add)
+		b = appendUint(b, uint64(r.Kind))
 		b = appendStr(b, r.Followee)
 		b = appendStr(b, r.Follower)
 		b = appendInt(b, r.Time)
@@ -832,7 +833,7 @@ func ParseDeliverRequest(body []byte) (DeliverRequest, error) {
 	d.Records = make([]Record, 0, min(n, 256))
 	for range n {
 		r.arrayN(6)
-		rec := Record{Seq: r.uint(), Add: r.bool(), Followee: r.str(maxIDLen * 4), Follower: r.str(maxIDLen * 4), Time: r.int(), Created: r.int()}
+		rec := Record{Seq: r.uint(), Kind: uint8(r.upTo(255)), Followee: r.str(maxIDLen * 4), Follower: r.str(maxIDLen * 4), Time: r.int(), Created: r.int()}
 		if r.err != nil {
 			break
 		}

@@ -207,7 +207,7 @@ func FuzzBodies(f *testing.F) {
 	f.Add(AppendDrainRequest(nil, DrainRequest{Node: "n1", On: true}))
 	f.Add(AppendScanRequest(nil, ScanRequest{Shard: 1, From: 2, Limit: 3}))
 	f.Add(AppendUserPage(nil, UserPage{Users: []string{"a"}, Next: 9}))
-	f.Add(AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 2, Records: []Record{{Seq: 1, Add: true}}}))
+	f.Add(AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 2, Records: []Record{{Seq: 1, Kind: 1}}}))
 	f.Add(AppendRecoverRequest(nil, RecoverRequest{Node: "n1", Shard: -1, AcceptDataLoss: true}))
 	f.Add(AppendRecovered(nil, []Recovered{{Shard: 3, Index: 9, Term: 2, Lost: []string{"n2"}}}))
 	f.Add(AppendWatchRequest(nil, WatchRequest{Shard: 2, From: 1 << 30, Max: 100, Wait: time.Second, Kinds: 6, Users: []string{"a"}}))
@@ -728,7 +728,7 @@ func (f *fakeBackend) Deliver(ctx context.Context, req DeliverRequest) (uint64, 
 }
 
 func TestDeliverRoundTrip(t *testing.T) {
-	d := DeliverRequest{Dst: 3, Src: 1, Records: []Record{{1, true, "a", "b", 5, 4}, {2, false, "a", "b", 5, 6}}}
+	d := DeliverRequest{Dst: 3, Src: 1, Records: []Record{{1, 1, "a", "b", 5, 4}, {2, 0, "a", "b", 5, 6}, {3, 2, "a", "b", 5, 6}}}
 	got, err := ParseDeliverRequest(AppendDeliverRequest(nil, d))
 	if err != nil || got.Dst != 3 || got.Src != 1 || !slices.Equal(got.Records, d.Records) {
 		t.Fatalf("%+v %v", got, err)
@@ -846,7 +846,7 @@ func TestPanicInBackendIsContained(t *testing.T) {
 // Deliveries are refused unless the connection's hello named a peer node.
 func TestDeliverOnlyFromPeers(t *testing.T) {
 	s := startServer(t, nil, &fakeBackend{})
-	body := AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 0, Records: []Record{{1, true, "a", "b", 5, 4}}})
+	body := AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 0, Records: []Record{{1, 1, "a", "b", 5, 4}}})
 	client := dialRaw(t, s)
 	client.hello("")
 	client.send(1, OpDeliver, body)
@@ -997,7 +997,7 @@ func TestServerWithoutClusterHandler(t *testing.T) {
 	if _, _, err := peer.recv(); err != nil {
 		t.Fatal(err)
 	}
-	peer.send(1, OpDeliver, AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Records: []Record{{1, true, "a", "b", 5, 4}}}))
+	peer.send(1, OpDeliver, AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Records: []Record{{1, 1, "a", "b", 5, 4}}}))
 	peer.send(2, OpDrain, AppendDrainRequest(nil, DrainRequest{Node: "n", On: true}))
 	peer.send(3, OpScanUsers, AppendScanRequest(nil, ScanRequest{Shard: 0, Limit: 10}))
 	peer.send(5, OpRecover, AppendRecoverRequest(nil, RecoverRequest{Node: "n", Shard: 0, AcceptDataLoss: true}))
