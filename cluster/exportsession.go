@@ -15,7 +15,8 @@ import (
 // An export reads a shard page by page from one point-in-time View of the
 // shard leader's Store, taken by the first request. The node keeps the View
 // in a session, named by a random ID, until the export reads its last page,
-// until it goes unread for ExportConfig.IdleTimeout (a View holds back the
+// (and a few seconds more, for a retry of that page), until it goes unread
+// for ExportConfig.IdleTimeout (a View holds back the
 // memory that writes copy while it is live, so an abandoned export must not
 // keep it forever), or until the node closes. A session is bound to the
 // node, not to the leadership: the View already holds every write
@@ -53,9 +54,10 @@ type ExportSession struct {
 	view  *shard.View
 
 	// Under exports.mu.
-	users int       // requests reading the View now
-	last  time.Time // when the last of them ended
-	gone  bool      // out of the table: the last user releases the View
+	users    int       // requests reading the View now
+	last     time.Time // when the last of them ended
+	finished bool      // its last page was read
+	gone     bool      // out of the table: the last user releases the View
 }
 
 // ID names the session in later requests.
@@ -140,21 +142,25 @@ func (n *Node) ResumeExport(i int, id uint64) (*ExportSession, error) {
 	return s, nil
 }
 
-// EndExport hands s back after a request read it. done ends the session
-// (its last page was read): its View is released once no request reads it.
+// EndExport hands s back after a request read it. done says that the
+// request read the last page: the session then ends after a short grace
+// (finishedGrace) instead of the idle timeout, so that a client whose
+// last response was lost can still ask for it again.
 func (n *Node) EndExport(s *ExportSession, done bool) {
 	e := n.exports
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	s.users--
 	s.last = time.Now()
-	if done && !s.gone {
-		e.drop(s)
-	}
+	s.finished = s.finished || done
 	if s.gone && s.users == 0 {
 		s.view.Release()
 	}
 }
+
+// finishedGrace is how long a finished session stays: a retry of the
+// last page comes within the client's attempt timeout and backoff.
+func (e *exports) finishedGrace() time.Duration { return min(e.cfg.IdleTimeout, 5*time.Second) }
 
 // ExportSessions returns the number of open export sessions.
 func (n *Node) ExportSessions() int {
@@ -179,7 +185,11 @@ func (e *exports) reap() {
 	}
 	now := time.Now()
 	for _, s := range e.sessions {
-		if s.users == 0 && now.Sub(s.last) >= e.cfg.IdleTimeout {
+		limit := e.cfg.IdleTimeout
+		if s.finished {
+			limit = e.finishedGrace()
+		}
+		if s.users == 0 && now.Sub(s.last) >= limit {
 			e.drop(s)
 			s.view.Release()
 		}
