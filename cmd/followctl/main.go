@@ -83,6 +83,8 @@ type options struct {
 	watchKinds string   // watch: --kind
 	count      int      // watch: stop after this many events
 
+	export exportOptions // export's flags
+
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
@@ -98,7 +100,8 @@ type command struct {
 	about   string // the longer description of "help COMMAND"
 	example string
 	minArgs int
-	maxArgs int // negative: no limit
+	maxArgs int  // negative: no limit
+	offline bool // runs without a server: no client, no time limit
 	flags   func(fs *flag.FlagSet, o *options)
 	check   func(o *options) error // validates the command's own flags
 	// budget is the time limit of the whole command (default --timeout);
@@ -416,6 +419,9 @@ func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, p
 // command's budget (by default --timeout for the whole command); --timeout
 // also bounds connecting, and each request.
 func execute(cmd *command, o *options, pos []string) (output, error) {
+	if cmd.offline {
+		return cmd.run(context.Background(), nil, o, pos)
+	}
 	budget := o.timeout
 	if cmd.budget != nil {
 		budget = cmd.budget(o)
