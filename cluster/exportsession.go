@@ -29,7 +29,8 @@ type ExportConfig struct {
 	// IdleTimeout releases a session not read for this long.
 	IdleTimeout time.Duration
 	// MaxSessions bounds the sessions open at once on the node; a new
-	// export beyond it gets codes.Overloaded.
+	// export beyond it gets codes.Overloaded (finished sessions, kept a
+	// moment for a retry of their last page, make room instead).
 	MaxSessions int
 }
 
@@ -86,7 +87,7 @@ func newExports(cfg ExportConfig) *exports {
 func (n *Node) StartExport(i int) (*ExportSession, error) {
 	e := n.exports
 	e.mu.Lock()
-	full, closed := len(e.sessions) >= e.cfg.MaxSessions, e.closed
+	full, closed := !e.makeRoom(), e.closed
 	e.mu.Unlock()
 	switch {
 	case closed:
@@ -109,7 +110,7 @@ func (n *Node) StartExport(i int) (*ExportSession, error) {
 	case e.closed:
 		v.Release()
 		return nil, codes.New(codes.ShuttingDown, "node is shutting down")
-	case len(e.sessions) >= e.cfg.MaxSessions:
+	case !e.makeRoom():
 		v.Release()
 		return nil, e.overloaded()
 	}
@@ -121,6 +122,27 @@ func (n *Node) StartExport(i int) (*ExportSession, error) {
 		e.reaper = time.AfterFunc(e.tick(), e.reap)
 	}
 	return s, nil
+}
+
+// makeRoom reports whether a session may be added (under mu). Finished
+// sessions, kept only for a retry of their last page, give way to new
+// ones, the oldest first: back-to-back exports must not find the node
+// full of finished ones.
+func (e *exports) makeRoom() bool {
+	for len(e.sessions) >= e.cfg.MaxSessions {
+		var oldest *ExportSession
+		for _, s := range e.sessions {
+			if s.finished && s.users == 0 && (oldest == nil || s.last.Before(oldest.last)) {
+				oldest = s
+			}
+		}
+		if oldest == nil {
+			return false
+		}
+		e.drop(oldest)
+		oldest.view.Release()
+	}
+	return true
 }
 
 func (e *exports) overloaded() error {

@@ -76,12 +76,23 @@ func TestExportSessions(t *testing.T) {
 		t.Fatalf("retry of the last page: %v", err)
 	}
 	n.EndExport(s4, true)
-	waitFor(t, "the finished session to end", 2*time.Second, func() bool { return n.ExportSessions() == 0 })
-	if views() != 0 {
-		t.Fatalf("%d views after the last page", views())
+	// Finished sessions make room for new ones at the cap.
+	s5, err := n.StartExport(i)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s6, err := n.StartExport(i)
+	if err != nil {
+		t.Fatalf("a finished session did not make room: %v", err)
 	}
 	if _, err := n.ResumeExport(i, s3.ID()); !errors.Is(err, codes.ErrExportExpired) {
-		t.Fatalf("finished session: %v", err)
+		t.Fatalf("finished session pushed out: %v", err)
+	}
+	n.EndExport(s5, true)
+	n.EndExport(s6, true)
+	waitFor(t, "the finished sessions to end", 2*time.Second, func() bool { return n.ExportSessions() == 0 })
+	if views() != 0 {
+		t.Fatalf("%d views after the last page", views())
 	}
 	// A shard this node does not hold.
 	if _, err := n.StartExport(cfg.Shards + 3); err == nil {
