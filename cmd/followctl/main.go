@@ -1,13 +1,14 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
-// relations, shows the status of a node or a whole cluster, drains a node
-// and verifies the graph's invariant.
+// relations, shows the status of a node or a whole cluster, drains a node,
+// verifies the graph's invariant, exports every edge and compares exports.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
 //	followctl --addr 10.0.0.5:7700 status
 //	followctl drain n2 --wait 10m
 //	followctl verify --parallel 16
+//	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
