@@ -392,6 +392,12 @@ func (c *Client) ShardOf(user string) int {
 
 // do sends a request for shard (or any node for -1) with retries.
 func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte) []byte) ([]byte, error) {
+	resp, _, err := c.doAt(ctx, shard, op, body)
+	return resp, err
+}
+
+// doAt is do, also returning the address of the node that answered.
+func (c *Client) doAt(ctx context.Context, shard int, op wire.Op, body func([]byte) []byte) ([]byte, string, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.RequestTimeout)
@@ -405,14 +411,14 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		addr := c.route(shard, attempt, jumps > 0)
 		resp, cn, err := c.attempt(ctx, addr, op, body)
 		if err == nil {
-			return resp, nil
+			return resp, addr, nil
 		}
 		ambiguous := write && cn != nil && !Definite(err)
 		if ambiguous && unknown == nil {
 			unknown = err
 		}
 		if ambiguous && c.cfg.KnownOutcomeWrites || !retryable(err) || c.retriesSpent(attempt) || ctx.Err() != nil {
-			return nil, giveUp(ctx, err, unknown)
+			return nil, "", giveUp(ctx, err, unknown)
 		}
 		if cn == nil || errors.Is(err, errConnLost) {
 			c.markDown(addr)
@@ -431,7 +437,7 @@ func (c *Client) do(ctx context.Context, shard int, op wire.Op, body func([]byte
 		select {
 		case <-time.After(backoff + jitter):
 		case <-ctx.Done():
-			return nil, giveUp(ctx, err, unknown)
+			return nil, "", giveUp(ctx, err, unknown)
 		}
 		backoff = min(2*backoff, c.cfg.MaxRetryBackoff)
 	}

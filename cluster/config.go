@@ -49,6 +49,8 @@ type Config struct {
 	Batch BatchConfig
 	// Relay tunes the delivery of reverse edges to other shards.
 	Relay RelayConfig
+	// Export bounds the node's export sessions (exportsession.go).
+	Export ExportConfig
 	// Membership makes the node a member of a cluster; its zero value
 	// (no RaftAddr) is a single node holding every shard.
 	Membership MembershipConfig
@@ -198,6 +200,7 @@ func DefaultConfig() Config {
 		RaftLog:    wal.DefaultConfig(),
 		Batch:      DefaultBatchConfig(),
 		Relay:      DefaultRelayConfig(),
+		Export:     DefaultExportConfig(),
 		Membership: DefaultMembershipConfig(),
 	}
 }
@@ -252,7 +255,7 @@ func (c *Config) Validate() error {
 	case c.clusterMode() && c.Peers == nil:
 		return errors.New("cluster: Peers is required with Membership.RaftAddr")
 	}
-	for _, err := range []error{c.Store.Validate(), c.Feed.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate()} {
+	for _, err := range []error{c.Store.Validate(), c.Feed.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate(), c.Export.Validate()} {
 		if err != nil {
 			return err
 		}

@@ -54,6 +54,8 @@ type Node struct {
 	stop       chan struct{}
 	wg         sync.WaitGroup
 
+	exports *exports // export sessions (exportsession.go)
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -75,7 +77,7 @@ func Open(ctx context.Context, cfg Config) (*Node, error) {
 	if cfg.Store.Users == nil {
 		cfg.Store.Users = shard.NewUsers()
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{})}
+	n := &Node{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), exports: newExports(cfg.Export)}
 	n.send = cfg.sender
 	if n.send == nil {
 		n.send = nodeSender{n}
@@ -233,6 +235,7 @@ func (n *Node) Ready() bool {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.stop)
+		n.exports.close()
 		var errs []error
 		// Leave gossip first, so peers stop routing here, then stop the
 		// replicas, then the raft log and the raft port.

@@ -37,6 +37,19 @@ func (r *Replica) Read(fn func(*shard.Store) error) error {
 	return r.fsm.Read(fn)
 }
 
+// View takes a point-in-time View of the shard's Store if this node leads
+// the shard, has caught up and holds a read lease (as Read): the View holds
+// every write acknowledged before the call. The caller releases it.
+func (r *Replica) View() (*shard.View, error) {
+	if !r.isReady.Load() {
+		return nil, r.notLeader()
+	}
+	if err := r.lease(); err != nil {
+		return nil, err
+	}
+	return r.fsm.View()
+}
+
 // lease checks, and if needed renews, the read lease.
 func (r *Replica) lease() error {
 	if r.transferring.Load() > 0 {

@@ -66,6 +66,10 @@ const (
 	// retains; the events after it may be gone. The consumer must resync
 	// (read the lists again, or import an export) and watch from "now".
 	FeedExpired Code = 40009
+	// ExportExpired: an export session the node does not hold (released
+	// after its idle timeout, or the node restarted since). The export
+	// of that shard must start again, from a new point in time.
+	ExportExpired Code = 40010
 )
 
 var names = map[Code]string{
@@ -85,6 +89,7 @@ var names = map[Code]string{
 	UnknownOp:          "unknown operation",
 	ShuttingDown:       "shutting down",
 	FeedExpired:        "feed position expired",
+	ExportExpired:      "export session expired",
 }
 
 // String returns a short, stable description of c.
@@ -168,4 +173,5 @@ var (
 	ErrShuttingDown       = &Error{Code: ShuttingDown}
 	ErrFeedExpired        = &Error{Code: FeedExpired}
 	ErrUserRemoving       = &Error{Code: UserRemoving}
+	ErrExportExpired      = &Error{Code: ExportExpired}
 )

@@ -26,7 +26,7 @@ func TestCodesAreStable(t *testing.T) {
 		OK: 0, InvalidParam: 30001, Internal: 30006, Timeout: 30007,
 		FollowingLimit: 32100, FollowersLimit: 32101, UserRemoving: 32200,
 		NotLeader: 40001, ShardUnavailable: 40002, Overloaded: 40003, AuthFailed: 40004,
-		FrameTooLarge: 40005, UnsupportedVersion: 40006, UnknownOp: 40007, ShuttingDown: 40008, FeedExpired: 40009,
+		FrameTooLarge: 40005, UnsupportedVersion: 40006, UnknownOp: 40007, ShuttingDown: 40008, FeedExpired: 40009, ExportExpired: 40010,
 	}
 	for c, n := range want {
 		if uint32(c) != n || !c.Known() || c.String() == "" {

@@ -465,6 +465,19 @@ func (f *FSM) Read(fn func(*shard.Store) error) error {
 	return fn(f.store)
 }
 
+// View captures a point-in-time View of the shard's Store (for exports).
+// Taking it is a write on the Store, so it holds the lock exclusively, for
+// microseconds; the caller releases the View. A restore or Close later
+// replaces the Store without touching the View, which stays readable.
+func (f *FSM) View() (*shard.View, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failed != nil {
+		return nil, codes.New(codes.ShardUnavailable, "shard %d halted: %v", f.cfg.Shard, f.failed)
+	}
+	return f.store.View(), nil
+}
+
 // ReadAny runs fn with the Store read-locked, even when the FSM has halted
 // (for statistics).
 func (f *FSM) ReadAny(fn func(*shard.Store)) {

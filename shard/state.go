@@ -224,3 +224,40 @@ func (st *state) scan(r setRef, after bool, t int64, s []byte, limit int, fn fun
 func (st *state) each(r setRef, fn func(uid uint32, t int64)) {
 	st.scan(r, false, 0, nil, int(r.n), fn)
 }
+
+// from visits the list's entries in list order starting at position off
+// (0 is the first entry) while fn returns true, and returns the position
+// of the first entry not visited: r.n when fn accepted them all. A frozen
+// list (a View's) keeps its positions, so an export resumes at one.
+func (st *state) from(r setRef, off int, fn func(uid uint32, t int64) bool) int {
+	n := int(r.n)
+	if off >= n {
+		return n
+	}
+	if !r.large() {
+		b := st.blocks.block(r.h)
+		for i := off; i < n; i++ {
+			if !fn(b.u[i], b.time(i)) {
+				return i
+			}
+		}
+		return n
+	}
+	ls := st.large.get(r.h &^ largeBit)
+	pos, p := 0, 0
+	for p < len(ls.tp) && off-pos >= int(ls.tp[p].n) {
+		pos += int(ls.tp[p].n)
+		p++
+	}
+	for i := off - pos; p < len(ls.tp); p, i = p+1, 0 {
+		pg := ls.tp[p]
+		b := st.blocks.block(pg.h)
+		for ; i < int(pg.n); i++ {
+			if !fn(b.u[i], b.time(i)) {
+				return pos + i
+			}
+		}
+		pos += int(pg.n)
+	}
+	return n
+}

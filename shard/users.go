@@ -272,6 +272,10 @@ type UsersStats struct {
 	// StringBytes is the bytes of ID strings in use; IndexBytes the memory
 	// of the ID index and of the per-uid records.
 	StringBytes, IndexBytes int64
+	// Views is the number of Views of the table's Stores not yet released
+	// (snapshots and exports being streamed): while any is live, writes
+	// copy what they change and freed memory is held back.
+	Views int64
 }
 
 // Stats returns the table's size.
@@ -287,5 +291,5 @@ func (u *Users) Stats() UsersStats {
 	strs := u.strUsed
 	index += int64(len(u.dir.Load().names)) * nameChunkSize * 12
 	u.mu.Unlock()
-	return UsersStats{Users: u.live.Load(), StringBytes: strs, IndexBytes: index}
+	return UsersStats{Users: u.live.Load(), StringBytes: strs, IndexBytes: index, Views: int64(u.views.Load())}
 }

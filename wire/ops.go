@@ -44,6 +44,11 @@ type ClusterHandler interface {
 	// Recover makes shards that lost their quorum serve again from one
 	// node's replica, losing what only the other replicas held.
 	Recover(ctx context.Context, req RecoverRequest) ([]Recovered, error)
+	// Export serves one page of a shard's export: it calls fn with each
+	// edge in order, actor by actor, until fn returns false (the page is
+	// full: that edge starts the next page) or the page has req.MaxEdges
+	// edges. actor and target are only valid during fn.
+	Export(ctx context.Context, req ExportRequest, fn func(actor, target []byte, followTime int64) bool) (ExportPage, error)
 }
 
 type peerKey struct{}
@@ -95,6 +100,7 @@ func init() {
 	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
 	ops[OpWatch] = &opSpec{waits: true, serve: serveWatch}
 	ops[OpImport] = &opSpec{waits: true, serve: serveImport}
+	ops[OpExport] = &opSpec{waits: true, serve: serveExport}
 }
 
 // admit returns the table entry of op for this connection, or the error

@@ -54,13 +54,16 @@ const (
 	// OpImport follows with given followTimes, in bulk (see
 	// ImportRequest).
 	OpImport Op = 16
+	// OpExport reads a page of a shard's follow edges from a
+	// point-in-time view of its leader (see ExportRequest).
+	OpExport Op = 17
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
-	OpRecover: "recover", OpWatch: "watch", OpImport: "import",
+	OpRecover: "recover", OpWatch: "watch", OpImport: "import", OpExport: "export",
 }
 
 // String names the operation.
@@ -73,7 +76,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover, OpWatch}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover, OpWatch, OpExport}
 }
 
 // Limits the decoders enforce regardless of configuration.

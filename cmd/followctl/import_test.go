@@ -13,15 +13,6 @@ import (
 	"github.com/followgraph/followgraph/cluster/clustertest"
 )
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // following returns user's following list as "id@time" strings.
 func following(t *testing.T, c *client.Client, user string, followers bool) []string {
 	t.Helper()

@@ -1,13 +1,14 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
-// relations, shows the status of a node or a whole cluster, drains a node
-// and verifies the graph's invariant.
+// relations, shows the status of a node or a whole cluster, drains a node,
+// verifies the graph's invariant, exports every edge and compares exports.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
 //	followctl --addr 10.0.0.5:7700 status
 //	followctl drain n2 --wait 10m
 //	followctl verify --parallel 16
+//	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
@@ -83,7 +84,8 @@ type options struct {
 	watchKinds string   // watch: --kind
 	count      int      // watch: stop after this many events
 
-	imp importOptions // import
+	imp    importOptions // import
+	export exportOptions // export's flags
 
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
@@ -100,7 +102,8 @@ type command struct {
 	about   string // the longer description of "help COMMAND"
 	example string
 	minArgs int
-	maxArgs int // negative: no limit
+	maxArgs int  // negative: no limit
+	offline bool // runs without a server: no client, no time limit
 	flags   func(fs *flag.FlagSet, o *options)
 	check   func(o *options) error // validates the command's own flags
 	// budget is the time limit of the whole command (default --timeout);
@@ -442,6 +445,9 @@ func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, p
 // command's budget (by default --timeout for the whole command); --timeout
 // also bounds connecting, and each request.
 func execute(cmd *command, o *options, pos []string) (output, error) {
+	if cmd.offline {
+		return cmd.run(context.Background(), nil, o, pos)
+	}
 	budget := o.timeout
 	if cmd.budget != nil {
 		budget = cmd.budget(o)
