@@ -67,6 +67,9 @@ var (
 	ErrUnknownOp          = codes.ErrUnknownOp
 	ErrFollowingLimit     = codes.ErrFollowingLimit
 	ErrFollowersLimit     = codes.ErrFollowersLimit
+	// ErrUserRemoving: a write involving a user whose graph is being
+	// removed (see RemoveUser).
+	ErrUserRemoving = codes.ErrUserRemoving
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("client: closed")
 )
@@ -405,7 +408,7 @@ func (c *Client) doAt(ctx context.Context, shard int, op wire.Op, body func([]by
 	}
 	backoff := c.cfg.RetryBackoff
 	jumps := 0
-	write := op == wire.OpFollow || op == wire.OpUnfollow || op == wire.OpImport
+	write := op == wire.OpFollow || op == wire.OpUnfollow || op == wire.OpImport || op == wire.OpRemoveUser
 	var unknown error // an earlier attempt of a write that may have applied
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt, jumps > 0)
@@ -499,7 +502,7 @@ func (c *Client) retriesSpent(attempt int) bool {
 func Definite(err error) bool {
 	switch codes.Of(err) {
 	case codes.NotLeader, codes.ShardUnavailable, codes.ShuttingDown, codes.Overloaded,
-		codes.InvalidParam, codes.AuthFailed, codes.FrameTooLarge, codes.UnsupportedVersion, codes.UnknownOp:
+		codes.InvalidParam, codes.UserRemoving, codes.AuthFailed, codes.FrameTooLarge, codes.UnsupportedVersion, codes.UnknownOp:
 		return true
 	}
 	return false

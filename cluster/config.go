@@ -51,6 +51,8 @@ type Config struct {
 	Relay RelayConfig
 	// Export bounds the node's export sessions (exportsession.go).
 	Export ExportConfig
+	// Removal tunes the removal of users' graphs (remove.go).
+	Removal RemovalConfig
 	// Membership makes the node a member of a cluster; its zero value
 	// (no RaftAddr) is a single node holding every shard.
 	Membership MembershipConfig
@@ -201,6 +203,7 @@ func DefaultConfig() Config {
 		Batch:      DefaultBatchConfig(),
 		Relay:      DefaultRelayConfig(),
 		Export:     DefaultExportConfig(),
+		Removal:    DefaultRemovalConfig(),
 		Membership: DefaultMembershipConfig(),
 	}
 }
@@ -255,7 +258,7 @@ func (c *Config) Validate() error {
 	case c.clusterMode() && c.Peers == nil:
 		return errors.New("cluster: Peers is required with Membership.RaftAddr")
 	}
-	for _, err := range []error{c.Store.Validate(), c.Feed.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate(), c.Export.Validate()} {
+	for _, err := range []error{c.Store.Validate(), c.Feed.Validate(), c.Raft.Validate(), c.RaftLog.Validate(), c.Batch.Validate(), c.Relay.Validate(), c.Export.Validate(), c.Removal.Validate()} {
 		if err != nil {
 			return err
 		}

@@ -41,6 +41,8 @@ type Replica struct {
 	wg       sync.WaitGroup
 	relay    *relay
 	hooks    hookPositions // webhook positions to record in the log
+	// removalKick wakes the leader's removal loop (runRemovals).
+	removalKick chan struct{}
 
 	mu      sync.Mutex
 	ready   chan struct{} // closed while this node leads and has caught up
@@ -85,11 +87,12 @@ func openReplicaWith(n *Node, id int, boot []raft.Server, prepare prepareFunc) (
 	log := n.log.Named(fmt.Sprintf("shard-%d", id))
 	r := &Replica{
 		id: id, node: n, cfg: cfg, log: log,
-		props:    make(chan *proposal, cfg.Batch.QueueDepth),
-		inflight: make(chan *batch, cfg.Batch.MaxInflight),
-		stop:     make(chan struct{}),
-		done:     make(chan struct{}),
-		ready:    make(chan struct{}),
+		props:       make(chan *proposal, cfg.Batch.QueueDepth),
+		inflight:    make(chan *batch, cfg.Batch.MaxInflight),
+		stop:        make(chan struct{}),
+		removalKick: make(chan struct{}, 1),
+		done:        make(chan struct{}),
+		ready:       make(chan struct{}),
 	}
 	// The relay exists before the FSM, which may apply entries (and
 	// queue records) as soon as raft starts.
@@ -244,12 +247,13 @@ func (r *Replica) becomeLeader() (stopRelay func()) {
 	close(r.ready)
 	r.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
-	relayDone, hooksDone := make(chan struct{}), make(chan struct{})
+	relayDone, hooksDone, removalsDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() { defer close(relayDone); r.relay.run(ctx) }()
 	go func() { defer close(hooksDone); r.runHooks(ctx) }()
+	go func() { defer close(removalsDone); r.runRemovals(ctx) }()
 	r.log.Debug("leading", "index", r.fsm.Index())
 	r.node.leadershipChanged(r.id, true)
-	return func() { cancel(); <-relayDone; <-hooksDone }
+	return func() { cancel(); <-relayDone; <-hooksDone; <-removalsDone }
 }
 
 // stepDown stops serving as leader and stops the relay (if stopRelay is

@@ -59,6 +59,15 @@ type ReplicaStatus struct {
 	// Redelivered counts delivered records this replica skipped as
 	// already applied (since the process started).
 	Redelivered uint64
+	// Removals are the removals of users' graphs running on the shard.
+	Removals []RemovalProgress
+}
+
+// RemovalProgress is how far the removal of a user's graph is.
+type RemovalProgress struct {
+	User      string
+	Removed   uint64 // edges removed so far
+	Remaining int    // entries still in its following and followers lists
 }
 
 // Lag describes the relay's backlog.
@@ -104,6 +113,10 @@ func (r *Replica) Status() ReplicaStatus {
 		}
 	}
 	rs.Recovered = r.recovered
+	for _, rm := range r.fsm.Removals() {
+		st := r.fsm.RemovalStatus(rm.User)
+		rs.Removals = append(rs.Removals, RemovalProgress{User: rm.User, Removed: rm.Removed, Remaining: st.Following + st.Followers})
+	}
 	if f := r.raft.GetConfiguration(); f.Error() == nil {
 		for _, sv := range f.Configuration().Servers {
 			if sv.Suffrage == raft.Voter {

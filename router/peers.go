@@ -175,3 +175,11 @@ func (p *Peers) forwardImport(ctx context.Context, addr string, req wire.ImportR
 	}
 	return wire.ParseImportResult(body)
 }
+
+func (p *Peers) forwardRemoveUser(ctx context.Context, addr string, req wire.RemoveUserRequest) (wire.RemovalProgress, error) {
+	body, err := p.forward(ctx, addr, wire.OpRemoveUser, func(b []byte) []byte { return wire.AppendRemoveUserRequest(b, req) })
+	if err != nil {
+		return wire.RemovalProgress{}, err
+	}
+	return wire.ParseRemovalProgress(body)
+}

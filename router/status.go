@@ -33,7 +33,11 @@ func (r *Router) Status(ctx context.Context) (wire.Status, error) {
 
 // shardStatusOf is the wire form of a replica's status.
 func shardStatusOf(rs cluster.ReplicaStatus) wire.ShardStatus {
-	return wire.ShardStatus{
+	var removals []wire.Removal
+	for _, rm := range rs.Removals {
+		removals = append(removals, wire.Removal{User: rm.User, Removed: rm.Removed, Remaining: uint64(rm.Remaining)})
+	}
+	return wire.ShardStatus{Removals: removals,
 		Shard: rs.Shard, Ready: rs.Ready, Leader: rs.Leader, LeaderID: rs.LeaderID, LeaderAddr: rs.LeaderAddr,
 		AppliedIndex: rs.AppliedIndex, Halted: rs.Halted, Recovered: rs.Recovered, Voters: rs.Voters, Nonvoters: rs.Nonvoters,
 		Users: uint64(rs.Store.Users), Following: uint64(rs.Store.Following), Followers: uint64(rs.Store.Followers), Mutual: uint64(rs.Store.Mutual),
@@ -50,9 +54,18 @@ func nodeStatusOf(st wire.Status) cluster.NodeStatus {
 			AppliedIndex: ss.AppliedIndex, Halted: ss.Halted, Recovered: ss.Recovered, Voters: ss.Voters, Nonvoters: ss.Nonvoters,
 			Store: shard.Stats{Users: int(ss.Users), Following: int64(ss.Following), Followers: int64(ss.Followers), Mutual: int64(ss.Mutual)},
 			Lag:   cluster.Lag{Records: int(ss.LagRecords), Oldest: time.Duration(ss.LagOldestMs) * time.Millisecond}, HookLag: int(ss.HookLag),
+			Removals: removalsOf(ss.Removals),
 		})
 	}
 	return ns
+}
+
+func removalsOf(rs []wire.Removal) []cluster.RemovalProgress {
+	var out []cluster.RemovalProgress
+	for _, rm := range rs {
+		out = append(out, cluster.RemovalProgress{User: rm.User, Removed: rm.Removed, Remaining: int(rm.Remaining)})
+	}
+	return out
 }
 
 // ShardMap names every shard's leader, as this node knows it.

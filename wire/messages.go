@@ -465,7 +465,20 @@ type ShardStatus struct {
 	// HookLag is, on the leader, the most change-feed events any webhook
 	// has yet to deliver.
 	HookLag uint64
+	// Removals are the removals of users' graphs running on the shard.
+	Removals []Removal
 }
+
+// Removal is a running removal of a user's graph, in a status:
+// [user, removed, remaining].
+type Removal struct {
+	User      string
+	Removed   uint64 // edges removed so far
+	Remaining uint64 // entries still in the user's following and followers lists
+}
+
+// maxStatusRemovals bounds the removals a shard's status lists.
+const maxStatusRemovals = 1 << 12
 
 // Status is a node's status.
 type Status struct {
@@ -507,7 +520,7 @@ func AppendStatus(b []byte, s Status) []byte {
 	b = appendStr(b, s.Addr)
 	b = appendArray(b, len(s.Shards))
 	for _, sh := range s.Shards {
-		b = appendArray(b, 17)
+		b = appendArray(b, 18)
 		b = appendUint(b, uint64(sh.Shard))
 		b = appendBool(b, sh.Leader)
 		b = appendStr(b, sh.LeaderID)
@@ -529,6 +542,13 @@ func AppendStatus(b []byte, s Status) []byte {
 			}
 		}
 		b = appendUint(b, sh.HookLag)
+		b = appendArray(b, len(sh.Removals))
+		for _, rm := range sh.Removals {
+			b = appendArray(b, 3)
+			b = appendStr(b, rm.User)
+			b = appendUint(b, rm.Removed)
+			b = appendUint(b, rm.Remaining)
+		}
 	}
 	b = appendArray(b, len(s.Members))
 	for _, m := range s.Members {
@@ -551,7 +571,7 @@ func ParseStatus(body []byte) (Status, error) {
 	s := Status{NodeID: r.str(256), Server: r.str(256), ClusterID: r.str(256), UptimeSec: r.uint(), Addr: r.str(256)}
 	n := r.array(1 << 16)
 	for range n {
-		r.arrayN(17)
+		r.arrayN(18)
 		sh := ShardStatus{Shard: r.upTo(1 << 16), Leader: r.bool(), LeaderID: r.str(256), LeaderAddr: r.str(256), Ready: r.bool(),
 			AppliedIndex: r.uint(), Users: r.uint(), Following: r.uint(), Followers: r.uint(), Mutual: r.uint(),
 			LagRecords: r.uint(), LagOldestMs: r.uint(), Halted: r.str(1 << 12), Recovered: r.str(1 << 12)}
@@ -562,6 +582,14 @@ func ParseStatus(body []byte) (Status, error) {
 			}
 		}
 		sh.HookLag = r.uint()
+		for range r.array(maxStatusRemovals) {
+			r.arrayN(3)
+			rm := Removal{User: r.str(maxIDLen * 4), Removed: r.uint(), Remaining: r.uint()}
+			if r.err != nil {
+				break
+			}
+			sh.Removals = append(sh.Removals, rm)
+		}
 		if r.err != nil {
 			break
 		}

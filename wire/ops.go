@@ -26,6 +26,9 @@ type Handler interface {
 	Watch(ctx context.Context, req WatchRequest) (WatchPage, error)
 	// Import follows with given followTimes, in bulk.
 	Import(ctx context.Context, req ImportRequest) (ImportResult, error)
+	// RemoveUser starts removing a user's whole graph, or reports how far
+	// the removal is.
+	RemoveUser(ctx context.Context, req RemoveUserRequest) (RemovalProgress, error)
 }
 
 // ClusterHandler serves the operations that keep a cluster running rather
@@ -100,6 +103,7 @@ func init() {
 	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
 	ops[OpWatch] = &opSpec{waits: true, serve: serveWatch}
 	ops[OpImport] = &opSpec{waits: true, serve: serveImport}
+	ops[OpRemoveUser] = &opSpec{waits: true, serve: serveRemoveUser}
 	ops[OpExport] = &opSpec{waits: true, serve: serveExport}
 }
 

@@ -57,13 +57,16 @@ const (
 	// OpExport reads a page of a shard's follow edges from a
 	// point-in-time view of its leader (see ExportRequest).
 	OpExport Op = 17
+	// OpRemoveUser removes a user's whole graph, in the background (see
+	// RemoveUserRequest).
+	OpRemoveUser Op = 18
 )
 
 var opNames = map[Op]string{
 	OpHello: "hello", OpFollow: "follow", OpUnfollow: "unfollow",
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
-	OpRecover: "recover", OpWatch: "watch", OpImport: "import", OpExport: "export",
+	OpRecover: "recover", OpWatch: "watch", OpImport: "import", OpExport: "export", OpRemoveUser: "remove-user",
 }
 
 // String names the operation.

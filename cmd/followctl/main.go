@@ -84,8 +84,9 @@ type options struct {
 	watchKinds string   // watch: --kind
 	count      int      // watch: stop after this many events
 
-	imp    importOptions // import
-	export exportOptions // export's flags
+	imp        importOptions // import
+	export     exportOptions // export's flags
+	removeWait bool          // remove-user --wait
 
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)

@@ -509,7 +509,7 @@ func TestStatus(t *testing.T) {
 	}
 	for i, sh := range shards {
 		checkKeys(t, "shard", sh, "shard", "leader", "leaderID", "leaderAddr", "ready", "appliedIndex", "users",
-			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted", "recovered", "voters", "nonvoters", "webhookLag")
+			"following", "followers", "mutual", "lagRecords", "lagOldestMs", "halted", "recovered", "voters", "nonvoters", "webhookLag", "removals")
 		if sh["shard"] != float64(i) || sh["ready"] != true || sh["leader"] != true {
 			t.Errorf("shard %d: %v", i, sh)
 		}

@@ -71,6 +71,14 @@ type shardOutput struct {
 	Voters       []string `json:"voters"`
 	Nonvoters    []string `json:"nonvoters"`
 	WebhookLag   uint64   `json:"webhookLag"` // feed events a webhook has yet to deliver (leader)
+	// Removals are the removals of users' graphs running on the shard.
+	Removals []removalOutput `json:"removals"`
+}
+
+type removalOutput struct {
+	User      string `json:"user"`
+	Removed   uint64 `json:"removed"`   // edges removed so far
+	Remaining uint64 `json:"remaining"` // entries left in the user's lists
 }
 
 func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (output, error) {
@@ -95,10 +103,23 @@ func statusCmd(ctx context.Context, c *client.Client, _ *options, _ []string) (o
 }
 
 func newShardOutput(sh wire.ShardStatus) shardOutput {
-	return shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
+	so := shardOutput{Shard: sh.Shard, Leader: sh.Leader, LeaderID: sh.LeaderID, LeaderAddr: sh.LeaderAddr,
 		Ready: sh.Ready, AppliedIndex: sh.AppliedIndex, Users: sh.Users, Following: sh.Following, Followers: sh.Followers,
 		Mutual: sh.Mutual, LagRecords: sh.LagRecords, LagOldestMs: sh.LagOldestMs, Halted: sh.Halted, Recovered: sh.Recovered,
-		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters), WebhookLag: sh.HookLag}
+		Voters: sorted(sh.Voters), Nonvoters: sorted(sh.Nonvoters), WebhookLag: sh.HookLag, Removals: []removalOutput{}}
+	for _, rm := range sh.Removals {
+		so.Removals = append(so.Removals, removalOutput{User: rm.User, Removed: rm.Removed, Remaining: rm.Remaining})
+	}
+	return so
+}
+
+// removalsText lists the removals running, one per line.
+func (out statusOutput) removalsText(w io.Writer) {
+	for _, sh := range out.Shards {
+		for _, rm := range sh.Removals {
+			fmt.Fprintf(w, "REMOVING: shard %d: user %q, %d edges removed, %d left\n", sh.Shard, rm.User, rm.Removed, rm.Remaining)
+		}
+	}
 }
 
 // sorted returns a sorted copy of ids, never nil (JSON shows []).
@@ -422,6 +443,7 @@ func (out statusOutput) text(w io.Writer) {
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
+	out.removalsText(w)
 	if out.Healthy {
 		fmt.Fprintf(w, "healthy: %d shards ready, none halted, no relay lag over %ds\n", len(out.Shards), maxLagMs/1000)
 	} else {
@@ -459,6 +481,7 @@ func (out statusOutput) clusterText(w io.Writer) {
 			fmt.Fprintf(w, "RECOVERED: shard %d: %s\n", sh.Shard, sh.Recovered)
 		}
 	}
+	out.removalsText(w)
 	if out.Healthy {
 		fmt.Fprintf(w, "healthy: %d nodes alive, %d shards led, none halted, no relay lag over %ds\n", alive, len(out.Shards), maxLagMs/1000)
 	} else {
