@@ -30,7 +30,7 @@ type RemovalConfig struct {
 
 // DefaultRemovalConfig returns the removal defaults.
 func DefaultRemovalConfig() RemovalConfig {
-	return RemovalConfig{Step: 4096, Poll: 100 * time.Millisecond, MaxOutbox: 1 << 18}
+	return RemovalConfig{Step: 8192, Poll: 100 * time.Millisecond, MaxOutbox: 1 << 18}
 }
 
 // Validate reports the first invalid field.

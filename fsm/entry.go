@@ -308,15 +308,6 @@ func (d *decoder) recordKind() uint8 {
 	return uint8(k)
 }
 
-func (d *decoder) bool() bool {
-	if d.err != nil {
-		return false
-	}
-	v, err := d.d.DecodeBool()
-	d.fail(err)
-	return v
-}
-
 func (d *decoder) string() string {
 	if d.err != nil {
 		return ""

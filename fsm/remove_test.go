@@ -8,6 +8,7 @@ import (
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/shard"
+	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/raft"
 	"pgregory.net/rapid"
 )
@@ -261,5 +262,16 @@ func TestRemoveUserRefusesWrites(t *testing.T) {
 	again := s.command(Command{Op: OpRemoveUser, Actor: b}, 18)
 	if again2 := s.command(Command{Op: OpRemoveUser, Actor: b}, 19); again2.Removal.Following != again.Removal.Following || !again2.Removal.Running {
 		t.Fatalf("asking twice: %+v then %+v", again, again2)
+	}
+}
+
+// The wire protocol takes exactly the record kinds the FSM applies: a
+// delivery with another would halt the shard.
+func TestWireTakesTheRecordKinds(t *testing.T) {
+	for k := range numRecordKinds + 1 {
+		_, err := wire.ParseDeliverRequest(wire.AppendDeliverRequest(nil, wire.DeliverRequest{Records: []wire.Record{{Seq: 1, Kind: uint8(k)}}}))
+		if (err == nil) != (k < numRecordKinds) {
+			t.Errorf("kind %d: %v", k, err)
+		}
 	}
 }

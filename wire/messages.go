@@ -827,6 +827,10 @@ type Record struct {
 	Created  int64
 }
 
+// maxRecordKind is the highest record kind fsm knows (fsm.RecordBlocked):
+// a delivery with another would halt the shard that applies it.
+const maxRecordKind = 5
+
 // DeliverRequest is [dst, src, [[seq, kind, followee, follower, time,
 // created]...]]; the response is [applied].
 type DeliverRequest struct {
@@ -861,7 +865,7 @@ func ParseDeliverRequest(body []byte) (DeliverRequest, error) {
 	d.Records = make([]Record, 0, min(n, 256))
 	for range n {
 		r.arrayN(6)
-		rec := Record{Seq: r.uint(), Kind: uint8(r.upTo(255)), Followee: r.str(maxIDLen * 4), Follower: r.str(maxIDLen * 4), Time: r.int(), Created: r.int()}
+		rec := Record{Seq: r.uint(), Kind: uint8(r.upTo(maxRecordKind)), Followee: r.str(maxIDLen * 4), Follower: r.str(maxIDLen * 4), Time: r.int(), Created: r.int()}
 		if r.err != nil {
 			break
 		}

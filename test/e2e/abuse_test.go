@@ -980,7 +980,7 @@ func hostileOps() map[wire.Op][]hostileField {
 	}
 	record := []hostileField{
 		uintF("seq", 1, false),
-		{"add", []byte{0xc3}, hostileBool},
+		{"kind", mpUint(1), append([][]byte{{0x06}}, hostileUint...)},
 		{"followee", mpStr("hostile-b"), hostileStr},
 		{"follower", mpStr("hostile-c"), hostileStr},
 		{"time", mpUint(1), hostileInt},
@@ -994,6 +994,19 @@ func hostileOps() map[wire.Op][]hostileField {
 	}
 	recBad = append(recBad, []byte{0xdd, 0, 0x10, 0, 0x01}) // 2^20+1 records, no data
 	recBad = append(recBad, hostileAny...)
+	importCmd := []hostileField{
+		{"actor", mpStr("hostile-a"), hostileStr},
+		strArr("targets", mpStrArray("hostile-b")),
+		{"times", []byte{0x91, 0x01}, append([][]byte{{0x90}, {0x92, 0x01, 0x01}, {0x91, 0xa1, 'x'}, {0x91, 0xc0}}, hostileAny...)},
+	}
+	var importBad [][]byte
+	for i, f := range importCmd {
+		for _, h := range f.bad {
+			importBad = append(importBad, append([]byte{0x91}, assemble(importCmd, i, h)...))
+		}
+	}
+	importBad = append(importBad, []byte{0xdd, 0, 0, 0x27, 0x11}) // 10,001 commands, no data
+	importBad = append(importBad, hostileAny...)
 	return map[wire.Op][]hostileField{
 		wire.OpHello:     {uintF("version", 1, true), {"token", mpStr(abuseToken), hostileStr}, {"client", mpStr("x"), hostileStr}},
 		wire.OpFollow:    write,
@@ -1012,6 +1025,9 @@ func hostileOps() map[wire.Op][]hostileField {
 		wire.OpRecover:   {{"node", mpStr("node1"), hostileStr}, {"shard", mpUint(0), hostileInt}, {"acceptDataLoss", []byte{0xc2}, hostileBool}},
 		wire.OpWatch: {uintF("shard", 0, true), uintF("from", 0, false), {"start", mpUint(0), append([][]byte{{0x03}}, hostileUint...)},
 			uintF("max", 10, true), uintF("wait", 0, true), uintF("kinds", 0, true), strArr("users", mpStrArray("hostile-a"))},
+		wire.OpImport:     {{"flags", mpUint(0), hostileUint}, {"commands", append([]byte{0x91}, assemble(importCmd, -1, nil)...), importBad}},
+		wire.OpExport:     {uintF("shard", 0, true), uintF("session", 0, false), uintF("position", 0, false), uintF("maxEdges", 10, true), uintF("maxBytes", 0, true)},
+		wire.OpRemoveUser: {{"user", mpStr("hostile-a"), hostileStr}, {"flags", mpUint(1), hostileUint}},
 	}
 }
 
@@ -1084,7 +1100,7 @@ func (a *abuseRig) hostileBodies(t *testing.T) {
 		for op := wire.OpHello; op <= wire.OpScanUsers; op++ {
 			order = append(order, op)
 		}
-		for _, op := range append(order, wire.OpWatch) {
+		for _, op := range append(order, wire.OpWatch, wire.OpImport, wire.OpExport, wire.OpRemoveUser) {
 			conns := []*rawConn{c}
 			if op == wire.OpDeliver {
 				conns = append(conns, peer)
