@@ -79,10 +79,11 @@ type options struct {
 	from       string // recover: the node whose replica survives
 	acceptLoss bool   // recover: --accept-data-loss
 
-	watchFrom  string   // watch: now, oldest or positions
-	watchUsers []string // watch: --user
-	watchKinds string   // watch: --kind
-	count      int      // watch: stop after this many events
+	watchFrom  string        // watch: now, oldest or positions
+	watchUsers []string      // watch: --user
+	watchKinds string        // watch: --kind
+	count      int           // watch: stop after this many events
+	backup     backupOptions // backup and restore
 
 	imp    importOptions // import
 	export exportOptions // export's flags
