@@ -42,11 +42,11 @@ var restoreCommand = &command{
 		"The shard files are then imported as followctl import does, --parallel files\n" +
 		"at once, --requests requests of up to --batch edges in flight per file, each\n" +
 		"a sync write: when restore ends, both sides of every edge (followers and\n" +
-		"mutual lists) are applied. Running it again changes nothing. A line that fails\n" +
-		"fails the restore with its file and line. Progress goes to stderr every 2s\n" +
-		"(not with --json); --timeout bounds each request. Check the result with\n" +
-		"followctl verify.",
-	example: "followctl --addr 10.0.0.9:7700 restore /backups/graph-2025-01-31\n  followctl restore /backups/b1 --parallel 8 --json",
+		"mutual lists) are applied. Running it again (with --force: the cluster is no\n" +
+		"longer empty) changes nothing. A line that fails fails the restore with its\n" +
+		"file and line. Progress goes to stderr every 2s (not with --json); --timeout\n" +
+		"bounds each request. Check the result with followctl verify.",
+	example: "followctl --addr 10.0.0.9:7700 restore /backups/graph-2026-12-07\n  followctl restore /backups/b1 --parallel 8 --json",
 	flags:   restoreFlags, check: restoreCheck, budget: func(*options) time.Duration { return 0 },
 	run: restoreCmd, client: importClient,
 }
