@@ -80,14 +80,14 @@ type options struct {
 	from       string // recover: the node whose replica survives
 	acceptLoss bool   // recover: --accept-data-loss
 
-	watchFrom  string        // watch: now, oldest or positions
-	watchUsers []string      // watch: --user
-	watchKinds string        // watch: --kind
-	count      int           // watch: stop after this many events
-	backup     backupOptions // backup and restore
+	watchFrom  string   // watch: now, oldest or positions
+	watchUsers []string // watch: --user
+	watchKinds string   // watch: --kind
+	count      int      // watch: stop after this many events
 
 	imp    importOptions // import
 	export exportOptions // export's flags
+	backup backupOptions // backup's and restore's flags
 
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
