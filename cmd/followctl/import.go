@@ -164,6 +164,7 @@ type importer struct {
 	start  time.Time
 
 	edges, added, existing, errs atomic.Int64
+	counted                      *atomic.Int64 // if set, edges sent are added to it too
 
 	mu      sync.Mutex
 	first   []lineError
@@ -177,24 +178,39 @@ type importer struct {
 }
 
 func importCmd(ctx context.Context, c *client.Client, o *options, args []string) (output, error) {
-	f, _ := parseFormat(o.imp.format)
-	in, size, closeIn, err := openInput(args[0])
+	out, err := importFile(ctx, c, o, args[0], nil)
 	if err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// importFile imports the edge file at path ("-": stdin) with o's import
+// flags. With counted set, it prints no progress and adds the edges it
+// sends to counted as they are applied, for a caller that reports on
+// several files at once (restore).
+func importFile(ctx context.Context, c *client.Client, o *options, path string, counted *atomic.Int64) (importOutput, error) {
+	f, _ := parseFormat(o.imp.format)
+	in, size, closeIn, err := openInput(path)
+	if err != nil {
+		return importOutput{}, err
 	}
 	defer closeIn()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	imp := &importer{ctx: ctx, cancel: cancel, c: c, o: o, in: newEdgeReader(in, f), size: size, start: time.Now(), pending: map[int]*importBatch{}}
-	out := importOutput{Input: args[0]}
+	imp := &importer{ctx: ctx, cancel: cancel, c: c, o: o, in: newEdgeReader(in, f), size: size, start: time.Now(), pending: map[int]*importBatch{}, counted: counted}
+	out := importOutput{Input: path}
 	if o.imp.checkpoint != "" {
-		resumed, err := imp.resume(in, args[0])
+		resumed, err := imp.resume(in, path)
 		if err != nil {
-			return nil, err
+			return importOutput{}, err
 		}
 		out.Resumed = resumed
 	}
-	stopProgress := imp.progress()
+	stopProgress := func() {}
+	if counted == nil {
+		stopProgress = imp.progress()
+	}
 	imp.run()
 	stopProgress()
 	if o.imp.checkpoint != "" {
@@ -292,6 +308,9 @@ func (imp *importer) send(b *importBatch) {
 		return
 	}
 	imp.edges.Add(int64(b.edges))
+	if imp.counted != nil {
+		imp.counted.Add(int64(b.edges))
+	}
 	imp.added.Add(int64(res.Added))
 	imp.existing.Add(int64(res.Existing))
 	for _, f := range res.Failures {

@@ -9,6 +9,7 @@
 //	followctl drain n2 --wait 10m
 //	followctl verify --parallel 16
 //	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
+//	followctl backup /backups/b1 && followctl --addr new:7700 restore /backups/b1
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
@@ -86,6 +87,7 @@ type options struct {
 
 	imp        importOptions // import
 	export     exportOptions // export's flags
+	backup     backupOptions // backup's and restore's flags
 	removeWait bool          // remove-user --wait
 
 	stdout io.Writer // what streams as it goes (watch)
