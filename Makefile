@@ -10,7 +10,7 @@ BENCHTIME   ?= 1s
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS     := -X main.version=$(VERSION)
 
-.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos chaos-scale soak check-monitoring
+.PHONY: help build run deps test test-short lint fuzz bench bench-memory tidy-check clean chaos chaos-scale soak check-monitoring lifecycle
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -41,6 +41,9 @@ $(STATICCHECK):
 	@mkdir -p $(TOOLS)
 	GOBIN=$(TOOLS) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
+lifecycle: ## the data lifecycle at scale: import a generated 5M-edge graph, export, diff, re-import, verify, remove the top user (LIFECYCLE_USERS, 250k)
+	$(GO) test -tags lifecycle -count=1 -timeout 60m -v -run '^TestLifecycle$$' ./test/e2e/ -args -lifecycle-users $(LIFECYCLE_USERS)
+
 check-monitoring: deps ## check monitoring/alerts.yml with promtool (the metric names of it and of the dashboard are checked by make test)
 	promtool check rules monitoring/alerts.yml
 
@@ -55,6 +58,7 @@ CHAOS_DURATION ?= 60s
 CHAOS_NODES    ?= 3
 CHAOS_NETNS    ?= true
 DURATION       ?= 10m
+LIFECYCLE_USERS ?= 250000
 CHAOS_FLAGS     = -nodes $(CHAOS_NODES) -netns=$(CHAOS_NETNS) -bin $(BIN)
 
 chaos: build ## fault-injection runs, one per seed (CHAOS_SEEDS, CHAOS_DURATION each, CHAOS_NODES); artifacts in chaos-out/
