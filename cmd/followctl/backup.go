@@ -351,21 +351,9 @@ func (b *backuper) progress(o *options, start time.Time, shards int) (stop func(
 	if o.json {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(backupProgress)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n, el := b.edges.Load(), time.Since(start)
-				fmt.Fprintf(o.stderr, "backup: %d of %d shards done, %d of %d edges of the views taken, %.0f edges/s (%s)\n",
-					b.done.Load(), shards, n, b.viewEdges.Load(), float64(n)/el.Seconds(), el.Round(time.Second))
-			}
-		}
+	return every(backupProgress, func() {
+		n, el := b.edges.Load(), time.Since(start)
+		fmt.Fprintf(o.stderr, "backup: %d of %d shards done, %d of %d edges of the views taken, %.0f edges/s (%s)\n",
+			b.done.Load(), shards, n, b.viewEdges.Load(), float64(n)/el.Seconds(), el.Round(time.Second))
 	})
-	return func() { close(done); wg.Wait() }
 }

@@ -302,23 +302,11 @@ func (ex *exporter) progress(start time.Time) (stop func()) {
 	if ex.o.json {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n, el := ex.total.Load(), time.Since(start)
-				fmt.Fprintf(ex.o.stderr, "export: %d shards done, %d of %d edges of the views taken, %.0f edges/s (%s)\n",
-					ex.shardsDone.Load(), n, ex.viewEdges.Load(), float64(n)/el.Seconds(), el.Round(time.Second))
-			}
-		}
+	return every(progressEvery, func() {
+		n, el := ex.total.Load(), time.Since(start)
+		fmt.Fprintf(ex.o.stderr, "export: %d shards done, %d of %d edges of the views taken, %.0f edges/s (%s)\n",
+			ex.shardsDone.Load(), n, ex.viewEdges.Load(), float64(n)/el.Seconds(), el.Round(time.Second))
 	})
-	return func() { close(done); wg.Wait() }
 }
 
 // appendJSONLEdge appends {"actor":A,"target":B,"followTime":T} and a

@@ -368,30 +368,21 @@ func (imp *importer) output(out importOutput) importOutput {
 // place on a terminal) until the returned function is called, and saves
 // the checkpoint as it goes.
 func (imp *importer) progress() (stop func()) {
-	done := make(chan struct{})
-	var wg sync.WaitGroup
 	tty := isTerminal(imp.o.stderr)
-	wg.Go(func() {
-		t := time.NewTicker(importProgressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				if tty {
-					fmt.Fprintln(imp.o.stderr)
-				}
-				return
-			case <-t.C:
-				imp.printProgress(tty)
-				if imp.o.imp.checkpoint != "" {
-					if err := imp.saveCheckpoint(); err != nil {
-						fmt.Fprintf(imp.o.stderr, "followctl import: %v\n", err)
-					}
-				}
+	stopTicks := every(importProgressEvery, func() {
+		imp.printProgress(tty)
+		if imp.o.imp.checkpoint != "" {
+			if err := imp.saveCheckpoint(); err != nil {
+				fmt.Fprintf(imp.o.stderr, "followctl import: %v\n", err)
 			}
 		}
 	})
-	return func() { close(done); wg.Wait() }
+	return func() {
+		stopTicks()
+		if tty {
+			fmt.Fprintln(imp.o.stderr)
+		}
+	}
 }
 
 func (imp *importer) printProgress(tty bool) {

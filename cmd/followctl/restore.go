@@ -291,21 +291,9 @@ func (r *restorer) progress(start time.Time) (stop func()) {
 	if r.o.json {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(backupProgress)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				n, el := r.edges.Load(), time.Since(start)
-				fmt.Fprintf(r.o.stderr, "restore: %d of %d files done, %d of %d edges, %.0f edges/s (%s)\n",
-					r.done.Load(), len(r.m.Shards), n, r.m.Edges, float64(n)/el.Seconds(), el.Round(time.Second))
-			}
-		}
+	return every(backupProgress, func() {
+		n, el := r.edges.Load(), time.Since(start)
+		fmt.Fprintf(r.o.stderr, "restore: %d of %d files done, %d of %d edges, %.0f edges/s (%s)\n",
+			r.done.Load(), len(r.m.Shards), n, r.m.Edges, float64(n)/el.Seconds(), el.Round(time.Second))
 	})
-	return func() { close(done); wg.Wait() }
 }

@@ -206,23 +206,11 @@ func verifyCmd(ctx context.Context, c *client.Client, o *options, _ []string) (o
 // called.
 func (v *verifier) progress() (stop func()) {
 	start := time.Now()
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		t := time.NewTicker(progressEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				fmt.Fprintf(v.o.stderr, "verify: shard %d of %d, %d users, %d edges, %d checks, %d violations (%s)\n",
-					v.shard.Load()+1, v.shards, v.users.Load(), v.edges.Load(), v.nchecks.Load(), v.violations.Load(),
-					time.Since(start).Round(time.Second))
-			}
-		}
+	return every(progressEvery, func() {
+		fmt.Fprintf(v.o.stderr, "verify: shard %d of %d, %d users, %d edges, %d checks, %d violations (%s)\n",
+			v.shard.Load()+1, v.shards, v.users.Load(), v.edges.Load(), v.nchecks.Load(), v.violations.Load(),
+			time.Since(start).Round(time.Second))
 	})
-	return func() { close(done); wg.Wait() }
 }
 
 // scan sends every sampled user of every shard to jobs, with its counts.
