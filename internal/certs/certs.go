@@ -43,7 +43,9 @@ const Scheme = "followgraph"
 func NodeURI(id string) *url.URL { return &url.URL{Scheme: Scheme, Host: "node", Path: "/" + id} }
 
 // ClientURI is the URI SAN naming client name.
-func ClientURI(name string) *url.URL { return &url.URL{Scheme: Scheme, Host: "client", Path: "/" + name} }
+func ClientURI(name string) *url.URL {
+	return &url.URL{Scheme: Scheme, Host: "client", Path: "/" + name}
+}
 
 // NodeID returns the node ID a certificate names, if it names one.
 func NodeID(c *x509.Certificate) (string, bool) { return identity(c, "node") }
