@@ -116,7 +116,7 @@ func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
 	b, start := wire.AppendRequestHeader(nil, 0, wire.OpHello)
-	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name}), start)
+	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name, Name: cfg.TokenName}), start)
 	if _, err := nc.Write(b); err != nil {
 		nc.Close()
 		return nil, codes.New(codes.ShardUnavailable, "handshake with %s: %v", addr, err)
