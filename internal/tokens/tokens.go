@@ -70,8 +70,9 @@ func ParseRole(s string) (Role, error) {
 }
 
 // Allows reports whether a token of role r may use an operation that
-// needs role need.
-func (r Role) Allows(need Role) bool { return r >= need && r != RoleNone }
+// needs role need. An operation that names no role (RoleNone) is allowed
+// to no one, so that one added without a role is closed, not open.
+func (r Role) Allows(need Role) bool { return need != RoleNone && r >= need }
 
 // DefaultName is the name of the token given by followd's --token, and the
 // name a hello without one looks up.
