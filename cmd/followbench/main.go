@@ -59,7 +59,7 @@ Run "followbench COMMAND -h" for a command's flags.
 
 // common are the flags every command shares.
 type common struct {
-	preset, target, token, metrics, out, charts, mix, load string
+	preset, target, token, tokenName, metrics, out, charts, mix, load string
 	users, celebrities, clients, workers, batch, verify    int
 	meanFollowing, zipf, celebShare, rate                  float64
 	duration, warmup                                       time.Duration
@@ -75,6 +75,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.preset, "preset", "smoke", "workload preset: "+strings.Join(bench.PresetNames(), ", "))
 	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port or redis://host:port")
 	fs.StringVar(&c.token, "token", os.Getenv("FOLLOWBENCH_TOKEN"), "followd token (env FOLLOWBENCH_TOKEN)")
+	fs.StringVar(&c.tokenName, "token-name", os.Getenv("FOLLOWBENCH_TOKEN_NAME"), "name of the followd token in its token file (env FOLLOWBENCH_TOKEN_NAME; empty: default)")
 	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report here (charts go next to it: NAME-latency.png, NAME-throughput.png)")
 	fs.StringVar(&c.charts, "charts", "", "chart file prefix (default: --out without .json)")
@@ -225,7 +226,7 @@ func printPresets(w io.Writer) {
 }
 
 func open(ctx context.Context, c *common, spec string) (bench.Target, error) {
-	return bench.Open(ctx, spec, bench.TargetOptions{Token: c.token, MetricsURL: c.metrics, Conns: c.conns})
+	return bench.Open(ctx, spec, bench.TargetOptions{Token: c.token, TokenName: c.tokenName, MetricsURL: c.metrics, Conns: c.conns})
 }
 
 // openTarget applies the flags to the preset and connects to --target: the

@@ -12,8 +12,10 @@
 //	followctl backup /backups/b1 && followctl --addr new:7700 restore /backups/b1
 //
 // Flags may stand before or after the positional arguments; the global
-// flags (--addr, --token, --timeout, --json) also before the command.
-// --addr and --token default to $FOLLOWCTL_ADDR and $FOLLOWCTL_TOKEN.
+// flags (--addr, --token, --token-name, --timeout, --json) also before
+// the command.
+// --addr, --token and --token-name default to $FOLLOWCTL_ADDR,
+// $FOLLOWCTL_TOKEN and $FOLLOWCTL_TOKEN_NAME.
 // With --json, stdout carries exactly one JSON object: the result,
 // {"error":{"code":...,"message":...}} for a request that failed, or
 // {"usage_error":{"message":...}} for a command line that cannot run.
@@ -62,10 +64,12 @@ const maxPage = 500
 // options holds the flags of one invocation. Every command takes the
 // global ones; each registers only its own among the rest.
 type options struct {
-	addr    string
-	token   string
-	timeout time.Duration
-	json    bool
+	addr  string
+	token string
+	// tokenName names the token in the server's token file.
+	tokenName string
+	timeout   time.Duration
+	json      bool
 
 	sync   bool
 	cursor string
@@ -95,7 +99,7 @@ type options struct {
 }
 
 // globalFlags are the flags of every command, in the order help lists them.
-var globalFlags = []string{"addr", "token", "timeout", "json"}
+var globalFlags = []string{"addr", "token", "token-name", "timeout", "json"}
 
 // command is one subcommand.
 type command struct {
@@ -308,6 +312,7 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // run reports errors itself, with the usage
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:7700", "node to talk to, as `HOST:PORT` (env FOLLOWCTL_ADDR)")
 	fs.StringVar(&o.token, "token", "", "`TOKEN` to present when the server requires one (env FOLLOWCTL_TOKEN)")
+	fs.StringVar(&o.tokenName, "token-name", "", "`NAME` of the token in the server's token file (env FOLLOWCTL_TOKEN_NAME; empty: \"default\", the token of followd --token)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit (`DURATION`) of the whole command: connecting, retries and every page")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object on stdout instead of tables")
 	// Set after registering, so that help shows the built-in defaults and
@@ -317,6 +322,9 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	}
 	if v := os.Getenv("FOLLOWCTL_TOKEN"); v != "" {
 		o.token = v
+	}
+	if v := os.Getenv("FOLLOWCTL_TOKEN_NAME"); v != "" {
+		o.tokenName = v
 	}
 	if cmd != nil && cmd.flags != nil {
 		cmd.flags(fs, o)
@@ -464,7 +472,7 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 	}
 	defer cancel()
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout}
+	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, TokenName: o.tokenName, RequestTimeout: o.timeout}
 	if cmd.client != nil {
 		cmd.client(o, &cfg)
 	}
