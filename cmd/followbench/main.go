@@ -44,7 +44,7 @@ Usage:
   followbench compare URL_A URL_B [--preset NAME] [flags]   run both, interleaved, and print the ratios
   followbench presets                                         list the presets
 
-Targets: followd://host:port (flags --token, --metrics http://host:7780, or in
+Targets: followd://host:port (flags --token, --token-name, --metrics http://host:7780, or in
 the URL: followd://host:port?metrics=http://host:7780) or redis://host:port.
 Reports give each operation's rate and latency, and the CPU per operation
 of the server (followd's /metrics, Redis's INFO cpu) and of followbench.
@@ -60,13 +60,13 @@ Run "followbench COMMAND -h" for a command's flags.
 // common are the flags every command shares.
 type common struct {
 	preset, target, token, tokenName, metrics, out, charts, mix, load string
-	users, celebrities, clients, workers, batch, verify    int
-	meanFollowing, zipf, celebShare, rate                  float64
-	duration, warmup                                       time.Duration
-	seed                                                   uint64
-	pageSize, rounds, conns                                int
-	cpuprofile                                             string
-	lagProbe                                               float64
+	users, celebrities, clients, workers, batch, verify               int
+	meanFollowing, zipf, celebShare, rate                             float64
+	duration, warmup                                                  time.Duration
+	seed                                                              uint64
+	pageSize, rounds, conns                                           int
+	cpuprofile                                                        string
+	lagProbe                                                          float64
 }
 
 func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
