@@ -116,8 +116,9 @@ func TestStore(t *testing.T) {
 		t.Fatal("an empty name is the default token")
 	}
 	l, _ := st.Authenticate("lim", "l")
-	if !l.Allow() || !l.Allow() || l.Allow() {
-		t.Fatal("burst of 2 not kept")
+	got := []bool{l.Allow(), l.Allow(), l.Allow()}
+	if !got[0] || !got[1] || got[2] {
+		t.Fatalf("burst of 2: allowed %v", got)
 	}
 	// Replace: a keeps its entry; lim (changed rate) and default
 	// (removed) are revoked.
