@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/internal/tokens"
@@ -69,6 +70,9 @@ func (d *daemon) reloadTokens() error {
 // shows at once.
 type tokenMetrics struct {
 	requests *prometheus.CounterVec
+	// counters caches the children of requests by tokenResult: every
+	// client request is counted, and a label lookup hashes its strings.
+	counters sync.Map
 	store    *tokens.Store // nil: no tokens
 	rate     *prometheus.Desc
 	burst    *prometheus.Desc
@@ -87,15 +91,25 @@ func newTokenMetrics() *tokenMetrics {
 	}
 }
 
+// tokenResult keys the cache of counters.
+type tokenResult struct {
+	token  string
+	result string
+}
+
 func (t *tokenMetrics) observe(token string, code codes.Code) {
-	result := "allowed"
+	k := tokenResult{token, "allowed"}
 	switch code {
 	case codes.RateLimited:
-		result = "rate_limited"
+		k.result = "rate_limited"
 	case codes.NotAllowed:
-		result = "not_allowed"
+		k.result = "not_allowed"
 	}
-	t.requests.WithLabelValues(token, result).Inc()
+	c, ok := t.counters.Load(k)
+	if !ok {
+		c, _ = t.counters.LoadOrStore(k, t.requests.WithLabelValues(k.token, k.result))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // Describe implements prometheus.Collector.
