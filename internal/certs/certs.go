@@ -278,3 +278,25 @@ func WriteFiles(dir, name string, certPEM, keyPEM []byte) (certFile, keyFile str
 	}
 	return certFile, keyFile, nil
 }
+
+// LoadAuthority reads a CA's PEM certificate and private key (as
+// Authority.CertPEM and KeyPEM write them), to issue more certificates
+// under a CA made earlier.
+func LoadAuthority(certFile, keyFile string) (*Authority, error) {
+	kp, err := LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(kp.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", certFile, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("certs: %s is not a CA certificate", certFile)
+	}
+	key, ok := kp.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("certs: %s: the key cannot sign", keyFile)
+	}
+	return &Authority{Cert: cert, Key: key, der: kp.Certificate[0]}, nil
+}
