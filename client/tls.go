@@ -52,7 +52,7 @@ func tlsError(addr string, err error) error {
 	case errors.As(err, &cve), errors.As(err, &ua), errors.As(err, &he), errors.As(err, &ci):
 		return codes.New(codes.AuthFailed, "TLS handshake with %s: the server's certificate is not trusted: %v (check --tls-ca and --tls-server-name)", addr, err)
 	case isRemoteAlert(err):
-		return codes.New(codes.AuthFailed, "TLS handshake with %s: the server refused it: %v%s", addr, err, certHint(err))
+		return codes.New(codes.AuthFailed, "TLS handshake with %s: the server refused it: %v%s", addr, err, certHint)
 	}
 	return codes.New(codes.ShardUnavailable, "TLS handshake with %s: %v", addr, err)
 }
@@ -63,12 +63,9 @@ func isRemoteAlert(err error) bool {
 	return errors.As(err, &oe) && oe.Op == "remote error"
 }
 
-func certHint(err error) string {
-	if isRemoteAlert(err) {
-		return " (does it require a client certificate from its CA? --tls-cert, --tls-key)"
-	}
-	return ""
-}
+// certHint follows a server's alert: most often it refused the client's
+// certificate, or the lack of one.
+const certHint = " (does it require a client certificate from its CA? --tls-cert, --tls-key)"
 
 // helloError explains a failure to read the server's welcome. Over TLS
 // 1.3 a server that refuses the client's certificate says so only now,
@@ -79,7 +76,7 @@ func certHint(err error) string {
 func helloError(addr string, cfg *Config, err error) error {
 	switch {
 	case cfg.TLS != nil && isRemoteAlert(err):
-		return codes.New(codes.AuthFailed, "handshake with %s: the server refused the TLS session: %v%s", addr, err, certHint(err))
+		return codes.New(codes.AuthFailed, "handshake with %s: the server refused the TLS session: %v%s", addr, err, certHint)
 	case cfg.TLS == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)):
 		return codes.New(codes.ShardUnavailable, "handshake with %s: server closed the connection during the handshake; is it a TLS port? (--tls-ca) (%v)", addr, err)
 	}

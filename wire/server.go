@@ -35,7 +35,8 @@ type ServerConfig struct {
 	// beyond it the server stops reading from that connection until one
 	// completes (TCP back-pressure).
 	MaxInflight int
-	// HandshakeTimeout bounds the time to receive the hello frame.
+	// HandshakeTimeout bounds the time from accepting a connection to
+	// receiving its hello frame, the TLS handshake included.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long
 	// while it has nothing in flight.
