@@ -94,7 +94,7 @@ func run(args []string, out io.Writer) error {
 	for _, n := range c.nodes {
 		id, hosts, ok := strings.Cut(n, "=")
 		if !ok || id == "" || hosts == "" {
-			return fmt.Errorf("-node %q: want ID=HOST,HOST...", n)
+			return fmt.Errorf("-node %q: want ID=HOST[,HOST]", n)
 		}
 		if err := issue(ca, c.out, id, certs.Node(id, strings.Split(hosts, ","), c.validFor), out); err != nil {
 			return err
