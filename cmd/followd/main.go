@@ -223,7 +223,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		return nil, err
 	}
 	// The certificates first: a node with bad TLS files must not start.
-	clientTLS, httpTLS, err := o.tls.configs()
+	clientTLS, httpTLS, err := o.tls.configs(log)
 	if err != nil {
 		return nil, err
 	}
@@ -424,7 +424,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: d.httpTLS,
 		ErrorLog: log.New(httpErrorLog{d.log.Named("http"), m}, "", 0)}
 	if d.httpTLS != nil {
-		// The certificate is in TLSConfig; ServeTLS adds HTTP/2.
+		// The certificate comes from TLSConfig (reloaded as it changes).
 		go d.httpSrv.ServeTLS(d.httpLn, "", "")
 	} else {
 		go d.httpSrv.Serve(d.httpLn)

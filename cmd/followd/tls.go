@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/followgraph/followgraph/internal/certs"
 	"github.com/followgraph/followgraph/wire"
@@ -26,6 +27,7 @@ import (
 type tlsOptions struct {
 	cert, key, clientCA string
 	httpMode            string
+	checkEvery          time.Duration
 }
 
 // The --http-tls values.
@@ -39,6 +41,7 @@ func (t *tlsOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&t.cert, "tls-cert", "", "serve the client port (and the HTTP port, see --http-tls) over TLS with this PEM certificate `FILE` (with --tls-key; empty: plaintext)")
 	fs.StringVar(&t.key, "tls-key", "", "PEM private key `FILE` of --tls-cert")
 	fs.StringVar(&t.clientCA, "tls-client-ca", "", "mutual TLS: clients must present a certificate issued by a CA in this PEM `FILE` (needs --tls-cert)")
+	fs.DurationVar(&t.checkEvery, "tls-check-every", certs.DefaultCheckEvery, "how often, at most, the TLS files are checked for changes (at a handshake); changed files are loaded without a restart")
 	fs.StringVar(&t.httpMode, "http-tls", httpTLSOn, "with --tls-cert, the HTTP port: on (HTTPS, same certificate), mtls (HTTPS, and client certificates of --tls-client-ca required), off (plaintext)")
 }
 
@@ -53,6 +56,8 @@ func (t *tlsOptions) validate() error {
 		return fmt.Errorf("--http-tls must be on, mtls or off, not %q", t.httpMode)
 	case t.httpMode == httpTLSMTLS && t.clientCA == "":
 		return errors.New("--http-tls mtls needs --tls-client-ca")
+	case t.checkEvery < 0:
+		return errors.New("--tls-check-every must not be negative")
 	}
 	return nil
 }
@@ -72,20 +77,31 @@ func (t *tlsOptions) mode() string {
 }
 
 // configs reads the files and returns the TLS configurations of the
-// client port and of the HTTP port (nil: plaintext).
-func (t *tlsOptions) configs() (client, http *tls.Config, err error) {
+// client port and of the HTTP port (nil: plaintext). Both re-read the
+// files when they change (certs.Reloading), so that certificates and the
+// client CA rotate without a restart.
+func (t *tlsOptions) configs(log hclog.Logger) (client, http *tls.Config, err error) {
 	if !t.enabled() {
 		return nil, nil, nil
 	}
-	if client, err = certs.Server(t.cert, t.key, t.clientCA); err != nil {
+	r, err := certs.NewReloading(t.cert, t.key, t.clientCA)
+	if err != nil {
 		return nil, nil, fmt.Errorf("--tls-cert, --tls-key, --tls-client-ca: %w", err)
 	}
+	r.CheckEvery = t.checkEvery
+	log = log.Named("tls")
+	r.OnError = func(err error) {
+		log.Warn("changed TLS files do not load; still serving the previous ones", "error", err)
+	}
+	r.OnReload = func() {
+		log.Info("TLS files reloaded", "cert", t.cert, "client_ca", t.clientCA)
+	}
+	client = r.Config(t.clientCA != "")
 	switch t.httpMode {
 	case httpTLSOn:
-		http = client.Clone()
-		http.ClientCAs, http.ClientAuth = nil, tls.NoClientCert
+		http = r.Config(false)
 	case httpTLSMTLS:
-		http = client.Clone()
+		http = r.Config(true)
 	}
 	return client, http, nil
 }

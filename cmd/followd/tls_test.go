@@ -167,3 +167,49 @@ func TestHTTPTLSModes(t *testing.T) {
 		t.Fatalf("--http-tls off: %d", code)
 	}
 }
+
+// A new certificate written over the files is served without a restart,
+// to new connections; connections already open keep going.
+func TestTLSCertificateRotatesWithoutRestart(t *testing.T) {
+	tc := writeTestCerts(t)
+	d, cancel, done := startDaemon(t, "--tls-cert", tc.nodeCrt, "--tls-key", tc.nodeKey, "--tls-check-every", "10ms")
+	defer func() { cancel(); <-done }()
+	addr := d.ln.Addr().String()
+	served := func() string {
+		var serial string
+		cfg := tc.clientTLS(false)
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			serial = cs.PeerCertificates[0].SerialNumber.String()
+			return nil
+		}
+		c, err := client.New(context.Background(), client.Config{Addrs: []string{addr}, TLS: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return serial
+	}
+	old := served()
+	c, err := client.New(context.Background(), client.Config{Addrs: []string{addr}, TLS: tc.clientTLS(false)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	crt, key, err := tc.authority.Issue(certs.Node("node1", []string{"127.0.0.1"}, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := certs.WriteFiles(tc.dir, "node1", crt, key); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for served() == old {
+		if time.Now().After(deadline) {
+			t.Fatal("the new certificate is not served")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if _, err := c.Follow(context.Background(), "a", []string{"b"}); err != nil {
+		t.Fatalf("a connection opened before the rotation: %v", err)
+	}
+}
