@@ -90,8 +90,9 @@ func TestTLSFlagsChecked(t *testing.T) {
 		"--tls-cert a":       "go together",
 		"--tls-key a":        "go together",
 		"--tls-client-ca ca": "needs --tls-cert",
-		"--tls-cert a --tls-key b --http-tls yes":  "must be on, mtls or off",
-		"--tls-cert a --tls-key b --http-tls mtls": "needs --tls-client-ca",
+		"--tls-cert a --tls-key b --http-tls yes":        "must be on, mtls or off",
+		"--tls-cert a --tls-key b --http-tls mtls":       "needs --tls-client-ca",
+		"--tls-cert a --tls-key b --tls-check-every -1s": "must not be negative",
 	} {
 		_, err := parseFlags(strings.Fields(args), io.Discard)
 		var ue usageError

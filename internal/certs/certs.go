@@ -15,6 +15,12 @@
 // crypto (ECDSA P-256): enough for tests, the compose cluster and small
 // deployments. A production cluster may use any CA, as long as node
 // certificates carry the node URI.
+//
+// # Reloading
+//
+// Reloading serves certificate, key and client CA files to a TLS server
+// and re-reads them when they change, so that they rotate without a
+// restart.
 package certs
 
 import (
