@@ -110,11 +110,23 @@ func (n *Node) startGossip() error {
 		local.State = NodeDraining
 		n.log.Info("draining, as before the restart (followctl drain --off ends it)")
 	}
+	var seed []byte
+	if len(mc.GossipKey) > 0 {
+		seed = mc.GossipKey
+	}
 	var err error
-	n.members, err = NewMembership(GossipConfig{
+	n.gossipKeys, err = openGossipKeyring(n.cfg.DataDir, seed, n.log.Named("gossip"))
+	if err != nil {
+		return err
+	}
+	gc := GossipConfig{
 		BindAddr: mc.GossipAddr, AdvertiseAddr: mc.GossipAdvertise, Join: mc.Join,
 		Local: local, Fast: mc.FastGossip, ReapAfter: mc.ReapAfter, Logger: n.log.Named("gossip"),
-	})
+	}
+	if n.gossipKeys != nil {
+		gc.Keyring = n.gossipKeys.ring
+	}
+	n.members, err = NewMembership(gc)
 	return err
 }
 
