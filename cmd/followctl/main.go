@@ -89,6 +89,7 @@ type options struct {
 	export     exportOptions // export's flags
 	backup     backupOptions // backup's and restore's flags
 	removeWait bool          // remove-user --wait
+	gossip     gossipKeyOptions // gossip-key
 
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
@@ -109,6 +110,9 @@ type command struct {
 	offline bool // runs without a server: no client, no time limit
 	flags   func(fs *flag.FlagSet, o *options)
 	check   func(o *options) error // validates the command's own flags
+	// checkArgs, if set, validates the positional arguments too (its
+	// error is a usage error); it may keep what it parsed in o.
+	checkArgs func(o *options, args []string) error
 	// budget is the time limit of the whole command (default --timeout);
 	// 0 means none, and then --timeout bounds each request instead.
 	budget func(o *options) time.Duration
@@ -439,7 +443,12 @@ func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, p
 		return false, usageErrorf("--limit must be between 0 and %d", maxPage)
 	}
 	if cmd.check != nil {
-		return false, cmd.check(o)
+		if err := cmd.check(o); err != nil {
+			return false, err
+		}
+	}
+	if cmd.checkArgs != nil {
+		return false, cmd.checkArgs(o, pos)
 	}
 	return false, nil
 }
