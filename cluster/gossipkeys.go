@@ -295,15 +295,21 @@ func (n *Node) GossipKeys() ([]GossipKey, error) {
 
 // InstallGossipKey adds key to this node's keyring as a secondary key:
 // the node then accepts gossip encrypted with it. Idempotent.
-func (n *Node) InstallGossipKey(key []byte) error { return n.withKeyring(func(g *gossipKeyring) error { return g.install(key) }) }
+func (n *Node) InstallGossipKey(key []byte) error {
+	return n.withKeyring(func(g *gossipKeyring) error { return g.install(key) })
+}
 
 // UseGossipKey makes key, which must be installed, the key this node
 // encrypts its gossip with. Every other node must hold it first.
-func (n *Node) UseGossipKey(key []byte) error { return n.withKeyring(func(g *gossipKeyring) error { return g.use(key) }) }
+func (n *Node) UseGossipKey(key []byte) error {
+	return n.withKeyring(func(g *gossipKeyring) error { return g.use(key) })
+}
 
 // RemoveGossipKey drops key from this node's keyring; the primary cannot be
 // removed. Removing a key the node does not hold succeeds.
-func (n *Node) RemoveGossipKey(key []byte) error { return n.withKeyring(func(g *gossipKeyring) error { return g.remove(key) }) }
+func (n *Node) RemoveGossipKey(key []byte) error {
+	return n.withKeyring(func(g *gossipKeyring) error { return g.remove(key) })
+}
 
 func (n *Node) withKeyring(fn func(*gossipKeyring) error) error {
 	g, err := n.keyring()

@@ -49,8 +49,8 @@ type Node struct {
 	members *Membership
 	// gossipKeys is the gossip keyring: nil when gossip is not encrypted.
 	gossipKeys *gossipKeyring
-	beats   *beats      // nil when Raft.QuietAfter is 0
-	started atomic.Bool // local replicas open, gossip running
+	beats      *beats      // nil when Raft.QuietAfter is 0
+	started    atomic.Bool // local replicas open, gossip running
 	// lostWarned rate-limits the lost-replica warning (under mu).
 	lostWarned map[int]time.Time
 	stop       chan struct{}
