@@ -47,10 +47,12 @@ type Node struct {
 	// Cluster mode only (see clustermode.go).
 	mux     *raftmux.Mux
 	members *Membership
+	beats   *beats      // nil when Raft.QuietAfter is 0
+	started atomic.Bool // local replicas open, gossip running
+
 	// gossipKeys is the gossip keyring: nil when gossip is not encrypted.
 	gossipKeys *gossipKeyring
-	beats      *beats      // nil when Raft.QuietAfter is 0
-	started    atomic.Bool // local replicas open, gossip running
+
 	// lostWarned rate-limits the lost-replica warning (under mu).
 	lostWarned map[int]time.Time
 	stop       chan struct{}

@@ -85,11 +85,12 @@ type options struct {
 	watchKinds string   // watch: --kind
 	count      int      // watch: stop after this many events
 
-	imp        importOptions    // import
-	export     exportOptions    // export's flags
-	backup     backupOptions    // backup's and restore's flags
-	removeWait bool             // remove-user --wait
-	gossip     gossipKeyOptions // gossip-key
+	imp        importOptions // import
+	export     exportOptions // export's flags
+	backup     backupOptions // backup's and restore's flags
+	removeWait bool          // remove-user --wait
+
+	gossip gossipKeyOptions // gossip-key
 
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
