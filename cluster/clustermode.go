@@ -110,12 +110,8 @@ func (n *Node) startGossip() error {
 		local.State = NodeDraining
 		n.log.Info("draining, as before the restart (followctl drain --off ends it)")
 	}
-	var seed []byte
-	if len(mc.GossipKey) > 0 {
-		seed = mc.GossipKey
-	}
 	var err error
-	n.gossipKeys, err = openGossipKeyring(n.cfg.DataDir, seed, n.log.Named("gossip"))
+	n.gossipKeys, err = openGossipKeyring(n.cfg.DataDir, mc.GossipKey, n.log.Named("gossip"))
 	if err != nil {
 		return err
 	}

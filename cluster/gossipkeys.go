@@ -95,7 +95,7 @@ func openGossipKeyring(dir string, seed []byte, log hclog.Logger) (*gossipKeyrin
 		return nil, err
 	}
 	switch {
-	case !found && seed == nil:
+	case !found && len(seed) == 0:
 		log.Warn("gossip is not encrypted: anyone who can reach the gossip port can join and read the members' metadata (set --gossip-key)")
 		return nil, nil
 	case !found:
@@ -104,7 +104,7 @@ func openGossipKeyring(dir string, seed []byte, log hclog.Logger) (*gossipKeyrin
 			return nil, err
 		}
 		log.Info("gossip encryption on, keyring created from the configured key", "primary", gossipkey.Fingerprint(seed), "file", gossipKeyringFile)
-	case seed != nil && !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, seed) }):
+	case len(seed) > 0 && !slices.ContainsFunc(keys, func(k []byte) bool { return bytes.Equal(k, seed) }):
 		log.Warn("the configured gossip key is not in the data directory's keyring: ignoring it (the keyring wins; install it with followctl gossip-key install)",
 			"configured", gossipkey.Fingerprint(seed), "primary", gossipkey.Fingerprint(keys[0]), "keys", len(keys))
 	default:

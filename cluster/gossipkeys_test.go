@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +284,38 @@ func TestGossipKeyringPersists(t *testing.T) {
 		if _, err := openGossipKeyring(dir, k1, log); err == nil {
 			t.Errorf("opened a keyring file holding %s", bad)
 		}
+	}
+}
+
+// The keyring operations of a node that has none: a single node does not
+// gossip, and a cluster node without a key gossips in the clear.
+func TestGossipKeysWithoutKeyring(t *testing.T) {
+	single := &Node{cfg: Config{NodeID: "s"}}
+	if _, err := single.GossipKeys(); !errors.Is(err, codes.ErrInvalidParam) || err == ErrGossipUnencrypted {
+		t.Fatalf("single node: %v", err)
+	}
+	clear := &Node{cfg: Config{NodeID: "c", Membership: MembershipConfig{RaftAddr: "127.0.0.1:1"}}}
+	if _, err := clear.GossipKeys(); err != ErrGossipUnencrypted {
+		t.Fatalf("cluster node without a key: %v", err)
+	}
+	for _, err := range []error{clear.InstallGossipKey(gossipkey.New()), clear.UseGossipKey(gossipkey.New()), clear.RemoveGossipKey(gossipkey.New())} {
+		if err != ErrGossipUnencrypted {
+			t.Fatalf("change without a keyring: %v", err)
+		}
+	}
+}
+
+func TestMembershipConfigGossipKey(t *testing.T) {
+	mc := DefaultMembershipConfig()
+	mc.RaftAddr, mc.GossipAddr, mc.ClientAddr = "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"
+	for _, n := range []int{0, 16, 24, 32} {
+		mc.GossipKey = make([]byte, n)
+		if err := mc.Validate(); err != nil {
+			t.Errorf("%d-byte key: %v", n, err)
+		}
+	}
+	mc.GossipKey = make([]byte, 20)
+	if err := mc.Validate(); err == nil || !strings.Contains(err.Error(), "GossipKey has 20 bytes") {
+		t.Errorf("20-byte key: %v", err)
 	}
 }
