@@ -127,21 +127,35 @@ func readKeyring(dir string) (keys [][]byte, found bool, err error) {
 	if err != nil {
 		return nil, false, err
 	}
-	var f keyringFile
-	if err := json.Unmarshal(b, &f); err != nil {
+	keys, err = parseKeyring(b)
+	if err != nil {
 		return nil, false, fmt.Errorf("cluster: %s: %w", path, err)
 	}
-	if f.Version != 1 || len(f.Keys) == 0 || len(f.Keys) > MaxGossipKeys {
-		return nil, false, fmt.Errorf("cluster: %s: want version 1 and 1 to %d keys, got version %d and %d keys", path, MaxGossipKeys, f.Version, len(f.Keys))
+	return keys, true, nil
+}
+
+// parseKeyring decodes the keyring file: version 1, 1 to MaxGossipKeys
+// valid keys, none twice (the first is the primary).
+func parseKeyring(b []byte) ([][]byte, error) {
+	var f keyringFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, err
 	}
+	if f.Version != 1 || len(f.Keys) == 0 || len(f.Keys) > MaxGossipKeys {
+		return nil, fmt.Errorf("want version 1 and 1 to %d keys, got version %d and %d keys", MaxGossipKeys, f.Version, len(f.Keys))
+	}
+	var keys [][]byte
 	for i, s := range f.Keys {
 		k, err := gossipkey.Decode(s)
 		if err != nil {
-			return nil, false, fmt.Errorf("cluster: %s: key %d: %w", path, i, err)
+			return nil, fmt.Errorf("key %d: %w", i, err)
+		}
+		if slices.ContainsFunc(keys, func(o []byte) bool { return bytes.Equal(o, k) }) {
+			return nil, fmt.Errorf("key %d is there twice", i)
 		}
 		keys = append(keys, k)
 	}
-	return keys, true, nil
+	return keys, nil
 }
 
 // writeKeyring writes the keyring file atomically and durably, readable

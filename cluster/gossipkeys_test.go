@@ -321,3 +321,36 @@ func TestMembershipConfigGossipKey(t *testing.T) {
 		t.Errorf("20-byte key: %v", err)
 	}
 }
+
+// FuzzParseKeyring: the keyring file's decoder never panics, and what it
+// accepts holds valid, distinct keys and writes back to the same keys.
+func FuzzParseKeyring(f *testing.F) {
+	k1, k2 := gossipkey.Encode(bytes.Repeat([]byte{1}, 16)), gossipkey.Encode(bytes.Repeat([]byte{2}, 32))
+	f.Add([]byte(`{"version":1,"keys":["` + k1 + `","` + k2 + `"]}`))
+	f.Add([]byte(`{"version":1,"keys":["` + k1 + `","` + k1 + `"]}`))
+	f.Add([]byte(`{"version":2,"keys":[]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		keys, err := parseKeyring(b)
+		if err != nil {
+			return
+		}
+		dir := t.TempDir()
+		if len(keys) == 0 || len(keys) > MaxGossipKeys {
+			t.Fatalf("accepted %d keys", len(keys))
+		}
+		if err := writeKeyring(dir, keys); err != nil {
+			t.Fatal(err)
+		}
+		back, found, err := readKeyring(dir)
+		if err != nil || !found || len(back) != len(keys) {
+			t.Fatalf("write and read back: %d keys, %v", len(back), err)
+		}
+		for i := range keys {
+			if !bytes.Equal(back[i], keys[i]) || badKeySize(len(keys[i])) {
+				t.Fatalf("key %d changed or has a bad size", i)
+			}
+		}
+	})
+}
+
+func badKeySize(n int) bool { return n != 16 && n != 24 && n != 32 }

@@ -25,8 +25,8 @@ var ErrInvalid = errors.New("gossip key must be standard base64 of 16, 24 or 32 
 // decoders refuse longer input before decoding it.
 const MaxEncodedLen = 44
 
-// Decode reads a base64 key; surrounding white space (a key file's
-// newline) is ignored.
+// Decode reads a base64 key; white space around it (a key file's
+// newline) is ignored, and none is allowed inside.
 func Decode(s string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > MaxEncodedLen {
@@ -35,6 +35,11 @@ func Decode(s string) ([]byte, error) {
 	k, err := base64.StdEncoding.Strict().DecodeString(s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	// The decoder skips line breaks inside the input: one key has one
+	// spelling, so that what is accepted is what Encode writes.
+	if Encode(k) != s {
+		return nil, fmt.Errorf("%w: not in its canonical form (a line break inside it?)", ErrInvalid)
 	}
 	if n := len(k); n != 16 && n != 24 && n != 32 {
 		return nil, fmt.Errorf("%w: it decodes to %d bytes", ErrInvalid, n)

@@ -33,3 +33,27 @@ func TestFingerprint(t *testing.T) {
 		t.Fatalf("fingerprints %s %s", fa, Fingerprint(b))
 	}
 }
+
+// FuzzDecode: Decode never panics, accepts only keys of a valid size,
+// and what it accepts re-encodes to the input without its white space.
+func FuzzDecode(f *testing.F) {
+	f.Add(Encode(bytes.Repeat([]byte{1}, 16)))
+	f.Add(Encode(bytes.Repeat([]byte{2}, 32)) + "\n")
+	f.Add("AAAA")
+	f.Add(strings.Repeat("=", 50))
+	f.Fuzz(func(t *testing.T, s string) {
+		k, err := Decode(s)
+		if err != nil {
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("error %v is not ErrInvalid", err)
+			}
+			return
+		}
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			t.Fatalf("accepted a %d-byte key", n)
+		}
+		if Encode(k) != strings.TrimSpace(s) {
+			t.Fatalf("%q decodes to a key that encodes as %q", s, Encode(k))
+		}
+	})
+}
