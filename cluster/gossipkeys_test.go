@@ -185,6 +185,22 @@ func TestGossipKeyRotationKeepsEveryoneAlive(t *testing.T) {
 	waitFor(t, "a member with the new key joins", 15*time.Second, func() bool { return len(fresh.Alive()) == n+1 && knows(ms[0], "fresh") })
 }
 
+// wantKeys fails unless g holds keys, in order (the primary first), in
+// its list and in memberlist's keyring alike.
+func wantKeys(t *testing.T, g *gossipKeyring, keys ...[]byte) {
+	t.Helper()
+	l := g.list()
+	ring := g.ring.GetKeys()
+	if len(l) != len(keys) || len(ring) != len(keys) {
+		t.Fatalf("keys %+v, memberlist holds %d, want %d", l, len(ring), len(keys))
+	}
+	for i, k := range keys {
+		if l[i].Fingerprint != gossipkey.Fingerprint(k) || l[i].Primary != (i == 0) || !bytes.Equal(ring[i], k) {
+			t.Fatalf("key %d: %+v", i, l[i])
+		}
+	}
+}
+
 // The keyring's rules, and its file: created from the seed with mode 0600,
 // kept across a restart with the rotated keys, winning over another seed.
 func TestGossipKeyringPersists(t *testing.T) {
@@ -205,20 +221,7 @@ func TestGossipKeyringPersists(t *testing.T) {
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("keyring file: %v %v", fi, err)
 	}
-	want := func(g *gossipKeyring, keys ...[]byte) {
-		t.Helper()
-		l := g.list()
-		ring := g.ring.GetKeys()
-		if len(l) != len(keys) || len(ring) != len(keys) {
-			t.Fatalf("keys %+v, memberlist holds %d, want %d", l, len(ring), len(keys))
-		}
-		for i, k := range keys {
-			if l[i].Fingerprint != gossipkey.Fingerprint(k) || l[i].Primary != (i == 0) || !bytes.Equal(ring[i], k) {
-				t.Fatalf("key %d: %+v", i, l[i])
-			}
-		}
-	}
-	want(g, k1)
+	wantKeys(t, g, k1)
 	for _, c := range []struct {
 		name string
 		err  error
@@ -246,14 +249,29 @@ func TestGossipKeyringPersists(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	want(g, k2, k3)
+	wantKeys(t, g, k2, k3)
 	// A restart keeps the rotated keys, whatever the seed says.
 	for _, seed := range [][]byte{nil, k1, k3} {
 		g2, err := openGossipKeyring(dir, seed, log)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want(g2, k2, k3)
+		wantKeys(t, g2, k2, k3)
+	}
+}
+
+// A full keyring refuses more; a failed write changes nothing; a damaged
+// file stops the node.
+func TestGossipKeyringFile(t *testing.T) {
+	dir := t.TempDir()
+	log := hclog.NewNullLogger()
+	k1, k3 := gossipkey.New(), gossipkey.New()
+	g, err := openGossipKeyring(dir, k1, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.install(k3); err != nil {
+		t.Fatal(err)
 	}
 	// A full keyring refuses more.
 	for len(g.list()) < MaxGossipKeys {

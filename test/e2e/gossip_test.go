@@ -142,7 +142,26 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 		}
 	}
 
-	// A process with the removed key stays out: its gossip is dropped.
+	outsiderStaysOut(t, c, procs, oldFile)
+	restartKeepsKeyring(t, c, procs)
+}
+
+// gossipCtl runs followctl with --json, requires success, and returns
+// its object.
+func gossipCtl(t *testing.T, args ...string) map[string]any {
+	t.Helper()
+	status, out := ctlRun(append(args, "--json")...)
+	var m map[string]any
+	if err := json.Unmarshal([]byte(out), &m); status != 0 || err != nil {
+		t.Fatalf("followctl %q: status %d, %v\n%s", args, status, err, out)
+	}
+	return m
+}
+
+// outsiderStaysOut starts a process holding only the removed key: it
+// cannot join, and the members never list it.
+func outsiderStaysOut(t *testing.T, c *client.Client, procs []*proc, oldFile string) {
+	t.Helper()
 	var join []string
 	for _, p := range procs {
 		for i, a := range p.args[:len(p.args)-1] {
@@ -161,12 +180,20 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	// Nor did it learn of any member (its status lists itself alone).
+	if st, err := c.Status(context.Background(), outsider.addr); err != nil || len(st.Members) > 1 {
+		t.Errorf("the outsider's status: %v, members %+v", err, st.Members)
+	}
 	if !strings.Contains(outsider.log(), "no seed answered yet") {
 		t.Errorf("the outsider's log does not show its join failing:\n%s", outsider.log())
 	}
 	outsider.stop()
+}
 
-	// A restart keeps the rotated keyring, whatever the flag says.
+// restartKeepsKeyring restarts the second node with the old key still on
+// its command line: it comes back on its data directory's rotated keyring.
+func restartKeepsKeyring(t *testing.T, c *client.Client, procs []*proc) {
+	t.Helper()
 	p := procs[1]
 	p.cmd.Process.Signal(os.Interrupt)
 	<-p.exited
@@ -191,18 +218,6 @@ func TestGossipKeyRotationWithoutDowntime(t *testing.T) {
 	if v := gossipKeysMetric(t, procs[1]); v != "1" {
 		t.Errorf("followgraph_gossip_keys after the restart: %q", v)
 	}
-}
-
-// gossipCtl runs followctl with --json, requires success, and returns
-// its object.
-func gossipCtl(t *testing.T, args ...string) map[string]any {
-	t.Helper()
-	status, out := ctlRun(append(args, "--json")...)
-	var m map[string]any
-	if err := json.Unmarshal([]byte(out), &m); status != 0 || err != nil {
-		t.Fatalf("followctl %q: status %d, %v\n%s", args, status, err, out)
-	}
-	return m
 }
 
 func (w *gossipWatch) pollsNow() int {
