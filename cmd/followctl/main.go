@@ -1,7 +1,8 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
 // relations, shows the status of a node or a whole cluster, drains a node,
-// verifies the graph's invariant, exports every edge and compares exports.
+// verifies the graph's invariant, exports every edge and compares exports,
+// and rotates the cluster's gossip encryption keys.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
@@ -10,6 +11,7 @@
 //	followctl verify --parallel 16
 //	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
 //	followctl backup /backups/b1 && followctl --addr new:7700 restore /backups/b1
+//	followctl gossip-key install --key-file new.key
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json) also before the command.
