@@ -1,7 +1,8 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
 // relations, shows the status of a node or a whole cluster, drains a node,
-// verifies the graph's invariant, exports every edge and compares exports.
+// verifies the graph's invariant, exports every edge and compares exports,
+// and rotates the cluster's gossip encryption keys.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
@@ -10,6 +11,7 @@
 //	followctl verify --parallel 16
 //	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
 //	followctl backup /backups/b1 && followctl --addr new:7700 restore /backups/b1
+//	followctl gossip-key install --key-file new.key
 //
 // Flags may stand before or after the positional arguments; the global
 // flags (--addr, --token, --timeout, --json, --tls*) also before the
@@ -96,6 +98,8 @@ type options struct {
 	backup     backupOptions // backup's and restore's flags
 	removeWait bool          // remove-user --wait
 
+	gossip gossipKeyOptions // gossip-key
+
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
@@ -115,6 +119,9 @@ type command struct {
 	offline bool // runs without a server: no client, no time limit
 	flags   func(fs *flag.FlagSet, o *options)
 	check   func(o *options) error // validates the command's own flags
+	// checkArgs, if set, validates the positional arguments too (its
+	// error is a usage error); it may keep what it parsed in o.
+	checkArgs func(o *options, args []string) error
 	// budget is the time limit of the whole command (default --timeout);
 	// 0 means none, and then --timeout bounds each request instead.
 	budget func(o *options) time.Duration
@@ -446,7 +453,12 @@ func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, p
 		return false, usageErrorf("--limit must be between 0 and %d", maxPage)
 	}
 	if cmd.check != nil {
-		return false, cmd.check(o)
+		if err := cmd.check(o); err != nil {
+			return false, err
+		}
+	}
+	if cmd.checkArgs != nil {
+		return false, cmd.checkArgs(o, pos)
 	}
 	return false, nil
 }

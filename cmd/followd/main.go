@@ -92,6 +92,7 @@ type options struct {
 	feedMaxAge      time.Duration
 	webhooks        webhookOptions
 	tls             tlsOptions
+	gossip          gossipOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -127,6 +128,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.feedMaxAge, "feed-max-age", 0, "change feed: also drop events older than this (0: keep up to --feed-retention)")
 	o.webhooks.register(fs)
 	o.tls.register(fs)
+	o.gossip.register(fs)
 	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
@@ -156,6 +158,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	if err := o.gossip.check(o.inCluster()); err != nil {
+		return nil, usageError{err}
 	}
 	if err := o.tls.validate(); err != nil {
 		return nil, usageError{err}
@@ -324,6 +329,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.Replicas = o.replicas
 	mc.DeadTimeout = o.deadTimeout
 	mc.ReapAfter = o.reapAfter
+	mc.GossipKey = o.gossip.decoded
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
 	cfg.Raft.QuietAfter = o.raftQuietAfter
@@ -363,6 +369,9 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	}
 	d.node = n
 	m.reg.MustRegister(newNodeCollector(n))
+	if o.inCluster() {
+		registerGossipMetrics(m.reg, n)
+	}
 	if len(hooks) > 0 {
 		m.reg.MustRegister(newHookCollector(n, hooks))
 	}
