@@ -14,8 +14,13 @@
 //	followctl gossip-key install --key-file new.key
 //
 // Flags may stand before or after the positional arguments; the global
-// flags (--addr, --token, --timeout, --json) also before the command.
-// --addr and --token default to $FOLLOWCTL_ADDR and $FOLLOWCTL_TOKEN.
+// flags (--addr, --token, --timeout, --json, --tls*) also before the
+// command. --addr and --token default to $FOLLOWCTL_ADDR and
+// $FOLLOWCTL_TOKEN, the --tls-* flags to $FOLLOWCTL_TLS_CA and so on.
+//
+//	followctl --tls-ca ca.crt --addr node1:7700 status
+//	followctl --tls-ca ca.crt --tls-cert admin.crt --tls-key admin.key status  # mutual TLS
+//
 // With --json, stdout carries exactly one JSON object: the result,
 // {"error":{"code":...,"message":...}} for a request that failed, or
 // {"usage_error":{"message":...}} for a command line that cannot run.
@@ -68,6 +73,7 @@ type options struct {
 	token   string
 	timeout time.Duration
 	json    bool
+	tls     tlsOptions
 
 	sync   bool
 	cursor string
@@ -99,7 +105,7 @@ type options struct {
 }
 
 // globalFlags are the flags of every command, in the order help lists them.
-var globalFlags = []string{"addr", "token", "timeout", "json"}
+var globalFlags = append([]string{"addr", "token", "timeout", "json"}, tlsFlags...)
 
 // command is one subcommand.
 type command struct {
@@ -325,6 +331,7 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	if v := os.Getenv("FOLLOWCTL_TOKEN"); v != "" {
 		o.token = v
 	}
+	o.tls.register(fs)
 	if cmd != nil && cmd.flags != nil {
 		cmd.flags(fs, o)
 	}
@@ -475,8 +482,12 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
+	tc, err := o.tls.config()
+	if err != nil {
+		return nil, err
+	}
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout}
+	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout, TLS: tc}
 	if cmd.client != nil {
 		cmd.client(o, &cfg)
 	}
