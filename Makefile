@@ -108,7 +108,16 @@ COMPOSE         ?= $(shell if docker compose version >/dev/null 2>&1; then echo 
                      else echo docker-compose-not-found; fi)
 COMPOSE_CMD      = FOLLOWD_IMAGE=$(IMAGE) $(COMPOSE) -f $(COMPOSE_FILE) -p $(COMPOSE_PROJECT)
 
-.PHONY: image cluster-up cluster-down cluster-status
+.PHONY: image cluster-up cluster-down cluster-status certs cluster-up-tls cluster-down-tls
+
+# TLS: scripts/gencerts makes a CA and the compose nodes' certificates
+# (their service names and 127.0.0.1 in the SANs) and client ones in
+# CERTS_DIR (gitignored); docker-compose.tls.yml mounts it read-only.
+CERTS_DIR     ?= $(CURDIR)/certs
+CERTS_NODES   ?= -node node1=node1,127.0.0.1,localhost,172.28.0.11 -node node2=node2,127.0.0.1,localhost,172.28.0.12 -node node3=node3,127.0.0.1,localhost,172.28.0.13
+CERTS_CLIENTS ?= -client admin -client reader -client prometheus
+COMPOSE_TLS_CMD = FOLLOWD_IMAGE=$(IMAGE) CERTS_DIR=$(CERTS_DIR) $(COMPOSE) -f $(COMPOSE_FILE) -f docker-compose.tls.yml -p $(COMPOSE_PROJECT)
+TLS_CTL_ENV     = FOLLOWCTL_TLS_CA=$(CERTS_DIR)/ca.crt FOLLOWCTL_TLS_CERT=$(CERTS_DIR)/admin.crt FOLLOWCTL_TLS_KEY=$(CERTS_DIR)/admin.key
 
 image: ## build static followd and followctl into bin/linux/, then the image followgraph/followd:VERSION and :latest
 	@mkdir -p $(LINUX_BIN)/data
@@ -127,3 +136,16 @@ cluster-down: ## stop the compose cluster and delete its data volumes
 cluster-status: ## the compose cluster's containers and followctl status through node1
 	$(COMPOSE_CMD) ps
 	@$(BIN)/followctl --addr 127.0.0.1:17700 status
+
+certs: ## a test CA and certificates for the compose nodes and clients admin, reader, prometheus in CERTS_DIR (./certs; an existing CA there is reused)
+	$(GO) run ./scripts/gencerts -out $(CERTS_DIR) $(CERTS_NODES) $(CERTS_CLIENTS)
+	@chmod a+r $(CERTS_DIR)/node*.key # the containers run as nobody; test keys only
+
+cluster-up-tls: image build ## the compose cluster with mutual TLS on the client ports and HTTPS (docker-compose.tls.yml), certificates from make certs
+	@test -f $(CERTS_DIR)/ca.crt || $(MAKE) certs
+	$(COMPOSE_TLS_CMD) up -d
+	@$(TLS_CTL_ENV) ./scripts/cluster-wait.sh -t $(CLUSTER_WAIT) -c $(BIN)/followctl 127.0.0.1:17700 127.0.0.1:17701 127.0.0.1:17702 || \
+	  { echo "see: $(COMPOSE_TLS_CMD) logs"; exit 1; }
+
+cluster-down-tls: ## stop the TLS compose cluster and delete its data volumes
+	$(COMPOSE_TLS_CMD) down -v

@@ -19,6 +19,7 @@ type FollowdTarget struct {
 	c          *client.Client
 	addr       string
 	metricsURL string
+	http       *http.Client
 }
 
 // OpenFollowd connects to followd at addr.
@@ -27,16 +28,22 @@ func OpenFollowd(ctx context.Context, addr string, o TargetOptions) (*FollowdTar
 	if conns <= 0 {
 		conns = 4
 	}
-	c, err := client.New(ctx, client.Config{Addrs: []string{addr}, Token: o.Token, TokenName: o.TokenName, ConnsPerNode: conns, MaxInflight: 4096, Name: "followbench"})
+	c, err := client.New(ctx, client.Config{Addrs: []string{addr}, Token: o.Token, TokenName: o.TokenName, ConnsPerNode: conns, MaxInflight: 4096, Name: "followbench", TLS: o.TLS})
 	if err != nil {
 		return nil, err
 	}
-	m := o.MetricsURL
+	m, hc := o.MetricsURL, http.DefaultClient
+	scheme := "http://"
+	if o.TLS != nil {
+		// followd's HTTP port follows its client port's TLS.
+		scheme = "https://"
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: o.TLS.Clone()}}
+	}
 	if m == "" {
 		host, _, _ := net.SplitHostPort(addr)
-		m = "http://" + net.JoinHostPort(host, "7780")
+		m = scheme + net.JoinHostPort(host, "7780")
 	}
-	return &FollowdTarget{c: c, addr: addr, metricsURL: strings.TrimSuffix(m, "/")}, nil
+	return &FollowdTarget{c: c, addr: addr, metricsURL: strings.TrimSuffix(m, "/"), http: hc}, nil
 }
 
 // Client returns the underlying client.
@@ -201,7 +208,7 @@ func (f *FollowdTarget) CPUSeconds(ctx context.Context) (float64, string, error)
 // name with labels, then the value).
 func (f *FollowdTarget) scrape(ctx context.Context, fn func(name string, v float64)) error {
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.metricsURL+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := f.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("followd metrics (set --metrics): %w", err)
 	}

@@ -11,6 +11,7 @@ package bench
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/url"
 	"strings"
@@ -118,6 +119,10 @@ type TargetOptions struct {
 	MetricsURL string
 	// Conns is the number of connections the target's client may use.
 	Conns int
+	// TLS, when set, is followd's client TLS configuration (nil:
+	// plaintext); it also serves the metrics scrape, whose default URL is
+	// then https://.
+	TLS *tls.Config
 }
 
 // Open connects to a target given as followd://host:port (query

@@ -13,11 +13,30 @@
 // connections) with backoff: every operation is idempotent, so a retry can
 // never apply a write twice. Errors carry a codes.Code; compare them with
 // errors.Is against the sentinels here (client.ErrInvalidParam, ...).
+//
+// # TLS
+//
+// Against a node started with --tls-cert, set Config.TLS; the protocol
+// runs inside TLS, unchanged:
+//
+//	pool := x509.NewCertPool()
+//	pool.AppendCertsFromPEM(caPEM) // the cluster's ca.crt
+//	tc := &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+//	// With mutual TLS (followd --tls-client-ca), also the client's own:
+//	// tc.Certificates = []tls.Certificate{kp} // tls.LoadX509KeyPair(...)
+//	c, err := client.New(ctx, client.Config{Addrs: addrs, TLS: tc})
+//
+// The server's certificate must name the host of the address dialled (or
+// tls.Config.ServerName). A handshake that cannot succeed by retrying (an
+// untrusted server certificate, a plaintext port, a refused client
+// certificate) fails with ErrAuthFailed and says which; a plaintext
+// client on a TLS port gets ErrAuthFailed too ("this port requires TLS").
 package client
 
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -91,6 +110,13 @@ type Config struct {
 	// none, which the servers read as "default" (the token of followd's
 	// --token).
 	TokenName string
+	// TLS, when set, makes every connection TLS with this configuration
+	// (nil: plaintext). Set RootCAs to the cluster's CA, and Certificates
+	// when the servers require client certificates (followd
+	// --tls-client-ca); without ServerName, each server's certificate is
+	// checked against the host of its address. internal/certs.Client
+	// builds one from PEM files.
+	TLS *tls.Config
 	// ConnsPerNode is the number of connections kept to each node
 	// (default 2).
 	ConnsPerNode int

@@ -115,17 +115,20 @@ func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
 	// Handshake, synchronously.
 	dl, _ := ctx.Deadline()
 	nc.SetDeadline(dl)
+	if nc, err = startTLS(ctx, nc, addr, cfg); err != nil {
+		return nil, err
+	}
 	b, start := wire.AppendRequestHeader(nil, 0, wire.OpHello)
 	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name, Name: cfg.TokenName}), start)
 	if _, err := nc.Write(b); err != nil {
 		nc.Close()
-		return nil, codes.New(codes.ShardUnavailable, "handshake with %s: %v", addr, err)
+		return nil, helloError(addr, cfg, err)
 	}
 	br := bufio.NewReaderSize(nc, 32<<10)
 	payload, err := wire.ReadFrame(br, nil, cfg.MaxFrame)
 	if err != nil {
 		nc.Close()
-		return nil, codes.New(codes.ShardUnavailable, "handshake with %s: %v", addr, err)
+		return nil, helloError(addr, cfg, err)
 	}
 	_, body, err := wire.ParseResponseHeader(payload)
 	if err != nil {

@@ -111,10 +111,18 @@ func (n *Node) startGossip() error {
 		n.log.Info("draining, as before the restart (followctl drain --off ends it)")
 	}
 	var err error
-	n.members, err = NewMembership(GossipConfig{
+	n.gossipKeys, err = openGossipKeyring(n.cfg.DataDir, mc.GossipKey, n.log.Named("gossip"))
+	if err != nil {
+		return err
+	}
+	gc := GossipConfig{
 		BindAddr: mc.GossipAddr, AdvertiseAddr: mc.GossipAdvertise, Join: mc.Join,
 		Local: local, Fast: mc.FastGossip, ReapAfter: mc.ReapAfter, Logger: n.log.Named("gossip"),
-	})
+	}
+	if n.gossipKeys != nil {
+		gc.Keyring = n.gossipKeys.ring
+	}
+	n.members, err = NewMembership(gc)
 	return err
 }
 

@@ -188,6 +188,11 @@ type MembershipConfig struct {
 	ReconcileInterval time.Duration
 	// FastGossip shortens gossip timers (tests on loopback).
 	FastGossip bool
+	// GossipKey, an AES key of 16, 24 or 32 bytes, encrypts gossip
+	// (gossipkeys.go). It seeds the data directory's keyring when there
+	// is none yet; once there is one, the keyring wins. Empty: gossip in
+	// the clear, unless the data directory has a keyring.
+	GossipKey []byte
 }
 
 // DefaultConfig returns the defaults: a single node; set
@@ -329,6 +334,8 @@ func (c *MembershipConfig) Validate() error {
 		return errors.New("cluster: Membership.DeadTimeout and Membership.ReconcileInterval must be positive")
 	case c.ReapAfter != 0 && c.ReapAfter < c.DeadTimeout:
 		return fmt.Errorf("cluster: Membership.ReapAfter (%v) must be 0 or at least DeadTimeout (%v)", c.ReapAfter, c.DeadTimeout)
+	case len(c.GossipKey) != 0 && len(c.GossipKey) != 16 && len(c.GossipKey) != 24 && len(c.GossipKey) != 32:
+		return fmt.Errorf("cluster: Membership.GossipKey has %d bytes: want 16, 24 or 32", len(c.GossipKey))
 	}
 	return nil
 }

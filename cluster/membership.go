@@ -152,6 +152,11 @@ type GossipConfig struct {
 	// OnChange is called (never concurrently) after any membership or
 	// metadata change.
 	OnChange func()
+	// Keyring, if it holds a key, encrypts gossip: every message is
+	// sent under its primary key, and one that is not encrypted under
+	// one of its keys is dropped (gossipkeys.go). Keys may be installed,
+	// used and removed while the membership runs.
+	Keyring *memberlist.Keyring
 }
 
 // Member is a node as gossip knows it.
@@ -205,6 +210,12 @@ func NewMembership(cfg GossipConfig) (*Membership, error) {
 		}
 		mc.AdvertiseAddr = ah
 		mc.AdvertisePort, _ = strconv.Atoi(ap)
+	}
+	if cfg.Keyring != nil && len(cfg.Keyring.GetKeys()) > 0 {
+		// Both checks: verifying only incoming gossip would still send
+		// this node's own metadata in the clear to whoever asks.
+		mc.Keyring = cfg.Keyring
+		mc.GossipVerifyIncoming, mc.GossipVerifyOutgoing = true, true
 	}
 	mc.Logger = stdlog.New(cfg.Logger, gossipRelevel)
 	mc.LogOutput = nil

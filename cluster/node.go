@@ -49,6 +49,10 @@ type Node struct {
 	members *Membership
 	beats   *beats      // nil when Raft.QuietAfter is 0
 	started atomic.Bool // local replicas open, gossip running
+
+	// gossipKeys is the gossip keyring: nil when gossip is not encrypted.
+	gossipKeys *gossipKeyring
+
 	// lostWarned rate-limits the lost-replica warning (under mu).
 	lostWarned map[int]time.Time
 	stop       chan struct{}

@@ -116,3 +116,33 @@ func (r *Router) Recover(ctx context.Context, req wire.RecoverRequest) ([]wire.R
 	}
 	return out, nil
 }
+
+// GossipKeys applies a gossip keyring action to this node alone: each
+// node holds its own keyring, and followctl sends the action to every
+// node itself, so that it reports each node's outcome.
+func (r *Router) GossipKeys(_ context.Context, req wire.GossipKeysRequest) (wire.GossipKeyring, error) {
+	var err error
+	switch req.Action {
+	case wire.GossipKeysList:
+	case wire.GossipKeysInstall:
+		err = r.node.InstallGossipKey(req.Key)
+	case wire.GossipKeysUse:
+		err = r.node.UseGossipKey(req.Key)
+	case wire.GossipKeysRemove:
+		err = r.node.RemoveGossipKey(req.Key)
+	default:
+		err = codes.New(codes.InvalidParam, "unknown gossip-keys action %d", req.Action)
+	}
+	if err != nil {
+		return wire.GossipKeyring{}, err
+	}
+	keys, err := r.node.GossipKeys()
+	if err != nil {
+		return wire.GossipKeyring{}, err
+	}
+	out := wire.GossipKeyring{Node: r.node.ID(), Keys: make([]wire.GossipKey, len(keys))}
+	for i, k := range keys {
+		out.Keys[i] = wire.GossipKey{Fingerprint: k.Fingerprint, Primary: k.Primary}
+	}
+	return out, nil
+}

@@ -3,6 +3,7 @@ package wire
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -36,6 +37,7 @@ type conn struct {
 
 	stopped  atomic.Bool // the server is stopping: go away
 	wentAway bool        // the read loop sent the go-away notice (read loop only)
+	helloBy  time.Time   // the end of the handshake's budget (TLS and hello)
 	between  bool        // the last failed read ended between frames (read loop only)
 }
 
@@ -79,6 +81,11 @@ func (c *conn) serve() {
 		s.obs.ConnClosed()
 		s.wg.Done()
 	}()
+	// The TLS handshake and the hello share one budget.
+	c.helloBy = time.Now().Add(s.cfg.HandshakeTimeout)
+	if tc, ok := c.c.(*tls.Conn); ok && !c.tlsHandshake(tc) {
+		return
+	}
 	br := bufio.NewReaderSize(c.c, 32<<10)
 	if !c.handshake(br) {
 		return
@@ -121,7 +128,7 @@ func (c *conn) sendNow(frame []byte) {
 
 func (c *conn) handshake(br *bufio.Reader) bool {
 	cfg := &c.s.cfg
-	c.c.SetReadDeadline(time.Now().Add(cfg.HandshakeTimeout))
+	c.c.SetReadDeadline(c.helloBy)
 	payload, err := ReadFrame(br, nil, min(cfg.MaxFrame, 64<<10))
 	switch {
 	case errors.Is(err, ErrFrameTooLarge):

@@ -53,6 +53,9 @@ type ClusterHandler interface {
 	// full: that edge starts the next page) or the page has req.MaxEdges
 	// edges. actor and target are only valid during fn.
 	Export(ctx context.Context, req ExportRequest, fn func(actor, target []byte, followTime int64) bool) (ExportPage, error)
+	// GossipKeys applies a gossip keyring action to this node (never
+	// forwarded) and returns the node's keys after it.
+	GossipKeys(ctx context.Context, req GossipKeysRequest) (GossipKeyring, error)
 }
 
 type peerKey struct{}
@@ -114,6 +117,8 @@ func init() {
 	ops[OpImport] = &opSpec{role: a, waits: true, serve: serveImport}
 	ops[OpRemoveUser] = &opSpec{role: a, waits: true, serve: serveRemoveUser}
 	ops[OpExport] = &opSpec{role: a, waits: true, serve: serveExport}
+	// waits: a change fsyncs the keyring file.
+	ops[OpGossipKeys] = &opSpec{role: a, waits: true, serve: serveGossipKeys}
 }
 
 // admit returns the table entry of op for this connection, or the error

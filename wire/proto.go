@@ -60,6 +60,10 @@ const (
 	// OpRemoveUser removes a user's whole graph, in the background (see
 	// RemoveUserRequest).
 	OpRemoveUser Op = 18
+	// OpGossipKeys lists, installs, uses or removes a gossip encryption
+	// key on the node that receives it (see GossipKeysRequest); followctl
+	// sends it to every node. It is never forwarded.
+	OpGossipKeys Op = 19
 )
 
 var opNames = map[Op]string{
@@ -67,6 +71,7 @@ var opNames = map[Op]string{
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
 	OpRecover: "recover", OpWatch: "watch", OpImport: "import", OpExport: "export", OpRemoveUser: "remove-user",
+	OpGossipKeys: "gossip-keys",
 }
 
 // String names the operation.

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -47,7 +48,8 @@ type ServerConfig struct {
 	// beyond it the server stops reading from that connection until one
 	// completes (TCP back-pressure).
 	MaxInflight int
-	// HandshakeTimeout bounds the time to receive the hello frame.
+	// HandshakeTimeout bounds the time from accepting a connection to
+	// receiving its hello frame, the TLS handshake included.
 	HandshakeTimeout time.Duration
 	// IdleTimeout closes a connection that sends nothing for this long
 	// while it has nothing in flight.
@@ -71,6 +73,11 @@ type ServerConfig struct {
 	// cluster): reads from clients then get a deadline too, and run beside
 	// the connection's read loop instead of in it.
 	Forwards bool
+	// TLS, when set, makes every connection TLS (nil: plaintext). The TLS
+	// handshake counts against HandshakeTimeout, with the hello frame; a
+	// client whose first bytes are not TLS is refused with a plaintext
+	// 40004 (see tls.go).
+	TLS *tls.Config
 }
 
 // DefaultServerConfig returns the defaults.
@@ -121,6 +128,8 @@ type Server struct {
 	stopNow  context.CancelFunc
 	bufs     sync.Pool
 	forwards bool
+
+	tlsFailures tlsFailureLog
 }
 
 // NewServer returns a server of h's operations and, if ch is not nil, of
@@ -191,6 +200,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
+		if s.cfg.TLS != nil {
+			c = tls.Server(c, s.cfg.TLS)
+		}
 		if s.nconns.Add(1) > int64(s.cfg.MaxConns) {
 			s.nconns.Add(-1)
 			s.obs.ConnRejected()
@@ -215,8 +227,13 @@ func (s *Server) Serve(ln net.Listener) error {
 
 // reject answers a connection over the limit with an error frame.
 func (s *Server) reject(c net.Conn) {
+	frame := AppendError(nil, 0, codes.New(codes.Overloaded, "too many connections (%d)", s.cfg.MaxConns))
+	if tc, ok := c.(*tls.Conn); ok {
+		s.rejectTLS(tc, frame)
+		return
+	}
 	c.SetWriteDeadline(time.Now().Add(time.Second))
-	c.Write(AppendError(nil, 0, codes.New(codes.Overloaded, "too many connections (%d)", s.cfg.MaxConns)))
+	c.Write(frame)
 	c.Close()
 }
 

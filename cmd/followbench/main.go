@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/bench"
+	"github.com/followgraph/followgraph/internal/certs"
 	"github.com/followgraph/followgraph/internal/graphgen"
 )
 
@@ -45,7 +46,8 @@ Usage:
   followbench presets                                         list the presets
 
 Targets: followd://host:port (flags --token, --token-name, --metrics http://host:7780, or in
-the URL: followd://host:port?metrics=http://host:7780) or redis://host:port.
+the URL: followd://host:port?metrics=http://host:7780; over TLS --tls-ca, and
+--tls-cert, --tls-key for mutual TLS) or redis://host:port.
 Reports give each operation's rate and latency, and the CPU per operation
 of the server (followd's /metrics, Redis's INFO cpu) and of followbench.
 
@@ -67,6 +69,7 @@ type common struct {
 	pageSize, rounds, conns                                           int
 	cpuprofile                                                        string
 	lagProbe                                                          float64
+	tlsCA, tlsCert, tlsKey, tlsServerName                             string
 }
 
 func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
@@ -76,7 +79,11 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port or redis://host:port")
 	fs.StringVar(&c.token, "token", os.Getenv("FOLLOWBENCH_TOKEN"), "followd token (env FOLLOWBENCH_TOKEN)")
 	fs.StringVar(&c.tokenName, "token-name", os.Getenv("FOLLOWBENCH_TOKEN_NAME"), "name of the followd token in its token file (env FOLLOWBENCH_TOKEN_NAME; empty: default)")
-	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780)")
+	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780, https:// with TLS)")
+	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("FOLLOWBENCH_TLS_CA"), "followd over TLS: trust the server certificates this PEM CA `FILE` issued (env FOLLOWBENCH_TLS_CA)")
+	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("FOLLOWBENCH_TLS_CERT"), "followd over mutual TLS: this PEM client certificate `FILE` (env FOLLOWBENCH_TLS_CERT)")
+	fs.StringVar(&c.tlsKey, "tls-key", os.Getenv("FOLLOWBENCH_TLS_KEY"), "PEM private key `FILE` of --tls-cert (env FOLLOWBENCH_TLS_KEY)")
+	fs.StringVar(&c.tlsServerName, "tls-server-name", os.Getenv("FOLLOWBENCH_TLS_SERVER_NAME"), "the `NAME` followd's certificate must hold (default: the target's host; env FOLLOWBENCH_TLS_SERVER_NAME)")
 	fs.StringVar(&c.out, "out", "", "write the JSON report here (charts go next to it: NAME-latency.png, NAME-throughput.png)")
 	fs.StringVar(&c.charts, "charts", "", "chart file prefix (default: --out without .json)")
 	fs.StringVar(&c.mix, "mix", "", "operation mix, e.g. follow=10,check=50,followers=40 (default: the preset's)")
@@ -226,7 +233,14 @@ func printPresets(w io.Writer) {
 }
 
 func open(ctx context.Context, c *common, spec string) (bench.Target, error) {
-	return bench.Open(ctx, spec, bench.TargetOptions{Token: c.token, TokenName: c.tokenName, MetricsURL: c.metrics, Conns: c.conns})
+	o := bench.TargetOptions{Token: c.token, TokenName: c.tokenName, MetricsURL: c.metrics, Conns: c.conns}
+	if c.tlsCA != "" || c.tlsCert != "" || c.tlsKey != "" || c.tlsServerName != "" {
+		var err error
+		if o.TLS, err = certs.Client(c.tlsCA, c.tlsCert, c.tlsKey, c.tlsServerName); err != nil {
+			return nil, err
+		}
+	}
+	return bench.Open(ctx, spec, o)
 }
 
 // openTarget applies the flags to the preset and connects to --target: the

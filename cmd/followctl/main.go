@@ -1,7 +1,8 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
 // relations, shows the status of a node or a whole cluster, drains a node,
-// verifies the graph's invariant, exports every edge and compares exports.
+// verifies the graph's invariant, exports every edge and compares exports,
+// and rotates the cluster's gossip encryption keys.
 //
 //	followctl follow alice bob carol --sync
 //	followctl followers bob --all --json
@@ -10,12 +11,17 @@
 //	followctl verify --parallel 16
 //	followctl export --out graph.jsonl && followctl diff graph.jsonl other.csv
 //	followctl backup /backups/b1 && followctl --addr new:7700 restore /backups/b1
+//	followctl gossip-key install --key-file new.key
 //
 // Flags may stand before or after the positional arguments; the global
-// flags (--addr, --token, --token-name, --timeout, --json) also before
-// the command.
-// --addr, --token and --token-name default to $FOLLOWCTL_ADDR,
-// $FOLLOWCTL_TOKEN and $FOLLOWCTL_TOKEN_NAME.
+// flags (--addr, --token, --token-name, --timeout, --json, --tls*) also
+// before the command. --addr, --token and --token-name default to
+// $FOLLOWCTL_ADDR, $FOLLOWCTL_TOKEN and $FOLLOWCTL_TOKEN_NAME, the --tls-*
+// flags to $FOLLOWCTL_TLS_CA and so on.
+//
+//	followctl --tls-ca ca.crt --addr node1:7700 status
+//	followctl --tls-ca ca.crt --tls-cert admin.crt --tls-key admin.key status  # mutual TLS
+//
 // With --json, stdout carries exactly one JSON object: the result,
 // {"error":{"code":...,"message":...}} for a request that failed, or
 // {"usage_error":{"message":...}} for a command line that cannot run.
@@ -70,6 +76,7 @@ type options struct {
 	tokenName string
 	timeout   time.Duration
 	json      bool
+	tls       tlsOptions
 
 	sync   bool
 	cursor string
@@ -94,12 +101,14 @@ type options struct {
 	backup     backupOptions // backup's and restore's flags
 	removeWait bool          // remove-user --wait
 
+	gossip gossipKeyOptions // gossip-key
+
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
 
 // globalFlags are the flags of every command, in the order help lists them.
-var globalFlags = []string{"addr", "token", "token-name", "timeout", "json"}
+var globalFlags = append([]string{"addr", "token", "token-name", "timeout", "json"}, tlsFlags...)
 
 // command is one subcommand.
 type command struct {
@@ -113,6 +122,9 @@ type command struct {
 	offline bool // runs without a server: no client, no time limit
 	flags   func(fs *flag.FlagSet, o *options)
 	check   func(o *options) error // validates the command's own flags
+	// checkArgs, if set, validates the positional arguments too (its
+	// error is a usage error); it may keep what it parsed in o.
+	checkArgs func(o *options, args []string) error
 	// budget is the time limit of the whole command (default --timeout);
 	// 0 means none, and then --timeout bounds each request instead.
 	budget func(o *options) time.Duration
@@ -326,6 +338,7 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	if v := os.Getenv("FOLLOWCTL_TOKEN_NAME"); v != "" {
 		o.tokenName = v
 	}
+	o.tls.register(fs)
 	if cmd != nil && cmd.flags != nil {
 		cmd.flags(fs, o)
 	}
@@ -447,7 +460,12 @@ func checkCommandLine(stdout io.Writer, name string, cmd *command, o *options, p
 		return false, usageErrorf("--limit must be between 0 and %d", maxPage)
 	}
 	if cmd.check != nil {
-		return false, cmd.check(o)
+		if err := cmd.check(o); err != nil {
+			return false, err
+		}
+	}
+	if cmd.checkArgs != nil {
+		return false, cmd.checkArgs(o, pos)
 	}
 	return false, nil
 }
@@ -471,8 +489,12 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 		ctx, cancel = context.WithCancel(context.Background())
 	}
 	defer cancel()
+	tc, err := o.tls.config()
+	if err != nil {
+		return nil, err
+	}
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, TokenName: o.tokenName, RequestTimeout: o.timeout}
+	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, TokenName: o.tokenName, RequestTimeout: o.timeout, TLS: tc}
 	if cmd.client != nil {
 		cmd.client(o, &cfg)
 	}

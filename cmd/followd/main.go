@@ -9,10 +9,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -91,6 +93,8 @@ type options struct {
 	feedRetention   int
 	feedMaxAge      time.Duration
 	webhooks        webhookOptions
+	tls             tlsOptions
+	gossip          gossipOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -126,6 +130,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.IntVar(&o.feedRetention, "feed-retention", fsm.DefaultFeedConfig().Retention, "change feed: events each shard keeps for watchers (0: no feed)")
 	fs.DurationVar(&o.feedMaxAge, "feed-max-age", 0, "change feed: also drop events older than this (0: keep up to --feed-retention)")
 	o.webhooks.register(fs)
+	o.tls.register(fs)
+	o.gossip.register(fs)
 	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
@@ -155,6 +161,12 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	}
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected arguments: %q", fs.Args())}
+	}
+	if err := o.gossip.check(o.inCluster()); err != nil {
+		return nil, usageError{err}
+	}
+	if err := o.tls.validate(); err != nil {
+		return nil, usageError{err}
 	}
 	return o, nil
 }
@@ -200,7 +212,9 @@ type daemon struct {
 	httpSrv *http.Server
 	httpLn  net.Listener
 	served  chan error
-	opts    *options
+	// tls and httpTLS are the client and HTTP ports' TLS (nil: plaintext).
+	tls, httpTLS *tls.Config
+	opts         *options
 	// tokens are the client tokens in force (nil: no authentication).
 	tokens *tokens.Store
 	// stopClock ends the test clock's poller (startTestClock).
@@ -218,11 +232,16 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	if err := setMemoryPolicy(o); err != nil {
 		return nil, err
 	}
+	// The certificates first: a node with bad TLS files must not start.
+	clientTLS, httpTLS, err := o.tls.configs(log)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1), stopClock: startTestClock(log)}
+	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1), stopClock: startTestClock(log), tls: clientTLS, httpTLS: httpTLS}
 	advertise := ln.Addr().String()
 	if o.advertise != "" {
 		advertise = withHost(o.advertise, ln.Addr().String())
@@ -252,7 +271,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	}
 	log.Info("followd ready", "version", version, "listen", ln.Addr().String(), "http", httpAddr,
 		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.ClusterID(), "auth", d.tokens != nil,
-		"raft", o.raftAddr, "gossip", o.gossipAddr, "join", o.join)
+		"tls", o.tls.mode(), "http_tls", d.httpTLS != nil, "raft", o.raftAddr, "gossip", o.gossipAddr, "join", o.join)
 	return d, nil
 }
 
@@ -320,6 +339,7 @@ func (o *options) nodeConfig(log hclog.Logger, advertise string) cluster.Config 
 	mc.Replicas = o.replicas
 	mc.DeadTimeout = o.deadTimeout
 	mc.ReapAfter = o.reapAfter
+	mc.GossipKey = o.gossip.decoded
 	cfg.Raft.HeartbeatTimeout = o.raftHeartbeat
 	cfg.Raft.ElectionTimeout = o.raftHeartbeat
 	cfg.Raft.QuietAfter = o.raftQuietAfter
@@ -359,6 +379,9 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	}
 	d.node = n
 	m.reg.MustRegister(newNodeCollector(n))
+	if o.inCluster() {
+		registerGossipMetrics(m.reg, n)
+	}
 	if len(hooks) > 0 {
 		m.reg.MustRegister(newHookCollector(n, hooks))
 	}
@@ -382,6 +405,7 @@ func (d *daemon) serve(m *metrics, advertise string) error {
 	scfg.Logger = d.log.Named("wire")
 	scfg.Observer = m
 	scfg.Forwards = o.inCluster()
+	scfg.TLS = d.tls
 	if d.server, err = wire.NewServer(scfg, rt, rt); err != nil {
 		return err
 	}
@@ -416,8 +440,14 @@ func (d *daemon) serveHTTP(m *metrics) error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go d.httpSrv.Serve(d.httpLn)
+	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: d.httpTLS,
+		ErrorLog: log.New(httpErrorLog{d.log.Named("http"), m}, "", 0)}
+	if d.httpTLS != nil {
+		// The certificate comes from TLSConfig (reloaded as it changes).
+		go d.httpSrv.ServeTLS(d.httpLn, "", "")
+	} else {
+		go d.httpSrv.Serve(d.httpLn)
+	}
 	return nil
 }
 

@@ -20,6 +20,7 @@ type metrics struct {
 	latency     *prometheus.HistogramVec
 	conns       prometheus.Gauge
 	rejected    prometheus.Counter
+	tlsFailures *prometheus.CounterVec
 	commit      prometheus.Histogram
 	commitBatch prometheus.Histogram
 	fsync       prometheus.Histogram
@@ -48,6 +49,9 @@ func newMetrics(version string) *metrics {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "followgraph_connections_rejected_total", Help: "Connections refused over the connection limit.",
 		}),
+		tlsFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "followgraph_tls_handshake_failures_total", Help: "Failed TLS handshakes on the client and HTTP ports, by port and reason (not_tls, timeout, no_certificate, bad_certificate, closed, other).",
+		}, []string{"port", "reason"}),
 		commit: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "followgraph_raft_commit_duration_seconds", Help: "Time from proposing a batch log entry to its commit and apply.", Buckets: buckets,
 		}),
@@ -70,7 +74,12 @@ func newMetrics(version string) *metrics {
 	}
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "followgraph_build_info", Help: "Always 1; the version label names the build.", ConstLabels: prometheus.Labels{"version": version}})
 	build.Set(1)
-	m.reg.MustRegister(m.requests, m.tokens, m.latency, m.conns, m.rejected, m.commit, m.commitBatch, m.fsync, build,
+	for _, port := range []string{"client", "http"} {
+		for _, r := range wire.TLSFailureReasons() {
+			m.tlsFailures.WithLabelValues(port, r)
+		}
+	}
+	m.reg.MustRegister(m.requests, m.tokens, m.latency, m.conns, m.rejected, m.tlsFailures, m.commit, m.commitBatch, m.fsync, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +99,11 @@ func (m *metrics) Request(op wire.Op, code codes.Code, d time.Duration) {
 func (m *metrics) ConnOpened()   { m.conns.Inc() }
 func (m *metrics) ConnClosed()   { m.conns.Dec() }
 func (m *metrics) ConnRejected() { m.rejected.Inc() }
+
+// TLSHandshakeFailed implements wire.TLSObserver.
+func (m *metrics) TLSHandshakeFailed(reason string) {
+	m.tlsFailures.WithLabelValues("client", reason).Inc()
+}
 
 func (m *metrics) onSync(d time.Duration) { m.fsync.Observe(d.Seconds()) }
 

@@ -15,6 +15,12 @@
 // crypto (ECDSA P-256): enough for tests, the compose cluster and small
 // deployments. A production cluster may use any CA, as long as node
 // certificates carry the node URI.
+//
+// # Reloading
+//
+// Reloading serves certificate, key and client CA files to a TLS server
+// and re-reads them when they change, so that they rotate without a
+// restart.
 package certs
 
 import (
@@ -277,4 +283,26 @@ func WriteFiles(dir, name string, certPEM, keyPEM []byte) (certFile, keyFile str
 		return "", "", err
 	}
 	return certFile, keyFile, nil
+}
+
+// LoadAuthority reads a CA's PEM certificate and private key (as
+// Authority.CertPEM and KeyPEM write them), to issue more certificates
+// under a CA made earlier.
+func LoadAuthority(certFile, keyFile string) (*Authority, error) {
+	kp, err := LoadKeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := x509.ParseCertificate(kp.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("certs: %s: %w", certFile, err)
+	}
+	if !cert.IsCA {
+		return nil, fmt.Errorf("certs: %s is not a CA certificate", certFile)
+	}
+	key, ok := kp.PrivateKey.(crypto.Signer)
+	if !ok {
+		return nil, fmt.Errorf("certs: %s: the key cannot sign", keyFile)
+	}
+	return &Authority{Cert: cert, Key: key, der: kp.Certificate[0]}, nil
 }

@@ -2,6 +2,7 @@ package certs
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"os"
 	"path/filepath"
@@ -156,5 +157,41 @@ func TestLoadErrors(t *testing.T) {
 	}
 	if _, err := Server(filepath.Join(dir, "x.crt"), filepath.Join(dir, "x.key"), ""); err == nil {
 		t.Fatal("missing server key pair loaded")
+	}
+}
+
+func TestLoadAuthorityIssuesUnderTheSameCA(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := NewAuthority("ca", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf, err := WriteFiles(dir, "ca", ca.CertPEM(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := LoadAuthority(cf, kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := again.IssueTLS(ClientCert("bob", time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(leaf.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Verify(x509.VerifyOptions{Roots: ca.Pool(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Fatalf("issued by the loaded CA, not trusted by the original: %v", err)
+	}
+	// A leaf certificate is not a CA.
+	lc, lk := issue(t, ca, dir, "leaf", ClientCert("x", time.Hour))
+	if _, err := LoadAuthority(lc, lk); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Fatalf("leaf as CA: %v", err)
 	}
 }

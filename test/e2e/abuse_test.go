@@ -1028,6 +1028,9 @@ func hostileOps() map[wire.Op][]hostileField {
 		wire.OpImport:     {{"flags", mpUint(0), hostileUint}, {"commands", append([]byte{0x91}, assemble(importCmd, -1, nil)...), importBad}},
 		wire.OpExport:     {uintF("shard", 0, true), uintF("session", 0, false), uintF("position", 0, false), uintF("maxEdges", 10, true), uintF("maxBytes", 0, true)},
 		wire.OpRemoveUser: {{"user", mpStr("hostile-a"), hostileStr}, {"flags", mpUint(1), hostileUint}},
+		// A list (action 0) must carry an empty key; another action, a
+		// valid one: each hostile string is refused either way.
+		wire.OpGossipKeys: {{"action", mpUint(0), append([][]byte{{0x04}}, hostileUint...)}, {"key", mpStr(""), hostileStr}},
 	}
 }
 
@@ -1100,7 +1103,7 @@ func (a *abuseRig) hostileBodies(t *testing.T) {
 		for op := wire.OpHello; op <= wire.OpScanUsers; op++ {
 			order = append(order, op)
 		}
-		for _, op := range append(order, wire.OpWatch, wire.OpImport, wire.OpExport, wire.OpRemoveUser) {
+		for _, op := range append(order, wire.OpWatch, wire.OpImport, wire.OpExport, wire.OpRemoveUser, wire.OpGossipKeys) {
 			conns := []*rawConn{c}
 			if op == wire.OpDeliver {
 				conns = append(conns, peer)

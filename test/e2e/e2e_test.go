@@ -28,7 +28,7 @@ import (
 	"github.com/followgraph/followgraph/wire"
 )
 
-var followd, followbench, followctl string // paths of the built binaries
+var followd, followbench, followctl, gencerts string // paths of the built binaries
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "followd-e2e")
@@ -38,7 +38,8 @@ func TestMain(m *testing.M) {
 	followd = filepath.Join(dir, "followd")
 	followbench = filepath.Join(dir, "followbench")
 	followctl = filepath.Join(dir, "followctl")
-	build := exec.Command("go", "build", "-o", dir, "../../cmd/followd", "../../cmd/followbench", "../../cmd/followctl")
+	gencerts = filepath.Join(dir, "gencerts")
+	build := exec.Command("go", "build", "-o", dir, "../../cmd/followd", "../../cmd/followbench", "../../cmd/followctl", "../../scripts/gencerts")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "building the binaries:", err)
