@@ -89,7 +89,24 @@ var (
 	listBody   = AppendListRequest(nil, ListRequest{User: "a", Limit: 2})
 	drainBody  = AppendDrainRequest(nil, DrainRequest{Node: "n", On: true})
 	scanBody   = AppendScanRequest(nil, ScanRequest{Shard: 0, Limit: 2})
+
+	gossipListBody = AppendGossipKeysRequest(nil, GossipKeysRequest{Action: GossipKeysList})
 )
+
+// TestEveryOpHasARole: an operation in the table without a role would be
+// refused to every token; this catches one added without thought.
+func TestEveryOpHasARole(t *testing.T) {
+	for op, spec := range ops {
+		if spec != nil && (spec.role < tokens.RoleRead || spec.role > tokens.RoleAdmin) {
+			t.Errorf("op %s has no role", Op(op))
+		}
+	}
+	for _, op := range []Op{OpDrain, OpScanUsers, OpRecover, OpWatch, OpImport, OpRemoveUser, OpExport, OpGossipKeys, OpDeliver} {
+		if ops[op].role != tokens.RoleAdmin {
+			t.Errorf("op %s is not admin-only", op)
+		}
+	}
+}
 
 func TestRoles(t *testing.T) {
 	s, _, obs := startTokenServer(t)
@@ -111,6 +128,9 @@ func TestRoles(t *testing.T) {
 		{"adm", "a", OpDrain, drainBody, codes.OK},
 		{"adm", "a", OpScanUsers, scanBody, codes.OK},
 		{"adm", "a", OpFollow, followBody, codes.OK},
+		{"rd", "r", OpGossipKeys, gossipListBody, codes.NotAllowed},
+		{"wr", "w", OpGossipKeys, gossipListBody, codes.NotAllowed},
+		{"adm", "a", OpGossipKeys, gossipListBody, codes.OK},
 	}
 	for i, tc := range cases {
 		rc := mustHello(t, s, tc.token, tc.secret)
