@@ -28,7 +28,7 @@ func OpenFollowd(ctx context.Context, addr string, o TargetOptions) (*FollowdTar
 	if conns <= 0 {
 		conns = 4
 	}
-	c, err := client.New(ctx, client.Config{Addrs: []string{addr}, Token: o.Token, ConnsPerNode: conns, MaxInflight: 4096, Name: "followbench", TLS: o.TLS})
+	c, err := client.New(ctx, client.Config{Addrs: []string{addr}, Token: o.Token, TokenName: o.TokenName, ConnsPerNode: conns, MaxInflight: 4096, Name: "followbench", TLS: o.TLS})
 	if err != nil {
 		return nil, err
 	}

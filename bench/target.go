@@ -111,6 +111,9 @@ type Target interface {
 // TargetOptions configure Open.
 type TargetOptions struct {
 	Token string
+	// TokenName names the token in followd's token file (empty:
+	// "default").
+	TokenName string
 	// MetricsURL is followd's HTTP address for memory and CPU figures
 	// (default: the target's host, port 7780; a spec's ?metrics= wins).
 	MetricsURL string
@@ -123,7 +126,7 @@ type TargetOptions struct {
 }
 
 // Open connects to a target given as followd://host:port (query
-// parameters token and metrics override o's) or redis://host:port.
+// parameters token, token_name and metrics override o's) or redis://host:port.
 func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
@@ -133,6 +136,9 @@ func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	case "followd":
 		if t := u.Query().Get("token"); t != "" {
 			o.Token = t
+		}
+		if n := u.Query().Get("token_name"); n != "" {
+			o.TokenName = n
 		}
 		if m := u.Query().Get("metrics"); m != "" {
 			o.MetricsURL = m

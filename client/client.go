@@ -84,8 +84,15 @@ var (
 	ErrUnsupportedVersion = codes.ErrUnsupportedVersion
 	ErrShuttingDown       = codes.ErrShuttingDown
 	ErrUnknownOp          = codes.ErrUnknownOp
-	ErrFollowingLimit     = codes.ErrFollowingLimit
-	ErrFollowersLimit     = codes.ErrFollowersLimit
+	// ErrRateLimited: the request was over its token's rate limit and
+	// was not applied. The client retries it with backoff like other
+	// retryable codes; it surfaces once the retries or the time run out.
+	ErrRateLimited = codes.ErrRateLimited
+	// ErrNotAllowed: the token's role does not allow the operation. Not
+	// retried.
+	ErrNotAllowed     = codes.ErrNotAllowed
+	ErrFollowingLimit = codes.ErrFollowingLimit
+	ErrFollowersLimit = codes.ErrFollowersLimit
 	// ErrUserRemoving: a write involving a user whose graph is being
 	// removed (see RemoveUser).
 	ErrUserRemoving = codes.ErrUserRemoving
@@ -99,6 +106,10 @@ type Config struct {
 	Addrs []string
 	// Token is sent in the handshake when the servers require one.
 	Token string
+	// TokenName names the token in the servers' token file. Empty sends
+	// none, which the servers read as "default" (the token of followd's
+	// --token).
+	TokenName string
 	// TLS, when set, makes every connection TLS with this configuration
 	// (nil: plaintext). Set RootCAs to the cluster's CA, and Certificates
 	// when the servers require client certificates (followd
@@ -527,7 +538,7 @@ func (c *Client) retriesSpent(attempt int) bool {
 // the outcome unknown.
 func Definite(err error) bool {
 	switch codes.Of(err) {
-	case codes.NotLeader, codes.ShardUnavailable, codes.ShuttingDown, codes.Overloaded,
+	case codes.NotLeader, codes.ShardUnavailable, codes.ShuttingDown, codes.Overloaded, codes.RateLimited, codes.NotAllowed,
 		codes.InvalidParam, codes.UserRemoving, codes.AuthFailed, codes.FrameTooLarge, codes.UnsupportedVersion, codes.UnknownOp:
 		return true
 	}

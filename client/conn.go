@@ -119,7 +119,7 @@ func dial(ctx context.Context, addr string, cfg *Config) (*conn, error) {
 		return nil, err
 	}
 	b, start := wire.AppendRequestHeader(nil, 0, wire.OpHello)
-	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name}), start)
+	b = wire.EndFrame(wire.AppendHello(b, wire.Hello{Version: wire.ProtocolVersion, Token: cfg.Token, Client: cfg.Name, Name: cfg.TokenName}), start)
 	if _, err := nc.Write(b); err != nil {
 		nc.Close()
 		return nil, helloError(addr, cfg, err)

@@ -70,6 +70,14 @@ const (
 	// after its idle timeout, or the node restarted since). The export
 	// of that shard must start again, from a new point in time.
 	ExportExpired Code = 40010
+	// RateLimited: the request is over its token's rate limit (requests
+	// per second and burst, from the token file) and was not applied.
+	// Retry after a backoff; retrying at once is refused again.
+	RateLimited Code = 40011
+	// NotAllowed: the connection's token has a role that does not allow
+	// the operation (a read token following, a write token draining).
+	// Not retryable: only another token can succeed.
+	NotAllowed Code = 40012
 )
 
 var names = map[Code]string{
@@ -90,6 +98,8 @@ var names = map[Code]string{
 	ShuttingDown:       "shutting down",
 	FeedExpired:        "feed position expired",
 	ExportExpired:      "export session expired",
+	RateLimited:        "rate limited",
+	NotAllowed:         "not allowed",
 }
 
 // String returns a short, stable description of c.
@@ -111,7 +121,7 @@ func (c Code) Known() bool {
 // so this holds for them too.
 func (c Code) Retryable() bool {
 	switch c {
-	case Internal, Timeout, NotLeader, ShardUnavailable, Overloaded, ShuttingDown:
+	case Internal, Timeout, NotLeader, ShardUnavailable, Overloaded, ShuttingDown, RateLimited:
 		return true
 	}
 	return false
@@ -174,4 +184,6 @@ var (
 	ErrFeedExpired        = &Error{Code: FeedExpired}
 	ErrUserRemoving       = &Error{Code: UserRemoving}
 	ErrExportExpired      = &Error{Code: ExportExpired}
+	ErrRateLimited        = &Error{Code: RateLimited}
+	ErrNotAllowed         = &Error{Code: NotAllowed}
 )

@@ -27,6 +27,7 @@ func TestCodesAreStable(t *testing.T) {
 		FollowingLimit: 32100, FollowersLimit: 32101, UserRemoving: 32200,
 		NotLeader: 40001, ShardUnavailable: 40002, Overloaded: 40003, AuthFailed: 40004,
 		FrameTooLarge: 40005, UnsupportedVersion: 40006, UnknownOp: 40007, ShuttingDown: 40008, FeedExpired: 40009, ExportExpired: 40010,
+		RateLimited: 40011, NotAllowed: 40012,
 	}
 	for c, n := range want {
 		if uint32(c) != n || !c.Known() || c.String() == "" {
@@ -36,7 +37,7 @@ func TestCodesAreStable(t *testing.T) {
 	if Code(12345).Known() {
 		t.Error("unknown code reported as known")
 	}
-	if !NotLeader.Retryable() || InvalidParam.Retryable() || FollowingLimit.Retryable() {
+	if !NotLeader.Retryable() || InvalidParam.Retryable() || FollowingLimit.Retryable() || !RateLimited.Retryable() || NotAllowed.Retryable() {
 		t.Error("retryability changed")
 	}
 }

@@ -3,8 +3,6 @@ package wire
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/internal/tokens"
 )
 
 // A conn is one client connection: a reader goroutine (readLoop), which
@@ -29,9 +28,12 @@ type conn struct {
 	s    *Server
 	c    net.Conn
 	peer bool // the client is another node
-	out  chan []byte
-	sem  chan struct{}
-	wg   sync.WaitGroup // handlers in flight
+	// tok is the token the client authenticated with (nil: the server
+	// has no tokens, and the client may do everything).
+	tok *tokens.Entry
+	out chan []byte
+	sem chan struct{}
+	wg  sync.WaitGroup // handlers in flight
 
 	stopped  atomic.Bool // the server is stopping: go away
 	wentAway bool        // the read loop sent the go-away notice (read loop only)
@@ -152,12 +154,10 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 		c.sendNow(AppendError(nil, id, codes.New(codes.UnsupportedVersion, "protocol version %d is not supported; this server speaks %d", h.Version, ProtocolVersion)))
 		return false
 	}
-	if cfg.Token != "" && !tokenEqual(h.Token, cfg.Token) {
-		c.s.log.Warn("handshake: bad token", "remote", c.c.RemoteAddr())
+	if !c.authenticate(h) {
 		c.sendNow(AppendError(nil, id, codes.New(codes.AuthFailed, "bad or missing token")))
 		return false
 	}
-	c.peer = h.Client == PeerName
 	b, start := AppendResponseHeader(nil, id, codes.OK)
 	w := cfg.Welcome
 	if cfg.WelcomeFunc != nil {
@@ -168,11 +168,26 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 	return true
 }
 
-// tokenEqual compares in constant time, also over the length: both sides
-// are hashed first.
-func tokenEqual(a, b string) bool {
-	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
-	return subtle.ConstantTimeCompare(ha[:], hb[:]) == 1
+// authenticate checks the hello's token against the server's tokens and
+// keeps the one it matched. A bad name and a bad secret are refused alike
+// (and logged alike), so that a client cannot learn which names exist.
+// The client name PeerName makes the connection a peer's only with an
+// admin token: the name is not a credential, and a peer's requests skip
+// the role and rate checks.
+func (c *conn) authenticate(h Hello) bool {
+	st := c.s.cfg.Tokens
+	if st == nil {
+		c.peer = h.Client == PeerName
+		return true
+	}
+	e, ok := st.Authenticate(h.Name, h.Token)
+	if !ok {
+		c.s.log.Warn("handshake: bad token", "remote", c.c.RemoteAddr())
+		return false
+	}
+	c.tok = e
+	c.peer = h.Client == PeerName && e.Role == tokens.RoleAdmin
+	return true
 }
 
 // writer sends queued responses, flushing only when the queue is empty, so
@@ -231,6 +246,13 @@ func (c *conn) readLoop(br *bufio.Reader) {
 		if c.wentAway {
 			c.queueError(id, codes.New(codes.ShuttingDown, "server is shutting down; the request was not applied"))
 			continue
+		}
+		if c.tok != nil && c.tok.Revoked() {
+			// The token file was reloaded without this token (or with
+			// it changed): refuse, and end the connection so that the
+			// client authenticates again.
+			c.queueError(id, codes.New(codes.AuthFailed, "token %q was revoked; reconnect with a valid token", c.tok.Name))
+			return
 		}
 		// Back-pressure: wait for a slot before taking more requests.
 		select {

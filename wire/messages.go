@@ -17,22 +17,41 @@ type Hello struct {
 	Version int
 	Token   string
 	Client  string // free text, for logs
+	// Name names the token (see package tokens); empty means the token
+	// named "default", the one followd's --token gives.
+	Name string
 }
 
-// AppendHello encodes a hello body: [version, token, client].
+// AppendHello encodes a hello body: [version, token, client], with the
+// token's name as a fourth element when it is set (servers from before
+// token names accept only three).
 func AppendHello(b []byte, h Hello) []byte {
-	b = appendArray(b, 3)
+	if h.Name == "" {
+		b = appendArray(b, 3)
+	} else {
+		b = appendArray(b, 4)
+	}
 	b = appendUint(b, uint64(h.Version))
 	b = appendStr(b, h.Token)
-	return appendStr(b, h.Client)
+	b = appendStr(b, h.Client)
+	if h.Name != "" {
+		b = appendStr(b, h.Name)
+	}
+	return b
 }
 
-// ParseHello decodes a hello body.
+// ParseHello decodes a hello body of three or four elements.
 func ParseHello(body []byte) (Hello, error) {
 	r := reader{b: body}
-	r.arrayN(3)
+	n := r.array(4)
+	if n < 3 {
+		r.fail()
+	}
 	v := r.uint()
 	h := Hello{Token: r.str(maxTokenLen), Client: r.str(256)}
+	if n == 4 {
+		h.Name = r.str(maxTokenNameLen)
+	}
 	if v > 1<<16 {
 		r.fail()
 	}

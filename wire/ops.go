@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/internal/tokens"
 )
 
 // Handler serves the client operations: the graph's reads and writes, and
@@ -74,6 +75,10 @@ type opSpec struct {
 	// is not a credential (the token is); the check keeps ordinary
 	// clients from corrupting the graph by mistake.
 	peerOnly bool
+	// role is the least role a client token needs for the operation
+	// (docs/PROTOCOL.md lists them). Other nodes' connections are not
+	// checked; neither is anyone when the server has no tokens.
+	role tokens.Role
 	// waits: the operation waits for a raft commit, so it always runs
 	// beside the read loop, with a deadline. Other operations run in the
 	// read loop on a single node (they take microseconds, and the frame
@@ -90,30 +95,36 @@ type opSpec struct {
 var ops [256]*opSpec
 
 func init() {
-	ops[OpFollow] = &opSpec{waits: true, serve: serveWrite}
-	ops[OpUnfollow] = &opSpec{waits: true, serve: serveWrite}
-	ops[OpFollowers] = &opSpec{serve: serveList}
-	ops[OpFollowing] = &opSpec{serve: serveList}
-	ops[OpMutual] = &opSpec{serve: serveList}
-	ops[OpInfo] = &opSpec{serve: serveInfo}
-	ops[OpCheck] = &opSpec{serve: serveCheck}
-	ops[OpStatus] = &opSpec{serve: serveStatus}
-	ops[OpShardMap] = &opSpec{serve: serveShardMap}
-	ops[OpPing] = &opSpec{serve: servePing}
-	ops[OpDeliver] = &opSpec{peerOnly: true, waits: true, serve: serveDeliver}
-	ops[OpDrain] = &opSpec{serve: serveDrain}
-	ops[OpScanUsers] = &opSpec{serve: serveScanUsers}
-	ops[OpRecover] = &opSpec{waits: true, serve: serveRecover}
-	ops[OpWatch] = &opSpec{waits: true, serve: serveWatch}
-	ops[OpImport] = &opSpec{waits: true, serve: serveImport}
-	ops[OpRemoveUser] = &opSpec{waits: true, serve: serveRemoveUser}
-	ops[OpExport] = &opSpec{waits: true, serve: serveExport}
+	const r, w, a = tokens.RoleRead, tokens.RoleWrite, tokens.RoleAdmin
+	ops[OpFollow] = &opSpec{role: w, waits: true, serve: serveWrite}
+	ops[OpUnfollow] = &opSpec{role: w, waits: true, serve: serveWrite}
+	ops[OpFollowers] = &opSpec{role: r, serve: serveList}
+	ops[OpFollowing] = &opSpec{role: r, serve: serveList}
+	ops[OpMutual] = &opSpec{role: r, serve: serveList}
+	ops[OpInfo] = &opSpec{role: r, serve: serveInfo}
+	ops[OpCheck] = &opSpec{role: r, serve: serveCheck}
+	ops[OpStatus] = &opSpec{role: r, serve: serveStatus}
+	ops[OpShardMap] = &opSpec{role: r, serve: serveShardMap}
+	ops[OpPing] = &opSpec{role: r, serve: servePing}
+	// Everything below changes or reveals the whole node: admin only.
+	// Operations added later (op 19, the gossip keyring) must say admin
+	// too: an entry without a role is refused to every client token.
+	ops[OpDeliver] = &opSpec{role: a, peerOnly: true, waits: true, serve: serveDeliver}
+	ops[OpDrain] = &opSpec{role: a, serve: serveDrain}
+	ops[OpScanUsers] = &opSpec{role: a, serve: serveScanUsers}
+	ops[OpRecover] = &opSpec{role: a, waits: true, serve: serveRecover}
+	ops[OpWatch] = &opSpec{role: a, waits: true, serve: serveWatch}
+	ops[OpImport] = &opSpec{role: a, waits: true, serve: serveImport}
+	ops[OpRemoveUser] = &opSpec{role: a, waits: true, serve: serveRemoveUser}
+	ops[OpExport] = &opSpec{role: a, waits: true, serve: serveExport}
 	// waits: a change fsyncs the keyring file.
-	ops[OpGossipKeys] = &opSpec{waits: true, serve: serveGossipKeys}
+	ops[OpGossipKeys] = &opSpec{role: a, waits: true, serve: serveGossipKeys}
 }
 
 // admit returns the table entry of op for this connection, or the error
-// that refuses it.
+// that refuses it. Client requests of a server with tokens are checked
+// against the token's role, then its rate limit: one frame is one
+// request, and one refused for its role takes nothing from the budget.
 func (c *conn) admit(op Op) (*opSpec, error) {
 	spec := ops[op]
 	switch {
@@ -123,6 +134,19 @@ func (c *conn) admit(op Op) (*opSpec, error) {
 		return nil, codes.New(codes.UnknownOp, "unknown operation %d", op)
 	case spec.peerOnly && !c.peer:
 		return nil, codes.New(codes.InvalidParam, "%s is only accepted from other nodes (hello client %q)", op, PeerName)
+	case c.tok == nil || c.peer:
+		return spec, nil
+	}
+	var err error
+	switch {
+	case !c.tok.Role.Allows(spec.role):
+		err = codes.New(codes.NotAllowed, "%s needs the %s role; token %q has %s", op, spec.role, c.tok.Name, c.tok.Role)
+	case !c.tok.Allow():
+		err = codes.New(codes.RateLimited, "token %q is over its rate limit (%g requests/s, burst %d); retry after a backoff", c.tok.Name, c.tok.Rate, c.tok.Burst)
+	}
+	c.s.obs.TokenRequest(c.tok.Name, op, codes.Of(err))
+	if err != nil {
+		return nil, err
 	}
 	return spec, nil
 }

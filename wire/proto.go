@@ -92,7 +92,10 @@ const (
 	maxIDLen     = 64
 	maxCursorLen = 256
 	maxTokenLen  = 1024
-	maxList      = 1 << 12
+	// maxTokenNameLen bounds the hello's token name (names are at most
+	// tokens.MaxNameLen; a longer one simply matches nothing).
+	maxTokenNameLen = 256
+	maxList         = 1 << 12
 )
 
 // Frame errors.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -21,12 +22,24 @@ type Observer interface {
 	ConnOpened()
 	ConnClosed()
 	ConnRejected()
+	// TokenRequest reports a client request checked against its token
+	// (only when the server has tokens; never for other nodes): OK when
+	// admitted, NotAllowed or RateLimited when refused. The names come
+	// from the operator's token file, so they are few.
+	TokenRequest(token string, op Op, code codes.Code)
 }
 
 // ServerConfig configures a Server. Start from DefaultServerConfig.
 type ServerConfig struct {
-	// Token, when set, must be presented in the handshake.
+	// Token, when set, must be presented in the handshake: it is a
+	// shorthand for Tokens holding one admin token named "default".
 	Token string
+	// Tokens, when set, are the named tokens a client may present (see
+	// package tokens); each request is checked against its token's role
+	// and rate limit. The store may be replaced while the server runs
+	// (Store.Replace). With neither Token nor Tokens every client is
+	// admin and unlimited.
+	Tokens *tokens.Store
 	// MaxFrame bounds a frame (header and body) in either direction.
 	MaxFrame int
 	// MaxConns bounds open connections; more are refused with 40003.
@@ -88,6 +101,8 @@ func (c *ServerConfig) Validate() error {
 		return fmt.Errorf("wire: MaxFrame (%d) must be between 1 KiB and 1 GiB", c.MaxFrame)
 	case c.MaxConns < 1 || c.MaxInflight < 1:
 		return fmt.Errorf("wire: MaxConns (%d) and MaxInflight (%d) must be positive", c.MaxConns, c.MaxInflight)
+	case c.Token != "" && c.Tokens != nil:
+		return errors.New("wire: set Token or Tokens, not both (add the token to the store)")
 	case c.HandshakeTimeout <= 0 || c.IdleTimeout <= 0 || c.ReadTimeout <= 0 || c.WriteTimeout <= 0 || c.RequestTimeout <= 0:
 		return errors.New("wire: timeouts must be positive")
 	}
@@ -129,6 +144,13 @@ func NewServer(cfg ServerConfig, h Handler, ch ClusterHandler) (*Server, error) 
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
+	if cfg.Token != "" {
+		st, err := tokens.NewStore([]tokens.Token{tokens.New(tokens.DefaultName, tokens.RoleAdmin, cfg.Token)})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Tokens, cfg.Token = st, ""
+	}
 	cfg.Welcome.Version = ProtocolVersion
 	cfg.Welcome.MaxFrame = cfg.MaxFrame
 	s := &Server{cfg: cfg, handler: h, cluster: ch, log: cfg.Logger, obs: cfg.Observer, conns: map[*conn]struct{}{}, stopping: make(chan struct{}), forwards: cfg.Forwards}
@@ -142,6 +164,7 @@ func (nopObserver) Request(Op, codes.Code, time.Duration) {}
 func (nopObserver) ConnOpened()                           {}
 func (nopObserver) ConnClosed()                           {}
 func (nopObserver) ConnRejected()                         {}
+func (nopObserver) TokenRequest(string, Op, codes.Code)   {}
 
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("wire: server closed")

@@ -45,7 +45,7 @@ Usage:
   followbench compare URL_A URL_B [--preset NAME] [flags]   run both, interleaved, and print the ratios
   followbench presets                                         list the presets
 
-Targets: followd://host:port (flags --token, --metrics http://host:7780, or in
+Targets: followd://host:port (flags --token, --token-name, --metrics http://host:7780, or in
 the URL: followd://host:port?metrics=http://host:7780; over TLS --tls-ca, and
 --tls-cert, --tls-key for mutual TLS) or redis://host:port.
 Reports give each operation's rate and latency, and the CPU per operation
@@ -61,15 +61,15 @@ Run "followbench COMMAND -h" for a command's flags.
 
 // common are the flags every command shares.
 type common struct {
-	preset, target, token, metrics, out, charts, mix, load string
-	users, celebrities, clients, workers, batch, verify    int
-	meanFollowing, zipf, celebShare, rate                  float64
-	duration, warmup                                       time.Duration
-	seed                                                   uint64
-	pageSize, rounds, conns                                int
-	cpuprofile                                             string
-	lagProbe                                               float64
-	tlsCA, tlsCert, tlsKey, tlsServerName                  string
+	preset, target, token, tokenName, metrics, out, charts, mix, load string
+	users, celebrities, clients, workers, batch, verify               int
+	meanFollowing, zipf, celebShare, rate                             float64
+	duration, warmup                                                  time.Duration
+	seed                                                              uint64
+	pageSize, rounds, conns                                           int
+	cpuprofile                                                        string
+	lagProbe                                                          float64
+	tlsCA, tlsCert, tlsKey, tlsServerName                             string
 }
 
 func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
@@ -78,6 +78,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.StringVar(&c.preset, "preset", "smoke", "workload preset: "+strings.Join(bench.PresetNames(), ", "))
 	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port or redis://host:port")
 	fs.StringVar(&c.token, "token", os.Getenv("FOLLOWBENCH_TOKEN"), "followd token (env FOLLOWBENCH_TOKEN)")
+	fs.StringVar(&c.tokenName, "token-name", os.Getenv("FOLLOWBENCH_TOKEN_NAME"), "name of the followd token in its token file (env FOLLOWBENCH_TOKEN_NAME; empty: default)")
 	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780, https:// with TLS)")
 	fs.StringVar(&c.tlsCA, "tls-ca", os.Getenv("FOLLOWBENCH_TLS_CA"), "followd over TLS: trust the server certificates this PEM CA `FILE` issued (env FOLLOWBENCH_TLS_CA)")
 	fs.StringVar(&c.tlsCert, "tls-cert", os.Getenv("FOLLOWBENCH_TLS_CERT"), "followd over mutual TLS: this PEM client certificate `FILE` (env FOLLOWBENCH_TLS_CERT)")
@@ -232,7 +233,7 @@ func printPresets(w io.Writer) {
 }
 
 func open(ctx context.Context, c *common, spec string) (bench.Target, error) {
-	o := bench.TargetOptions{Token: c.token, MetricsURL: c.metrics, Conns: c.conns}
+	o := bench.TargetOptions{Token: c.token, TokenName: c.tokenName, MetricsURL: c.metrics, Conns: c.conns}
 	if c.tlsCA != "" || c.tlsCert != "" || c.tlsKey != "" || c.tlsServerName != "" {
 		var err error
 		if o.TLS, err = certs.Client(c.tlsCA, c.tlsCert, c.tlsKey, c.tlsServerName); err != nil {

@@ -14,9 +14,10 @@
 //	followctl gossip-key install --key-file new.key
 //
 // Flags may stand before or after the positional arguments; the global
-// flags (--addr, --token, --timeout, --json, --tls*) also before the
-// command. --addr and --token default to $FOLLOWCTL_ADDR and
-// $FOLLOWCTL_TOKEN, the --tls-* flags to $FOLLOWCTL_TLS_CA and so on.
+// flags (--addr, --token, --token-name, --timeout, --json, --tls*) also
+// before the command. --addr, --token and --token-name default to
+// $FOLLOWCTL_ADDR, $FOLLOWCTL_TOKEN and $FOLLOWCTL_TOKEN_NAME, the --tls-*
+// flags to $FOLLOWCTL_TLS_CA and so on.
 //
 //	followctl --tls-ca ca.crt --addr node1:7700 status
 //	followctl --tls-ca ca.crt --tls-cert admin.crt --tls-key admin.key status  # mutual TLS
@@ -69,11 +70,13 @@ const maxPage = 500
 // options holds the flags of one invocation. Every command takes the
 // global ones; each registers only its own among the rest.
 type options struct {
-	addr    string
-	token   string
-	timeout time.Duration
-	json    bool
-	tls     tlsOptions
+	addr  string
+	token string
+	// tokenName names the token in the server's token file.
+	tokenName string
+	timeout   time.Duration
+	json      bool
+	tls       tlsOptions
 
 	sync   bool
 	cursor string
@@ -105,7 +108,7 @@ type options struct {
 }
 
 // globalFlags are the flags of every command, in the order help lists them.
-var globalFlags = append([]string{"addr", "token", "timeout", "json"}, tlsFlags...)
+var globalFlags = append([]string{"addr", "token", "token-name", "timeout", "json"}, tlsFlags...)
 
 // command is one subcommand.
 type command struct {
@@ -321,6 +324,7 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	fs.SetOutput(io.Discard) // run reports errors itself, with the usage
 	fs.StringVar(&o.addr, "addr", "127.0.0.1:7700", "node to talk to, as `HOST:PORT` (env FOLLOWCTL_ADDR)")
 	fs.StringVar(&o.token, "token", "", "`TOKEN` to present when the server requires one (env FOLLOWCTL_TOKEN)")
+	fs.StringVar(&o.tokenName, "token-name", "", "`NAME` of the token in the server's token file (env FOLLOWCTL_TOKEN_NAME; empty: \"default\", the token of followd --token)")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Second, "time limit (`DURATION`) of the whole command: connecting, retries and every page")
 	fs.BoolVar(&o.json, "json", false, "print one JSON object on stdout instead of tables")
 	// Set after registering, so that help shows the built-in defaults and
@@ -330,6 +334,9 @@ func newFlagSet(o *options, cmd *command) *flag.FlagSet {
 	}
 	if v := os.Getenv("FOLLOWCTL_TOKEN"); v != "" {
 		o.token = v
+	}
+	if v := os.Getenv("FOLLOWCTL_TOKEN_NAME"); v != "" {
+		o.tokenName = v
 	}
 	o.tls.register(fs)
 	if cmd != nil && cmd.flags != nil {
@@ -487,7 +494,7 @@ func execute(cmd *command, o *options, pos []string) (output, error) {
 		return nil, err
 	}
 	dialCtx, dialCancel := context.WithTimeout(ctx, o.timeout)
-	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, RequestTimeout: o.timeout, TLS: tc}
+	cfg := client.Config{Addrs: []string{o.addr}, Token: o.token, TokenName: o.tokenName, RequestTimeout: o.timeout, TLS: tc}
 	if cmd.client != nil {
 		cmd.client(o, &cfg)
 	}

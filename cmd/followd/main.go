@@ -28,6 +28,7 @@ import (
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
@@ -80,6 +81,7 @@ type options struct {
 	nodeID          string
 	shards          int
 	token           string
+	tokenFile       string
 	logLevel        string
 	logJSON         bool
 	gogc            int
@@ -116,7 +118,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.raftQuietAfter, "raft-quiet-after", cluster.DefaultRaftConfig().QuietAfter, "cluster: a shard with no writes or lease renewals for this long goes quiet (its followers hear from the leader through one coalesced beat per node pair); 0 keeps every shard's heartbeats on the wire")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
-	fs.StringVar(&o.token, "token", "", "token clients must present in the handshake (empty: none)")
+	fs.StringVar(&o.token, "token", "", "admin token named \"default\" that clients may present, and that this node presents to the others of its cluster (empty: none)")
+	fs.StringVar(&o.tokenFile, "token-file", "", "file of named tokens with roles and rate limits (lines: name role secret [rate=N] [burst=M]), re-read on SIGHUP (empty: none)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
 	fs.IntVar(&o.gogc, "gogc", 10, "garbage collector target percentage (GOGC); the graph is pointer-free, so a low value costs little CPU and saves memory")
@@ -212,6 +215,8 @@ type daemon struct {
 	// tls and httpTLS are the client and HTTP ports' TLS (nil: plaintext).
 	tls, httpTLS *tls.Config
 	opts         *options
+	// tokens are the client tokens in force (nil: no authentication).
+	tokens *tokens.Store
 	// stopClock ends the test clock's poller (startTestClock).
 	stopClock func()
 }
@@ -242,6 +247,11 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		advertise = withHost(o.advertise, ln.Addr().String())
 	}
 	m := newMetrics(version)
+	if err := d.openTokens(m); err != nil {
+		ln.Close()
+		d.stopClock()
+		return nil, err
+	}
 	if err := d.openNode(ctx, m, advertise); err != nil {
 		ln.Close()
 		d.stopClock()
@@ -260,7 +270,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 		httpAddr = d.httpLn.Addr().String()
 	}
 	log.Info("followd ready", "version", version, "listen", ln.Addr().String(), "http", httpAddr,
-		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.ClusterID(), "auth", o.token != "",
+		"data", o.dataDir, "shards", d.node.Shards(), "node", o.nodeID, "cluster", d.node.ClusterID(), "auth", d.tokens != nil,
 		"tls", o.tls.mode(), "http_tls", d.httpTLS != nil, "raft", o.raftAddr, "gossip", o.gossipAddr, "join", o.join)
 	return d, nil
 }
@@ -388,7 +398,7 @@ func (d *daemon) serve(m *metrics, advertise string) error {
 		return err
 	}
 	scfg := wire.DefaultServerConfig()
-	scfg.Token = o.token
+	scfg.Tokens = d.tokens
 	scfg.MaxConns = o.maxConns
 	scfg.MaxFrame = o.maxFrame
 	scfg.WelcomeFunc = rt.Welcome
@@ -488,11 +498,23 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *dae
 	if ready != nil {
 		ready <- d
 	}
-	select {
-	case <-ctx.Done():
-		d.log.Info("shutting down", "reason", context.Cause(ctx))
-	case err := <-d.served:
-		d.log.Error("client listener failed", "error", err)
+	// SIGHUP re-reads the token file. It is caught even without one (and
+	// logged), so that a stray SIGHUP does not kill the node.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("shutting down", "reason", context.Cause(ctx))
+			return d.stop(context.Background())
+		case err := <-d.served:
+			d.log.Error("client listener failed", "error", err)
+			return d.stop(context.Background())
+		case <-hup:
+			if err := d.reloadTokens(); errors.Is(err, errNoTokenFile) {
+				d.log.Warn("SIGHUP ignored: no --token-file to reload")
+			}
+		}
 	}
-	return d.stop(context.Background())
 }

@@ -27,6 +27,7 @@ type metrics struct {
 	opNames     [256]string
 	okCount     [256]prometheus.Counter
 	opLatency   [256]prometheus.Observer
+	tokens      *tokenMetrics
 }
 
 // latency buckets from 50µs to ~1.6s, doubling.
@@ -34,7 +35,8 @@ var buckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
 
 func newMetrics(version string) *metrics {
 	m := &metrics{
-		reg: prometheus.NewRegistry(),
+		reg:    prometheus.NewRegistry(),
+		tokens: newTokenMetrics(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "followgraph_requests_total", Help: "Requests served, by operation and result code (0 is success).",
 		}, []string{"op", "code"}),
@@ -77,7 +79,7 @@ func newMetrics(version string) *metrics {
 			m.tlsFailures.WithLabelValues(port, r)
 		}
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.conns, m.rejected, m.tlsFailures, m.commit, m.commitBatch, m.fsync, build,
+	m.reg.MustRegister(m.requests, m.tokens, m.latency, m.conns, m.rejected, m.tlsFailures, m.commit, m.commitBatch, m.fsync, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
