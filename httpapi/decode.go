@@ -1,11 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"strconv"
 
@@ -13,76 +9,12 @@ import (
 	"github.com/followgraph/followgraph/wire"
 )
 
-// Request decoding. Bodies are JSON objects decoded strictly: unknown
-// fields, wrong types, trailing data and null where a value is needed are
-// errors (30001), so that a typo in a field name does not silently mean
-// "absent". The binary protocol's decoder limits apply too (a user ID over
+// Request decoding. Bodies are JSON objects decoded strictly (jsonread.go):
+// unknown fields, wrong types and trailing data are errors (30001), so
+// that a typo in a field name does not silently mean "absent"; null means
+// absent. The binary protocol's decoder limits apply too (a user ID over
 // wire.MaxDecodedIDLen bytes, an array over wire.MaxListElements), with
 // its messages; the router checks the rest (counts, page sizes, IDs).
-
-// writeBody is the body of POST /v1/follow and /v1/unfollow.
-type writeBody struct {
-	Actor   *string  `json:"actor"`
-	Targets []string `json:"targets"`
-	Sync    bool     `json:"sync"`
-}
-
-// infoBody is the body of POST /v1/info.
-type infoBody struct {
-	Users       []string `json:"users"`
-	Consistency string   `json:"consistency"`
-}
-
-// checkBody is the body of POST /v1/check.
-type checkBody struct {
-	Actor       *string  `json:"actor"`
-	Targets     []string `json:"targets"`
-	Consistency string   `json:"consistency"`
-}
-
-// decodeStrict decodes one JSON object from body into v.
-func decodeStrict(body []byte, v any, what string) error {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return malformed(what, err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return codes.New(codes.InvalidParam, "malformed %s body: data after the JSON object", what)
-	}
-	return nil
-}
-
-// malformed explains a JSON decoding error.
-func malformed(what string, err error) error {
-	var te *json.UnmarshalTypeError
-	var se *json.SyntaxError
-	switch {
-	case errors.As(err, &te) && te.Field != "":
-		return codes.New(codes.InvalidParam, "malformed %s body: field %q: want %s, not a JSON %s", what, te.Field, jsonType(te.Type.String()), te.Value)
-	case errors.As(err, &te):
-		return codes.New(codes.InvalidParam, "malformed %s body: want a JSON object, not a JSON %s", what, te.Value)
-	case errors.As(err, &se):
-		return codes.New(codes.InvalidParam, "malformed %s body: invalid JSON at byte %d: %v", what, se.Offset, err)
-	case errors.Is(err, io.EOF):
-		return codes.New(codes.InvalidParam, "malformed %s body: empty body; want a JSON object", what)
-	}
-	// Unknown fields and truncated bodies: encoding/json's words.
-	return codes.New(codes.InvalidParam, "malformed %s body: %v", what, err)
-}
-
-// jsonType names a Go type as JSON knows it.
-func jsonType(t string) string {
-	switch t {
-	case "string", "*string":
-		return "a string"
-	case "[]string":
-		return "an array of strings"
-	case "bool":
-		return "true or false"
-	}
-	return t
-}
 
 // checkIDs applies the binary decoder's limits to a request's user IDs:
 // at most wire.MaxListElements of them, none over wire.MaxDecodedIDLen
@@ -112,47 +44,86 @@ func checkActor(what string, actor *string) (string, error) {
 	return *actor, nil
 }
 
-// parseWrite decodes a follow or unfollow body.
+// parseWrite decodes a follow or unfollow body: {"actor": "a",
+// "targets": ["b", ...], "sync": false}.
 func parseWrite(body []byte) (wire.WriteRequest, error) {
-	var v writeBody
-	if err := decodeStrict(body, &v, "write request"); err != nil {
-		return wire.WriteRequest{}, err
-	}
-	actor, err := checkActor("write request", v.Actor)
+	var req wire.WriteRequest
+	var actor *string
+	err := readObject(body, "write request", func(f *field) bool {
+		switch f.key {
+		case "actor":
+			actor = f.optional()
+		case "targets":
+			req.Targets = f.strings()
+		case "sync":
+			req.Sync = f.bool()
+		default:
+			return false
+		}
+		return true
+	})
 	if err == nil {
-		err = checkIDs("write request", "target", v.Targets)
+		req.Actor, err = checkActor("write request", actor)
 	}
-	return wire.WriteRequest{Actor: actor, Targets: v.Targets, Sync: v.Sync}, err
+	if err == nil {
+		err = checkIDs("write request", "target", req.Targets)
+	}
+	return req, err
 }
 
-// parseInfo decodes an info body.
+// parseInfo decodes an info body: {"users": [...], "consistency": "any"}.
 func parseInfo(body []byte) (wire.UsersRequest, error) {
-	var v infoBody
-	if err := decodeStrict(body, &v, "info request"); err != nil {
-		return wire.UsersRequest{}, err
-	}
-	c, err := parseConsistency("info request", v.Consistency)
+	var req wire.UsersRequest
+	var cons string
+	err := readObject(body, "info request", func(f *field) bool {
+		switch f.key {
+		case "users":
+			req.Users = f.strings()
+		case "consistency":
+			cons, _ = f.string()
+		default:
+			return false
+		}
+		return true
+	})
 	if err == nil {
-		err = checkIDs("info request", "user", v.Users)
+		req.Consistency, err = parseConsistency("info request", cons)
 	}
-	return wire.UsersRequest{Users: v.Users, Consistency: c}, err
+	if err == nil {
+		err = checkIDs("info request", "user", req.Users)
+	}
+	return req, err
 }
 
-// parseCheck decodes a check body.
+// parseCheck decodes a check body: {"actor": "a", "targets": [...],
+// "consistency": "leader"}.
 func parseCheck(body []byte) (wire.CheckRequest, error) {
-	var v checkBody
-	if err := decodeStrict(body, &v, "check request"); err != nil {
-		return wire.CheckRequest{}, err
-	}
-	actor, err := checkActor("check request", v.Actor)
-	var c wire.Consistency
+	var req wire.CheckRequest
+	var actor *string
+	var cons string
+	err := readObject(body, "check request", func(f *field) bool {
+		switch f.key {
+		case "actor":
+			actor = f.optional()
+		case "targets":
+			req.Targets = f.strings()
+		case "consistency":
+			cons, _ = f.string()
+		default:
+			return false
+		}
+		return true
+	})
 	if err == nil {
-		c, err = parseConsistency("check request", v.Consistency)
+		req.Actor, err = checkActor("check request", actor)
 	}
 	if err == nil {
-		err = checkIDs("check request", "target", v.Targets)
+		req.Consistency, err = parseConsistency("check request", cons)
 	}
-	return wire.CheckRequest{Actor: actor, Targets: v.Targets, Consistency: c}, err
+	if err == nil {
+		err = checkIDs("check request", "target", req.Targets)
+	}
+	return req, err
 }
 
 // Consistency names, as docs/PROTOCOL.md section 8.8 gives them.

@@ -56,6 +56,10 @@ type Config struct {
 	Logger hclog.Logger
 	// Observer, if set, receives metrics.
 	Observer Observer
+	// Forwards says the handler may forward reads to other nodes (a
+	// cluster): reads then get RequestTimeout too, as on the binary
+	// port; on a single node they never wait, and only writes get it.
+	Forwards bool
 }
 
 // DefaultConfig returns the defaults: the binary port's frame limit and
@@ -175,8 +179,12 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
-	defer cancel()
+	ctx := r.Context()
+	if a.cfg.Forwards || e.op == wire.OpFollow || e.op == wire.OpUnfollow {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, a.cfg.RequestTimeout)
+		defer cancel()
+	}
 	bp := a.getBuf()
 	b, err := e.serve(a, ctx, r, e.op, arg, (*bp)[:0])
 	if a.cfg.Observer != nil {

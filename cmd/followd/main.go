@@ -430,6 +430,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 	}
 	acfg := httpapi.DefaultConfig()
 	acfg.Tokens, acfg.MaxBody, acfg.Logger, acfg.Observer = d.tokens, d.opts.maxFrame, d.log.Named("http"), m
+	acfg.Forwards = d.opts.inCluster()
 	api, err := httpapi.New(acfg, d.router)
 	if err != nil {
 		return err
