@@ -186,3 +186,57 @@ func (p *Peers) forwardRemoveUser(ctx context.Context, addr string, req wire.Rem
 	}
 	return wire.ParseRemovalProgress(body)
 }
+
+func (p *Peers) forwardSetQuery(ctx context.Context, addr string, op wire.Op, body func([]byte) []byte) (wire.SetPage, error) {
+	resp, err := p.forward(ctx, addr, op, body)
+	if err != nil {
+		return wire.SetPage{}, err
+	}
+	return wire.ParseSetPage(resp)
+}
+
+// probe asks the node at addr, which leads the owner's shard, for a set
+// query's membership probe.
+func (p *Peers) probe(ctx context.Context, addr string, q wire.ProbeRequest) ([]int64, error) {
+	body, err := p.forward(ctx, addr, wire.OpProbe, func(b []byte) []byte { return wire.AppendProbeRequest(b, q) })
+	if err != nil {
+		return nil, err
+	}
+	return wire.ParseProbeTimes(body)
+}
+
+// forwardRelationships asks each node of remote (client address ->
+// indexes into out) for the relations of its pairs, all nodes at once,
+// and fills them in.
+func (p *Peers) forwardRelationships(ctx context.Context, remote map[string][]int, c wire.Consistency, out []wire.Relationship) error {
+	errs := make(chan error, len(remote))
+	for addr, idx := range remote {
+		go func() { errs <- p.forwardRelationshipsTo(ctx, addr, c, out, idx) }()
+	}
+	var first error
+	for range remote {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (p *Peers) forwardRelationshipsTo(ctx context.Context, addr string, c wire.Consistency, out []wire.Relationship, idx []int) error {
+	q := wire.RelationshipsRequest{Pairs: make([]wire.Pair, len(idx)), Consistency: c}
+	for k, i := range idx {
+		q.Pairs[k] = wire.Pair{From: out[i].From, To: out[i].To}
+	}
+	body, err := p.forward(ctx, addr, wire.OpRelationships, func(b []byte) []byte { return wire.AppendRelationshipsRequest(b, q) })
+	if err != nil {
+		return err
+	}
+	rs, err := wire.ParseRelationships(body)
+	if err != nil || len(rs) != len(idx) {
+		return codes.New(codes.Internal, "forwarded relationships: %d results for %d pairs: %v", len(rs), len(idx), err)
+	}
+	for k, i := range idx {
+		out[i].Code, out[i].FollowType = rs[k].Code, rs[k].FollowType
+	}
+	return nil
+}

@@ -83,6 +83,12 @@ func (r *Router) route(ctx context.Context, user string, c wire.Consistency) (*c
 }
 
 func (r *Router) routeShard(ctx context.Context, i int, c wire.Consistency) (*cluster.Replica, string, error) {
+	return r.routeShardVia(i, c, !wire.FromPeer(ctx))
+}
+
+// routeShardVia is routeShard, forwarding to the leader only if forward
+// is set.
+func (r *Router) routeShardVia(i int, c wire.Consistency, forward bool) (*cluster.Replica, string, error) {
 	rep := r.node.Replica(i)
 	switch {
 	case rep != nil && rep.Ready():
@@ -92,7 +98,7 @@ func (r *Router) routeShard(ctx context.Context, i int, c wire.Consistency) (*cl
 	case rep != nil && !r.node.Clustered():
 		return rep, "", nil // single node: the replica says why it is not ready
 	}
-	if m, ok := r.node.Leader(i); ok && m.Meta.ID != r.node.ID() && !wire.FromPeer(ctx) && r.peers != nil {
+	if m, ok := r.node.Leader(i); ok && m.Meta.ID != r.node.ID() && forward && r.peers != nil {
 		return nil, m.Meta.ClientAddr, nil
 	}
 	return nil, "", r.node.NotLeaderError(i)

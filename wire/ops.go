@@ -30,6 +30,14 @@ type Handler interface {
 	// RemoveUser starts removing a user's whole graph, or reports how far
 	// the removal is.
 	RemoveUser(ctx context.Context, req RemoveUserRequest) (RemovalProgress, error)
+	// KnownFollowers returns a page of req.User's followers whom
+	// req.Viewer follows, with the size of that whole set.
+	KnownFollowers(ctx context.Context, req KnownFollowersRequest) (SetPage, error)
+	// CommonFollowing returns a page of the users both req.A and req.B
+	// follow, with the size of that whole set.
+	CommonFollowing(ctx context.Context, req CommonFollowingRequest) (SetPage, error)
+	// Relationships returns the relation of each pair, in order.
+	Relationships(ctx context.Context, req RelationshipsRequest) ([]Relationship, error)
 }
 
 // ClusterHandler serves the operations that keep a cluster running rather
@@ -56,6 +64,10 @@ type ClusterHandler interface {
 	// GossipKeys applies a gossip keyring action to this node (never
 	// forwarded) and returns the node's keys after it.
 	GossipKeys(ctx context.Context, req GossipKeysRequest) (GossipKeyring, error)
+	// Probe returns, for each of req.IDs, its followTime in req.Owner's
+	// list req.Kind, or -1 where it is absent, read on this node (never
+	// forwarded).
+	Probe(ctx context.Context, req ProbeRequest) ([]int64, error)
 }
 
 type peerKey struct{}
@@ -105,6 +117,9 @@ func init() {
 	ops[OpStatus] = &opSpec{role: r, serve: serveStatus}
 	ops[OpShardMap] = &opSpec{role: r, serve: serveShardMap}
 	ops[OpPing] = &opSpec{role: r, serve: servePing}
+	ops[OpKnownFollowers] = &opSpec{role: r, serve: serveKnownFollowers}
+	ops[OpCommonFollowing] = &opSpec{role: r, serve: serveCommonFollowing}
+	ops[OpRelationships] = &opSpec{role: r, serve: serveRelationships}
 	// Everything below changes or reveals the whole node: admin only.
 	// Operations added later (op 19, the gossip keyring) must say admin
 	// too: an entry without a role is refused to every client token.
@@ -118,6 +133,9 @@ func init() {
 	ops[OpExport] = &opSpec{role: a, waits: true, serve: serveExport}
 	// waits: a change fsyncs the keyring file.
 	ops[OpGossipKeys] = &opSpec{role: a, waits: true, serve: serveGossipKeys}
+	// Probes are the inside of ops 20 and 21 between nodes: only other
+	// nodes send them.
+	ops[OpProbe] = &opSpec{role: a, peerOnly: true, serve: serveProbe}
 }
 
 // admit returns the table entry of op for this connection, or the error

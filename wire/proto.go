@@ -64,6 +64,19 @@ const (
 	// key on the node that receives it (see GossipKeysRequest); followctl
 	// sends it to every node. It is never forwarded.
 	OpGossipKeys Op = 19
+	// OpKnownFollowers pages a user's followers whom a viewer follows
+	// (see KnownFollowersRequest).
+	OpKnownFollowers Op = 20
+	// OpCommonFollowing pages the users two users both follow (see
+	// CommonFollowingRequest).
+	OpCommonFollowing Op = 21
+	// OpRelationships reads the relation of up to 100 (from, to) pairs
+	// (see RelationshipsRequest).
+	OpRelationships Op = 22
+	// OpProbe asks a shard's leader which of a list of IDs are in one of
+	// a user's lists (see ProbeRequest); nodes send it to each other to
+	// answer ops 20 and 21. Clients do not use it.
+	OpProbe Op = 23
 )
 
 var opNames = map[Op]string{
@@ -71,7 +84,8 @@ var opNames = map[Op]string{
 	OpFollowers: "followers", OpFollowing: "following", OpMutual: "mutual",
 	OpInfo: "info", OpCheck: "check", OpStatus: "status", OpShardMap: "shardmap", OpPing: "ping", OpDeliver: "deliver", OpDrain: "drain", OpScanUsers: "scan-users",
 	OpRecover: "recover", OpWatch: "watch", OpImport: "import", OpExport: "export", OpRemoveUser: "remove-user",
-	OpGossipKeys: "gossip-keys",
+	OpGossipKeys: "gossip-keys", OpKnownFollowers: "known-followers", OpCommonFollowing: "common-following",
+	OpRelationships: "relationships", OpProbe: "probe",
 }
 
 // String names the operation.
@@ -84,7 +98,7 @@ func (o Op) String() string {
 
 // Ops lists the operations, for metrics.
 func Ops() []Op {
-	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover, OpWatch, OpExport}
+	return []Op{OpHello, OpFollow, OpUnfollow, OpFollowers, OpFollowing, OpMutual, OpInfo, OpCheck, OpStatus, OpShardMap, OpPing, OpDeliver, OpDrain, OpScanUsers, OpRecover, OpWatch, OpExport, OpKnownFollowers, OpCommonFollowing, OpRelationships, OpProbe}
 }
 
 // Limits the decoders enforce regardless of configuration.

@@ -103,6 +103,8 @@ type options struct {
 
 	gossip gossipKeyOptions // gossip-key
 
+	pairs []client.Pair // relationships: the parsed FROM:TO arguments
+
 	stdout io.Writer // what streams as it goes (watch)
 	stderr io.Writer // progress reports (drain --wait, verify)
 }
