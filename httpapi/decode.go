@@ -137,56 +137,120 @@ func parseConsistency(what, s string) (wire.Consistency, error) {
 	return c, nil
 }
 
-// parseList decodes a list request: the user ID from the path (escaped)
-// and the query's cursor, limit and consistency.
-func parseList(escapedUser, rawQuery string) (wire.ListRequest, error) {
+// listQuery is what a list or set query path and query string say.
+type listQuery struct {
+	user, other, cursor string
+	limit               int
+	cons                wire.Consistency
+}
+
+// parseListQuery decodes the user ID of a list path (escaped) and the
+// query's cursor, limit and consistency, and the other user's parameter
+// otherName of a set query ("" for a list).
+func parseListQuery(escapedUser, rawQuery, otherName string) (listQuery, error) {
 	user, err := url.PathUnescape(escapedUser)
 	if err != nil {
-		return wire.ListRequest{}, codes.New(codes.InvalidParam, "malformed list request: bad escape in the user ID of the path")
+		return listQuery{}, codes.New(codes.InvalidParam, "malformed list request: bad escape in the user ID of the path")
 	}
 	if len(user) > wire.MaxDecodedIDLen {
-		return wire.ListRequest{}, codes.New(codes.InvalidParam, "user ID of the user is %d bytes long: a user ID has at most 64 bytes", len(user))
+		return listQuery{}, codes.New(codes.InvalidParam, "user ID of the user is %d bytes long: a user ID has at most 64 bytes", len(user))
 	}
 	q, err := url.ParseQuery(rawQuery)
 	if err != nil {
-		return wire.ListRequest{}, codes.New(codes.InvalidParam, "malformed list request: query: %v", err)
+		return listQuery{}, codes.New(codes.InvalidParam, "malformed list request: query: %v", err)
 	}
-	req := wire.ListRequest{User: user}
+	lq := listQuery{user: user}
 	for k, vs := range q {
 		if len(vs) > 1 {
-			return req, codes.New(codes.InvalidParam, "malformed list request: query parameter %q given %d times", truncate(k), len(vs))
+			return lq, codes.New(codes.InvalidParam, "malformed list request: query parameter %q given %d times", truncate(k), len(vs))
 		}
-		if err := setListParam(&req, k, vs[0]); err != nil {
-			return req, err
+		if err := lq.set(k, vs[0], otherName); err != nil {
+			return lq, err
 		}
 	}
-	return req, nil
+	if otherName != "" {
+		if _, ok := q[otherName]; !ok {
+			return lq, codes.New(codes.InvalidParam, "malformed list request: query parameter %q is missing", otherName)
+		}
+	}
+	return lq, nil
 }
 
-// setListParam sets one query parameter of a list request.
-func setListParam(req *wire.ListRequest, k, v string) error {
-	switch k {
-	case "cursor":
+// parseList decodes a list request (followers, following, mutual).
+func parseList(escapedUser, rawQuery string) (wire.ListRequest, error) {
+	q, err := parseListQuery(escapedUser, rawQuery, "")
+	return wire.ListRequest{User: q.user, Cursor: q.cursor, Limit: q.limit, Consistency: q.cons}, err
+}
+
+// set sets one query parameter.
+func (q *listQuery) set(k, v, otherName string) error {
+	switch {
+	case k == "cursor":
 		if len(v) > wire.MaxCursorLen {
 			return codes.New(codes.InvalidParam, "malformed list request: cursor of %d bytes, at most %d", len(v), wire.MaxCursorLen)
 		}
-		req.Cursor = v
-	case "limit":
+		q.cursor = v
+	case k == "limit":
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 || n > wire.MaxListLimit {
 			return codes.New(codes.InvalidParam, "malformed list request: limit %q: want a number from 0 (the default, 100) to 500", truncate(v))
 		}
-		req.Limit = n
-	case "consistency":
+		q.limit = n
+	case k == "consistency":
 		c, err := parseConsistency("list request", v)
 		if err != nil {
 			return err
 		}
-		req.Consistency = c
+		q.cons = c
+	case k == otherName && otherName != "":
+		if len(v) > wire.MaxDecodedIDLen {
+			return codes.New(codes.InvalidParam, "user ID of the %s is %d bytes long: a user ID has at most 64 bytes", otherName, len(v))
+		}
+		q.other = v
 	default:
-		return codes.New(codes.InvalidParam, "malformed list request: unknown query parameter %q (want cursor, limit, consistency)", truncate(k))
+		want := "cursor, limit, consistency"
+		if otherName != "" {
+			want = otherName + ", " + want
+		}
+		return codes.New(codes.InvalidParam, "malformed list request: unknown query parameter %q (want %s)", truncate(k), want)
 	}
 	return nil
+}
+
+// parseRelationships decodes a relationships body: {"pairs": [{"from":
+// "a", "to": "b"}, ...], "consistency": "any"}.
+func parseRelationships(body []byte) (wire.RelationshipsRequest, error) {
+	var req wire.RelationshipsRequest
+	var cons string
+	err := readObject(body, "relationships request", func(f *field) bool {
+		switch f.key {
+		case "pairs":
+			req.Pairs = f.pairs()
+		case "consistency":
+			cons, _ = f.string()
+		default:
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		req.Consistency, err = parseConsistency("relationships request", cons)
+	}
+	if err == nil && len(req.Pairs) > wire.MaxListElements {
+		err = codes.New(codes.InvalidParam, "malformed relationships request body: %d pairs, at most %d", len(req.Pairs), wire.MaxListElements)
+	}
+	for i, p := range req.Pairs {
+		if err != nil {
+			break
+		}
+		switch {
+		case len(p.From) > wire.MaxDecodedIDLen:
+			err = codes.New(codes.InvalidParam, "user ID of from %d is %d bytes long: a user ID has at most 64 bytes", i+1, len(p.From))
+		case len(p.To) > wire.MaxDecodedIDLen:
+			err = codes.New(codes.InvalidParam, "user ID of to %d is %d bytes long: a user ID has at most 64 bytes", i+1, len(p.To))
+		}
+	}
+	return req, err
 }
 
 // truncate shortens what a client sent for an error message.

@@ -88,12 +88,12 @@ func appendResults(b []byte, rs []wire.Result) []byte {
 // (first tells whether it is the first), and pageEnd closes it.
 func pageStart(b []byte) []byte { return append(b, `{"items":[`...) }
 
-func appendItem(b []byte, first bool, id []byte, t int64) []byte {
+func appendItem(b []byte, first bool, id string, t int64) []byte {
 	if !first {
 		b = append(b, ',')
 	}
 	b = append(b, `{"userId":`...)
-	b = appendString(b, unsafeString(id))
+	b = appendString(b, id)
 	b = append(b, `,"followTime":`...)
 	b = strconv.AppendInt(b, t, 10)
 	return append(b, '}')
@@ -142,6 +142,41 @@ func appendChecks(b []byte, cs []wire.Check) []byte {
 		b = strconv.AppendUint(b, uint64(c.Code), 10)
 		b = append(b, `,"followType":`...)
 		b = strconv.AppendUint(b, uint64(c.FollowType), 10)
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendSetPage encodes a set query's page: {"items":[...],
+// "nextCursor":..,"total":..}.
+func appendSetPage(b []byte, p wire.SetPage) []byte {
+	b = pageStart(b)
+	for i, it := range p.Items {
+		b = appendItem(b, i == 0, it.UserID, it.FollowTime)
+	}
+	b = append(b, `],"nextCursor":`...)
+	b = appendString(b, p.NextCursor)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendUint(b, p.Total, 10)
+	return append(b, '}')
+}
+
+// appendRelationships encodes relationship results: {"results":[{"from":
+// ..,"to":..,"code":..,"followType":..}...]}.
+func appendRelationships(b []byte, rs []wire.Relationship) []byte {
+	b = append(b, `{"results":[`...)
+	for i, x := range rs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"from":`...)
+		b = appendString(b, x.From)
+		b = append(b, `,"to":`...)
+		b = appendString(b, x.To)
+		b = append(b, `,"code":`...)
+		b = strconv.AppendUint(b, uint64(x.Code), 10)
+		b = append(b, `,"followType":`...)
+		b = strconv.AppendUint(b, uint64(x.FollowType), 10)
 		b = append(b, '}')
 	}
 	return append(b, "]}"...)

@@ -130,9 +130,18 @@ var endpoints = map[string]endpoint{
 	"/v1/check":    {http.MethodPost, wire.OpCheck, serveCheck},
 	"/v1/status":   {http.MethodGet, wire.OpStatus, serveStatus},
 	"/v1/shardmap": {http.MethodGet, wire.OpShardMap, serveShardMap},
+	// The set queries.
+	"/v1/relationships": {http.MethodPost, wire.OpRelationships, serveRelationships},
 }
 
-var listOps = map[string]wire.Op{"followers": wire.OpFollowers, "following": wire.OpFollowing, "mutual": wire.OpMutual}
+// userPaths are the paths /v1/users/ID/NAME, by NAME.
+var userPaths = map[string]endpoint{
+	"followers":        {http.MethodGet, wire.OpFollowers, serveList},
+	"following":        {http.MethodGet, wire.OpFollowing, serveList},
+	"mutual":           {http.MethodGet, wire.OpMutual, serveList},
+	"known-followers":  {http.MethodGet, wire.OpKnownFollowers, serveSetQuery},
+	"common-following": {http.MethodGet, wire.OpCommonFollowing, serveSetQuery},
+}
 
 // route finds the endpoint of a path, and the escaped user ID of a list
 // path. ok is false for a path the API does not have.
@@ -148,11 +157,11 @@ func route(path string) (e endpoint, arg string, ok bool) {
 	if i <= 0 {
 		return endpoint{}, "", false
 	}
-	op, known := listOps[rest[i+1:]]
+	e, known := userPaths[rest[i+1:]]
 	if !known || strings.IndexByte(rest[:i], '/') >= 0 {
 		return endpoint{}, "", false
 	}
-	return endpoint{http.MethodGet, op, serveList}, rest[:i], true
+	return e, rest[:i], true
 }
 
 // ServeHTTP serves one request: route, method, credentials, then the

@@ -243,6 +243,66 @@ func TestOperations(t *testing.T) {
 	}
 }
 
+// The set queries: known followers, common following, relationships.
+func TestSetQueries(t *testing.T) {
+	s := startAPI(t, nil, nil)
+	for _, a := range []string{"a", "b", "c"} {
+		s.write("/v1/follow", a, "x", "y", "z")
+	}
+	s.write("/v1/follow", "v", "a", "c", "x")
+	s.write("/v1/follow", "b", "q")
+	type setPage struct {
+		page
+		Total uint64 `json:"total"`
+	}
+	all := func(path string) ([]string, uint64) {
+		var ids []string
+		var total uint64
+		cursor := ""
+		for {
+			var p setPage
+			r := s.do("GET", path+"&limit=1&cursor="+url.QueryEscape(cursor), "")
+			if r.status != 200 {
+				t.Fatalf("%s: %d %s", path, r.status, r.raw)
+			}
+			r.decode(t, &p)
+			for _, it := range p.Items {
+				ids = append(ids, it.UserID)
+			}
+			total = p.Total
+			if cursor = p.NextCursor; cursor == "" {
+				return ids, total
+			}
+		}
+	}
+	// x's followers are a, b, c and v; v follows a and c.
+	if ids, total := all("/v1/users/x/known-followers?viewer=v"); total != 2 || len(ids) != 2 || !(ids[0] == "c" && ids[1] == "a" || ids[0] == "a" && ids[1] == "c") {
+		t.Fatalf("known followers: %v (total %d)", ids, total)
+	}
+	if ids, total := all("/v1/users/a/common-following?other=b"); total != 3 || len(ids) != 3 {
+		t.Fatalf("common following: %v (total %d)", ids, total)
+	}
+	var rel struct {
+		Results []struct {
+			From, To   string
+			Code       codes.Code
+			FollowType uint8
+		}
+	}
+	s.do("POST", "/v1/relationships", `{"pairs":[{"from":"v","to":"a"},{"from":"x","to":"a"},{"from":"b","to":"c"},{"from":"b","to":""}],"consistency":"any"}`).decode(t, &rel)
+	if r := rel.Results; len(r) != 4 || r[0].FollowType != 2 || r[1].FollowType != 1 || r[2].FollowType != 0 || r[3].Code != codes.InvalidParam || r[0].From != "v" || r[0].To != "a" {
+		t.Fatalf("relationships: %+v", rel.Results)
+	}
+	many := make([]map[string]string, 101)
+	for i := range many {
+		many[i] = map[string]string{"from": "a", "to": fmt.Sprint(i)}
+	}
+	s.do("POST", "/v1/relationships", mustJSON(map[string]any{"pairs": many})).wantError(t, 400, codes.InvalidParam)
+	s.do("GET", "/v1/users/x/known-followers", "").wantError(t, 400, codes.InvalidParam)
+	s.do("GET", "/v1/users/x/known-followers?viewer=", "").wantError(t, 400, codes.InvalidParam)
+	s.do("GET", "/v1/users/x/known-followers?viewer=v&other=a", "").wantError(t, 400, codes.InvalidParam)
+}
+
 // A user ID with a slash and other reserved characters works in a path
 // when escaped.
 func TestEscapedUserInPath(t *testing.T) {

@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"fmt"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/followgraph/followgraph/codes"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // A small strict JSON reader for the request bodies, whose values are
@@ -304,6 +306,69 @@ func (f *field) strings() []string {
 		f.wrongType("an array of strings")
 	}
 	return out
+}
+
+// pairs reads an array of {"from": "a", "to": "b"} objects, or null.
+func (f *field) pairs() []wire.Pair {
+	if f.r.literal("null") {
+		return nil
+	}
+	if f.r.peek() != '[' {
+		f.wrongType("an array of {\"from\", \"to\"} objects")
+		return nil
+	}
+	f.r.i++
+	out := []wire.Pair{}
+	if f.r.peek() == ']' {
+		f.r.i++
+		return out
+	}
+	for f.err == nil && f.r.err == nil {
+		p, ok := f.pair(len(out) + 1)
+		if !ok {
+			return nil
+		}
+		out = append(out, p)
+		switch f.r.peek() {
+		case ',':
+			f.r.i++
+		case ']':
+			f.r.i++
+			return out
+		default:
+			f.r.fail("want ',' or ']' in an array")
+		}
+	}
+	return nil
+}
+
+// pair reads one {"from", "to"} object, both fields required.
+func (f *field) pair(n int) (wire.Pair, bool) {
+	if f.r.peek() != '{' {
+		f.wrongType("an array of {\"from\", \"to\"} objects")
+		return wire.Pair{}, false
+	}
+	var p wire.Pair
+	var from, to bool
+	f.r.object(func(key string) {
+		sub := &field{r: f.r, what: f.what, key: fmt.Sprintf("pairs[%d].%s", n-1, key)}
+		switch key {
+		case "from":
+			p.From, from = sub.string()
+		case "to":
+			p.To, to = sub.string()
+		default:
+			sub.err = codes.New(codes.InvalidParam, "malformed %s body: unknown field %q in pair %d", f.what, truncate(key), n)
+		}
+		if sub.err != nil && f.err == nil {
+			f.err = sub.err
+			f.r.fail("stopped")
+		}
+	})
+	if f.err == nil && f.r.err == nil && (!from || !to) {
+		f.err = codes.New(codes.InvalidParam, "malformed %s body: pair %d needs \"from\" and \"to\"", f.what, n)
+	}
+	return p, f.err == nil && f.r.err == nil
 }
 
 // bool reads true, false or null (false).

@@ -74,7 +74,7 @@ func serveList(a *API, ctx context.Context, r *http.Request, op wire.Op, user st
 	b = pageStart(b)
 	first := true
 	next, err := a.h.List(ctx, op, req, func(id []byte, t int64) {
-		b = appendItem(b, first, id, t)
+		b = appendItem(b, first, unsafeString(id), t)
 		first = false
 	})
 	if err != nil {
@@ -113,6 +113,49 @@ func serveCheck(a *API, ctx context.Context, r *http.Request, _ wire.Op, _ strin
 		return b, err
 	}
 	return appendChecks(b, cs), nil
+}
+
+// serveSetQuery serves known followers (/v1/users/ID/known-followers?
+// viewer=V: ID's followers whom V follows) and common following
+// (/v1/users/ID/common-following?other=B: the users both ID and B follow).
+func serveSetQuery(a *API, ctx context.Context, r *http.Request, op wire.Op, user string, b []byte) ([]byte, error) {
+	var p wire.SetPage
+	if op == wire.OpKnownFollowers {
+		q, err := parseListQuery(user, r.URL.RawQuery, "viewer")
+		if err != nil {
+			return b, err
+		}
+		p, err = a.h.KnownFollowers(ctx, wire.KnownFollowersRequest{Viewer: q.other, User: q.user, Cursor: q.cursor, Limit: q.limit, Consistency: q.cons})
+		if err != nil {
+			return b, err
+		}
+	} else {
+		q, err := parseListQuery(user, r.URL.RawQuery, "other")
+		if err != nil {
+			return b, err
+		}
+		p, err = a.h.CommonFollowing(ctx, wire.CommonFollowingRequest{A: q.user, B: q.other, Cursor: q.cursor, Limit: q.limit, Consistency: q.cons})
+		if err != nil {
+			return b, err
+		}
+	}
+	return appendSetPage(b, p), nil
+}
+
+func serveRelationships(a *API, ctx context.Context, r *http.Request, _ wire.Op, _ string, b []byte) ([]byte, error) {
+	var req wire.RelationshipsRequest
+	err := a.withBody(r, func(body []byte) (err error) {
+		req, err = parseRelationships(body)
+		return err
+	})
+	if err != nil {
+		return b, err
+	}
+	rs, err := a.h.Relationships(ctx, req)
+	if err != nil {
+		return b, err
+	}
+	return appendRelationships(b, rs), nil
 }
 
 // noQuery refuses parameters on endpoints that take none.
