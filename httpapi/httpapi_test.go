@@ -60,8 +60,15 @@ type response struct {
 	raw    []byte
 }
 
+// fataler is what the helpers need of a test: a testing.TB or a
+// rapid.T.
+type fataler interface {
+	Helper()
+	Fatalf(format string, args ...any)
+}
+
 // decode unmarshals the body into v, failing the test if it is not JSON.
-func (r response) decode(t testing.TB, v any) {
+func (r response) decode(t fataler, v any) {
 	t.Helper()
 	if err := json.Unmarshal(r.raw, v); err != nil {
 		t.Fatalf("body %q: %v", r.raw, err)
