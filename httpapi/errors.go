@@ -76,20 +76,3 @@ func AppendError(b []byte, err error) []byte {
 	b = appendString(b, msg)
 	return append(b, '}')
 }
-
-func itoa(n int) string {
-	if n >= 0 && n < len(smallInts) {
-		return smallInts[n]
-	}
-	return strconv.Itoa(n)
-}
-
-// smallInts spares an allocation per response for the common lengths of
-// Content-Length.
-var smallInts = func() [1024]string {
-	var s [1024]string
-	for i := range s {
-		s[i] = strconv.Itoa(i)
-	}
-	return s
-}()

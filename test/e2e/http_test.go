@@ -67,6 +67,12 @@ func TestHTTPAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := start(t, t.TempDir(), "--token-file", file, "--token", "admin-secret")
+	goClientChecks(t, p)
+	curlChecks(t, "http://"+p.http)
+}
+
+// goClientChecks: Go's client, next to the binary protocol.
+func goClientChecks(t *testing.T, p *proc) {
 	base := "http://" + p.http
 	hc := &http.Client{}
 	writer := []string{"Authorization", "Bearer w-secret", "X-Followgraph-Token-Name", "writer"}
@@ -111,8 +117,11 @@ func TestHTTPAPI(t *testing.T) {
 	if !reused || resp.StatusCode != 200 {
 		t.Fatalf("keep-alive: reused %v, status %d", reused, resp.StatusCode)
 	}
+}
 
-	// curl, as a user would: Basic credentials, a page, errors.
+// curlChecks: curl, as a user would.
+func curlChecks(t *testing.T, base string) {
+	// Basic credentials, a page, errors.
 	out := curl(t, "-u", "writer:w-secret", "-H", "Content-Type: application/json", "-d", `{"actor":"carol","targets":["alice"],"sync":true}`, base+"/v1/follow")
 	if !strings.Contains(out, `{"results":[{"userId":"alice","code":0,"info":""}]}`) {
 		t.Fatalf("curl follow: %s", out)
