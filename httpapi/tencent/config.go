@@ -1,0 +1,48 @@
+package tencent
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/followgraph/followgraph/internal/tokens"
+)
+
+// Config configures the Tencent-compatible endpoints.
+type Config struct {
+	// Tokens, when set, are the tokens a request must present: the URL's
+	// identifier names the token and usersig is its secret. Each request
+	// is checked against the token's role (that of the operation on the
+	// binary port: read for check, get and get_info, write for add and
+	// delete) and rate limit. Nil: every request is allowed.
+	Tokens *tokens.Store
+	// SDKAppID, when set, must equal the URL's sdkappid (else 30002, as
+	// Tencent answers a mismatch). Empty: any sdkappid is accepted.
+	SDKAppID string
+	// MaxBody is the largest request body read, in bytes; a larger one
+	// is refused with 30001.
+	MaxBody int64
+	// Timeout bounds each request's call to the graph (its commit, or a
+	// forward to another node); past it the answer is 30007.
+	Timeout time.Duration
+}
+
+// DefaultConfig returns a configuration without tokens, a 1 MiB body
+// limit (the binary port's default frame size) and a 10 s timeout (its
+// request timeout).
+func DefaultConfig() Config {
+	return Config{MaxBody: 1 << 20, Timeout: 10 * time.Second}
+}
+
+// Validate reports the first invalid field.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBody < 1<<10 || c.MaxBody > 1<<30:
+		return fmt.Errorf("tencent: MaxBody (%d) must be between 1 KiB and 1 GiB", c.MaxBody)
+	case c.Timeout <= 0:
+		return fmt.Errorf("tencent: Timeout (%s) must be positive", c.Timeout)
+	case len(c.SDKAppID) > 64:
+		return errors.New("tencent: SDKAppID is over 64 bytes")
+	}
+	return nil
+}
