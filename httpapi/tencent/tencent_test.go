@@ -62,17 +62,17 @@ func (a *api) do(method, pathQuery, body string) string {
 	return string(b)
 }
 
-// eventually retries post until it answers want (a target's side of a
+// eventually retries the request until it answers want (a target's side of a
 // follow lands on its shard shortly after the answer), for up to 5 s.
-func (a *api) eventually(path, body, want string) {
+func (a *api) eventually(pathQuery, body, want string) {
 	a.t.Helper()
 	var got string
 	for end := time.Now().Add(5 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if got = a.post(path, body); got == want {
+		if got = a.do(http.MethodPost, pathQuery, body); got == want {
 			return
 		}
 	}
-	a.t.Fatalf("%s %s:\n got %s\nwant %s", path, body, got, want)
+	a.t.Fatalf("%s %s:\n got %s\nwant %s", pathQuery, body, got, want)
 }
 
 func expect(t *testing.T, what, got, want string) {
@@ -92,7 +92,7 @@ func TestTencentSamples(t *testing.T) {
 		`{"ResultItem": [{"To_Account": "UserID_002","ResultCode": 0,"ResultInfo": "","FollowType": 0},{"To_Account": "UserID_003","ResultCode": 0,"ResultInfo": "","FollowType": 0}],"ActionStatus": "OK","ErrorCode": 0,"ErrorInfo": "","ErrorDisplay": ""}`)
 	expect(t, "follow_add", a.post(tencent.PathAdd, `{"From_Account":"UserID_001","FollowItem":[{"To_Account":"UserID_002"},{"To_Account":"UserID_003"}]}`),
 		`{"ResultItem": [{"To_Account": "UserID_002","ResultCode": 0,"ResultInfo": ""},{"To_Account": "UserID_003","ResultCode": 0,"ResultInfo": ""}],"ActionStatus": "OK","ErrorCode": 0,"ErrorInfo": "","ErrorDisplay": ""}`)
-	a.eventually(tencent.PathGetInfo, `{"From_Account":"UserID_001","To_Account":["UserID_001", "UserID_002", "UserID_003"]}`,
+	a.eventually(tencent.PathGetInfo+query, `{"From_Account":"UserID_001","To_Account":["UserID_001", "UserID_002", "UserID_003"]}`,
 		`{"FollowInfo": [{"To_Account": "UserID_001","ResultCode": 0,"ResultInfo": "","FollowerCount": 0,"FollowingCount": 2,"MutualFollowingCount": 0},{"To_Account": "UserID_002","ResultCode": 0,"ResultInfo": "","FollowerCount": 1,"FollowingCount": 0,"MutualFollowingCount": 0},{"To_Account": "UserID_003","ResultCode": 0,"ResultInfo": "","FollowerCount": 1,"FollowingCount": 0,"MutualFollowingCount": 0}],"ActionStatus": "OK","ErrorCode": 0,"ErrorInfo": "","ErrorDisplay": ""}`)
 
 	// follow_get's sample request, trailing comma included: UserID_001
