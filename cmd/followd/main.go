@@ -28,6 +28,7 @@ import (
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/httpapi/tencent"
 	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
@@ -435,6 +436,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.Handle("/v4/follow/", tencent.New(tencent.Config{Tokens: d.tokens}, d.server.Handler()))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if bad := d.node.Healthy(); len(bad) > 0 {

@@ -20,10 +20,11 @@ type Config struct {
 	// Tencent answers a mismatch). Empty: any sdkappid is accepted.
 	SDKAppID string
 	// MaxBody is the largest request body read, in bytes; a larger one
-	// is refused with 30001.
+	// is refused with 30001. 0 means DefaultConfig's.
 	MaxBody int64
 	// Timeout bounds each request's call to the graph (its commit, or a
-	// forward to another node); past it the answer is 30007.
+	// forward to another node); past it the answer is 30007. 0 means
+	// DefaultConfig's.
 	Timeout time.Duration
 }
 
@@ -34,12 +35,26 @@ func DefaultConfig() Config {
 	return Config{MaxBody: 1 << 20, Timeout: 10 * time.Second}
 }
 
-// Validate reports the first invalid field.
+// withDefaults fills the zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.MaxBody == 0 {
+		c.MaxBody = d.MaxBody
+	}
+	if c.Timeout == 0 {
+		c.Timeout = d.Timeout
+	}
+	return c
+}
+
+// Validate reports the first invalid field (zero fields take the
+// defaults, and are valid).
 func (c Config) Validate() error {
+	c = c.withDefaults()
 	switch {
 	case c.MaxBody < 1<<10 || c.MaxBody > 1<<30:
 		return fmt.Errorf("tencent: MaxBody (%d) must be between 1 KiB and 1 GiB", c.MaxBody)
-	case c.Timeout <= 0:
+	case c.Timeout < 0:
 		return fmt.Errorf("tencent: Timeout (%s) must be positive", c.Timeout)
 	case len(c.SDKAppID) > 64:
 		return errors.New("tencent: SDKAppID is over 64 bytes")

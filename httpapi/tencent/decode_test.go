@@ -108,3 +108,17 @@ func TestLenient(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	if err := (Config{}).Validate(); err != nil {
+		t.Fatalf("zero config: %v", err)
+	}
+	if c := (Config{}).withDefaults(); c != DefaultConfig() {
+		t.Fatalf("zero config is %+v, want the defaults %+v", c, DefaultConfig())
+	}
+	for _, c := range []Config{{MaxBody: 10}, {MaxBody: 2 << 30}, {Timeout: -1}, {SDKAppID: string(make([]byte, 65))}} {
+		if c.Validate() == nil {
+			t.Errorf("%+v: valid, want an error", c)
+		}
+	}
+}

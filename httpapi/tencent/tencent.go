@@ -65,7 +65,7 @@ func New(cfg Config, h wire.Handler) http.Handler {
 	if err := cfg.Validate(); err != nil {
 		panic(err)
 	}
-	return &server{cfg: cfg, h: h}
+	return &server{cfg: cfg.withDefaults(), h: h}
 }
 
 // ServeHTTP answers every request with status 200 and a JSON body, as
