@@ -1,14 +1,18 @@
 package tencent_test
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/followgraph/followgraph/cluster/clustertest"
 	"github.com/followgraph/followgraph/httpapi/tencent"
 	"github.com/followgraph/followgraph/internal/tokens"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // failed is the answer to a request that failed as a whole.
@@ -129,5 +133,36 @@ func TestAuth(t *testing.T) {
 		if got := a.do(http.MethodPost, c.path, c.body); got != c.want {
 			t.Errorf("%s:\n got %s\nwant %s", c.path, got, c.want)
 		}
+	}
+}
+
+// stuck blocks every write until its context ends, and panics on check.
+type stuck struct{ wire.Handler }
+
+func (stuck) Write(ctx context.Context, _ wire.Op, _ wire.WriteRequest) ([]wire.Result, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+func (stuck) Check(context.Context, wire.CheckRequest) ([]wire.Check, error) {
+	panic("a bug")
+}
+
+// A write past Config.Timeout answers 30007; a panic answers 30006 with
+// status 200, not a 500 with a stack.
+func TestTimeoutAndPanic(t *testing.T) {
+	n := clustertest.Start(t, clustertest.Options{})
+	cfg := tencent.DefaultConfig()
+	cfg.Timeout = 50 * time.Millisecond
+	srv := httptest.NewServer(tencent.New(cfg, stuck{n.Router}))
+	t.Cleanup(srv.Close)
+	a := &api{t: t, url: srv.URL, node: n}
+	expect(t, "timeout", a.post(tencent.PathAdd, `{"From_Account":"a","FollowItem":[{"To_Account":"b"}]}`),
+		failed(30007, "timeout (30007): context deadline exceeded"))
+	expect(t, "panic", a.post(tencent.PathCheck, `{"From_Account":"a","To_Account":["b"]}`),
+		failed(30006, "internal error (30006): panic serving /v4/follow/follow_check: a bug"))
+	// The real handler still answers.
+	if got := a.post(tencent.PathGetInfo, `{"From_Account":"a","To_Account":["a"]}`); !strings.HasPrefix(got, `{"FollowInfo": [{"To_Account": "a","ResultCode": 0,`) {
+		t.Fatalf("get_info: %s", got)
 	}
 }
