@@ -100,7 +100,7 @@ func appendGetItem(b []byte, n int, id []byte, ms int64) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, '{')
-	b = appendString(appendKey(b, "To_Account"), string(id))
+	b = appendString(appendKey(b, "To_Account"), id)
 	b = appendIntField(b, "FollowTime", ms/1000)
 	return append(appendKey(b, "ProfileItem"), "[]}"...)
 }
@@ -119,12 +119,12 @@ const hex = "0123456789abcdef"
 // appendString appends s as a JSON string. Only what JSON requires is
 // escaped (", \ and control characters); bytes that are not UTF-8 become
 // U+FFFD, as encoding/json does.
-func appendString(b []byte, s string) []byte {
+func appendString[S ~string | ~[]byte](b []byte, s S) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
+			r, n := utf8.DecodeRuneInString(string(s[i:min(i+utf8.UTFMax, len(s))]))
 			if r == utf8.RuneError && n == 1 {
 				b = append(b, `\ufffd`...)
 			} else {

@@ -186,7 +186,8 @@ func (s *server) get(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendGetStart(nil)
+	// About 70 bytes an entry: one allocation for most pages.
+	b := appendGetStart(make([]byte, 0, 128+80*req.WantNum))
 	n, cursor := 0, req.Cursor
 	for n < req.WantNum {
 		got := 0
