@@ -28,7 +28,6 @@ import (
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/fsm"
-	"github.com/followgraph/followgraph/httpapi/tencent"
 	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
@@ -429,6 +428,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 		return fmt.Errorf("listen %s: %w", d.opts.httpAddr, err)
 	}
 	mux := http.NewServeMux()
+	d.mountTencent(mux)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	// Profiles for performance work; the HTTP address is loopback by
 	// default, so expose it further only on purpose.
@@ -436,7 +436,6 @@ func (d *daemon) serveHTTP(m *metrics) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.Handle("/v4/follow/", tencent.New(tencent.Config{Tokens: d.tokens}, d.server.Handler()))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if bad := d.node.Healthy(); len(bad) > 0 {
