@@ -127,6 +127,13 @@ func TestClusterPeerMutualTLS(t *testing.T) {
 		t.Fatalf("log does not say the raft port uses mutual TLS:\n%s", grepLines(log, "raft port"))
 	}
 	checkReplicated(t, procs)
+	// The nodes pinned each other (gossip knows them all by now) without a
+	// false refusal.
+	for _, p := range procs {
+		if m := regexp.MustCompile(`(?m)^followgraph_peer_refused_total\{port="raft",reason="(\w+)"\} [1-9]`).FindStringSubmatch(scrape(t, p.http)); m != nil {
+			t.Fatalf("%s refused a peer (%s) in a healthy cluster:\n%s", p.http, m[1], grepLines(p.log(), "refused"))
+		}
+	}
 	raft := raftAddr(t, procs[0])
 
 	plaintextHello(t, raft)
@@ -145,6 +152,24 @@ func TestClusterPeerMutualTLS(t *testing.T) {
 		expectNoAnswer(t, tc, "certificate of another CA")
 	}
 	waitRefused(t, procs[0], "certificate")
+	// A valid certificate of the cluster (n2's) whose hello claims n1's
+	// raft address: gossip says n1 is there, so n3 refuses it.
+	kp2, err := certs.LoadKeyPair(filepath.Join(certDir, "n2.crt"), filepath.Join(certDir, "n2.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc2, err := tls.Dial("tcp", raftAddr(t, procs[2]), &tls.Config{InsecureSkipVerify: true, Certificates: []tls.Certificate{kp2}, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc2.Close()
+	hello := binary.BigEndian.AppendUint16([]byte("FGMUX1"), uint16(len(raft)))
+	if _, err := tc2.Write(append(hello, raft...)); err != nil {
+		t.Fatal(err)
+	}
+	expectNoAnswer(t, tc2, "n2's certificate at n1's address")
+	waitRefused(t, procs[2], "wrong_node")
+
 	// TLS 1.2 is refused too (TLS 1.3 minimum).
 	if c, err := tls.Dial("tcp", raft, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12}); err == nil {
 		c.Close()
