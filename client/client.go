@@ -40,6 +40,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -125,6 +126,10 @@ type Config struct {
 	MaxInflight int
 	// DialTimeout bounds connecting and the handshake (default 3s).
 	DialTimeout time.Duration
+	// Dial, if set, opens connections instead of TCP (nodes use it to
+	// reach each other over their raft ports). TLS, if set, runs over
+	// what it returns.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 	// RequestTimeout bounds a call whose context has no deadline
 	// (default 10s), retries included.
 	RequestTimeout time.Duration

@@ -282,6 +282,17 @@ func TestInfoManyUsers(t *testing.T) {
 	if _, err := c.Follow(ctx, "u7", []string{"u8"}); err != nil {
 		t.Fatal(err)
 	}
+	// The reverse edge reaches u8's shard through the relay, after the
+	// follow returns.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		is, err := c.InfoAt(ctx, client.Any, "u8")
+		if err == nil && len(is) == 1 && is[0].Followers == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("u8's follower never arrived: %+v %v", is, err)
+		}
+	}
 	users := make([]string, 1000)
 	for i := range users {
 		users[i] = fmt.Sprintf("u%d", i)

@@ -40,6 +40,7 @@ func openCluster(n *Node) (*Node, error) {
 	if err := n.openRaftPort(); err != nil {
 		return nil, err
 	}
+	n.openPeerStream()
 	n.replicas = make([]*Replica, n.nshards)
 	// Replicas with data on disk rejoin their groups.
 	onDisk := func(i int) bool {

@@ -61,6 +61,10 @@ type Config struct {
 	// Peers reaches the other nodes of the cluster: required with
 	// Membership.RaftAddr, unused on a single node.
 	Peers Peers
+	// PeerDialer, if set, is bound to the node once its raft port is
+	// open, so that Peers can reach other nodes over it (see DialPeer)
+	// from the node's first call on.
+	PeerDialer *PeerDialer
 	// OnCommit, if set, is called after each batch entry commits with the
 	// time from proposal to commit and the number of commands it carried
 	// (for metrics). It must not block.

@@ -46,6 +46,7 @@ type Node struct {
 
 	// Cluster mode only (see clustermode.go).
 	mux     *raftmux.Mux
+	peers   *raftmux.Layer // other nodes' client-protocol streams
 	members *Membership
 	beats   *beats      // nil when Raft.QuietAfter is 0
 	started atomic.Bool // local replicas open, gossip running

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net"
 	"time"
 
 	"github.com/followgraph/followgraph/client"
@@ -14,8 +15,10 @@ import (
 // Peers makes this node's calls to other nodes over the client protocol:
 // requests the router forwards to a shard's leader, and, as the cluster
 // package's cluster.Peers, relay deliveries and peer status. Its
-// connections identify as PeerName, so the other node serves them itself
-// and never forwards them again. It is safe for concurrent use.
+// connections go over the nodes' raft ports (cluster.Node.DialPeer), whose
+// peer authentication makes the other node serve them as a peer's: itself,
+// never forwarded again, with no client token. It is safe for concurrent
+// use.
 type Peers struct {
 	c *client.Client
 }
@@ -24,10 +27,10 @@ type Peers struct {
 // deadline of its own.
 const PeerRequestTimeout = 10 * time.Second
 
-// NewPeers returns a Peers that presents token (the other nodes' client
-// token) in its handshakes. It dials nodes as they are first called.
-func NewPeers(token string) (*Peers, error) {
-	c, err := client.NewLazy(client.Config{Token: token, Name: wire.PeerName, ConnsPerNode: 2, Retries: -1, RequestTimeout: PeerRequestTimeout})
+// NewPeers returns a Peers that connects to nodes, as they are first
+// called, with dial (cluster.PeerDialer.Dial).
+func NewPeers(dial func(ctx context.Context, addr string) (net.Conn, error)) (*Peers, error) {
+	c, err := client.NewLazy(client.Config{Dial: dial, Name: wire.PeerName, ConnsPerNode: 2, Retries: -1, RequestTimeout: PeerRequestTimeout})
 	if err != nil {
 		return nil, err
 	}

@@ -171,13 +171,11 @@ func (c *conn) handshake(br *bufio.Reader) bool {
 // authenticate checks the hello's token against the server's tokens and
 // keeps the one it matched. A bad name and a bad secret are refused alike
 // (and logged alike), so that a client cannot learn which names exist.
-// The client name PeerName makes the connection a peer's only with an
-// admin token: the name is not a credential, and a peer's requests skip
-// the role and rate checks.
+// A peer's connection came through the raft port's authentication and
+// needs no token.
 func (c *conn) authenticate(h Hello) bool {
 	st := c.s.cfg.Tokens
-	if st == nil {
-		c.peer = h.Client == PeerName
+	if st == nil || c.peer {
 		return true
 	}
 	e, ok := st.Authenticate(h.Name, h.Token)
@@ -186,7 +184,6 @@ func (c *conn) authenticate(h Hello) bool {
 		return false
 	}
 	c.tok = e
-	c.peer = h.Client == PeerName && e.Role == tokens.RoleAdmin
 	return true
 }
 

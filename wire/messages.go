@@ -830,9 +830,11 @@ func (m ShardMap) String() string {
 	return fmt.Sprintf("shardmap v%d (%d shards)", m.Version, m.Shards)
 }
 
-// PeerName is the client name nodes use in the hello when they talk to
-// each other. A server does not forward requests that arrive on such a
-// connection again: a forwarded request is served or refused where it lands.
+// PeerName is the client name nodes give in the hello when they talk to
+// each other, for logs only: it grants nothing. A server knows a peer by
+// the listener its connection came through (Server.ServePeers) and does
+// not forward such requests again: a forwarded request is served or
+// refused where it lands.
 const PeerName = "followd-peer"
 
 // Record is one record relayed between shards (see fsm.Record; Kind is

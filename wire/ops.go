@@ -34,7 +34,7 @@ type Handler interface {
 
 // ClusterHandler serves the operations that keep a cluster running rather
 // than serve the graph: the relay's deliveries between nodes, which the
-// server accepts only from other nodes (see PeerName), and the maintenance
+// server accepts only from other nodes (see ServePeers), and the maintenance
 // operations drain and user scan, which followctl and other nodes send.
 // Implementations must be safe for concurrent use.
 type ClusterHandler interface {
@@ -60,8 +60,8 @@ type ClusterHandler interface {
 
 type peerKey struct{}
 
-// FromPeer reports whether a request came from another node (which
-// identified itself with PeerName): such requests are not forwarded again.
+// FromPeer reports whether a request came from another node (over a
+// listener given to ServePeers): such requests are not forwarded again.
 func FromPeer(ctx context.Context) bool {
 	v, _ := ctx.Value(peerKey{}).(bool)
 	return v
@@ -69,11 +69,10 @@ func FromPeer(ctx context.Context) bool {
 
 // opSpec says how the server runs one operation.
 type opSpec struct {
-	// peerOnly operations are refused unless the connection's hello named
-	// PeerName. Deliveries write reverse edges with no check of their
-	// forward side: only another node's relay sends them. The client name
-	// is not a credential (the token is); the check keeps ordinary
-	// clients from corrupting the graph by mistake.
+	// peerOnly operations are refused unless the connection came from
+	// another node (ServePeers). Deliveries write reverse edges with no
+	// check of their forward side: only another node's relay may send
+	// them, and no client token, admin included, grants them.
 	peerOnly bool
 	// role is the least role a client token needs for the operation
 	// (docs/PROTOCOL.md lists them). Other nodes' connections are not
@@ -133,7 +132,7 @@ func (c *conn) admit(op Op) (*opSpec, error) {
 	case spec == nil:
 		return nil, codes.New(codes.UnknownOp, "unknown operation %d", op)
 	case spec.peerOnly && !c.peer:
-		return nil, codes.New(codes.InvalidParam, "%s is only accepted from other nodes (hello client %q)", op, PeerName)
+		return nil, codes.New(codes.NotAllowed, "%s is only accepted from other nodes, over the raft port", op)
 	case c.tok == nil || c.peer:
 		return spec, nil
 	}

@@ -119,6 +119,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	ln       net.Listener
+	peerLns  []net.Listener
 	conns    map[*conn]struct{}
 	closing  bool
 	nconns   atomic.Int64
@@ -169,15 +170,28 @@ func (nopObserver) TokenRequest(string, Op, codes.Code)   {}
 // ErrServerClosed is returned by Serve after Shutdown.
 var ErrServerClosed = errors.New("wire: server closed")
 
-// Serve accepts connections on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error {
+// Serve accepts client connections on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error { return s.serve(ln, false) }
+
+// ServePeers accepts other nodes' connections on ln until Shutdown: ln
+// must yield only authenticated peers (cluster.Node.PeerListener). Their
+// requests need no token, skip the role and rate checks, may use the
+// peer-only operations, and are served here, never forwarded again. The
+// server's TLS is not applied: the raft port has its own.
+func (s *Server) ServePeers(ln net.Listener) error { return s.serve(ln, true) }
+
+func (s *Server) serve(ln net.Listener, peer bool) error {
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		ln.Close()
 		return ErrServerClosed
 	}
-	s.ln = ln
+	if peer {
+		s.peerLns = append(s.peerLns, ln)
+	} else {
+		s.ln = ln
+	}
 	s.mu.Unlock()
 	var backoff time.Duration
 	for {
@@ -200,7 +214,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		backoff = 0
-		if s.cfg.TLS != nil {
+		if s.cfg.TLS != nil && !peer {
 			c = tls.Server(c, s.cfg.TLS)
 		}
 		if s.nconns.Add(1) > int64(s.cfg.MaxConns) {
@@ -209,7 +223,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			go s.reject(c)
 			continue
 		}
-		cn := &conn{s: s, c: c, out: make(chan []byte, s.cfg.MaxInflight+1), sem: make(chan struct{}, s.cfg.MaxInflight)}
+		cn := &conn{s: s, c: c, peer: peer, out: make(chan []byte, s.cfg.MaxInflight+1), sem: make(chan struct{}, s.cfg.MaxInflight)}
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
@@ -258,6 +272,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.stopNow()
 		if s.ln != nil {
 			s.ln.Close()
+		}
+		for _, ln := range s.peerLns {
+			ln.Close()
 		}
 		for c := range s.conns {
 			c.stopReading()

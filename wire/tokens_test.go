@@ -294,10 +294,13 @@ func TestReloadRevokes(t *testing.T) {
 	mustHello(t, s, "wr", "w2")
 }
 
-// TestPeerNameNeedsAdmin: a client that calls itself PeerName with a
-// non-admin token is an ordinary client: roles apply, deliveries refused.
-func TestPeerNameNeedsAdmin(t *testing.T) {
+// TestPeerNameGrantsNothing: on the client port a hello naming PeerName
+// is an ordinary client, admin token or not: roles apply and deliveries
+// are refused. A connection from ServePeers needs no token, skips the
+// roles and may deliver.
+func TestPeerNameGrantsNothing(t *testing.T) {
 	s, _, _ := startTokenServer(t)
+	deliver := AppendDeliverRequest(nil, DeliverRequest{Dst: 0, Src: 1, Records: []Record{{Seq: 1, Kind: 1, Followee: "a", Follower: "b"}}})
 	rc, err := helloAs(t, s, "rd", "r", PeerName)
 	if err != nil {
 		t.Fatal(err)
@@ -305,16 +308,25 @@ func TestPeerNameNeedsAdmin(t *testing.T) {
 	if err := rc.call(1, OpFollow, followBody); codes.Of(err) != codes.NotAllowed {
 		t.Fatalf("follow as read 'peer': %v", err)
 	}
-	deliver := AppendDeliverRequest(nil, DeliverRequest{Dst: 0, Src: 1, Records: []Record{{Seq: 1, Kind: 1, Followee: "a", Follower: "b"}}})
-	if err := rc.call(2, OpDeliver, deliver); codes.Of(err) != codes.InvalidParam {
+	if err := rc.call(2, OpDeliver, deliver); codes.Of(err) != codes.NotAllowed {
 		t.Fatalf("deliver as read 'peer': %v", err)
 	}
-	peer, err := helloAs(t, s, "adm", "a", PeerName)
+	adm, err := helloAs(t, s, "adm", "a", PeerName)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := adm.call(1, OpDeliver, deliver); codes.Of(err) != codes.NotAllowed {
+		t.Fatalf("deliver as admin 'peer' on the client port: %v", err)
+	}
+	peer := dialPeer(t, s)
+	if err := peer.call(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: PeerName})); err != nil {
+		t.Fatalf("peer hello without a token: %v", err)
+	}
 	if err := peer.call(1, OpDeliver, deliver); err != nil {
-		t.Fatalf("deliver as admin peer: %v", err)
+		t.Fatalf("deliver from a peer: %v", err)
+	}
+	if err := peer.call(2, OpFollow, followBody); err != nil {
+		t.Fatalf("follow from a peer (no role check): %v", err)
 	}
 }
 

@@ -373,6 +373,23 @@ func dialRaw(t *testing.T, s *Server) *rawConn {
 	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
 }
 
+// dialPeer connects to s as another node does: through a listener given
+// to ServePeers (which the raft port's authentication feeds in a node).
+func dialPeer(t *testing.T, s *Server) *rawConn {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.ServePeers(ln)
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	return &rawConn{t: t, c: c, br: bufio.NewReader(c)}
+}
+
 func (r *rawConn) send(id uint32, op Op, body []byte) {
 	b, start := AppendRequestHeader(nil, id, op)
 	b = EndFrame(append(b, body...), start)
@@ -843,19 +860,24 @@ func TestPanicInBackendIsContained(t *testing.T) {
 	}
 }
 
-// Deliveries are refused unless the connection's hello named a peer node.
+// Deliveries are refused on the client port, whatever the hello's client
+// name, and served to connections from ServePeers.
 func TestDeliverOnlyFromPeers(t *testing.T) {
 	s := startServer(t, nil, &fakeBackend{})
 	body := AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Src: 0, Records: []Record{{1, 1, "a", "b", 5, 4}}})
-	client := dialRaw(t, s)
-	client.hello("")
-	client.send(1, OpDeliver, body)
-	if id, _, err := client.recv(); id != 1 || !errors.Is(err, codes.ErrInvalidParam) {
-		t.Fatalf("deliver from a client: id %d err %v", id, err)
+	for _, name := range []string{"", PeerName} {
+		client := dialRaw(t, s)
+		client.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: name}))
+		if _, _, err := client.recv(); err != nil {
+			t.Fatal(err)
+		}
+		client.send(1, OpDeliver, body)
+		if id, _, err := client.recv(); id != 1 || !errors.Is(err, codes.ErrNotAllowed) {
+			t.Fatalf("deliver from a client named %q: id %d err %v", name, id, err)
+		}
 	}
-	peer := dialRaw(t, s)
-	peer.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: PeerName}))
-	if _, _, err := peer.recv(); err != nil {
+	peer := dialPeer(t, s)
+	if err := peer.hello(""); err != nil {
 		t.Fatal(err)
 	}
 	peer.send(2, OpDeliver, body)
@@ -865,6 +887,16 @@ func TestDeliverOnlyFromPeers(t *testing.T) {
 	}
 	if v, err := ParseUint64(resp); err != nil || v != 1 {
 		t.Fatalf("deliver from a peer: %d %v", v, err)
+	}
+	// A peer's malformed delivery is refused and the connection stays.
+	for i, bad := range [][]byte{{0x90}, {0x93, 0x01, 0x00, 0x91, 0xc0}, {0xc1}, AppendDeliverRequest(nil, DeliverRequest{Dst: 1})[:3]} {
+		peer.send(uint32(10+i), OpDeliver, bad)
+		if id, _, err := peer.recv(); id != uint32(10+i) || !errors.Is(err, codes.ErrInvalidParam) {
+			t.Fatalf("malformed delivery %x from a peer: id %d err %v", bad, id, err)
+		}
+	}
+	if err := peer.call(20, OpPing, AppendEmpty(nil)); err != nil {
+		t.Fatalf("ping after malformed deliveries: %v", err)
 	}
 }
 
@@ -992,9 +1024,8 @@ func (*graphOnly) Deliver() {} // hides fakeBackend's: not a ClusterHandler
 // "unknown operation" and keeps serving the others.
 func TestServerWithoutClusterHandler(t *testing.T) {
 	s := startServer(t, nil, &graphOnly{})
-	peer := dialRaw(t, s)
-	peer.send(0, OpHello, AppendHello(nil, Hello{Version: 1, Client: PeerName}))
-	if _, _, err := peer.recv(); err != nil {
+	peer := dialPeer(t, s)
+	if err := peer.hello(""); err != nil {
 		t.Fatal(err)
 	}
 	peer.send(1, OpDeliver, AppendDeliverRequest(nil, DeliverRequest{Dst: 1, Records: []Record{{1, 1, "a", "b", 5, 4}}}))

@@ -81,7 +81,7 @@ func (c *Cluster) Start(m *Member) {
 	if err != nil {
 		c.T.Fatal(err)
 	}
-	run, err := serve(cfg, ln, "", Options{})
+	run, err := serve(cfg, ln, Options{})
 	if err != nil {
 		c.T.Fatalf("%s: %v", m.ID, err)
 	}

@@ -38,12 +38,13 @@ type Options struct {
 
 // Node is a running node.
 type Node struct {
-	Node   *cluster.Node
-	Router *router.Router
-	Server *wire.Server
-	Addr   string
-	peers  *router.Peers
-	served chan error
+	Node      *cluster.Node
+	Router    *router.Router
+	Server    *wire.Server
+	Addr      string
+	peers     *router.Peers
+	served    chan error // one end per listener served
+	listeners int
 }
 
 // Start starts a single node and stops it when the test ends.
@@ -86,16 +87,17 @@ func StartWith(o Options, logOut io.Writer) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return serve(cfg, ln, "", o)
+	return serve(cfg, ln, o)
 }
 
-// serve opens a node with cfg and serves it on ln. token, when set, is
-// what the node presents to its peers (in a cluster).
-func serve(cfg cluster.Config, ln net.Listener, token string, o Options) (*Node, error) {
-	n := &Node{Addr: ln.Addr().String(), served: make(chan error, 1)}
+// serve opens a node with cfg and serves it on ln, and in a cluster its
+// peers on the raft port.
+func serve(cfg cluster.Config, ln net.Listener, o Options) (*Node, error) {
+	n := &Node{Addr: ln.Addr().String(), served: make(chan error, 2)}
 	if cfg.Membership.RaftAddr != "" {
 		var err error
-		if n.peers, err = router.NewPeers(token); err != nil {
+		cfg.PeerDialer = new(cluster.PeerDialer)
+		if n.peers, err = router.NewPeers(cfg.PeerDialer.Dial); err != nil {
 			ln.Close()
 			return nil, err
 		}
@@ -131,7 +133,12 @@ func serve(cfg cluster.Config, ln net.Listener, token string, o Options) (*Node,
 	if n.Server, err = wire.NewServer(scfg, h, n.Router); err != nil {
 		return fail(err)
 	}
+	n.listeners = 1
 	go func() { n.served <- n.Server.Serve(ln); ln.Close() }()
+	if pl := n.Node.PeerListener(); pl != nil {
+		n.listeners++
+		go func() { n.served <- n.Server.ServePeers(pl) }()
+	}
 	return n, nil
 }
 
@@ -145,7 +152,9 @@ func (n *Node) Stop() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	n.Server.Shutdown(ctx)
-	<-n.served
+	for range n.listeners {
+		<-n.served
+	}
 	n.closeNode()
 }
 

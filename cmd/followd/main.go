@@ -119,7 +119,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.DurationVar(&o.raftQuietAfter, "raft-quiet-after", cluster.DefaultRaftConfig().QuietAfter, "cluster: a shard with no writes or lease renewals for this long goes quiet (its followers hear from the leader through one coalesced beat per node pair); 0 keeps every shard's heartbeats on the wire")
 	fs.StringVar(&o.nodeID, "node-id", "node1", "this node's ID")
 	fs.IntVar(&o.shards, "shards", 0, "shard count of a new data directory (default 16; an existing directory keeps its own, and a different value is refused)")
-	fs.StringVar(&o.token, "token", "", "admin token named \"default\" that clients may present, and that this node presents to the others of its cluster (empty: none)")
+	fs.StringVar(&o.token, "token", "", "admin token named \"default\" that clients may present (empty: none; nodes of a cluster reach each other over the raft port and need no token)")
 	fs.StringVar(&o.tokenFile, "token-file", "", "file of named tokens with roles and rate limits (lines: name role secret [rate=N] [burst=M]), re-read on SIGHUP (empty: none)")
 	fs.StringVar(&o.logLevel, "log-level", "info", "log level: trace, debug, info, warn, error")
 	fs.BoolVar(&o.logJSON, "log-json", false, "log JSON lines instead of text")
@@ -216,7 +216,7 @@ type daemon struct {
 	ln      net.Listener
 	httpSrv *http.Server
 	httpLn  net.Listener
-	served  chan error
+	served  chan error // the client and peer listeners' ends
 	// tls and httpTLS are the client and HTTP ports' TLS (nil: plaintext).
 	tls, httpTLS *tls.Config
 	opts         *options
@@ -246,7 +246,7 @@ func start(ctx context.Context, o *options, logOut io.Writer) (*daemon, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", o.listen, err)
 	}
-	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 1), stopClock: startTestClock(log), tls: clientTLS, httpTLS: httpTLS}
+	d := &daemon{log: log, ln: ln, opts: o, served: make(chan error, 2), stopClock: startTestClock(log), tls: clientTLS, httpTLS: httpTLS}
 	advertise := ln.Addr().String()
 	if o.advertise != "" {
 		advertise = withHost(o.advertise, ln.Addr().String())
@@ -370,7 +370,8 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 		if err := o.setPeerAuth(&cfg, d.log, m); err != nil {
 			return err
 		}
-		if d.peers, err = router.NewPeers(o.token); err != nil {
+		cfg.PeerDialer = new(cluster.PeerDialer)
+		if d.peers, err = router.NewPeers(cfg.PeerDialer.Dial); err != nil {
 			return err
 		}
 		cfg.Peers = d.peers
@@ -418,6 +419,9 @@ func (d *daemon) serve(m *metrics, advertise string) error {
 		return err
 	}
 	go func() { d.served <- d.server.Serve(d.ln) }()
+	if pl := d.node.PeerListener(); pl != nil {
+		go func() { d.served <- d.server.ServePeers(pl) }()
+	}
 	return nil
 }
 
@@ -517,7 +521,7 @@ func run(ctx context.Context, args []string, logOut io.Writer, ready chan<- *dae
 			d.log.Info("shutting down", "reason", context.Cause(ctx))
 			return d.stop(context.Background())
 		case err := <-d.served:
-			d.log.Error("client listener failed", "error", err)
+			d.log.Error("client or peer listener failed", "error", err)
 			return d.stop(context.Background())
 		case <-hup:
 			if err := d.reloadTokens(); errors.Is(err, errNoTokenFile) {
