@@ -53,7 +53,8 @@ func genNodeCerts(t *testing.T, dir string, nodes ...string) {
 
 // checkReplicated writes a few follows and waits until every node's user
 // table holds them: every node hosts every shard (3 replicas on 3 nodes),
-// so they reached each node over the authenticated raft port.
+// so they reached each node over the authenticated raft port. It also runs
+// every operation through each node alone, which forwards to the leaders.
 func checkReplicated(t *testing.T, procs []*proc) {
 	t.Helper()
 	c := failoverClient(t, procs)
@@ -63,6 +64,11 @@ func checkReplicated(t *testing.T, procs []*proc) {
 		if _, err := c.Follow(ctx, fmt.Sprintf("u%d", i), []string{"star"}, client.Sync()); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// Through each node alone: forwarding and the relay of reverse edges
+	// run on the authenticated raft port too.
+	for i, p := range procs {
+		everyOperation(t, p.addr, fmt.Sprintf("via%d", i))
 	}
 	users := regexp.MustCompile(`(?m)^followgraph_node_users (\d+)`)
 	for _, p := range procs {
