@@ -27,17 +27,20 @@ import (
 // authenticated port, writes through it, then knocks on a node's raft
 // port without valid credentials and reads the refusals in /metrics.
 
-// raftAddr is the --raft-addr a node was started with.
-func raftAddr(t *testing.T, p *proc) string {
+// procArg is the value of flag that a node was started with.
+func procArg(t *testing.T, p *proc, flag string) string {
 	t.Helper()
 	for i, a := range p.args {
-		if a == "--raft-addr" && i+1 < len(p.args) {
+		if a == flag && i+1 < len(p.args) {
 			return p.args[i+1]
 		}
 	}
-	t.Fatal("no --raft-addr")
+	t.Fatalf("no %s", flag)
 	return ""
 }
+
+// raftAddr is the --raft-addr a node was started with.
+func raftAddr(t *testing.T, p *proc) string { return procArg(t, p, "--raft-addr") }
 
 // genNodeCerts runs gencerts for nodes n1-n3 (and any extra -node) into dir.
 func genNodeCerts(t *testing.T, dir string, nodes ...string) {
@@ -140,6 +143,7 @@ func TestClusterPeerMutualTLS(t *testing.T) {
 			t.Fatalf("%s refused a peer (%s) in a healthy cluster:\n%s", p.http, m[1], grepLines(p.log(), "refused"))
 		}
 	}
+	joinWithCert(t, procs, certDir)
 	raft := raftAddr(t, procs[0])
 
 	plaintextHello(t, raft)
@@ -222,4 +226,30 @@ func TestClusterPeerSecret(t *testing.T) {
 	expectNoAnswer(t, tc, "wrong secret")
 	waitRefused(t, procs[0], "bad_secret")
 
+}
+
+// joinWithCert starts n4 with its own certificate of the cluster CA
+// (gencerts reuses the CA in certDir). Its raft address is unknown to
+// gossip when it first dials and is dialed, which the pin allows; it must
+// end up hosting a replica, with no refusal anywhere.
+func joinWithCert(t *testing.T, procs []*proc, certDir string) {
+	t.Helper()
+	genNodeCerts(t, certDir, "n4")
+	n4 := start(t, t.TempDir(), "--node-id", "n4", "--raft-addr", freePort(t), "--gossip-addr", freePort(t),
+		"--join", procArg(t, procs[0], "--join"), "--peer-cert", filepath.Join(certDir, "n4.crt"),
+		"--peer-key", filepath.Join(certDir, "n4.key"), "--peer-ca", filepath.Join(certDir, "ca.crt"))
+	applied := regexp.MustCompile(`(?m)^followgraph_shard_applied_index\{shard="\d+"\} [1-9]`)
+	deadline := time.Now().Add(90 * time.Second)
+	for !applied.MatchString(scrape(t, n4.http)) {
+		if time.Now().After(deadline) {
+			t.Fatalf("n4 hosts no caught-up replica after joining:\n%s", n4.log())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	refused := regexp.MustCompile(`(?m)^followgraph_peer_refused_total\{port="raft",reason="(\w+)"\} [1-9]`)
+	for _, p := range append(procs, n4) {
+		if m := refused.FindStringSubmatch(scrape(t, p.http)); m != nil {
+			t.Fatalf("%s refused a peer (%s) while n4 joined", p.http, m[1])
+		}
+	}
 }
