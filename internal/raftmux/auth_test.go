@@ -525,3 +525,30 @@ func TestRefusalReasonOfBadHello(t *testing.T) {
 	readUntilClosed(t, c)
 	r.waitFor(t, RefusedBadHello)
 }
+
+// TestMutualTLSReloadsCA: the CA file is re-read when it changes, so a CA
+// rotation (trust both, then switch certificates) needs no restart.
+func TestMutualTLSReloadsCA(t *testing.T) {
+	oldCA, newCA := newCA(t, "old"), newCA(t, "new")
+	certFile, keyFile, caFile := writeMaterial(t, oldCA, certs.Node("b", nil, time.Hour), oldCA.CertPEM())
+	auth, err := NewMutualTLSAuth(certFile, keyFile, caFile, "b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.files.CheckEvery = 0 // check the files at every handshake
+	b, r := authMux(t, auth, nil)
+	// c has a certificate of the new CA and trusts both.
+	c, _ := authMux(t, rawAuth(t, newCA, certs.Node("c", nil, time.Hour), oldCA), nil)
+	both := append(oldCA.CertPEM(), newCA.CertPEM()...)
+	if err := tryDial(c, b); !errors.Is(err, ErrRefusedByPeer) {
+		t.Fatalf("before the rotation: %v", err)
+	}
+	r.waitFor(t, RefusedCertificate)
+	// The size changes too, so the check sees it even on a coarse mtime.
+	if err := os.WriteFile(caFile, both, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryDial(c, b); err != nil {
+		t.Fatalf("after b trusts the new CA too: %v", err)
+	}
+}
