@@ -318,7 +318,7 @@ func (a *Auth) dial(conn net.Conn, addr string, nodeAt func(string) (string, boo
 	if a.mode == modeMutualTLS {
 		// In TLS 1.3 the acceptor checks our certificate after our side
 		// of the handshake is done: its refusal shows as an alert on the
-		// first read, the hello's answer (see Mux.dialSession).
+		// first read, the hello's answer (see Mux.handshakeOut).
 		return tc, nil
 	}
 	cs := tc.ConnectionState()
