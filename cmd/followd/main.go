@@ -436,7 +436,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 		return fmt.Errorf("listen %s: %w", d.opts.httpAddr, err)
 	}
 	mux := http.NewServeMux()
-	d.mountTencent(mux)
+	d.mountTencent(mux, m)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	// Profiles for performance work; the HTTP address is loopback by
 	// default, so expose it further only on purpose.

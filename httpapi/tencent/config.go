@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/internal/tokens"
+	"github.com/followgraph/followgraph/wire"
 )
 
 // Config configures the Tencent-compatible endpoints.
@@ -16,6 +18,9 @@ type Config struct {
 	// binary port: read for check, get and get_info, write for add and
 	// delete) and rate limit. Nil: every request is allowed.
 	Tokens *tokens.Store
+	// Observer, when set, counts the requests checked against a token,
+	// as the binary port counts them (followd's token metrics).
+	Observer Observer
 	// SDKAppID, when set, must equal the URL's sdkappid (else 30002, as
 	// Tencent answers a mismatch). Empty: any sdkappid is accepted.
 	SDKAppID string
@@ -26,6 +31,13 @@ type Config struct {
 	// forward to another node); past it the answer is 30007. 0 means
 	// DefaultConfig's.
 	Timeout time.Duration
+}
+
+// Observer is told of each request checked against a token: its name,
+// the op whose role it needed, and OK, NotAllowed or RateLimited.
+// wire.Observer is one.
+type Observer interface {
+	TokenRequest(token string, op wire.Op, code codes.Code)
 }
 
 // DefaultConfig returns a configuration without tokens, a 1 MiB body

@@ -6,10 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/followgraph/followgraph/cluster/clustertest"
+	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/httpapi/tencent"
 	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/wire"
@@ -103,7 +105,8 @@ func TestAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg := tencent.DefaultConfig()
-	cfg.Tokens, cfg.SDKAppID = st, "1400000001"
+	rec := &recorder{seen: map[string]bool{}}
+	cfg.Tokens, cfg.SDKAppID, cfg.Observer = st, "1400000001", rec
 	a := newAPI(t, clustertest.Options{}, cfg)
 	add := `{"From_Account":"a","FollowItem":[{"To_Account":"b"}]}`
 	check := `{"From_Account":"a","To_Account":["b"]}`
@@ -134,6 +137,28 @@ func TestAuth(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s", c.path, got, c.want)
 		}
 	}
+	// Counted as the binary port counts: requests whose token was found.
+	want := []string{"admin follow ok", "reader follow not allowed", "reader unfollow not allowed", "reader check ok", "reader info ok", "reader followers ok", "slow follow ok", "slow follow rate limited"}
+	for _, w := range want {
+		if !rec.seen[w] {
+			t.Errorf("observer: no %q in %v", w, rec.seen)
+		}
+	}
+	if len(rec.seen) != len(want) {
+		t.Errorf("observer saw %v, want only %v", rec.seen, want)
+	}
+}
+
+// recorder is an Observer that keeps what it is told.
+type recorder struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func (r *recorder) TokenRequest(token string, op wire.Op, code codes.Code) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.seen[fmt.Sprintf("%s %s %s", token, op, code)] = true
 }
 
 // stuck blocks every write until its context ends, and panics on check.

@@ -124,7 +124,7 @@ func (s *server) admit(r *http.Request, op wire.Op) error {
 	if s.cfg.SDKAppID != "" && q.Get("sdkappid") != s.cfg.SDKAppID {
 		return &apiError{codeSDKAppIDMismatch, fmt.Sprintf("sdkappid %q is not this server's", q.Get("sdkappid"))}
 	}
-	return authorize(s.cfg.Tokens, q.Get("identifier"), q.Get("usersig"), op)
+	return authorize(s.cfg.Tokens, s.cfg.Observer, q.Get("identifier"), q.Get("usersig"), op)
 }
 
 func (s *server) add(ctx context.Context, body []byte) ([]byte, error) {

@@ -70,6 +70,19 @@ func TestTencentEndpoints(t *testing.T) {
 		t.Fatalf("a wrong usersig: %s", got)
 	}
 
+	// The token metrics count the HTTP requests too.
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, m := range []string{`followgraph_token_requests_total{result="allowed",token="reader"}`, `followgraph_token_requests_total{result="not_allowed",token="reader"} 1`} {
+		if !strings.Contains(string(metrics), m) {
+			t.Errorf("/metrics has no %s", m)
+		}
+	}
+
 	// Go's client: every answer is a 200 with JSON, errors included.
 	for _, c := range []struct{ method, url, body, want string }{
 		{http.MethodPost, admin("follow_check"), `{"From_Account":"UserID_001","To_Account":["UserID_002","UserID_004"]}`,
