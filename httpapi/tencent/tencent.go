@@ -83,7 +83,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Write(appendError(nil, code, info))
 		}
 	}()
-	out, err := s.serve(r)
+	out, err := s.serve(w, r)
 	if err != nil {
 		code, info := failure(err)
 		out = appendError(out[:0], code, info)
@@ -91,7 +91,7 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Write(out)
 }
 
-func (s *server) serve(r *http.Request) ([]byte, error) {
+func (s *server) serve(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	ep, ok := endpoints[r.URL.Path]
 	switch {
 	case !ok:
@@ -102,7 +102,9 @@ func (s *server) serve(r *http.Request) ([]byte, error) {
 	if err := s.admit(r, ep.op); err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
+	// With w, a body over the limit also closes the connection after
+	// the answer, rather than read the rest.
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.cfg.MaxBody))
 	var tooLarge *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooLarge):
