@@ -7,18 +7,8 @@ import (
 
 // Access rules shared by every client-facing port: the binary port's
 // connections (conn.admit) and followd's HTTP APIs (package httpapi), so
-// that an operation needs the same role wherever it arrives.
-
-// OpRole returns the least role a client token needs for op, and false
-// for an operation this server does not know. Peer-only operations
-// (deliver) report their role too; ClientAllowed refuses them anyway.
-func OpRole(op Op) (tokens.Role, bool) {
-	spec := ops[op]
-	if spec == nil || op == OpHello {
-		return tokens.RoleNone, false
-	}
-	return spec.role, true
-}
+// that an operation needs the same role wherever it arrives (Op.Role
+// gives the role alone).
 
 // AdmitClient applies the client port's rules to one request of op from a
 // client that authenticated with tok (nil: the server has no tokens, and
