@@ -10,7 +10,7 @@
 // both ports answer alike. Access follows the binary port's rules too
 // (wire.AdmitClient): the same tokens, roles and rate budgets, with the
 // credentials in each request's Authorization header (Authenticator,
-// which other HTTP front ends of followd reuse).
+// which other HTTP front ends may reuse).
 package httpapi
 
 import (
