@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/followgraph/followgraph/client"
 	"github.com/followgraph/followgraph/codes"
 )
 
@@ -44,9 +45,9 @@ func httpCall(t *testing.T, hc *http.Client, method, url, body string, hdr ...st
 	return resp.StatusCode, resp.Header, v
 }
 
-// curl runs curl with args and returns its output (with -i, the status
+// curlArgs runs curl with args and returns its output (with -i, the status
 // line and headers too).
-func curl(t *testing.T, args ...string) string {
+func curlArgs(t *testing.T, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("curl", append([]string{"-sS", "--max-time", "10"}, args...)...).CombinedOutput()
 	if err != nil {
@@ -88,11 +89,13 @@ func goClientChecks(t *testing.T, p *proc) {
 		t.Fatalf("binary check of an HTTP follow: %+v %v", ct, err)
 	}
 	// ... and the reverse: a binary follow read over HTTP.
-	if _, err := c.Follow(context.Background(), "bob", []string{"alice"}); err != nil {
+	if _, err := c.Follow(context.Background(), "bob", []string{"alice"}, client.Sync()); err != nil {
 		t.Fatal(err)
 	}
-	status, _, v = httpCall(t, hc, "GET", base+"/v1/users/alice/mutual", "", reader...)
-	if items := v["items"].([]any); status != 200 || len(items) != 1 || items[0].(map[string]any)["userId"] != "bob" {
+	// bob's own side of his follow is visible at once, alice's follow of
+	// him was sync: bob's mutual list has alice.
+	status, _, v = httpCall(t, hc, "GET", base+"/v1/users/bob/mutual", "", reader...)
+	if items := v["items"].([]any); status != 200 || len(items) != 1 || items[0].(map[string]any)["userId"] != "alice" {
 		t.Fatalf("mutual over HTTP: %d %v", status, v)
 	}
 	// Roles and authentication.
@@ -122,11 +125,11 @@ func goClientChecks(t *testing.T, p *proc) {
 // curlChecks: curl, as a user would.
 func curlChecks(t *testing.T, base string) {
 	// Basic credentials, a page, errors.
-	out := curl(t, "-u", "writer:w-secret", "-H", "Content-Type: application/json", "-d", `{"actor":"carol","targets":["alice"],"sync":true}`, base+"/v1/follow")
+	out := curlArgs(t, "-u", "writer:w-secret", "-H", "Content-Type: application/json", "-d", `{"actor":"carol","targets":["alice"],"sync":true}`, base+"/v1/follow")
 	if !strings.Contains(out, `{"results":[{"userId":"alice","code":0,"info":""}]}`) {
 		t.Fatalf("curl follow: %s", out)
 	}
-	out = curl(t, "-u", "reader:r-secret", base+"/v1/users/alice/followers?limit=1")
+	out = curlArgs(t, "-u", "reader:r-secret", base+"/v1/users/alice/followers?limit=1")
 	var page struct {
 		Items      []struct{ UserID string }
 		NextCursor string
@@ -134,39 +137,39 @@ func curlChecks(t *testing.T, base string) {
 	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Items) != 1 || page.NextCursor == "" {
 		t.Fatalf("curl followers: %s", out)
 	}
-	out = curl(t, "-u", "reader:r-secret", base+"/v1/users/alice/followers?limit=1&cursor="+page.NextCursor)
+	out = curlArgs(t, "-u", "reader:r-secret", base+"/v1/users/alice/followers?limit=1&cursor="+page.NextCursor)
 	if err := json.Unmarshal([]byte(out), &page); err != nil || len(page.Items) != 1 || page.NextCursor != "" {
 		t.Fatalf("curl second page: %s", out)
 	}
-	out = curl(t, "-i", "-u", "reader:r-secret", "-d", `{"actor":"alice","targets":"bob"}`, base+"/v1/check")
+	out = curlArgs(t, "-i", "-u", "reader:r-secret", "-d", `{"actor":"alice","targets":"bob"}`, base+"/v1/check")
 	if !strings.HasPrefix(out, "HTTP/1.1 400") || !strings.Contains(out, `"code":30001`) {
 		t.Fatalf("curl malformed check: %s", out)
 	}
-	out = curl(t, "-i", "-X", "DELETE", base+"/v1/follow")
+	out = curlArgs(t, "-i", "-X", "DELETE", base+"/v1/follow")
 	if !strings.HasPrefix(out, "HTTP/1.1 405") || !regexp.MustCompile(`(?i)allow: POST`).MatchString(out) || !strings.Contains(out, `"code":40007`) {
 		t.Fatalf("curl wrong method: %s", out)
 	}
 	// A user ID with a slash travels escaped in the path.
-	curl(t, "-u", "writer:w-secret", "-d", `{"actor":"a/b","targets":["alice"]}`, base+"/v1/follow")
-	out = curl(t, "-u", "reader:r-secret", base+"/v1/users/a%2Fb/following")
+	curlArgs(t, "-u", "writer:w-secret", "-d", `{"actor":"a/b","targets":["alice"]}`, base+"/v1/follow")
+	out = curlArgs(t, "-u", "reader:r-secret", base+"/v1/users/a%2Fb/following")
 	if !strings.Contains(out, `"items":[{"userId":"alice"`) {
 		t.Fatalf("curl following of a/b: %s", out)
 	}
 	// The slow token: one request, then 429 with a Retry-After of 5 s.
-	curl(t, "-H", "Authorization: Bearer s-secret", "-H", "X-Followgraph-Token-Name: slow", base+"/v1/shardmap")
-	out = curl(t, "-i", "-H", "Authorization: Bearer s-secret", "-H", "X-Followgraph-Token-Name: slow", base+"/v1/shardmap")
+	curlArgs(t, "-H", "Authorization: Bearer s-secret", "-H", "X-Followgraph-Token-Name: slow", base+"/v1/shardmap")
+	out = curlArgs(t, "-i", "-H", "Authorization: Bearer s-secret", "-H", "X-Followgraph-Token-Name: slow", base+"/v1/shardmap")
 	if !strings.HasPrefix(out, "HTTP/1.1 429") || !regexp.MustCompile(`(?i)retry-after: 5\r\n`).MatchString(out) || !strings.Contains(out, `"code":40011`) {
 		t.Fatalf("curl over the rate: %s", out)
 	}
 	// pprof is off by default; the OpenAPI document is public.
-	if out = curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/debug/pprof/"); out != "404" {
+	if out = curlArgs(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/debug/pprof/"); out != "404" {
 		t.Fatalf("pprof without --http-pprof: %s", out)
 	}
-	if out = curl(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/v1/openapi.json"); out != "200" {
+	if out = curlArgs(t, "-o", "/dev/null", "-w", "%{http_code}", base+"/v1/openapi.json"); out != "200" {
 		t.Fatalf("openapi.json: %s", out)
 	}
 	// The HTTP requests are counted in the token metrics.
-	if out = curl(t, base+"/metrics"); !regexp.MustCompile(`followgraph_token_requests_total\{[^}]*token="reader"[^}]*\} [1-9]`).MatchString(out) {
+	if out = curlArgs(t, base+"/metrics"); !regexp.MustCompile(`followgraph_token_requests_total\{[^}]*token="reader"[^}]*\} [1-9]`).MatchString(out) {
 		t.Fatalf("no token metrics for the reader:\n%s", grepLines(out, "token"))
 	}
 }
@@ -174,11 +177,11 @@ func curlChecks(t *testing.T, base string) {
 // With --http-pprof the profiles are served.
 func TestHTTPPprofFlag(t *testing.T) {
 	p := start(t, t.TempDir(), "--http-pprof")
-	if out := curl(t, "-o", "/dev/null", "-w", "%{http_code}", "http://"+p.http+"/debug/pprof/"); out != "200" {
+	if out := curlArgs(t, "-o", "/dev/null", "-w", "%{http_code}", "http://"+p.http+"/debug/pprof/"); out != "200" {
 		t.Fatalf("pprof with --http-pprof: %s", out)
 	}
 	// Open without tokens, as the binary port.
-	out := curl(t, "-d", `{"users":["nobody"]}`, "http://"+p.http+"/v1/info")
+	out := curlArgs(t, "-d", `{"users":["nobody"]}`, "http://"+p.http+"/v1/info")
 	if out != `{"results":[{"userId":"nobody","code":0,"following":0,"followers":0,"mutual":0}]}` {
 		t.Fatalf("info without tokens: %s", out)
 	}
