@@ -394,8 +394,9 @@ func readObject(body []byte, what string, fn func(f *field) bool) error {
 		return codes.New(codes.InvalidParam, "malformed %s body: want a JSON object, not a JSON %s", what, r.kind())
 	}
 	var ferr error
+	f := &field{r: r, what: what} // one for every field: fn gets a pointer
 	r.object(func(key string) {
-		f := &field{r: r, what: what, key: key}
+		f.key, f.err = key, nil
 		if !fn(f) {
 			f.err = codes.New(codes.InvalidParam, "malformed %s body: unknown field %q", what, truncate(key))
 		}
