@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,87 +16,155 @@ import (
 
 // HTTPTarget drives followd's native JSON API (package httpapi) over
 // HTTP/1.1 keep-alive connections, so that its cost can be compared with
-// the binary protocol's on the same graph. The API's port also serves
-// /metrics, so memory and CPU figures come from the same address.
+// the binary protocol's on the same graph. Its client (httpconn.go) is a
+// lean one over raw connections, one request at a time per connection or
+// pipelined. The API's port also serves /metrics, so memory and CPU
+// figures come from the same address (through net/http: not on the hot
+// path).
 type HTTPTarget struct {
-	base       string // scheme://host:port
-	metricsURL string
-	hc         *http.Client
-	token      string
-	tokenName  string
-	metrics    *FollowdTarget // for /metrics scrapes only (no client connection)
+	base    string // scheme://host:port
+	mode    string // for reports
+	pool    httpDoer
+	header  []byte         // Host and credentials: the same on every request
+	metrics *FollowdTarget // for /metrics scrapes only (no client connection)
+	scrapes *http.Client
+}
+
+// httpDoer sends one request and fills in its response; an error of ctx
+// means the call is still owned by the connection (see pipePool.do).
+type httpDoer interface {
+	do(ctx context.Context, c *httpCall) error
+	close()
 }
 
 // OpenHTTP returns a target for the JSON API at base (http://host:port or
-// https://host:port). Each concurrent request uses its own keep-alive
-// connection: HTTP/1.1 has no pipelining worth the name.
-func OpenHTTP(ctx context.Context, base string, o TargetOptions) (*HTTPTarget, error) {
-	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		MaxIdleConns:        4096,
-		MaxIdleConnsPerHost: 4096,
-		IdleConnTimeout:     90 * time.Second,
-		DisableCompression:  true,
+// https://host:port). With pipeline 0, each concurrent request uses its
+// own keep-alive connection, as with Go's net/http client; with pipeline
+// N > 0, all requests share o.Conns connections (default 4, as the
+// followd:// target) with up to N requests in flight on each.
+func OpenHTTP(ctx context.Context, base string, pipeline int, o TargetOptions) (*HTTPTarget, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("HTTP target %q: want http://host:port", base)
 	}
-	if o.TLS != nil {
-		tr.TLSClientConfig = o.TLS.Clone()
+	var tc *tls.Config
+	tr := &http.Transport{DisableCompression: true}
+	if u.Scheme == "https" {
+		tc = &tls.Config{ServerName: u.Hostname()}
+		if o.TLS != nil {
+			tc = o.TLS.Clone()
+		}
+		tr.TLSClientConfig = tc.Clone()
 	}
-	t := &HTTPTarget{base: base, hc: &http.Client{Transport: tr, Timeout: 30 * time.Second}, token: o.Token, tokenName: o.TokenName}
-	t.metricsURL = base
+	t := &HTTPTarget{base: base, scrapes: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	t.header = fmt.Appendf(nil, "Host: %s\r\n", u.Host)
+	if o.Token != "" {
+		t.header = fmt.Appendf(t.header, "Authorization: Bearer %s\r\n", o.Token)
+		if o.TokenName != "" {
+			t.header = fmt.Appendf(t.header, "%s: %s\r\n", httpapi.TokenNameHeader, o.TokenName)
+		}
+	}
+	if pipeline > 0 {
+		conns := o.Conns
+		if conns <= 0 {
+			conns = 4
+		}
+		pp, err := newPipePool(u.Host, tc, conns, pipeline)
+		if err != nil {
+			return nil, fmt.Errorf("followd JSON API at %s: %w", base, err)
+		}
+		t.pool, t.mode = pp, fmt.Sprintf("pipelined: %d connections, up to %d requests in flight on each", conns, pipeline)
+	} else {
+		t.pool, t.mode = &serialPool{addr: u.Host, tls: tc}, "one request at a time per keep-alive connection"
+	}
+	metricsURL := base
 	if o.MetricsURL != "" {
-		t.metricsURL = o.MetricsURL
+		metricsURL = o.MetricsURL
 	}
-	t.metrics = &FollowdTarget{metricsURL: t.metricsURL, http: t.hc}
+	t.metrics = &FollowdTarget{metricsURL: metricsURL, http: t.scrapes}
 	if _, err := t.status(ctx); err != nil {
+		t.pool.close()
 		return nil, fmt.Errorf("followd JSON API at %s: %w", base, err)
 	}
 	return t, nil
 }
 
-// call sends one request and decodes a 200's body into out; an error
-// response becomes a *codes.Error with the API's code.
-func (t *HTTPTarget) call(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
+// call sends one request (body, if not nil, appends the JSON body) and
+// decodes a 200's body into out; an error response becomes a *codes.Error
+// with the API's code.
+func (t *HTTPTarget) call(ctx context.Context, method, path string, body func([]byte) []byte, out any) error {
+	c := getCall()
+	c.req = append(c.req[:0], method...)
+	c.req = append(c.req, ' ')
+	c.req = append(c.req, path...)
+	c.req = append(c.req, " HTTP/1.1\r\n"...)
+	c.req = append(c.req, t.header...)
+	if body != nil {
+		c.body = body(c.body[:0]) // scratch until the response
+		c.req = append(c.req, "Content-Type: application/json\r\nContent-Length: "...)
+		c.req = strconv.AppendInt(c.req, int64(len(c.body)), 10)
+		c.req = append(c.req, "\r\n\r\n"...)
+		c.req = append(c.req, c.body...)
+	} else {
+		c.req = append(c.req, "\r\n"...)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, t.base+path, body)
-	if err != nil {
-		return err
+	if err := t.pool.do(ctx, c); err != nil {
+		return err // c still belongs to the connection
 	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	defer putCall(c)
+	if c.err != nil {
+		return c.err
 	}
-	if t.token != "" {
-		req.Header.Set("Authorization", "Bearer "+t.token)
-		if t.tokenName != "" {
-			req.Header.Set(httpapi.TokenNameHeader, t.tokenName)
-		}
-	}
-	resp, err := t.hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
+	if c.status != http.StatusOK {
 		var e struct {
 			Code    codes.Code `json:"code"`
 			Message string     `json:"message"`
 		}
-		if json.Unmarshal(raw, &e) != nil || e.Code == 0 {
-			return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		if json.Unmarshal(c.body, &e) != nil || e.Code == 0 {
+			return fmt.Errorf("%s %s: HTTP %d", method, path, c.status)
 		}
 		return codes.New(e.Code, "%s", e.Message)
 	}
-	return json.Unmarshal(raw, out)
+	return json.Unmarshal(c.body, out)
+}
+
+// appendJSONString appends s as a JSON string.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch ch := s[i]; {
+		case ch == '"' || ch == '\\':
+			b = append(b, '\\', ch)
+		case ch < 0x20:
+			b = fmt.Appendf(b, "\\u%04x", ch)
+		default:
+			b = append(b, ch)
+		}
+	}
+	return append(b, '"')
+}
+
+// appendUsers appends {"KEY":"first",...,"LIST":["a","b"]}: first empty
+// leaves KEY out.
+func appendUsers(b []byte, key, first, list string, users []string) []byte {
+	b = append(b, '{')
+	if key != "" {
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, `":`...)
+		b = appendJSONString(b, first)
+		b = append(b, ',')
+	}
+	b = append(b, '"')
+	b = append(b, list...)
+	b = append(b, `":[`...)
+	for i, u := range users {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, u)
+	}
+	return append(b, "]}"...)
 }
 
 type httpResults struct {
@@ -133,12 +199,13 @@ func (t *HTTPTarget) Info(ctx context.Context) (TargetInfo, error) {
 		return TargetInfo{}, err
 	}
 	return TargetInfo{Kind: "followd-http", Addr: t.base, Version: st.Server,
-		Notes: fmt.Sprintf("node %s, %d shards, native JSON API over HTTP/1.1 keep-alive", st.Node, len(st.Shards))}, nil
+		Notes: fmt.Sprintf("node %s, %d shards, native JSON API over HTTP/1.1, %s", st.Node, len(st.Shards), t.mode)}, nil
 }
 
 func (t *HTTPTarget) write(ctx context.Context, path, actor string, targets []string) error {
 	var res httpResults
-	if err := t.call(ctx, http.MethodPost, path, map[string]any{"actor": actor, "targets": targets}, &res); err != nil {
+	body := func(b []byte) []byte { return appendUsers(b, "actor", actor, "targets", targets) }
+	if err := t.call(ctx, http.MethodPost, path, body, &res); err != nil {
 		return err
 	}
 	for _, r := range res.Results {
@@ -159,7 +226,8 @@ func (t *HTTPTarget) Unfollow(ctx context.Context, actor string, targets []strin
 
 func (t *HTTPTarget) Check(ctx context.Context, actor string, targets []string) ([]uint8, error) {
 	var res httpResults
-	if err := t.call(ctx, http.MethodPost, "/v1/check", map[string]any{"actor": actor, "targets": targets}, &res); err != nil {
+	body := func(b []byte) []byte { return appendUsers(b, "actor", actor, "targets", targets) }
+	if err := t.call(ctx, http.MethodPost, "/v1/check", body, &res); err != nil {
 		return nil, err
 	}
 	out := make([]uint8, len(res.Results))
@@ -178,7 +246,9 @@ func (t *HTTPTarget) Counts(ctx context.Context, users []string) ([]Counts, erro
 	for len(users) > 0 {
 		n := min(len(users), 100)
 		var res httpResults
-		if err := t.call(ctx, http.MethodPost, "/v1/info", map[string]any{"users": users[:n]}, &res); err != nil {
+		page := users[:n]
+		body := func(b []byte) []byte { return appendUsers(b, "", "", "users", page) }
+		if err := t.call(ctx, http.MethodPost, "/v1/info", body, &res); err != nil {
 			return nil, err
 		}
 		for _, r := range res.Results {
@@ -270,6 +340,7 @@ func (t *HTTPTarget) Flush(ctx context.Context) error {
 }
 
 func (t *HTTPTarget) Close() error {
-	t.hc.CloseIdleConnections()
+	t.pool.close()
+	t.scrapes.CloseIdleConnections()
 	return nil
 }

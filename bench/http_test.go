@@ -14,8 +14,15 @@ import (
 )
 
 // The http:// target against a real node's JSON API: every operation
-// followbench runs, with a named token.
+// followbench runs, with a named token, one request at a time per
+// connection and pipelined.
 func TestHTTPTarget(t *testing.T) {
+	for _, mode := range []string{"", "&pipeline=8"} {
+		t.Run("mode="+mode, func(t *testing.T) { testHTTPTarget(t, mode) })
+	}
+}
+
+func testHTTPTarget(t *testing.T, mode string) {
 	n := clustertest.Start(t, clustertest.Options{})
 	st, err := tokens.NewStore([]tokens.Token{tokens.New("bench", tokens.RoleWrite, "b-secret")})
 	if err != nil {
@@ -33,7 +40,7 @@ func TestHTTPTarget(t *testing.T) {
 	if _, err := Open(ctx, ts.URL, TargetOptions{}); codes.Of(err) != codes.AuthFailed {
 		t.Fatalf("without the token: %v", err)
 	}
-	tg, err := Open(ctx, ts.URL+"?token=b-secret&token_name=bench", TargetOptions{})
+	tg, err := Open(ctx, ts.URL+"?token=b-secret&token_name=bench"+mode, TargetOptions{Conns: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,6 +92,31 @@ func TestHTTPTarget(t *testing.T) {
 	}
 	if len(got) != 20 || !strings.Contains(strings.Join(got, ","), "b") {
 		t.Fatalf("following of a: %v", got)
+	}
+	// Connections the server drops are dialled again: at most the
+	// requests caught on them fail.
+	ts.CloseClientConnections()
+	for range 3 {
+		tg.Check(ctx, "a", []string{"b"})
+	}
+	if ft, err := tg.Check(ctx, "a", []string{"b"}); err != nil || fmt.Sprint(ft) != "[3]" {
+		t.Fatalf("check after the server closed the connections: %v %v", ft, err)
+	}
+	// Many callers at once, more than the pipeline's depth.
+	errs := make(chan error, 50)
+	for range 50 {
+		go func() {
+			ft, err := tg.Check(ctx, "b", []string{"a", "u1"})
+			if err == nil && fmt.Sprint(ft) != "[3 0]" {
+				err = fmt.Errorf("check b: %v", ft)
+			}
+			errs <- err
+		}()
+	}
+	for range 50 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, err := Open(ctx, "http://127.0.0.1:1", TargetOptions{}); err == nil {
 		t.Fatal("opened a target with nothing listening")

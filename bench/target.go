@@ -15,6 +15,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 )
 
@@ -129,7 +130,9 @@ type TargetOptions struct {
 // Open connects to a target given as followd://host:port (query
 // parameters token, token_name and metrics override o's), http://host:port
 // or https://host:port (followd's native JSON API on its HTTP port, with
-// the same query parameters), or redis://host:port.
+// the same query parameters and pipeline=N: N requests in flight on each
+// of Conns connections; 0, the default, one request at a time per
+// connection), or redis://host:port.
 func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
@@ -157,7 +160,13 @@ func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 		if m := u.Query().Get("metrics"); m != "" {
 			o.MetricsURL = m
 		}
-		return OpenHTTP(ctx, strings.ToLower(u.Scheme)+"://"+u.Host, o)
+		pipeline := 0
+		if v := u.Query().Get("pipeline"); v != "" {
+			if pipeline, err = strconv.Atoi(v); err != nil || pipeline < 0 {
+				return nil, fmt.Errorf("target %q: pipeline wants a number of requests in flight per connection", spec)
+			}
+		}
+		return OpenHTTP(ctx, strings.ToLower(u.Scheme)+"://"+u.Host, pipeline, o)
 	case "redis":
 		return OpenRedis(ctx, u.Host, o)
 	}
