@@ -470,14 +470,16 @@ func (d *daemon) serveHTTP(m *metrics) error {
 	// Keep-alive connections idle up to the binary port's idle timeout;
 	// bodies must arrive within its read timeout. Writes may take a
 	// profile's length (pprof refuses profiles longer than this).
-	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+	// The JSON API's responses to pipelined requests go out in batches
+	// (httpapi.Batch); the rest of the port is written as it comes.
+	d.httpSrv = &http.Server{Handler: httpapi.Batch(mux, httpapi.Prefix), ConnContext: httpapi.BatchConnContext, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
 		WriteTimeout: 75 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: d.httpTLS,
 		ErrorLog: log.New(httpErrorLog{d.log.Named("http"), m}, "", 0)}
 	if d.httpTLS != nil {
 		// The certificate comes from TLSConfig (reloaded as it changes).
-		go d.httpSrv.ServeTLS(d.httpLn, "", "")
+		go d.httpSrv.ServeTLS(httpapi.BatchListener(d.httpLn), "", "")
 	} else {
-		go d.httpSrv.Serve(d.httpLn)
+		go d.httpSrv.Serve(httpapi.BatchListener(d.httpLn))
 	}
 	return nil
 }
