@@ -125,7 +125,21 @@ func (t *HTTPTarget) call(ctx context.Context, method, path string, body func([]
 		}
 		return codes.New(e.Code, "%s", e.Message)
 	}
-	return json.Unmarshal(c.body, out)
+	return decodeBody(c.body, out)
+}
+
+// decodeBody reads the hot responses with the lean reader (httpjson.go),
+// the others with encoding/json.
+func decodeBody(b []byte, out any) (err error) {
+	switch o := out.(type) {
+	case *httpResults:
+		o.Results, err = decodeResults(b, o.Results[:0])
+	case *Page:
+		*o, err = decodePage(b)
+	default:
+		err = json.Unmarshal(b, out)
+	}
+	return err
 }
 
 // appendJSONString appends s as a JSON string.
@@ -167,17 +181,8 @@ func appendUsers(b []byte, key, first, list string, users []string) []byte {
 	return append(b, "]}"...)
 }
 
-type httpResults struct {
-	Results []struct {
-		UserID     string     `json:"userId"`
-		Code       codes.Code `json:"code"`
-		Info       string     `json:"info"`
-		FollowType uint8      `json:"followType"`
-		Following  int64      `json:"following"`
-		Followers  int64      `json:"followers"`
-		Mutual     int64      `json:"mutual"`
-	} `json:"results"`
-}
+// httpResults is a write, check or info response, read by decodeResults.
+type httpResults struct{ Results []httpResult }
 
 type httpStatus struct {
 	Node   string `json:"node"`
@@ -210,7 +215,7 @@ func (t *HTTPTarget) write(ctx context.Context, path, actor string, targets []st
 	}
 	for _, r := range res.Results {
 		if r.Code != 0 {
-			return codes.New(r.Code, "%s %s: %s", path, r.UserID, r.Info)
+			return codes.New(codes.Code(r.Code), "%s %s: %s", path, r.UserID, r.Info)
 		}
 	}
 	return nil
@@ -233,9 +238,9 @@ func (t *HTTPTarget) Check(ctx context.Context, actor string, targets []string) 
 	out := make([]uint8, len(res.Results))
 	for i, r := range res.Results {
 		if r.Code != 0 {
-			return nil, codes.New(r.Code, "check %s", r.UserID)
+			return nil, codes.New(codes.Code(r.Code), "check %s", r.UserID)
 		}
-		out[i] = r.FollowType
+		out[i] = uint8(r.FollowType)
 	}
 	return out, nil
 }
@@ -253,7 +258,7 @@ func (t *HTTPTarget) Counts(ctx context.Context, users []string) ([]Counts, erro
 		}
 		for _, r := range res.Results {
 			if r.Code != 0 {
-				return nil, codes.New(r.Code, "info %s", r.UserID)
+				return nil, codes.New(codes.Code(r.Code), "info %s", r.UserID)
 			}
 			out = append(out, Counts{r.Following, r.Followers, r.Mutual})
 		}
@@ -274,21 +279,11 @@ func (t *HTTPTarget) List(ctx context.Context, kind ListKind, user, cursor strin
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var p struct {
-		Items []struct {
-			UserID     string `json:"userId"`
-			FollowTime int64  `json:"followTime"`
-		} `json:"items"`
-		NextCursor string `json:"nextCursor"`
-	}
+	var p Page
 	if err := t.call(ctx, http.MethodGet, path, nil, &p); err != nil {
 		return Page{}, err
 	}
-	out := Page{Items: make([]Item, len(p.Items)), Next: p.NextCursor}
-	for i, it := range p.Items {
-		out.Items[i] = Item{it.UserID, it.FollowTime}
-	}
-	return out, nil
+	return p, nil
 }
 
 // Load sends the batch's follows concurrently, one connection each.
