@@ -22,9 +22,9 @@ import (
 // server reading the next request or a body; the one-byte read is
 // net/http's background check for a closed connection, which it cancels
 // when the handler returns), when a handler that is not batched starts (a
-// streaming one must not be held), and before closing. TLS connections
-// are wrapped above these (tls.Conn reads whole records), so they are
-// never batched.
+// streaming one must not be held), and before closing. Under TLS
+// (tls.Conn wraps these connections and reads whole records, so any of
+// its reads sends what is held) batches are smaller, but the rules hold.
 
 // BatchListener wraps ln so that Batch's handlers may hold back their
 // responses on its connections. The server must use BatchConnContext as
