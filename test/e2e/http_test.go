@@ -187,16 +187,19 @@ func TestHTTPPprofFlag(t *testing.T) {
 	}
 }
 
-// followbench's smoke preset through the JSON API: it loads, runs every
-// operation and verifies the graph with no errors.
+// followbench's smoke preset through the JSON API, one request at a time
+// per connection and pipelined: it loads, runs every operation and
+// verifies the graph with no errors.
 func TestFollowbenchOverHTTP(t *testing.T) {
-	p := start(t, t.TempDir())
-	out, err := exec.Command(followbench, "run", "--preset", "smoke", "--target", "http://"+p.http).CombinedOutput()
-	text := string(out)
-	if err != nil || !strings.Contains(text, "0 violations") || !strings.Contains(text, "target followd-http") {
-		t.Fatalf("followbench over HTTP: %v\n%s", err, text)
-	}
-	if m := regexp.MustCompile(`(?m)^\s+all\s.*\s(\S+)$`).FindStringSubmatch(text); m == nil || m[1] != "0" {
-		t.Fatalf("errors in the run:\n%s", text)
+	for _, mode := range []string{"", "?pipeline=16"} {
+		p := start(t, t.TempDir())
+		out, err := exec.Command(followbench, "run", "--preset", "smoke", "--target", "http://"+p.http+mode).CombinedOutput()
+		text := string(out)
+		if err != nil || !strings.Contains(text, "0 violations") || !strings.Contains(text, "target followd-http") {
+			t.Fatalf("followbench over HTTP%s: %v\n%s", mode, err, text)
+		}
+		if m := regexp.MustCompile(`(?m)^\s+all\s.*\s(\S+)$`).FindStringSubmatch(text); m == nil || m[1] != "0" {
+			t.Fatalf("errors in the run%s:\n%s", mode, text)
+		}
 	}
 }
