@@ -139,9 +139,6 @@ func (s *Store) ProbeMembers(k Kind, owner string, m *Members, out []int64) erro
 	}
 	for i, peer := range m.uids {
 		out[i] = -1
-		if r.n == 0 {
-			continue
-		}
 		if t, ok := s.st.lookup(r, peer); ok {
 			out[i] = t
 		}

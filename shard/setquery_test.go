@@ -2,6 +2,7 @@ package shard
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 
@@ -203,6 +204,62 @@ func TestSetPagerMatchesASort(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Fatalf("paged %v, want %v", got, want)
+		}
+	})
+}
+
+// Probing members by uid (the merge over a large list's pages) gives the
+// answers of a lookup per ID, on lists of every form and size.
+func TestProbeMembersMatchesProbe(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := DefaultConfig()
+		cfg.CursorKey = []byte("k")
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		follow := func(actor string, ts int64, targets ...string) {
+			res, err := s.Follow(actor, targets, ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Changed {
+					if _, err := s.AddFollower(r.UserID, actor, r.Time); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		fans := rapid.IntRange(0, 700).Draw(t, "fans")
+		for i := range fans {
+			if rapid.IntRange(0, 3).Draw(t, "skip") > 0 {
+				follow(fmt.Sprintf("f%03d", i), int64(i%7), "star")
+			}
+		}
+		var targets []string
+		for range rapid.IntRange(1, 200).Draw(t, "following") {
+			targets = append(targets, fmt.Sprintf("f%03d", rapid.IntRange(0, 800).Draw(t, "target")))
+		}
+		for len(targets) > 0 {
+			n := min(len(targets), 20)
+			follow("v", 1, targets[:n]...)
+			targets = targets[n:]
+		}
+		var m Members
+		defer m.Release()
+		if err := s.CopyFollowing("v", &m); err != nil {
+			t.Fatal(err)
+		}
+		byID, byUID := make([]int64, m.Len()), make([]int64, m.Len())
+		if err := s.Probe(Followers, "star", m.IDs(nil), byID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ProbeMembers(Followers, "star", &m, byUID); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(byID, byUID) {
+			t.Fatalf("by uid %v, by ID %v", byUID, byID)
 		}
 	})
 }
