@@ -137,12 +137,12 @@ cluster-status: ## the compose cluster's containers and followctl status through
 	$(COMPOSE_CMD) ps
 	@$(BIN)/followctl --addr 127.0.0.1:17700 status
 
-certs: ## a test CA and certificates for the compose nodes and clients admin, reader, prometheus in CERTS_DIR (./certs; an existing CA there is reused)
-	$(GO) run ./scripts/gencerts -out $(CERTS_DIR) $(CERTS_NODES) $(CERTS_CLIENTS)
-	@chmod a+r $(CERTS_DIR)/node*.key # the containers run as nobody; test keys only
+certs: ## a test CA, certificates for the compose nodes and clients admin, reader, prometheus, and a gossip key, in CERTS_DIR (./certs; an existing CA and key there are reused)
+	$(GO) run ./scripts/gencerts -out $(CERTS_DIR) -gossip-key $(CERTS_NODES) $(CERTS_CLIENTS)
+	@chmod a+r $(CERTS_DIR)/node*.key $(CERTS_DIR)/gossip.key # the containers run as nobody; test keys only
 
-cluster-up-tls: image build ## the compose cluster with mutual TLS on the client ports and HTTPS (docker-compose.tls.yml), certificates from make certs
-	@test -f $(CERTS_DIR)/ca.crt || $(MAKE) certs
+cluster-up-tls: image build ## the compose cluster with every security option (docker-compose.tls.yml): mutual TLS on client and raft ports, HTTPS, encrypted gossip; certificates from make certs
+	@test -f $(CERTS_DIR)/gossip.key || $(MAKE) certs
 	$(COMPOSE_TLS_CMD) up -d
 	@$(TLS_CTL_ENV) ./scripts/cluster-wait.sh -t $(CLUSTER_WAIT) -c $(BIN)/followctl 127.0.0.1:17700 127.0.0.1:17701 127.0.0.1:17702 || \
 	  { echo "see: $(COMPOSE_TLS_CMD) logs"; exit 1; }

@@ -3,13 +3,15 @@
 # (bench's Redis baseline tests start their own private server; nothing here
 # starts or depends on a system Redis service) and promtool, from Debian's
 # prometheus package (make check-monitoring checks the alert rules with it;
-# no Prometheus server is run). Idempotent and silent when everything is
-# present.
+# no Prometheus server is run), and curl (the e2e test of the
+# Tencent-compatible HTTP endpoints calls them as a shell script would).
+# Idempotent and silent when everything is present.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v curl >/dev/null 2>&1 || need+=(curl)
 [ ${#need[@]} -eq 0 ] && exit 0
 
 SUDO=()

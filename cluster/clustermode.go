@@ -82,13 +82,15 @@ func (n *Node) openRaftPort() error {
 	if err != nil {
 		return fmt.Errorf("cluster: raft listener %s: %w", mc.RaftAddr, err)
 	}
-	n.mux, err = raftmux.New(raftmux.Config{
+	cfg := raftmux.Config{
 		Listener:       ln,
 		Advertise:      mc.RaftAdvertise,
 		Dial:           mc.RaftDial,
 		Logger:         n.log.Named("raftmux"),
 		OnUnknownShard: func(s uint32) { n.adopt(int(s)) },
-	})
+	}
+	n.peerAuth(&cfg)
+	n.mux, err = raftmux.New(cfg)
 	if err != nil {
 		ln.Close()
 		return err

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/internal/raftmux"
 	"github.com/followgraph/followgraph/internal/wal"
 	"github.com/followgraph/followgraph/shard"
 	"github.com/hashicorp/go-hclog"
@@ -197,6 +198,13 @@ type MembershipConfig struct {
 	// is none yet; once there is one, the keyring wins. Empty: gossip in
 	// the clear, unless the data directory has a keyring.
 	GossipKey []byte
+	// PeerAuth authenticates the other nodes on the raft port (mutual
+	// TLS or a cluster secret, raftmux.NewMutualTLSAuth/NewSecretAuth;
+	// peerauth.go). Nil: the raft port is unauthenticated.
+	PeerAuth *raftmux.Auth
+	// OnPeerRefused, if set, is called with the reason (raftmux.Refused*)
+	// of every peer the raft port refuses. It must not block.
+	OnPeerRefused func(reason string)
 }
 
 // DefaultConfig returns the defaults: a single node; set

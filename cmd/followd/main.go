@@ -95,6 +95,7 @@ type options struct {
 	webhooks        webhookOptions
 	tls             tlsOptions
 	gossip          gossipOptions
+	peers           peerOptions
 }
 
 func parseFlags(args []string, out io.Writer) (*options, error) {
@@ -132,6 +133,7 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	o.webhooks.register(fs)
 	o.tls.register(fs)
 	o.gossip.register(fs)
+	o.peers.register(fs)
 	fs.BoolVar(&o.noSync, "unsafe-no-fsync", false, "do not fsync the raft log (benchmarks only: acknowledged writes can be lost on a power failure)")
 	fs.Usage = func() {
 		fmt.Fprintf(out, "Usage: followd [flags]\n\nStarts a followgraph node. Each flag may also be set as FOLLOWD_<NAME> (e.g. FOLLOWD_DATA_DIR).\n\n")
@@ -166,6 +168,9 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 		return nil, usageError{err}
 	}
 	if err := o.tls.validate(); err != nil {
+		return nil, usageError{err}
+	}
+	if err := o.peers.validate(o.inCluster()); err != nil {
 		return nil, usageError{err}
 	}
 	return o, nil
@@ -362,6 +367,9 @@ func (d *daemon) openNode(ctx context.Context, m *metrics, advertise string) err
 	}
 	cfg.Hooks = asClusterHooks(hooks)
 	if o.inCluster() {
+		if err := o.setPeerAuth(&cfg, d.log, m); err != nil {
+			return err
+		}
 		cfg.PeerDialer = new(cluster.PeerDialer)
 		if d.peers, err = router.NewPeers(cfg.PeerDialer.Dial); err != nil {
 			return err
@@ -428,6 +436,7 @@ func (d *daemon) serveHTTP(m *metrics) error {
 		return fmt.Errorf("listen %s: %w", d.opts.httpAddr, err)
 	}
 	mux := http.NewServeMux()
+	d.mountTencent(mux, m)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
 	// Profiles for performance work; the HTTP address is loopback by
 	// default, so expose it further only on purpose.

@@ -28,6 +28,8 @@ type metrics struct {
 	okCount     [256]prometheus.Counter
 	opLatency   [256]prometheus.Observer
 	tokens      *tokenMetrics
+	// peerRefusals is followgraph_peer_refused_total (peers.go).
+	peerRefusals *prometheus.CounterVec
 }
 
 // latency buckets from 50µs to ~1.6s, doubling.
@@ -35,8 +37,9 @@ var buckets = prometheus.ExponentialBuckets(50e-6, 2, 16)
 
 func newMetrics(version string) *metrics {
 	m := &metrics{
-		reg:    prometheus.NewRegistry(),
-		tokens: newTokenMetrics(),
+		reg:          prometheus.NewRegistry(),
+		tokens:       newTokenMetrics(),
+		peerRefusals: newPeerRefused(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "followgraph_requests_total", Help: "Requests served, by operation and result code (0 is success).",
 		}, []string{"op", "code"}),
@@ -79,7 +82,7 @@ func newMetrics(version string) *metrics {
 			m.tlsFailures.WithLabelValues(port, r)
 		}
 	}
-	m.reg.MustRegister(m.requests, m.tokens, m.latency, m.conns, m.rejected, m.tlsFailures, m.commit, m.commitBatch, m.fsync, build,
+	m.reg.MustRegister(m.requests, m.tokens, m.peerRefusals, m.latency, m.conns, m.rejected, m.tlsFailures, m.commit, m.commitBatch, m.fsync, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -137,3 +137,12 @@ func (r *Reloading) load() (material, error) {
 	}
 	return m, nil
 }
+
+// Current returns the certificate and the CA pool in force (the pool is
+// nil without a CA file), re-reading the files if they changed, at most
+// once per CheckEvery. It serves TLS configurations that Config does not
+// cover, such as the raft port's, which verifies peers itself.
+func (r *Reloading) Current() (*tls.Certificate, *x509.CertPool) {
+	m := r.current()
+	return m.cert, m.pool
+}

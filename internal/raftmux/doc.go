@@ -16,13 +16,31 @@
 //
 // # Wire format
 //
-// A session is one TCP connection between two nodes. The node that dials
-// writes a hello, the acceptor answers with a single byte, and from then on
-// both sides speak yamux (the dialer is the yamux client, the acceptor the
-// yamux server):
+// A session is one TCP connection between two nodes. Without Config.Auth
+// the node that dials writes a hello, the acceptor answers with a single
+// byte, and from then on both sides speak yamux (the dialer is the yamux
+// client, the acceptor the yamux server):
 //
 //	dialer  -> acceptor  "FGMUX1" | uint16 big-endian length N | N bytes advertised address
 //	acceptor -> dialer   0x00 (accepted; any other outcome is a closed connection)
+//
+// With an Auth, the layers are, from the TCP connection up:
+//
+//	TCP
+//	TLS 1.3 (both modes; the dialer is the TLS client)
+//	secret mode only:
+//	  dialer  -> acceptor  "FGAUTH1" | HMAC-SHA256(secret, "followgraph raftmux dialer" 0x00 | EKM)
+//	  acceptor -> dialer   "FGAUTH1" | HMAC-SHA256(secret, "followgraph raftmux acceptor" 0x00 | EKM)
+//	the hello and its answer, as above, inside TLS
+//	yamux, inside TLS
+//
+// where EKM is 32 bytes of the TLS session's exported keying material
+// (label "EXPORTER-followgraph-raftmux-v1", RFC 8446 section 7.5). The
+// acceptor reads nothing in the clear: a peer that does not complete the
+// TLS handshake with valid credentials (and, in secret mode, send a valid
+// proof) has not had its hello parsed, and gets no byte of raft traffic,
+// not even the 0x00. The acceptor proves the secret only after the dialer
+// has, so an unauthenticated dialer learns nothing.
 //
 // The hello tells the acceptor which node is on the other end: the remote
 // address of a TCP connection is an ephemeral port, useless for Block (test
@@ -43,6 +61,37 @@
 // the stream on that shard's Layer, whose Accept hands it to raft. After the
 // four bytes the stream carries raft's own NetworkTransport protocol
 // untouched, so one stream corresponds to one raft connection.
+//
+// # Authentication
+//
+// Mutual TLS (NewMutualTLSAuth): both sides present a node certificate of
+// the cluster CA, whose URI SAN followgraph://node/ID names the node. The
+// chain is verified against the cluster CA only (never the system roots),
+// host names are not checked (nodes are named by their URI, not their
+// DNS), and a certificate without a node URI is refused. Identities are
+// pinned with Config.NodeAt, fed from gossip: a dialer refuses an acceptor
+// whose certificate names another node than the one gossip has at the
+// dialed address, and an acceptor refuses a dialer whose hello advertises
+// an address gossip gives to another node than its certificate names. An
+// address gossip does not know yet (a node joining) is accepted with any
+// valid node certificate of the CA: the CA, not gossip, decides who is a
+// member. The certificate files are re-read when they change.
+//
+// Cluster secret (NewSecretAuth): TLS 1.3 with throwaway self-signed
+// certificates that nobody verifies, then the mutual proof above. The
+// proofs are bound to the TLS session by its exported keying material, so
+// a recorded proof cannot be replayed on another connection and a man in
+// the middle, who necessarily runs two TLS sessions with different key
+// material, cannot relay one; the direction labels keep a proof from being
+// reflected back to its sender. MACs are compared in constant time.
+//
+// Every refusal is reported to Config.OnRefused with a stable reason
+// (Refused*) and logged at Warn, at most once per reason per 10s with the
+// count of lines suppressed meanwhile. A Dial refused by the peer fails
+// with an error wrapping ErrRefusedByPeer; one whose peer had bad
+// credentials wraps ErrPeerCertificate, ErrNoNodeID, ErrWrongNode or
+// ErrBadSecret. The whole handshake (TLS, proofs, hello) runs under
+// DialTimeout.
 //
 // # Streams for shards without a Layer
 //
@@ -69,7 +118,8 @@
 // # Lifetimes
 //
 // Every goroutine the Mux starts (the listener accept loop, one handshake
-// goroutine per incoming TCP connection, one loop per session, one header
+// goroutine per incoming TCP connection, which also runs its TLS
+// handshake, one loop per session, one header
 // reader per incoming stream) is tracked and has finished when Close returns;
 // yamux's own goroutines stop when their session is closed. Layer.Close
 // closes that shard's queued and open streams, which is what lets raft's

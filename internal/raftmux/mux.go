@@ -104,6 +104,24 @@ type Config struct {
 	// raft takes them; beyond it new streams for that shard are closed
 	// (raft retries). Default 64.
 	AcceptQueue int
+
+	// Auth authenticates peers on both sides of every session before the
+	// hello (NewMutualTLSAuth, NewSecretAuth). Nil: no authentication, the
+	// plain wire format (a single node, tests). Every node of a cluster
+	// must use the same mode.
+	Auth *Auth
+
+	// NodeAt, if set, names the node expected at a raft address (the
+	// cluster feeds it from gossip) so that mutual TLS pins identities: a
+	// dialed peer's certificate must name the node at the dialed address,
+	// and an accepted peer's the node at its advertised address. Unknown
+	// addresses (a node joining) accept any valid node certificate.
+	NodeAt func(raftAddr string) (nodeID string, known bool)
+
+	// OnRefused, if set, is called for every peer refused before or at
+	// the hello, incoming or (for a failure of the peer's credentials)
+	// outgoing, with one of the Refused* reasons. It must not block.
+	OnRefused func(reason string)
 }
 
 // Mux owns a node's raft listener and its sessions to other nodes, and hands
@@ -130,6 +148,8 @@ type Mux struct {
 	inByAddr map[string]*yamux.Session // newest accepted session per peer
 	conns    map[net.Conn]struct{}     // TCP connections still in the hello
 	blocked  map[string]bool           // peers cut off by Block
+
+	refusals refusalLimiter
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -222,6 +242,16 @@ func New(cfg Config) (*Mux, error) {
 	}
 	if err := yamux.VerifyConfig(ycfg); err != nil {
 		return nil, fmt.Errorf("raftmux: yamux config: %w", err)
+	}
+
+	if a := cfg.Auth; a != nil && a.files != nil {
+		a.once.Do(func() {
+			log := cfg.Logger.Named("peer-tls")
+			a.files.OnError = func(err error) {
+				log.Warn("changed peer certificate files do not load; still using the previous ones", "error", err)
+			}
+			a.files.OnReload = func() { log.Info("peer certificate files reloaded") }
+		})
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -365,13 +395,12 @@ func (m *Mux) acceptLoop() {
 	}
 }
 
-// serveConn runs the acceptor side of the hello and turns the connection
-// into a yamux server session.
+// serveConn runs the acceptor side of the handshake and turns the
+// connection into a yamux server session.
 func (m *Mux) serveConn(conn net.Conn) {
-	_ = conn.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
-	peer, err := readHello(conn)
+	c, peer, err := m.handshakeIn(conn)
 	if err != nil {
-		m.log.Warn("dropping raft connection with a bad hello", "remote", conn.RemoteAddr().String(), "error", err)
+		m.refused(refusalReason(err), conn.RemoteAddr().String(), err)
 		m.untrackConn(conn)
 		_ = conn.Close()
 		return
@@ -381,13 +410,13 @@ func (m *Mux) serveConn(conn net.Conn) {
 		_ = conn.Close()
 		return
 	}
-	if _, err := conn.Write([]byte{helloAccepted}); err != nil {
+	if _, err := c.Write([]byte{helloAccepted}); err != nil {
 		m.untrackConn(conn)
 		_ = conn.Close()
 		return
 	}
 	_ = conn.SetDeadline(time.Time{})
-	sess, err := yamux.Server(joinHeaders(conn), m.ycfg)
+	sess, err := yamux.Server(joinHeaders(c), m.ycfg)
 	if err != nil { // only on an invalid config, which New has verified
 		m.untrackConn(conn)
 		_ = conn.Close()
@@ -415,6 +444,35 @@ func (m *Mux) serveConn(conn net.Conn) {
 		_ = old.Close()
 	}
 	m.log.Debug("accepted raft session", "peer", peer)
+}
+
+// handshakeIn runs the acceptor's side up to the accept byte under one
+// deadline: authentication (so that no unauthenticated peer gets a raft
+// byte, nor has its hello parsed), the hello, and the identity pin of the
+// advertised address. It returns the connection to speak yamux on.
+func (m *Mux) handshakeIn(conn net.Conn) (net.Conn, string, error) {
+	_ = conn.SetDeadline(time.Now().Add(m.cfg.DialTimeout))
+	c, id := conn, ""
+	if m.cfg.Auth != nil {
+		var err error
+		if c, id, err = m.cfg.Auth.accept(conn); err != nil {
+			return nil, "", err
+		}
+	}
+	peer, err := readHello(c)
+	if err != nil {
+		var ne net.Error
+		if !errors.Is(err, errBadHello) && !(errors.As(err, &ne) && ne.Timeout()) {
+			err = fmt.Errorf("%w: %v", errBadHello, err) // cut short
+		}
+		return nil, "", err
+	}
+	if id != "" {
+		if err := checkPinned(m.cfg.NodeAt, peer, id); err != nil {
+			return nil, "", err
+		}
+	}
+	return c, peer, nil
 }
 
 // serveSession accepts the streams a session carries until it closes, then
@@ -633,8 +691,8 @@ func (m *Mux) session(addr string, deadline time.Time) (*yamux.Session, error) {
 	return sess, err
 }
 
-// dialSession opens a TCP connection to addr, exchanges the hello and starts
-// a yamux client on it.
+// dialSession opens a TCP connection to addr, authenticates it (with an
+// Auth), exchanges the hello and starts a yamux client on it.
 func (m *Mux) dialSession(addr string, deadline time.Time) (*yamux.Session, error) {
 	timeout := time.Until(deadline)
 	if timeout <= 0 {
@@ -658,26 +716,52 @@ func (m *Mux) dialSession(addr string, deadline time.Time) (*yamux.Session, erro
 	defer m.untrackConn(conn)
 
 	_ = conn.SetDeadline(deadline)
-	if _, err := conn.Write(hello); err != nil {
+	c, err := m.handshakeOut(conn, addr, hello)
+	if err != nil {
 		_ = conn.Close()
-		return nil, fmt.Errorf("raftmux: hello to %s: %w", addr, err)
-	}
-	var ack [1]byte
-	if _, err := io.ReadFull(conn, ack[:]); err != nil || ack[0] != helloAccepted {
-		_ = conn.Close()
-		if err == nil || errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("raftmux: %s rejected the session", addr)
-		}
-		return nil, fmt.Errorf("raftmux: hello to %s: %w", addr, err)
+		return nil, err
 	}
 	_ = conn.SetDeadline(time.Time{})
-	sess, err := yamux.Client(joinHeaders(conn), m.ycfg)
+	sess, err := yamux.Client(joinHeaders(c), m.ycfg)
 	if err != nil {
 		_ = conn.Close()
 		return nil, err
 	}
 	m.log.Debug("dialed raft session", "peer", addr)
 	return sess, nil
+}
+
+// handshakeOut runs the dialer's side up to the accept byte, under conn's
+// deadline: authentication, the hello, and its answer. It returns the
+// connection to speak yamux on. A failure of the peer's credentials is
+// reported to OnRefused; the peer refusing ours wraps ErrRefusedByPeer.
+func (m *Mux) handshakeOut(conn net.Conn, addr string, hello []byte) (net.Conn, error) {
+	c := conn
+	if a := m.cfg.Auth; a != nil {
+		var err error
+		if c, err = a.dial(conn, addr, m.cfg.NodeAt); err != nil {
+			if r := refusalReason(err); r != RefusedTimeout && !errors.Is(err, ErrRefusedByPeer) {
+				m.refused(r, addr, err)
+			}
+			return nil, fmt.Errorf("raftmux: authenticating %s: %w", addr, err)
+		}
+	}
+	if _, err := c.Write(hello); err != nil {
+		return nil, fmt.Errorf("raftmux: hello to %s: %w", addr, err)
+	}
+	var ack [1]byte
+	_, err := io.ReadFull(c, ack[:])
+	switch {
+	case err == nil && ack[0] == helloAccepted:
+		return c, nil
+	case m.cfg.Auth != nil && err != nil && errors.Is(refusedByPeer(err), ErrRefusedByPeer):
+		// In mutual TLS the acceptor's verdict on our certificate comes
+		// here, after our side of the TLS 1.3 handshake.
+		return nil, fmt.Errorf("raftmux: %s refused the session (our credentials, or our address is not where our certificate's node is): %w", addr, refusedByPeer(err))
+	case err == nil || errors.Is(err, io.EOF):
+		return nil, fmt.Errorf("raftmux: %s rejected the session", addr)
+	}
+	return nil, fmt.Errorf("raftmux: hello to %s: %w", addr, err)
 }
 
 func (m *Mux) dial(addr string, timeout time.Duration) (net.Conn, error) {

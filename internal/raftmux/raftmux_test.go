@@ -116,9 +116,20 @@ func raftConfig(id raft.ServerID) *raft.Config {
 // bootstrapped on node 1 with all three nodes as voters.
 func newCluster(t testing.TB, shards int) *cluster {
 	t.Helper()
+	return newClusterWith(t, shards, nil)
+}
+
+// newClusterWith is newCluster with mod, if set, adjusting node i's Mux
+// Config.
+func newClusterWith(t testing.TB, shards int, mod func(i int, cfg *Config)) *cluster {
+	t.Helper()
 	c := &cluster{t: t, shards: shards}
 	for i := range 3 {
-		m := newTestMux(t, nil)
+		m := newTestMux(t, func(cfg *Config) {
+			if mod != nil {
+				mod(i, cfg)
+			}
+		})
 		c.nodes = append(c.nodes, &node{id: raft.ServerID(fmt.Sprintf("n%d", i+1)), mux: m})
 	}
 	t.Cleanup(c.shutdown)

@@ -18,9 +18,16 @@
 // client added later is trusted by the others; -new-ca replaces it (every
 // certificate must then be issued again). Keep ca.key off the nodes: only
 // ca.crt is needed there.
+//
+// -gossip-key writes DIR/gossip.key (base64 of 32 random bytes, for
+// followd --gossip-key-file) and -cluster-secret DIR/cluster.secret (for
+// followd --cluster-secret-file), each only if the file is not there yet,
+// so that every node of a cluster gets the same one.
 package main
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
@@ -53,6 +60,8 @@ type config struct {
 	clients  listFlag
 	validFor time.Duration
 	newCA    bool
+	gossip   bool // write gossip.key
+	secret   bool // write cluster.secret
 }
 
 func parse(args []string, out io.Writer) (*config, error) {
@@ -64,14 +73,16 @@ func parse(args []string, out io.Writer) (*config, error) {
 	fs.Var(&c.clients, "client", "a client certificate for `NAME` (repeatable)")
 	fs.DurationVar(&c.validFor, "valid-for", 365*24*time.Hour, "lifetime of the certificates (and of a new CA, ten times as long)")
 	fs.BoolVar(&c.newCA, "new-ca", false, "make a new CA even if DIR has one")
+	fs.BoolVar(&c.gossip, "gossip-key", false, "also write DIR/gossip.key, a gossip encryption key (kept if present)")
+	fs.BoolVar(&c.secret, "cluster-secret", false, "also write DIR/cluster.secret, a cluster secret for peer authentication (kept if present)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
 		return nil, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if len(c.nodes) == 0 && len(c.clients) == 0 {
-		return nil, errors.New("nothing to issue: give -node ID=HOSTS and/or -client NAME")
+	if len(c.nodes) == 0 && len(c.clients) == 0 && !c.gossip && !c.secret {
+		return nil, errors.New("nothing to issue: give -node ID=HOSTS, -client NAME, -gossip-key or -cluster-secret")
 	}
 	if c.validFor <= 0 {
 		return nil, errors.New("-valid-for must be positive")
@@ -86,6 +97,12 @@ func run(args []string, out io.Writer) error {
 	}
 	if err := os.MkdirAll(c.out, 0o755); err != nil {
 		return err
+	}
+	if err := writeKeys(c, out); err != nil {
+		return err
+	}
+	if len(c.nodes) == 0 && len(c.clients) == 0 {
+		return nil
 	}
 	ca, err := authority(c, out)
 	if err != nil {
@@ -156,4 +173,31 @@ func uriStrings(r certs.Request) []string {
 		s = append(s, u.String())
 	}
 	return s
+}
+
+// writeKeys writes the gossip key and the cluster secret asked for, as
+// base64 of random bytes: 32 for the gossip key (AES-256), 48 for the
+// secret (64 characters, over the 32 followd requires).
+func writeKeys(c *config, out io.Writer) error {
+	for _, k := range []struct {
+		want  bool
+		name  string
+		bytes int
+	}{{c.gossip, "gossip.key", 32}, {c.secret, "cluster.secret", 48}} {
+		if !k.want {
+			continue
+		}
+		file := filepath.Join(c.out, k.name)
+		if _, err := os.Stat(file); err == nil {
+			fmt.Fprintf(out, "kept %s\n", file)
+			continue
+		}
+		b := make([]byte, k.bytes)
+		rand.Read(b)
+		if err := os.WriteFile(file, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "wrote %s\n", file)
+	}
+	return nil
 }

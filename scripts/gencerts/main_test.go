@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"io"
 	"os"
@@ -99,5 +100,45 @@ func TestGencertsRefusesBadLines(t *testing.T) {
 		} else if strings.Contains(err.Error(), "panic") {
 			t.Errorf("%q: %v", args, err)
 		}
+	}
+}
+
+// The gossip key and the cluster secret are random, private, and kept
+// once written, so that every node of a cluster gets the same ones.
+func TestGencertsKeys(t *testing.T) {
+	dir := t.TempDir()
+	if err := run([]string{"-out", dir, "-gossip-key", "-cluster-secret"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	read := func(name string, n int) string {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(b)))
+		if err != nil || len(raw) != n {
+			t.Fatalf("%s: %d bytes, %v; want base64 of %d", name, len(raw), err, n)
+		}
+		if st, _ := os.Stat(filepath.Join(dir, name)); st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: mode %v", name, st.Mode())
+		}
+		return string(b)
+	}
+	g, s := read("gossip.key", 32), read("cluster.secret", 48)
+	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err == nil {
+		t.Fatal("keys alone made a CA")
+	}
+	if err := run([]string{"-out", dir, "-gossip-key", "-cluster-secret"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if read("gossip.key", 32) != g || read("cluster.secret", 48) != s {
+		t.Fatal("a second run replaced the keys")
+	}
+	other := t.TempDir()
+	if err := run([]string{"-out", other, "-gossip-key"}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(other, "gossip.key")); string(b) == g {
+		t.Fatal("two directories got the same gossip key")
 	}
 }

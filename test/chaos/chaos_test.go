@@ -56,7 +56,27 @@ func TestMain(m *testing.M) {
 		CleanStale()
 	}
 	code := m.Run()
+	// Repeated last, so that a CI log cut to its tail still says why.
+	if len(failures.lines) > 0 {
+		fmt.Println("chaos: failures (details and artifacts above):")
+		for _, l := range failures.lines {
+			fmt.Println("  " + l)
+		}
+	}
 	os.Exit(code)
+}
+
+// failures collects every run's failure reasons for the summary TestMain
+// prints after the tests.
+var failures struct {
+	sync.Mutex
+	lines []string
+}
+
+func recordFailure(format string, args ...any) {
+	failures.Lock()
+	failures.lines = append(failures.lines, fmt.Sprintf(format, args...))
+	failures.Unlock()
 }
 
 func outDir(t *testing.T) string {
@@ -153,6 +173,7 @@ func runAndCheck(t *testing.T, cfg Config) *Result {
 	res, err := h.Run(ctx)
 	h.Close()
 	if err != nil {
+		recordFailure("%s seed %d: run: %v (logs in %s)", t.Name(), cfg.Seed, err, cfg.Dir)
 		t.Fatalf("run: %v (logs in %s)", err, cfg.Dir)
 	}
 	var report strings.Builder
@@ -165,6 +186,7 @@ func runAndCheck(t *testing.T, cfg Config) *Result {
 			t.Errorf("saving artifacts: %v", err)
 		}
 		for _, s := range v {
+			recordFailure("%s seed %d: %s", t.Name(), cfg.Seed, s)
 			t.Errorf("seed %d: %s", cfg.Seed, s)
 		}
 		t.Errorf("artifacts (history, schedule, seed, node logs, visualisation) kept in %s", cfg.Dir)

@@ -27,6 +27,13 @@ func startCluster(t *testing.T, shards int) []*proc {
 // startClusterWith is startCluster with extra flags for every node.
 func startClusterWith(t *testing.T, shards int, extra ...string) []*proc {
 	t.Helper()
+	return startClusterEach(t, shards, func(int) []string { return extra })
+}
+
+// startClusterEach is startCluster with extra(i) flags for node i (0-2;
+// node IDs n1-n3).
+func startClusterEach(t *testing.T, shards int, extra func(i int) []string) []*proc {
+	t.Helper()
 	type ports struct{ client, http, raft, gossip string }
 	ps := make([]ports, 3)
 	var join []string
@@ -45,7 +52,7 @@ func startClusterWith(t *testing.T, shards int, extra ...string) []*proc {
 			args := []string{"--node-id", fmt.Sprintf("n%d", i+1), "--listen", ps[i].client, "--http", ps[i].http,
 				"--raft-addr", ps[i].raft, "--gossip-addr", ps[i].gossip, "--join", strings.Join(join, ","),
 				"--bootstrap-expect", "3", "--shards", fmt.Sprint(shards)}
-			procs[i], errs[i] = startProc(dir, append(args, extra...)...)
+			procs[i], errs[i] = startProc(dir, append(args, extra(i)...)...)
 		})
 	}
 	wg.Wait()
