@@ -16,8 +16,9 @@ import (
 // size of the other list:
 //
 //  1. CopyFollowing copies the bounded side out of its Store (one read).
-//  2. Probe looks each of its IDs up in the other list, on that user's
-//     Store (one batched read there, wherever it is).
+//  2. ProbeMembers (a Store of the same node: by uid) or Probe (another
+//     node's: by ID) looks each member up in the other list, on that
+//     user's Store (one batched read there, wherever it is).
 //  3. A SetPager puts the members found in list order and cuts the page
 //     after the cursor; it also gives the whole set's size.
 //
