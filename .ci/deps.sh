@@ -3,9 +3,9 @@
 # (bench's Redis baseline tests start their own private server; nothing here
 # starts or depends on a system Redis service) and promtool, from Debian's
 # prometheus package (make check-monitoring checks the alert rules with it;
-# no Prometheus server is run), and curl (the e2e test of the
-# Tencent-compatible HTTP endpoints calls them as a shell script would).
-# Idempotent and silent when everything is present.
+# no Prometheus server is run), and curl (the e2e tests of the HTTP APIs,
+# native and Tencent-compatible, call them as a user or a shell script
+# would). Idempotent and silent when everything is present.
 set -euo pipefail
 
 need=()
@@ -39,3 +39,4 @@ if ! install; then
 	install
 fi
 command -v redis-server >/dev/null 2>&1 || { echo "deps.sh: redis-server still not on PATH" >&2; exit 1; }
+command -v curl >/dev/null 2>&1 || { echo "deps.sh: curl still not on PATH" >&2; exit 1; }

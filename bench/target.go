@@ -5,8 +5,9 @@
 // the graph's invariants afterwards, and reports tables, JSON and charts.
 //
 // The systems under test are Targets: FollowdTarget speaks the followgraph
-// protocol through the Go client; RedisTarget implements the same
-// operations with two sorted sets per user.
+// protocol through the Go client; HTTPTarget speaks followd's native JSON
+// API; RedisTarget implements the same operations with two sorted sets
+// per user.
 package bench
 
 import (
@@ -126,11 +127,13 @@ type TargetOptions struct {
 }
 
 // Open connects to a target given as followd://host:port (query
-// parameters token, token_name and metrics override o's) or redis://host:port.
+// parameters token, token_name and metrics override o's), http://host:port
+// or https://host:port (followd's native JSON API on its HTTP port, with
+// the same query parameters), or redis://host:port.
 func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 	u, err := url.Parse(spec)
 	if err != nil || u.Host == "" {
-		return nil, fmt.Errorf("target %q: want followd://host:port or redis://host:port", spec)
+		return nil, fmt.Errorf("target %q: want followd://host:port, http://host:port or redis://host:port", spec)
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "followd":
@@ -144,8 +147,19 @@ func Open(ctx context.Context, spec string, o TargetOptions) (Target, error) {
 			o.MetricsURL = m
 		}
 		return OpenFollowd(ctx, u.Host, o)
+	case "http", "https":
+		if t := u.Query().Get("token"); t != "" {
+			o.Token = t
+		}
+		if n := u.Query().Get("token_name"); n != "" {
+			o.TokenName = n
+		}
+		if m := u.Query().Get("metrics"); m != "" {
+			o.MetricsURL = m
+		}
+		return OpenHTTP(ctx, strings.ToLower(u.Scheme)+"://"+u.Host, o)
 	case "redis":
 		return OpenRedis(ctx, u.Host, o)
 	}
-	return nil, fmt.Errorf("target %q: unknown scheme %q (followd or redis)", spec, u.Scheme)
+	return nil, fmt.Errorf("target %q: unknown scheme %q (followd, http, https or redis)", spec, u.Scheme)
 }

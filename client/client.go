@@ -452,11 +452,19 @@ func (c *Client) doAt(ctx context.Context, shard int, op wire.Op, body func([]by
 	jumps := 0
 	write := op == wire.OpFollow || op == wire.OpUnfollow || op == wire.OpImport || op == wire.OpRemoveUser
 	var unknown error // an earlier attempt of a write that may have applied
+	var failed error  // the last failure that was not the call's deadline
 	for attempt := 0; ; attempt++ {
 		addr := c.route(shard, attempt, jumps > 0)
 		resp, cn, err := c.attempt(ctx, addr, op, body)
 		if err == nil {
 			return resp, addr, nil
+		}
+		if ctx.Err() == nil {
+			failed = err
+		} else if failed != nil && codes.Of(err) == codes.Timeout {
+			// The deadline cut the last attempt short: what kept the call
+			// from succeeding is the failure before it.
+			err = codes.New(codes.Timeout, "%v (last failure: %v)", err, failed)
 		}
 		ambiguous := write && cn != nil && !Definite(err)
 		if ambiguous && unknown == nil {

@@ -254,7 +254,7 @@ func ParseListRequest(body []byte) (ListRequest, error) {
 		r.fail()
 	}
 	l := ListRequest{User: r.strView(maxIDLen * 4), Cursor: r.strView(maxCursorLen)}
-	l.Limit = r.upTo(1 << 20)
+	l.Limit = r.upTo(MaxListLimit)
 	l.Consistency = r.readConsistency(n == 4)
 	return l, wrap(r.done(), "list request")
 }

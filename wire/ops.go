@@ -144,28 +144,21 @@ func init() {
 
 // admit returns the table entry of op for this connection, or the error
 // that refuses it. Client requests of a server with tokens are checked
-// against the token's role, then its rate limit: one frame is one
-// request, and one refused for its role takes nothing from the budget.
+// against the token's role, then its rate limit (AdmitClient): one frame
+// is one request, and one refused for its role takes nothing from the
+// budget. Other nodes' connections are checked for none of this.
 func (c *conn) admit(op Op) (*opSpec, error) {
 	spec := ops[op]
-	switch {
-	case op == OpHello:
-		return nil, codes.New(codes.InvalidParam, "hello is only valid as the first frame")
-	case spec == nil:
-		return nil, codes.New(codes.UnknownOp, "unknown operation %d", op)
-	case spec.peerOnly && !c.peer:
-		return nil, codes.New(codes.NotAllowed, "%s is only accepted from other nodes, over the raft port", op)
-	case c.tok == nil || c.peer:
+	if c.peer && op != OpHello {
+		if spec == nil {
+			return nil, codes.New(codes.UnknownOp, "unknown operation %d", op)
+		}
 		return spec, nil
 	}
-	var err error
-	switch {
-	case !c.tok.Role.Allows(spec.role):
-		err = codes.New(codes.NotAllowed, "%s needs the %s role; token %q has %s", op, spec.role, c.tok.Name, c.tok.Role)
-	case !c.tok.Allow():
-		err = codes.New(codes.RateLimited, "token %q is over its rate limit (%g requests/s, burst %d); retry after a backoff", c.tok.Name, c.tok.Rate, c.tok.Burst)
+	checked, err := AdmitClient(c.tok, op)
+	if checked {
+		c.s.obs.TokenRequest(c.tok.Name, op, codes.Of(err))
 	}
-	c.s.obs.TokenRequest(c.tok.Name, op, codes.Of(err))
 	if err != nil {
 		return nil, err
 	}

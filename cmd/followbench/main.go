@@ -47,7 +47,8 @@ Usage:
 
 Targets: followd://host:port (flags --token, --token-name, --metrics http://host:7780, or in
 the URL: followd://host:port?metrics=http://host:7780; over TLS --tls-ca, and
---tls-cert, --tls-key for mutual TLS) or redis://host:port.
+--tls-cert, --tls-key for mutual TLS), http://host:7780 (followd's native JSON
+API on its HTTP port, same token flags; https:// with --tls-ca) or redis://host:port.
 Reports give each operation's rate and latency, and the CPU per operation
 of the server (followd's /metrics, Redis's INFO cpu) and of followbench.
 
@@ -55,6 +56,7 @@ Examples:
   followbench run --preset smoke --target followd://127.0.0.1:7700 --out r.json
   followbench run --preset read-heavy --target followd://127.0.0.1:7700 --rate 50000 --duration 60s
   followbench compare followd://127.0.0.1:7700 redis://127.0.0.1:6379 --preset default --out cmp.json
+  followbench compare followd://127.0.0.1:7700 http://127.0.0.1:7780 --preset read-heavy
 
 Run "followbench COMMAND -h" for a command's flags.
 `
@@ -76,7 +78,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("followbench "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.preset, "preset", "smoke", "workload preset: "+strings.Join(bench.PresetNames(), ", "))
-	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port or redis://host:port")
+	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port, http://host:port (followd's JSON API) or redis://host:port")
 	fs.StringVar(&c.token, "token", os.Getenv("FOLLOWBENCH_TOKEN"), "followd token (env FOLLOWBENCH_TOKEN)")
 	fs.StringVar(&c.tokenName, "token-name", os.Getenv("FOLLOWBENCH_TOKEN_NAME"), "name of the followd token in its token file (env FOLLOWBENCH_TOKEN_NAME; empty: default)")
 	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780, https:// with TLS)")

@@ -228,9 +228,11 @@ func TestRestoreSingleNodeIntoCluster(t *testing.T) {
 	var r restoreOutput
 	decodeOne(t, mustOK(t, "restore", "--json", "--addr", nodes[1].Addr, dir, "--timeout", "20s"), &r)
 	// A request retried after it applied (the leadership transfers of a
-	// new cluster cut some off) reports its edges as already there: the
-	// two counts together are exact, and verify and diff check the rest.
-	if r.Added+r.Existing != int64(edges) || r.Added == 0 {
+	// new cluster cut some off; on a loaded machine every shard's one
+	// request may be) reports its edges as already there: the two counts
+	// together are exact, the restore refused a non-empty target, and
+	// verify and diff below check what the cluster holds.
+	if r.Added+r.Existing != int64(edges) {
 		t.Fatalf("restore into the cluster: %+v, want %d edges added or already there", r, edges)
 	}
 	if v := clusterVerify(t, nodes[2].Addr); v.Violations != 0 || v.Edges != uint64(edges) {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/followgraph/followgraph/cluster"
 	"github.com/followgraph/followgraph/fsm"
+	"github.com/followgraph/followgraph/httpapi"
 	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/router"
 	"github.com/followgraph/followgraph/wire"
@@ -68,6 +69,7 @@ type options struct {
 	dataDir         string
 	listen          string
 	httpAddr        string
+	httpPprof       bool
 	advertise       string
 	raftAddr        string
 	gossipAddr      string
@@ -106,7 +108,8 @@ func parseFlags(args []string, out io.Writer) (*options, error) {
 	fs.BoolVar(&showVersion, "version", false, "print the version and exit")
 	fs.StringVar(&o.dataDir, "data-dir", "followd-data", "directory for the node's data (created if missing)")
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:7700", "address of the client protocol")
-	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7780", "address of the HTTP endpoints /metrics, /healthz, /readyz (empty: off)")
+	fs.StringVar(&o.httpAddr, "http", "127.0.0.1:7780", "address of the HTTP endpoints /metrics, /healthz, /readyz and the JSON API /v1/ (empty: off)")
+	fs.BoolVar(&o.httpPprof, "http-pprof", false, "also serve the Go profiler's /debug/pprof/ on the HTTP port (off: the port may be reachable by the API's clients)")
 	fs.StringVar(&o.advertise, "advertise", "", "host (or IP) other nodes and clients should use to reach this node, when listening on 0.0.0.0 (default: the listen host)")
 	fs.StringVar(&o.raftAddr, "raft-addr", "", "cluster: raft address, one port for every shard (default: the listen host, port 7701, when --join or --bootstrap-expect is set)")
 	fs.StringVar(&o.gossipAddr, "gossip-addr", "", "cluster: gossip address, UDP and TCP (default: the listen host, port 7702, when --join or --bootstrap-expect is set)")
@@ -213,6 +216,7 @@ type daemon struct {
 	node    *cluster.Node
 	peers   *router.Peers // nil on a single node
 	server  *wire.Server
+	router  *router.Router
 	ln      net.Listener
 	httpSrv *http.Server
 	httpLn  net.Listener
@@ -415,6 +419,7 @@ func (d *daemon) serve(m *metrics, advertise string) error {
 	scfg.Observer = m
 	scfg.Forwards = o.inCluster()
 	scfg.TLS = d.tls
+	d.router = rt
 	if d.server, err = wire.NewServer(scfg, rt, rt); err != nil {
 		return err
 	}
@@ -425,25 +430,34 @@ func (d *daemon) serve(m *metrics, advertise string) error {
 	return nil
 }
 
-// serveHTTP serves metrics, health and profiles, if an HTTP address is
-// set.
+// serveHTTP serves metrics, health, the JSON API and (with --http-pprof)
+// profiles, if an HTTP address is set.
 func (d *daemon) serveHTTP(m *metrics) error {
 	if d.opts.httpAddr == "" {
 		return nil
 	}
-	var err error
+	acfg := httpapi.DefaultConfig()
+	acfg.Tokens, acfg.MaxBody, acfg.Logger, acfg.Observer = d.tokens, d.opts.maxFrame, d.log.Named("http"), m
+	acfg.Forwards = d.opts.inCluster()
+	api, err := httpapi.New(acfg, d.router)
+	if err != nil {
+		return err
+	}
 	if d.httpLn, err = net.Listen("tcp", d.opts.httpAddr); err != nil {
 		return fmt.Errorf("listen %s: %w", d.opts.httpAddr, err)
 	}
 	mux := http.NewServeMux()
 	d.mountTencent(mux, m)
 	mux.Handle("/metrics", promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{}))
-	// Profiles for performance work; the HTTP address is loopback by
-	// default, so expose it further only on purpose.
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.Handle(httpapi.Prefix, api)
+	if d.opts.httpPprof {
+		// Profiles for performance work, only on purpose: the port also
+		// serves the API, whose clients have no business here.
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	}
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if bad := d.node.Healthy(); len(bad) > 0 {
@@ -453,7 +467,11 @@ func (d *daemon) serveHTTP(m *metrics) error {
 		}
 		fmt.Fprintln(w, "ready")
 	})
-	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, TLSConfig: d.httpTLS,
+	// Keep-alive connections idle up to the binary port's idle timeout;
+	// bodies must arrive within its read timeout. Writes may take a
+	// profile's length (pprof refuses profiles longer than this).
+	d.httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 15 * time.Second,
+		WriteTimeout: 75 * time.Second, IdleTimeout: 5 * time.Minute, MaxHeaderBytes: 64 << 10, TLSConfig: d.httpTLS,
 		ErrorLog: log.New(httpErrorLog{d.log.Named("http"), m}, "", 0)}
 	if d.httpTLS != nil {
 		// The certificate comes from TLSConfig (reloaded as it changes).

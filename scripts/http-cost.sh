@@ -1,0 +1,33 @@
+#!/bin/bash
+# http-cost.sh: followbench ops/s of the binary protocol and of the native
+# JSON API (docs/HTTP.md) on one node and one graph, back to back: one
+# followd (client port 127.0.0.1:17700, HTTP 127.0.0.1:17780, a fresh
+# data directory under OUT), a 50k-user graph loaded once, then for each
+# of 64 and 1 closed-loop clients and each of check, info and followers
+# alone, ROUNDS alternating runs binary, HTTP, binary, HTTP... Prints one
+# line per run; docs/PERFORMANCE.md has the medians.
+#
+#   make build && scripts/http-cost.sh [ROUNDS] [OUT]
+set -euo pipefail
+rounds="${1:-3}"
+out="${2:-/tmp/http-cost}"
+bin="$(cd "$(dirname "$0")/.." && pwd)/bin"
+rm -rf "$out/data" && mkdir -p "$out"
+"$bin/followd" --data-dir "$out/data" --listen 127.0.0.1:17700 --http 127.0.0.1:17780 --shards 16 \
+	--unsafe-no-fsync --log-level warn 2>"$out/followd.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+sleep 3
+graph="--users 50000 --mean-following 16"
+"$bin/followbench" load --target followd://127.0.0.1:17700 --metrics http://127.0.0.1:17780 $graph 2>&1 | tail -2
+for clients in 64 1; do
+	for mix in check=1 info=1 followers=1; do
+		for round in $(seq "$rounds"); do
+			for t in followd://127.0.0.1:17700 http://127.0.0.1:17780; do
+				res=$("$bin/followbench" run --target "$t" --metrics http://127.0.0.1:17780 $graph --mix "$mix" \
+					--duration 5s --warmup 1s --clients "$clients" --verify 0 --load never 2>&1)
+				echo "clients=$clients mix=$mix round=$round target=$t :: $(echo "$res" | grep -E '^ +all ') :: $(echo "$res" | grep -E '^cpu:')"
+			done
+		done
+	done
+done
