@@ -464,7 +464,12 @@ func (c *Client) doAt(ctx context.Context, shard int, op wire.Op, body func([]by
 		} else if failed != nil && codes.Of(err) == codes.Timeout {
 			// The deadline cut the last attempt short: what kept the call
 			// from succeeding is the failure before it.
-			err = codes.New(codes.Timeout, "%v (last failure: %v)", err, failed)
+			msg := err.Error()
+			var ce *codes.Error
+			if errors.As(err, &ce) && ce.Msg != "" {
+				msg = ce.Msg
+			}
+			err = codes.New(codes.Timeout, "%s (last failure: %v)", msg, failed)
 		}
 		ambiguous := write && cn != nil && !Definite(err)
 		if ambiguous && unknown == nil {

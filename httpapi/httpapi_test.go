@@ -201,6 +201,9 @@ func TestOperations(t *testing.T) {
 		}
 	}
 	s.write("/v1/follow", "bob", "alice")
+	// Follows in the same millisecond tie, and ties list by ID: the
+	// order checked below needs dave's to come a millisecond later.
+	time.Sleep(2 * time.Millisecond)
 	s.write("/v1/follow", "dave", "alice")
 	if got := s.list("followers", "alice", 1, ""); strings.Join(got, ",") != "dave,bob" {
 		t.Fatalf("followers of alice: %v", got)

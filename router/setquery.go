@@ -90,14 +90,16 @@ func (r *Router) setQuery(ctx context.Context, q setQuery) (wire.SetPage, error)
 	}
 	sc := setScratchPool.Get().(*setScratch)
 	defer setScratchPool.Put(sc)
-	sc.members.Reset()
+	// The members hold references to their users until the answer is
+	// built: their IDs point into the node's user table.
+	defer sc.members.Release()
 	if err := read(rep, q.cons, func(st *shard.Store) error { return st.CopyFollowing(q.bound, &sc.members) }); err != nil {
 		return wire.SetPage{}, err
 	}
-	sc.ids = sc.members.IDs(sc.ids[:0])
-	sc.times = slices.Grow(sc.times[:0], len(sc.ids))[:len(sc.ids)]
-	if len(sc.ids) > 0 {
-		if err := r.probe(ctx, q.other, q.probe, q.cons, sc.ids, sc.times); err != nil {
+	n := sc.members.Len()
+	sc.times = slices.Grow(sc.times[:0], n)[:n]
+	if n > 0 {
+		if err := r.probe(ctx, q, sc); err != nil {
 			return wire.SetPage{}, err
 		}
 	}
@@ -109,37 +111,40 @@ func (r *Router) setQuery(ctx context.Context, q setQuery) (wire.SetPage, error)
 		if !q.probeTimes {
 			t = sc.members.Time(i)
 		}
-		sc.hits = append(sc.hits, shard.Hit{ID: sc.ids[i], T: t})
+		sc.hits = append(sc.hits, shard.Hit{ID: sc.members.ID(i), T: t})
 	}
 	page, next := q.pager.Page(sc.hits)
 	out := wire.SetPage{Items: make([]wire.Item, len(page)), NextCursor: next, Total: uint64(len(sc.hits))}
 	for i, h := range page {
-		// The IDs point into the scratch, which the next request reuses.
+		// The IDs point into the user table, only until the members are
+		// released.
 		out.Items[i] = wire.Item{UserID: strings.Clone(h.ID), FollowTime: h.T}
 	}
 	return out, nil
 }
 
-// probe sets times[i] to the followTime of ids[i] in owner's list k, or
-// -1, reading the local replica of owner's shard or asking its leader.
-// The probe is this node's own request, so it goes to the leader even
-// when the set query came from a peer; the leader serves it itself.
-func (r *Router) probe(ctx context.Context, owner string, k shard.Kind, c wire.Consistency, ids []string, times []int64) error {
-	rep, addr, err := r.routeShardVia(r.node.ShardOf(owner), c, true)
+// probe sets sc.times[i] to the followTime of member i in the probed
+// list, or -1, reading the local replica of the other user's shard (by
+// uid: no ID lookups) or asking its leader. The probe is this node's own
+// request, so it goes to the leader even when the set query came from a
+// peer; the leader serves it itself.
+func (r *Router) probe(ctx context.Context, q setQuery, sc *setScratch) error {
+	rep, addr, err := r.routeShardVia(r.node.ShardOf(q.other), q.cons, true)
 	if err != nil {
 		return err
 	}
 	if addr == "" {
-		return read(rep, c, func(st *shard.Store) error { return st.Probe(k, owner, ids, times) })
+		return read(rep, q.cons, func(st *shard.Store) error { return st.ProbeMembers(q.probe, q.other, &sc.members, sc.times) })
 	}
-	ts, err := r.peers.probe(ctx, addr, wire.ProbeRequest{Owner: owner, Kind: uint8(k), IDs: ids, Consistency: c})
+	sc.ids = sc.members.IDs(sc.ids[:0])
+	ts, err := r.peers.probe(ctx, addr, wire.ProbeRequest{Owner: q.other, Kind: uint8(q.probe), IDs: sc.ids, Consistency: q.cons})
 	if err != nil {
 		return err
 	}
-	if len(ts) != len(ids) {
-		return codes.New(codes.Internal, "probe: %d answers for %d IDs", len(ts), len(ids))
+	if len(ts) != len(sc.ids) {
+		return codes.New(codes.Internal, "probe: %d answers for %d IDs", len(ts), len(sc.ids))
 	}
-	copy(times, ts)
+	copy(sc.times, ts)
 	return nil
 }
 

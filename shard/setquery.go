@@ -16,8 +16,9 @@ import (
 // size of the other list:
 //
 //  1. CopyFollowing copies the bounded side out of its Store (one read).
-//  2. Probe looks each of its IDs up in the other list, on that user's
-//     Store (one batched read there, wherever it is).
+//  2. ProbeMembers (a Store of the same node: by uid) or Probe (another
+//     node's: by ID) looks each member up in the other list, on that
+//     user's Store (one batched read there, wherever it is).
 //  3. A SetPager puts the members found in list order and cuts the page
 //     after the cursor; it also gives the whole set's size.
 //
@@ -41,64 +42,67 @@ const (
 	CommonFollowingQuery SetQuery = 5
 )
 
-// Members is a list of user IDs and followTimes packed into one buffer:
-// a following list copied out of a Store. Reusing one Members (Reset)
-// copies the next list without allocating.
+// Members is a following list copied out of a Store for a set query: the
+// members' uids, each holding a reference in the node's user table so
+// that it names the same user until Release, and their followTimes. A
+// Store of the same node probes it by uid, with no ID lookups; a member's
+// ID is resolved only when asked for. Reusing one Members copies the next
+// list without allocating.
 type Members struct {
-	buf   []byte
-	ends  []uint32
+	users *Users
+	uids  []uint32
 	times []int64
 }
 
-// Reset empties m, keeping its memory. Strings returned by ID before the
-// reset must no longer be used.
-func (m *Members) Reset() { m.buf, m.ends, m.times = m.buf[:0], m.ends[:0], m.times[:0] }
-
-// Len returns the number of members.
-func (m *Members) Len() int { return len(m.ends) }
-
-// Add appends a member.
-func (m *Members) Add(id []byte, t int64) {
-	m.buf = append(m.buf, id...)
-	m.ends = append(m.ends, uint32(len(m.buf)))
-	m.times = append(m.times, t)
+// Release gives back the members' references and empties m, keeping its
+// memory. IDs returned before must no longer be used.
+func (m *Members) Release() {
+	for _, uid := range m.uids {
+		m.users.unref(uid)
+	}
+	m.uids, m.times = m.uids[:0], m.times[:0]
 }
 
-// ID returns member i's ID. It shares m's buffer: valid until m is reset
-// (later Adds do not change it).
+// Len returns the number of members.
+func (m *Members) Len() int { return len(m.uids) }
+
+// ID returns member i's ID. It shares the user table's memory: valid
+// until m is released.
 func (m *Members) ID(i int) string {
-	start := uint32(0)
-	if i > 0 {
-		start = m.ends[i-1]
-	}
-	if start == m.ends[i] {
-		return ""
-	}
-	return unsafe.String(&m.buf[start], int(m.ends[i]-start))
+	b := m.users.name(m.uids[i])
+	return unsafe.String(unsafe.SliceData(b), len(b))
 }
 
 // Time returns member i's followTime.
 func (m *Members) Time(i int) int64 { return m.times[i] }
 
-// IDs appends every member's ID (sharing m's buffer, see ID) to dst.
+// IDs appends every member's ID (valid until Release, see ID) to dst.
 func (m *Members) IDs(dst []string) []string {
-	for i := range m.ends {
+	for i := range m.uids {
 		dst = append(dst, m.ID(i))
 	}
 	return dst
 }
 
-// CopyFollowing appends user's whole following list to m, in list order.
-// It is a read; the list holds at most Config.MaxFollowing entries.
+// CopyFollowing sets m to user's whole following list, in list order,
+// releasing what m held. It is a read; the list holds at most
+// Config.MaxFollowing entries. The caller releases m.
 func (s *Store) CopyFollowing(user string, m *Members) error {
+	m.Release()
 	if err := ValidateUserID(user); err != nil {
 		return err
 	}
+	m.users = s.users
 	uid, ok := s.uidOf(user)
 	if !ok {
 		return nil
 	}
-	s.st.each(s.rec(uid).sets[kFollowing], func(peer uint32, t int64) { m.Add(s.st.idBytes(peer), t) })
+	s.st.each(s.rec(uid).sets[kFollowing], func(peer uint32, t int64) {
+		// The list's entry holds a reference; this one outlives the read.
+		s.users.ref(peer)
+		m.uids = append(m.uids, peer)
+		m.times = append(m.times, t)
+	})
 	return nil
 }
 
@@ -106,18 +110,9 @@ func (s *Store) CopyFollowing(user string, m *Members) error {
 // -1 where ids[i] is not in it (an invalid ID is in no list). out must be
 // as long as ids. It is a read and allocates nothing.
 func (s *Store) Probe(k Kind, owner string, ids []string, out []int64) error {
-	if !k.valid() {
-		return codes.New(codes.InvalidParam, "unknown list kind %d", k)
-	}
-	if err := ValidateUserID(owner); err != nil {
+	r, err := s.probed(k, owner, len(ids), len(out))
+	if err != nil {
 		return err
-	}
-	if len(out) != len(ids) {
-		return codes.New(codes.Internal, "probe: %d results for %d IDs", len(out), len(ids))
-	}
-	r := setRef{}
-	if uid, ok := s.uidOf(owner); ok {
-		r = s.rec(uid).sets[k.set()]
 	}
 	for i, id := range ids {
 		out[i] = -1
@@ -131,6 +126,42 @@ func (s *Store) Probe(k Kind, owner string, ids []string, out []int64) error {
 		}
 	}
 	return nil
+}
+
+// ProbeMembers is Probe of m's members. Members copied from a Store of
+// this node (sharing its user table) are probed by uid.
+func (s *Store) ProbeMembers(k Kind, owner string, m *Members, out []int64) error {
+	if m.users != s.users {
+		return s.Probe(k, owner, m.IDs(make([]string, 0, m.Len())), out)
+	}
+	r, err := s.probed(k, owner, m.Len(), len(out))
+	if err != nil {
+		return err
+	}
+	for i, peer := range m.uids {
+		out[i] = -1
+		if t, ok := s.st.lookup(r, peer); ok {
+			out[i] = t
+		}
+	}
+	return nil
+}
+
+// probed checks a probe and returns the list it reads.
+func (s *Store) probed(k Kind, owner string, n, outs int) (setRef, error) {
+	if !k.valid() {
+		return setRef{}, codes.New(codes.InvalidParam, "unknown list kind %d", k)
+	}
+	if err := ValidateUserID(owner); err != nil {
+		return setRef{}, err
+	}
+	if outs != n {
+		return setRef{}, codes.New(codes.Internal, "probe: %d results for %d IDs", outs, n)
+	}
+	if uid, ok := s.uidOf(owner); ok {
+		return s.rec(uid).sets[k.set()], nil
+	}
+	return setRef{}, nil
 }
 
 // Hit is one member of a set query's answer: a user and the followTime
@@ -184,29 +215,70 @@ func NewSetPager(cfg Config, q SetQuery, a, b, cursor string, limit int) (*SetPa
 	return p, nil
 }
 
-// Page puts hits in list order (followTime descending, then ID ascending;
-// it sorts them in place unless the query's hits come in that order
-// already) and returns the page after the cursor and the next page's
-// cursor ("" when the page ends the set). The set's size is len(hits).
+// Page returns the page of hits after the cursor, in list order
+// (followTime descending, then ID ascending), and the next page's cursor
+// ("" when the page ends the set). The set's size is len(hits). It
+// reorders hits in place: only the page is sorted, so the first page of
+// a large set costs about one comparison per hit rather than a sort.
 func (p *SetPager) Page(hits []Hit) ([]Hit, string) {
-	if !p.sorted {
-		slices.SortFunc(hits, cmpHit)
-	}
-	start := 0
+	rest := hits
 	if p.after {
 		key := Hit{ID: unsafe.String(unsafe.SliceData(p.pos.id), len(p.pos.id)), T: p.pos.t}
-		start, _ = slices.BinarySearchFunc(hits, key, cmpHit)
-		if start < len(hits) && cmpHit(hits[start], key) == 0 {
-			start++
+		rest = hits[:0]
+		for _, h := range hits {
+			if cmpHit(h, key) > 0 {
+				rest = append(rest, h)
+			}
 		}
 	}
-	end := min(start+p.limit, len(hits))
-	page := hits[start:end]
-	if end == len(hits) {
+	if !p.sorted {
+		selectFirst(rest, p.limit)
+	}
+	page := rest[:min(p.limit, len(rest))]
+	if len(page) == len(rest) {
 		return page, ""
 	}
 	last := page[len(page)-1]
 	return page, encodeCursor(p.key, p.owner, Kind(p.q), last.T, []byte(last.ID))
+}
+
+// selectFirst moves the k first hits in list order to the front of hs,
+// sorted: a max-heap of the k best seen so far, then a sort of the heap.
+func selectFirst(hs []Hit, k int) {
+	if k >= len(hs) {
+		slices.SortFunc(hs, cmpHit)
+		return
+	}
+	heap := hs[:k]
+	for i := k/2 - 1; i >= 0; i-- {
+		siftDown(heap, i)
+	}
+	for i := k; i < len(hs); i++ {
+		if cmpHit(hs[i], heap[0]) < 0 {
+			heap[0], hs[i] = hs[i], heap[0]
+			siftDown(heap, 0)
+		}
+	}
+	slices.SortFunc(heap, cmpHit)
+}
+
+// siftDown restores the max-heap order (the last hit in list order at
+// the root) below index i.
+func siftDown(h []Hit, i int) {
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		if c+1 < len(h) && cmpHit(h[c+1], h[c]) > 0 {
+			c++
+		}
+		if cmpHit(h[c], h[i]) <= 0 {
+			return
+		}
+		h[i], h[c] = h[c], h[i]
+		i = c
+	}
 }
 
 // cmpHit orders hits in list order.

@@ -7,25 +7,33 @@ import (
 	"testing"
 
 	"github.com/followgraph/followgraph/codes"
+	"pgregory.net/rapid"
 )
 
-func TestMembers(t *testing.T) {
+// Members hold their users: a user unfollowed (and so freed from the
+// user table) while a copy of a list names it keeps its ID until the copy
+// is released.
+func TestMembersHoldTheirUsers(t *testing.T) {
+	s := newStore(t)
+	mustFollow(t, s, "v", 5, "alice", "bob")
 	var m Members
-	m.Add([]byte("alice"), 5)
-	m.Add([]byte("b"), 7)
-	first := m.ID(0)
-	for i := range 1000 {
-		m.Add(fmt.Appendf(nil, "u%d", i), int64(i)) // the buffer grows
+	if err := s.CopyFollowing("v", &m); err != nil {
+		t.Fatal(err)
 	}
-	if first != "alice" || m.ID(1) != "b" || m.Time(1) != 7 || m.Len() != 1002 || m.ID(1001) != "u999" {
-		t.Fatalf("members: %q %q %d %d %q", first, m.ID(1), m.Time(1), m.Len(), m.ID(1001))
+	mustUnfollow(t, s, "v", "alice", "bob")
+	mustFollow(t, s, "w", 6, "carol", "dave") // may reuse freed uids
+	if m.Len() != 2 || !slices.Equal(m.IDs(nil), []string{"alice", "bob"}) || m.Time(1) != 5 {
+		t.Fatalf("members after their users left: %q", m.IDs(nil))
 	}
-	if got := m.IDs(nil); len(got) != 1002 || got[2] != "u0" {
-		t.Fatalf("IDs: %d, %q", len(got), got[2])
+	if !s.HasUser("alice") {
+		t.Fatal("alice freed while a copy names her")
 	}
-	m.Reset()
-	if m.Len() != 0 {
-		t.Fatal("not empty after Reset")
+	m.Release()
+	if m.Len() != 0 || s.HasUser("alice") || s.HasUser("bob") {
+		t.Fatalf("after Release: %d members, alice known %v", m.Len(), s.HasUser("alice"))
+	}
+	if err := s.CheckInvariants(); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -39,6 +47,7 @@ func TestCopyFollowingAndProbe(t *testing.T) {
 	}
 	mustFollow(t, s, "v", 50, "fan3", "fan1", "fan299", "nobody", "star")
 	var m Members
+	defer m.Release()
 	if err := s.CopyFollowing("v", &m); err != nil {
 		t.Fatal(err)
 	}
@@ -67,6 +76,25 @@ func TestCopyFollowingAndProbe(t *testing.T) {
 	}
 	if allocs := testing.AllocsPerRun(100, func() { s.Probe(Followers, "star", probe, out) }); allocs != 0 {
 		t.Fatalf("probe allocates %v times", allocs)
+	}
+	// By uid, the members of v's list: the same answers, no allocation.
+	mt := make([]int64, m.Len())
+	if err := s.ProbeMembers(Followers, "star", &m, mt); err != nil {
+		t.Fatal(err)
+	}
+	for i := range mt {
+		if want := map[string]int64{"fan3": 103, "fan1": 101, "fan299": 104}[m.ID(i)]; mt[i] != want && !(want == 0 && mt[i] == -1) {
+			t.Errorf("probe of member %s: %d", m.ID(i), mt[i])
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, func() { s.ProbeMembers(Followers, "star", &m, mt) }); allocs != 0 {
+		t.Fatalf("probe of members allocates %v times", allocs)
+	}
+	// Members of another node's table are probed by ID.
+	other := newStore(t)
+	mustFollow(t, other, "fan1", 7, "star")
+	if err := other.ProbeMembers(Followers, "star", &m, mt); err != nil || slices.Index(mt, 7) != slices.Index(m.IDs(nil), "fan1") {
+		t.Fatalf("probe of another table's members: %v %v", mt, err)
 	}
 	for name, err := range map[string]error{
 		"kind 0":        s.Probe(0, "star", probe, out),
@@ -146,4 +174,92 @@ func TestSetPager(t *testing.T) {
 	if page, next := p.Page(slices.Clone(want)); !slices.Equal(page, want) || next != "" {
 		t.Fatalf("common following page: %v %q", page, next)
 	}
+}
+
+// Paging a set with the pager, whatever the page sizes, yields the whole
+// set once, in list order: the same as sorting it.
+func TestSetPagerMatchesASort(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.CursorKey = []byte("k")
+	rapid.Check(t, func(t *rapid.T) {
+		ids := rapid.SliceOfDistinct(rapid.StringMatching(`[a-e]{1,3}`), rapid.ID[string]).Draw(t, "ids")
+		set := make([]Hit, len(ids))
+		for i, id := range ids {
+			set[i] = Hit{ID: id, T: int64(rapid.IntRange(0, 3).Draw(t, "t"))}
+		}
+		want := slices.SortedFunc(slices.Values(set), cmpHit)
+		var got []Hit
+		cursor := ""
+		for range len(set) + 1 {
+			p, err := NewSetPager(cfg, KnownFollowersQuery, "v", "x", cursor, rapid.IntRange(1, 5).Draw(t, "limit"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			page, next := p.Page(slices.Clone(set)) // each page sees the set afresh, unordered
+			got = append(got, page...)
+			if next == "" {
+				break
+			}
+			cursor = next
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("paged %v, want %v", got, want)
+		}
+	})
+}
+
+// Probing members by uid (the merge over a large list's pages) gives the
+// answers of a lookup per ID, on lists of every form and size.
+func TestProbeMembersMatchesProbe(t *testing.T) {
+	rapid.Check(t, func(t *rapid.T) {
+		cfg := DefaultConfig()
+		cfg.CursorKey = []byte("k")
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		follow := func(actor string, ts int64, targets ...string) {
+			res, err := s.Follow(actor, targets, ts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range res {
+				if r.Changed {
+					if _, err := s.AddFollower(r.UserID, actor, r.Time); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		fans := rapid.IntRange(0, 700).Draw(t, "fans")
+		for i := range fans {
+			if rapid.IntRange(0, 3).Draw(t, "skip") > 0 {
+				follow(fmt.Sprintf("f%03d", i), int64(i%7), "star")
+			}
+		}
+		var targets []string
+		for range rapid.IntRange(1, 200).Draw(t, "following") {
+			targets = append(targets, fmt.Sprintf("f%03d", rapid.IntRange(0, 800).Draw(t, "target")))
+		}
+		for len(targets) > 0 {
+			n := min(len(targets), 20)
+			follow("v", 1, targets[:n]...)
+			targets = targets[n:]
+		}
+		var m Members
+		defer m.Release()
+		if err := s.CopyFollowing("v", &m); err != nil {
+			t.Fatal(err)
+		}
+		byID, byUID := make([]int64, m.Len()), make([]int64, m.Len())
+		if err := s.Probe(Followers, "star", m.IDs(nil), byID); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ProbeMembers(Followers, "star", &m, byUID); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(byID, byUID) {
+			t.Fatalf("by uid %v, by ID %v", byUID, byID)
+		}
+	})
 }

@@ -15,7 +15,8 @@ import (
 // Concurrency: a Store is a deterministic state machine with no goroutines,
 // I/O or clock. Write methods (Follow, Unfollow, AddFollower,
 // RemoveFollower, View) need exclusive access. Read methods (List, Scan,
-// Info, Check, Counts, Stats) change nothing and may run concurrently with
+// Info, Check, Counts, Stats, and the set queries' CopyFollowing, Probe,
+// ProbeMembers and Relation) change nothing and may run concurrently with
 // each other, but not with a write: guard a Store with a sync.RWMutex.
 // A View, once taken, may be read from any goroutine while writes continue.
 type Store struct {

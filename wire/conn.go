@@ -320,7 +320,7 @@ func (c *conn) dispatch(id uint32, op Op, body []byte) {
 	switch {
 	case err != nil:
 		c.finish(id, op, time.Now(), nil, err)
-	case spec.waits:
+	case spec.waits || spec.slow:
 		go c.handle(id, op, spec, append([]byte(nil), body...), true)
 	case c.s.cfg.Forwards && !c.peer:
 		go c.handle(id, op, spec, append([]byte(nil), body...), true)

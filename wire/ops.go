@@ -97,6 +97,10 @@ type opSpec struct {
 	// beside it in a cluster, where they may be forwarded or wait for a
 	// quorum.
 	waits bool
+	// slow: the operation takes milliseconds of CPU (the set queries and
+	// their probes: up to 5,000 membership probes), so it runs beside the
+	// read loop too, lest the requests pipelined behind it wait for it.
+	slow bool
 	// serve parses the request body, calls the handler and appends the
 	// response body to b.
 	serve func(s *Server, ctx context.Context, op Op, body, b []byte) ([]byte, error)
@@ -117,8 +121,8 @@ func init() {
 	ops[OpStatus] = &opSpec{role: r, serve: serveStatus}
 	ops[OpShardMap] = &opSpec{role: r, serve: serveShardMap}
 	ops[OpPing] = &opSpec{role: r, serve: servePing}
-	ops[OpKnownFollowers] = &opSpec{role: r, serve: serveKnownFollowers}
-	ops[OpCommonFollowing] = &opSpec{role: r, serve: serveCommonFollowing}
+	ops[OpKnownFollowers] = &opSpec{role: r, slow: true, serve: serveKnownFollowers}
+	ops[OpCommonFollowing] = &opSpec{role: r, slow: true, serve: serveCommonFollowing}
 	ops[OpRelationships] = &opSpec{role: r, serve: serveRelationships}
 	// Everything below changes or reveals the whole node: admin only.
 	// Operations added later (op 19, the gossip keyring) must say admin
@@ -135,7 +139,7 @@ func init() {
 	ops[OpGossipKeys] = &opSpec{role: a, waits: true, serve: serveGossipKeys}
 	// Probes are the inside of ops 20 and 21 between nodes: only other
 	// nodes send them.
-	ops[OpProbe] = &opSpec{role: a, peerOnly: true, serve: serveProbe}
+	ops[OpProbe] = &opSpec{role: a, peerOnly: true, slow: true, serve: serveProbe}
 }
 
 // admit returns the table entry of op for this connection, or the error

@@ -189,3 +189,36 @@ func FuzzSetQueryResponses(f *testing.F) {
 		}
 	})
 }
+
+// blockingSets holds known-followers requests until released.
+type blockingSets struct {
+	fakeBackend
+	release chan struct{}
+}
+
+func (b *blockingSets) KnownFollowers(ctx context.Context, req KnownFollowersRequest) (SetPage, error) {
+	<-b.release
+	return b.fakeBackend.KnownFollowers(ctx, req)
+}
+
+// A set query runs beside the read loop: a ping pipelined behind it is
+// answered while it runs, and its body outlives the frame buffer.
+func TestSetQueryDoesNotHoldTheConnection(t *testing.T) {
+	be := &blockingSets{release: make(chan struct{})}
+	s := startServer(t, nil, be)
+	rc := dialRaw(t, s)
+	if err := rc.hello(""); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(1, OpKnownFollowers, AppendKnownFollowersRequest(nil, KnownFollowersRequest{Viewer: "viewer", User: "user", Limit: 3}))
+	rc.send(2, OpPing, AppendEmpty(nil))
+	if id, _, err := rc.recv(); id != 2 || err != nil {
+		t.Fatalf("first answer: id %d, %v; want the ping's", id, err)
+	}
+	close(be.release)
+	id, body, err := rc.recv()
+	p, perr := ParseSetPage(body)
+	if id != 1 || err != nil || perr != nil || p.Items[0].UserID != "viewer" || p.Items[1].UserID != "user" {
+		t.Fatalf("known followers: id %d, %+v, %v %v", id, p, err, perr)
+	}
+}

@@ -101,7 +101,7 @@ func TestEveryOpHasARole(t *testing.T) {
 			t.Errorf("op %s has no role", Op(op))
 		}
 	}
-	for _, op := range []Op{OpDrain, OpScanUsers, OpRecover, OpWatch, OpImport, OpRemoveUser, OpExport, OpGossipKeys, OpDeliver} {
+	for _, op := range []Op{OpDrain, OpScanUsers, OpRecover, OpWatch, OpImport, OpRemoveUser, OpExport, OpGossipKeys, OpDeliver, OpProbe} {
 		if ops[op].role != tokens.RoleAdmin {
 			t.Errorf("op %s is not admin-only", op)
 		}
@@ -121,6 +121,8 @@ func TestRoles(t *testing.T) {
 		{"rd", "r", OpStatus, AppendEmpty(nil), codes.OK},
 		{"rd", "r", OpFollow, followBody, codes.NotAllowed},
 		{"rd", "r", OpUnfollow, followBody, codes.NotAllowed},
+		{"rd", "r", OpKnownFollowers, AppendKnownFollowersRequest(nil, KnownFollowersRequest{Viewer: "v", User: "u"}), codes.OK},
+		{"rd", "r", OpRelationships, AppendRelationshipsRequest(nil, RelationshipsRequest{Pairs: []Pair{{"a", "b"}}}), codes.OK},
 		{"wr", "w", OpFollow, followBody, codes.OK},
 		{"wr", "w", OpFollowing, listBody, codes.OK},
 		{"wr", "w", OpDrain, drainBody, codes.NotAllowed},

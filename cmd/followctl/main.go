@@ -1,6 +1,7 @@
 // Command followctl is the command-line client of followgraph: it follows
 // and unfollows, reads followers, following and mutual lists, counts and
-// relations, shows the status of a node or a whole cluster, drains a node,
+// relations, known followers, common following and the relationships of
+// pairs, shows the status of a node or a whole cluster, drains a node,
 // verifies the graph's invariant, exports every edge and compares exports,
 // and rotates the cluster's gossip encryption keys.
 //

@@ -7,7 +7,7 @@ import (
 )
 
 // mountTencent serves the Tencent Cloud Chat compatible follow endpoints
-// (docs/HTTP-TENCENT.md) on mux, over the client port's handler and
+// (docs/HTTP.md, "Tencent-compatible endpoints") on mux, over the client port's handler and
 // tokens, so that they answer and admit exactly as the binary port does
 // (and count in the same token metrics).
 func (d *daemon) mountTencent(mux *http.ServeMux, m *metrics) {

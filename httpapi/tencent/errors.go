@@ -22,8 +22,8 @@ const (
 )
 
 // tencentCode maps a followgraph code to the code these endpoints send:
-// Tencent's where the meaning is the same, else ours (docs/HTTP-TENCENT.md
-// has the table). Tencent's clients treat every non-zero code as a
+// Tencent's where the meaning is the same, else ours (docs/HTTP.md,
+// "Tencent-compatible endpoints", has the table). Tencent's clients treat every non-zero code as a
 // failure, so ours stay usable, and they keep their documented meaning.
 func tencentCode(c codes.Code) uint32 {
 	switch c {

@@ -14,7 +14,7 @@
 //
 // identifier and usersig are a token's name and secret (package
 // tokens), checked against the role the operation has on the binary
-// port. docs/HTTP-TENCENT.md maps every field and code, and lists the
+// port. docs/HTTP.md ("Tencent-compatible endpoints") maps every field and code, and lists the
 // differences from Tencent's service.
 package tencent
 

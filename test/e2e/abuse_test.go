@@ -999,6 +999,22 @@ func hostileOps() map[wire.Op][]hostileField {
 		strArr("targets", mpStrArray("hostile-b")),
 		{"times", []byte{0x91, 0x01}, append([][]byte{{0x90}, {0x92, 0x01, 0x01}, {0x91, 0xa1, 'x'}, {0x91, 0xc0}}, hostileAny...)},
 	}
+	pair := []hostileField{{"from", mpStr("hostile-a"), hostileStr}, {"to", mpStr("hostile-b"), hostileStr}}
+	var pairsBad [][]byte
+	for i, f := range pair {
+		for _, h := range f.bad {
+			pairsBad = append(pairsBad, append([]byte{0x91}, assemble(pair, i, h)...))
+		}
+	}
+	pairsBad = append(pairsBad, []byte{0x91, 0x91, 0xa1, 'a'}, []byte{0x91, 0x93, 0xa1, 'a', 0xa1, 'b', 0xa1, 'c'}, []byte{0xdd, 0, 0, 0x10, 0x01})
+	pairsBad = append(pairsBad, hostileAny...)
+	setQuery := []hostileField{
+		{"first user", mpStr("hostile-a"), hostileStr},
+		{"second user", mpStr("hostile-b"), hostileStr},
+		{"cursor", []byte{0xa0}, hostileStr},
+		uintF("limit", 10, true),
+		{"consistency", mpUint(0), append([][]byte{{0x03}}, hostileUint...)},
+	}
 	var importBad [][]byte
 	for i, f := range importCmd {
 		for _, h := range f.bad {
@@ -1030,7 +1046,12 @@ func hostileOps() map[wire.Op][]hostileField {
 		wire.OpRemoveUser: {{"user", mpStr("hostile-a"), hostileStr}, {"flags", mpUint(1), hostileUint}},
 		// A list (action 0) must carry an empty key; another action, a
 		// valid one: each hostile string is refused either way.
-		wire.OpGossipKeys: {{"action", mpUint(0), append([][]byte{{0x04}}, hostileUint...)}, {"key", mpStr(""), hostileStr}},
+		wire.OpGossipKeys:      {{"action", mpUint(0), append([][]byte{{0x04}}, hostileUint...)}, {"key", mpStr(""), hostileStr}},
+		wire.OpKnownFollowers:  setQuery,
+		wire.OpCommonFollowing: setQuery,
+		wire.OpRelationships:   {{"pairs", append([]byte{0x91}, assemble(pair, -1, nil)...), pairsBad}, {"consistency", mpUint(0), append([][]byte{{0x03}}, hostileUint...)}},
+		// Peer only: refused before its body is read.
+		wire.OpProbe: {{"owner", mpStr("hostile-a"), hostileStr}, uintF("kind", 2, true), strArr("ids", mpStrArray("hostile-b"))},
 	}
 }
 
@@ -1078,7 +1099,8 @@ func malformedBodies(fs []hostileField, minLen int) (names []string, bodies [][]
 // length cuts its body loses the framing: 40005 and a close.
 func (a *abuseRig) hostileBodies(t *testing.T) {
 	// Bodies with an optional last element (the consistency).
-	minLen := map[wire.Op]int{wire.OpFollowers: 3, wire.OpFollowing: 3, wire.OpMutual: 3, wire.OpInfo: 1, wire.OpCheck: 2}
+	minLen := map[wire.Op]int{wire.OpFollowers: 3, wire.OpFollowing: 3, wire.OpMutual: 3, wire.OpInfo: 1, wire.OpCheck: 2,
+		wire.OpKnownFollowers: 4, wire.OpCommonFollowing: 4, wire.OpRelationships: 1}
 	count := 0
 	pr := a.during(t, func() {
 		c := a.dialHello(t, "hostile")
@@ -1104,9 +1126,10 @@ func (a *abuseRig) hostileBodies(t *testing.T) {
 		for op := wire.OpHello; op <= wire.OpScanUsers; op++ {
 			order = append(order, op)
 		}
-		for _, op := range append(order, wire.OpWatch, wire.OpImport, wire.OpExport, wire.OpRemoveUser, wire.OpGossipKeys) {
+		for _, op := range append(order, wire.OpWatch, wire.OpImport, wire.OpExport, wire.OpRemoveUser, wire.OpGossipKeys,
+			wire.OpKnownFollowers, wire.OpCommonFollowing, wire.OpRelationships, wire.OpProbe) {
 			want = codes.InvalidParam
-			if op == wire.OpDeliver {
+			if op == wire.OpDeliver || op == wire.OpProbe {
 				want = codes.NotAllowed
 			}
 			ml, ok := minLen[op]
