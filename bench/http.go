@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -47,6 +48,13 @@ func OpenHTTP(ctx context.Context, base string, pipeline int, o TargetOptions) (
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("HTTP target %q: want http://host:port", base)
 	}
+	addr, port := u.Host, "80"
+	if u.Scheme == "https" {
+		port = "443"
+	}
+	if u.Port() == "" {
+		addr = net.JoinHostPort(u.Hostname(), port)
+	}
 	var tc *tls.Config
 	tr := &http.Transport{DisableCompression: true}
 	if u.Scheme == "https" {
@@ -69,13 +77,13 @@ func OpenHTTP(ctx context.Context, base string, pipeline int, o TargetOptions) (
 		if conns <= 0 {
 			conns = 4
 		}
-		pp, err := newPipePool(u.Host, tc, conns, pipeline)
+		pp, err := newPipePool(addr, tc, conns, pipeline)
 		if err != nil {
 			return nil, fmt.Errorf("followd JSON API at %s: %w", base, err)
 		}
 		t.pool, t.mode = pp, fmt.Sprintf("pipelined: %d connections, up to %d requests in flight on each", conns, pipeline)
 	} else {
-		t.pool, t.mode = &serialPool{addr: u.Host, tls: tc}, "one request at a time per keep-alive connection"
+		t.pool, t.mode = &serialPool{addr: addr, tls: tc}, "one request at a time per keep-alive connection"
 	}
 	metricsURL := base
 	if o.MetricsURL != "" {

@@ -191,10 +191,11 @@ func putCall(c *httpCall) {
 // serialPool is the one-request-per-connection mode: idle keep-alive
 // connections, a new one dialled when none is idle.
 type serialPool struct {
-	addr string
-	tls  *tls.Config
-	mu   sync.Mutex
-	idle []*httpConn
+	addr   string
+	tls    *tls.Config
+	mu     sync.Mutex
+	idle   []*httpConn
+	closed bool
 }
 
 func (p *serialPool) do(ctx context.Context, c *httpCall) error {
@@ -226,8 +227,12 @@ func (p *serialPool) serve(ctx context.Context, c *httpCall) {
 		return
 	}
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		hc.nc.Close()
+		return
+	}
 	p.idle = append(p.idle, hc)
-	p.mu.Unlock()
 }
 
 func (p *serialPool) close() {
@@ -236,7 +241,7 @@ func (p *serialPool) close() {
 	for _, hc := range p.idle {
 		hc.nc.Close()
 	}
-	p.idle = nil
+	p.idle, p.closed = nil, true
 }
 
 // pipeConn is one pipelined connection: callers queue requests on reqs;

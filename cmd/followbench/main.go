@@ -78,7 +78,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("followbench "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.preset, "preset", "smoke", "workload preset: "+strings.Join(bench.PresetNames(), ", "))
-	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port, http://host:port (followd's JSON API) or redis://host:port")
+	fs.StringVar(&c.target, "target", "followd://127.0.0.1:7700", "target: followd://host:port, http://host:port[?pipeline=N] (followd's JSON API; N requests in flight per connection) or redis://host:port")
 	fs.StringVar(&c.token, "token", os.Getenv("FOLLOWBENCH_TOKEN"), "followd token (env FOLLOWBENCH_TOKEN)")
 	fs.StringVar(&c.tokenName, "token-name", os.Getenv("FOLLOWBENCH_TOKEN_NAME"), "name of the followd token in its token file (env FOLLOWBENCH_TOKEN_NAME; empty: default)")
 	fs.StringVar(&c.metrics, "metrics", "", "followd HTTP address for memory figures (default http://HOST:7780, https:// with TLS)")
@@ -105,7 +105,7 @@ func flags(name string, c *common, stderr io.Writer) *flag.FlagSet {
 	fs.IntVar(&c.workers, "load-workers", 32, "concurrent loaders")
 	fs.IntVar(&c.batch, "load-batch", 64, "follow requests (of up to 20 targets) per load batch")
 	fs.IntVar(&c.rounds, "rounds", 4, "compare: alternate the targets this many times")
-	fs.IntVar(&c.conns, "conns", 4, "client connections per node (followd), or rueidis pipeline connections (redis)")
+	fs.IntVar(&c.conns, "conns", 4, "client connections per node (followd), pipelined connections (http with ?pipeline=N), or rueidis pipeline connections (redis)")
 	fs.Float64Var(&c.lagProbe, "lag-probe", 0, "measure the reverse-side lag this many times a second (reported as reverse-lag)")
 	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write followbench's own CPU profile here (to see what the load generator costs)")
 	return fs
