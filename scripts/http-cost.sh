@@ -3,14 +3,14 @@
 # JSON API (docs/HTTP.md) on one node and one graph, back to back: one
 # followd (client port 127.0.0.1:17700, HTTP 127.0.0.1:17780, a fresh
 # data directory under OUT), a 50k-user graph loaded once, then for each
-# of 64 and 1 closed-loop clients and each of check, info and followers
+# of 64 and 1 closed-loop clients (CLIENTS) and each of check, info and followers
 # alone, ROUNDS alternating runs binary, HTTP, HTTP pipelined, binary...
 # (HTTP: one request at a time per keep-alive connection, one connection
 # per client; pipelined: PIPELINE requests in flight on each of 4
 # connections, the binary target's connection count). Prints one line per
 # run; docs/PERFORMANCE.md has the medians.
 #
-#   make build && scripts/http-cost.sh [ROUNDS] [OUT] [PIPELINE]
+#   make build && [CLIENTS="64 1"] scripts/http-cost.sh [ROUNDS] [OUT] [PIPELINE]
 set -euo pipefail
 rounds="${1:-3}"
 out="${2:-/tmp/http-cost}"
@@ -24,7 +24,7 @@ trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
 sleep 3
 graph="--users 50000 --mean-following 16"
 "$bin/followbench" load --target followd://127.0.0.1:17700 --metrics http://127.0.0.1:17780 $graph 2>&1 | tail -2
-for clients in 64 1; do
+for clients in ${CLIENTS:-64 1}; do
 	for mix in check=1 info=1 followers=1; do
 		for round in $(seq "$rounds"); do
 			for t in followd://127.0.0.1:17700 http://127.0.0.1:17780 "http://127.0.0.1:17780?pipeline=$pipeline"; do
