@@ -2,9 +2,12 @@ package httpapi
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -91,4 +94,49 @@ func TestBatchListener(t *testing.T) {
 	}
 	close(release)
 	resp.Body.Close()
+}
+
+// Under TLS the batching rules still answer pipelined requests in order.
+func TestBatchListenerTLS(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/echo", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, r.URL.RawQuery) })
+	mux.HandleFunc("/other", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "other") })
+	ts := httptest.NewUnstartedServer(Batch(mux, "/v1/"))
+	ts.Listener = BatchListener(ts.Listener)
+	ts.Config.ConnContext = BatchConnContext
+	ts.StartTLS()
+	defer ts.Close()
+	tc := ts.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tc.NextProtos = []string{"http/1.1"}
+	c, err := tls.Dial("tcp", ts.Listener.Addr().String(), tc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var req strings.Builder
+	want := []string{}
+	for i := range 20 {
+		path := fmt.Sprintf("/v1/echo?%d", i)
+		if i%7 == 3 {
+			path = "/other"
+		}
+		want = append(want, strings.TrimPrefix(path, "/v1/echo?"))
+		fmt.Fprintf(&req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
+	}
+	go c.Write([]byte(req.String()))
+	br := bufio.NewReader(c)
+	for i, w := range want {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if w == "/other" {
+			w = "other"
+		}
+		if string(body) != w {
+			t.Fatalf("response %d: %q, want %q", i, body, w)
+		}
+	}
 }
