@@ -389,6 +389,14 @@ func (h *Harness) Run(ctx context.Context) (*Result, error) {
 	stopBackground()
 	stopWork()
 	h.logf("workload stopped")
+	// A write the stop cancelled (outcome unknown) may still commit: the
+	// node goes on with it after the client gives up. A final read taken
+	// before it lands would disagree with the change feed, which does see
+	// it (found with seed 1: an unfollow cancelled 9 ms before the final
+	// read of its actor, applied just after). On the healed cluster such
+	// a write lands within milliseconds, an election at most; wait twice
+	// the client's operation timeout.
+	sleep(ctx, 2*h.cfg.OpTimeout)
 	h.checkHistory(ctx, res, faultsEnd, watch)
 	return res, nil
 }
