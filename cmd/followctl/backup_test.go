@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/followgraph/followgraph/cluster/clustertest"
 	"github.com/followgraph/followgraph/shard"
@@ -243,5 +244,18 @@ func TestRestoreSingleNodeIntoCluster(t *testing.T) {
 	mustOK(t, "export", "--json", "--addr", nodes[0].Addr, "--out", b, "--timeout", "20s")
 	if status, d := ctlDiff(t, a, b); status != 0 {
 		t.Fatalf("the node and the restored cluster differ: %+v", d)
+	}
+
+	// With two of three nodes gone no shard has a leader: the restore
+	// waits its --timeout for the shards to be ready, then refuses.
+	nodes[1].Stop()
+	nodes[2].Stop()
+	waitStatus(t, nodes[0].Addr, "no leader", 60*time.Second, func(st statusOutput) bool { return hasProblem(st, "no leader") })
+	start := time.Now()
+	status, out, _ := ctl(t, "restore", "--json", "--force", "--addr", nodes[0].Addr, dir, "--timeout", "2s")
+	var e errorOutput
+	decodeOne(t, out, &e)
+	if status == 0 || e.Error.Code != 40002 || !strings.Contains(e.Error.Message, "is not ready") || time.Since(start) < 2*time.Second {
+		t.Fatalf("restore into a cluster without leaders: status %d after %s, %s", status, time.Since(start), out)
 	}
 }

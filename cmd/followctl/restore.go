@@ -191,7 +191,10 @@ func checkBackupFiles(dir string, m backupManifest) error {
 
 // checkTarget refuses a cluster with another shard count (an edge's file
 // is its shard's: the counts must match), with a shard not ready, or,
-// without --force, one that holds edges.
+// without --force, one that holds edges. A new cluster's leaderships
+// still move to their preferred nodes for a while, and a shard is not
+// ready for a moment at each move: the check waits up to --timeout for
+// every shard to be ready before it refuses.
 func checkTarget(ctx context.Context, c *client.Client, o *options, m backupManifest) error {
 	rctx, cancel := requestCtx(ctx, o)
 	defer cancel()
@@ -203,21 +206,53 @@ func checkTarget(ctx context.Context, c *client.Client, o *options, m backupMani
 		return codes.New(codes.InvalidParam, "the backup has %d shards and the cluster at %s has %d: restore into a cluster started with followd --shards %d",
 			m.Cluster.Shards, o.addr, sm.Shards, m.Cluster.Shards)
 	}
-	st, err := statusCmd(rctx, c, o, nil)
+	st, err := waitReady(rctx, c, o)
 	if err != nil {
 		return err
 	}
 	var edges uint64
-	for _, sh := range st.(statusOutput).Shards {
-		if !sh.Ready {
-			return codes.New(codes.ShardUnavailable, "shard %d of the cluster at %s is not ready (no leader, or catching up): wait until followctl status is healthy", sh.Shard, o.addr)
-		}
+	for _, sh := range st.Shards {
 		edges += sh.Following + sh.Followers
 	}
 	if edges > 0 && !o.backup.force {
 		return codes.New(codes.InvalidParam, "the cluster at %s is not empty (%d list entries): restore into a new cluster, or --force to add the backup's edges to these", o.addr, edges)
 	}
 	return nil
+}
+
+// waitReady reads the cluster's status until every shard is ready, every
+// readyPoll, and refuses with the first shard not ready when ctx ends.
+func waitReady(ctx context.Context, c *client.Client, o *options) (statusOutput, error) {
+	const readyPoll = 200 * time.Millisecond
+	notReady := func(shard int) error {
+		return codes.New(codes.ShardUnavailable, "shard %d of the cluster at %s is not ready (no leader, or catching up) after %s: wait until followctl status is healthy", shard, o.addr, o.timeout)
+	}
+	last := -1 // the shard not ready at the last read
+	for {
+		res, err := statusCmd(ctx, c, o, nil)
+		if err != nil {
+			if last >= 0 && ctx.Err() != nil {
+				return statusOutput{}, notReady(last)
+			}
+			return statusOutput{}, err
+		}
+		st := res.(statusOutput)
+		last = -1
+		for _, sh := range st.Shards {
+			if !sh.Ready {
+				last = sh.Shard
+				break
+			}
+		}
+		if last < 0 {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return statusOutput{}, notReady(last)
+		case <-time.After(readyPoll):
+		}
+	}
 }
 
 // restorer imports the shard files.
