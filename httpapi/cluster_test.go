@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"testing"
 	"time"
@@ -34,9 +33,7 @@ func TestCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(api)
-	t.Cleanup(ts.Close)
-	s := &server{t: t, url: ts.URL, hc: &http.Client{Timeout: 30 * time.Second}}
+	s := &server{t: t, url: serveH1(t, api), hc: &http.Client{Timeout: 30 * time.Second}}
 	const fans = 24
 	var ids []string
 	for i := range fans {

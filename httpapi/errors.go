@@ -76,3 +76,16 @@ func AppendError(b []byte, err error) []byte {
 	b = appendString(b, msg)
 	return append(b, '}')
 }
+
+// ProtocolErrorBody is the body of the HTTP server's own refusals (a
+// request it cannot read: malformed, or a head over its limits), in the
+// API's error shape: 40005 for a head too large, else 30001, with the
+// server's reason as the message. It sets the content type in h.
+func ProtocolErrorBody(h http.Header, status int, msg string) []byte {
+	code := codes.InvalidParam
+	if status == http.StatusRequestHeaderFieldsTooLarge || status == http.StatusRequestURITooLong {
+		code = codes.FrameTooLarge
+	}
+	h["Content-Type"] = jsonContentType
+	return AppendError(nil, codes.New(code, "%s", msg))
+}

@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"sync"
@@ -17,6 +17,7 @@ import (
 	"github.com/followgraph/followgraph/cluster/clustertest"
 	"github.com/followgraph/followgraph/codes"
 	"github.com/followgraph/followgraph/httpapi"
+	"github.com/followgraph/followgraph/internal/h1"
 	"github.com/followgraph/followgraph/internal/tokens"
 	"github.com/followgraph/followgraph/wire"
 )
@@ -48,9 +49,26 @@ func startAPI(t testing.TB, tune func(*httpapi.Config), wrap func(wire.Handler) 
 	}
 	mux := http.NewServeMux()
 	mux.Handle(httpapi.Prefix, api)
-	ts := httptest.NewServer(mux)
-	t.Cleanup(ts.Close)
-	return &server{t: t, url: ts.URL, node: n, hc: ts.Client()}
+	return &server{t: t, url: serveH1(t, mux), node: n, hc: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// serveH1 serves h as followd does (package h1, with the API's errors
+// for requests the server refuses) and returns its base URL.
+func serveH1(t testing.TB, h http.Handler) string {
+	t.Helper()
+	cfg := h1.DefaultConfig()
+	cfg.ErrorBody = httpapi.ProtocolErrorBody
+	srv, err := h1.NewServer(cfg, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
 }
 
 // response is one answer: its status, headers and JSON body.

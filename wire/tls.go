@@ -60,8 +60,9 @@ func TLSFailureReasons() []string {
 // client learns why it is refused instead of seeing a closed connection.
 const NotTLSMessage = "this port requires TLS"
 
-// classifyTLSError names the reason of a failed server handshake.
-func classifyTLSError(err error) string {
+// ClassifyTLSError names the reason of a failed server handshake (one
+// of TLSFailureReasons), for the metrics of every TLS port.
+func ClassifyTLSError(err error) string {
 	var rhe tls.RecordHeaderError
 	var cve *tls.CertificateVerificationError
 	var ne net.Error
@@ -94,7 +95,7 @@ func (c *conn) tlsHandshake(tc *tls.Conn) bool {
 	if err == nil {
 		return true
 	}
-	reason := classifyTLSError(err)
+	reason := ClassifyTLSError(err)
 	if o, ok := s.obs.(TLSObserver); ok {
 		o.TLSHandshakeFailed(reason)
 	}

@@ -258,7 +258,7 @@ func TestClassifyTLSError(t *testing.T) {
 		&net.OpError{Op: "remote error", Err: errors.New("bad")}: TLSFailureClosed,
 		errors.New("tls: no cipher suite supported by both"):     TLSFailureOther,
 	} {
-		if got := classifyTLSError(err); got != want {
+		if got := ClassifyTLSError(err); got != want {
 			t.Errorf("%v: %s, want %s", err, got, want)
 		}
 	}

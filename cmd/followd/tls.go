@@ -5,11 +5,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/followgraph/followgraph/internal/certs"
-	"github.com/followgraph/followgraph/wire"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -104,42 +102,4 @@ func (t *tlsOptions) configs(log hclog.Logger) (client, http *tls.Config, err er
 		http = r.Config(true)
 	}
 	return client, http, nil
-}
-
-// httpTLSReason names the reason of a failed TLS handshake on the HTTP
-// port from net/http's log line, which is all net/http gives (the wire
-// server's failures are classified from their errors).
-func httpTLSReason(line string) string {
-	switch {
-	case strings.Contains(line, "does not look like a TLS handshake"), strings.Contains(line, "HTTP request to an HTTPS server"):
-		return wire.TLSFailureNotTLS
-	case strings.Contains(line, "timeout"):
-		return wire.TLSFailureTimeout
-	case strings.Contains(line, "didn't provide a certificate"):
-		return wire.TLSFailureNoCertificate
-	case strings.Contains(line, "certificate"):
-		return wire.TLSFailureBadCertificate
-	case strings.Contains(line, "EOF"), strings.Contains(line, "reset by peer"), strings.Contains(line, "remote error"):
-		return wire.TLSFailureClosed
-	}
-	return wire.TLSFailureOther
-}
-
-// httpErrorLog is net/http's error log: its TLS handshake failures are
-// counted (port "http") and logged at debug, like the client port's; its
-// other errors are warnings.
-type httpErrorLog struct {
-	log hclog.Logger
-	m   *metrics
-}
-
-func (w httpErrorLog) Write(p []byte) (int, error) {
-	line := strings.TrimSpace(string(p))
-	if strings.Contains(line, "TLS handshake error") {
-		w.m.tlsFailures.WithLabelValues("http", httpTLSReason(line)).Inc()
-		w.log.Debug(line)
-	} else {
-		w.log.Warn(line)
-	}
-	return len(p), nil
 }
