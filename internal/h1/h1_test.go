@@ -286,6 +286,7 @@ func TestTargets(t *testing.T) {
 	for in, want := range map[string]string{
 		"/v1/users/a%2Fb/followers?limit=2": `"/v1/users/a/b/followers" "/v1/users/a%2Fb/followers" "limit=2" "h"`,
 		"/plain?":                           `"/plain" "/plain" "" "h"`,
+		"/v1/users/a!(b)*/following":        `"/v1/users/a!(b)*/following" "/v1/users/a!(b)*/following" "" "h"`,
 		"http://other:80/abs?q":             `"/abs" "/abs" "q" "other:80"`,
 	} {
 		rs := responses(t, raw(t, addr, "GET "+in+" HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"), 1)

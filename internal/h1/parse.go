@@ -120,6 +120,9 @@ func (c *conn) parseTarget(target string) error {
 	if target[0] == '/' && strings.IndexByte(target, '%') < 0 {
 		path, query, hasQuery := strings.Cut(target, "?")
 		c.url = url.URL{Path: path, RawQuery: query, ForceQuery: hasQuery && query == ""}
+		if !pathAsIs(path) {
+			c.url.RawPath = path // as url.Parse keeps it: EscapedPath returns it
+		}
 		return nil
 	}
 	if target == "*" {
@@ -132,6 +135,20 @@ func (c *conn) parseTarget(target string) error {
 	}
 	c.url = *u
 	return nil
+}
+
+// pathAsIs says whether package url writes path (without escapes) as it
+// is: only unreserved bytes and those of $&+,/:;=@.
+func pathAsIs(path string) bool {
+	for i := 0; i < len(path); i++ {
+		switch b := path[i]; {
+		case 'a' <= b && b <= 'z', 'A' <= b && b <= 'Z', '0' <= b && b <= '9':
+		case strings.IndexByte("-_.~$&+,/:;=@", b) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // parseField adds one header field to c.header. The value slices come
