@@ -4,11 +4,12 @@
 # followd (client port 127.0.0.1:17700, HTTP 127.0.0.1:17780, a fresh
 # data directory under OUT), a 50k-user graph loaded once, then for each
 # of 64 and 1 closed-loop clients (CLIENTS) and each of check, info and followers
-# alone, ROUNDS alternating runs binary, HTTP, HTTP pipelined, binary...
-# (HTTP: one request at a time per keep-alive connection, one connection
-# per client; pipelined: PIPELINE requests in flight on each of 4
-# connections, the binary target's connection count). Prints one line per
-# run; docs/PERFORMANCE.md has the medians.
+# alone, ROUNDS alternating runs binary, binary with a connection per
+# client, HTTP, HTTP pipelined, binary... (binary: the client's 4
+# multiplexed connections; HTTP: one request at a time per keep-alive
+# connection, one connection per client; pipelined: PIPELINE requests in
+# flight on each of 4 connections, the binary target's connection count).
+# Prints one line per run; docs/PERFORMANCE.md has the medians.
 #
 #   make build && [CLIENTS="64 1"] scripts/http-cost.sh [ROUNDS] [OUT] [PIPELINE]
 set -euo pipefail
@@ -27,10 +28,13 @@ graph="--users 50000 --mean-following 16"
 for clients in ${CLIENTS:-64 1}; do
 	for mix in check=1 info=1 followers=1; do
 		for round in $(seq "$rounds"); do
-			for t in followd://127.0.0.1:17700 http://127.0.0.1:17780 "http://127.0.0.1:17780?pipeline=$pipeline"; do
-				res=$("$bin/followbench" run --target "$t" --metrics http://127.0.0.1:17780 $graph --mix "$mix" \
+			for t in followd://127.0.0.1:17700 "followd://127.0.0.1:17700 conns=$clients" http://127.0.0.1:17780 "http://127.0.0.1:17780?pipeline=$pipeline"; do
+				conns=4
+				case "$t" in *" conns="*) conns="${t##*conns=}" ;; esac
+				res=$("$bin/followbench" run --target "${t%% *}" --conns "$conns" --metrics http://127.0.0.1:17780 $graph --mix "$mix" \
 					--duration 5s --warmup 1s --clients "$clients" --verify 0 --load never 2>&1)
-				echo "clients=$clients mix=$mix round=$round target=$t :: $(echo "$res" | grep -E '^ +all ') :: $(echo "$res" | grep -E '^cpu:')"
+				label="conns=$conns"; case "$t" in http*pipeline*) ;; http*) label="conns=per-client" ;; esac
+				echo "clients=$clients mix=$mix round=$round target=${t%% *} $label :: $(echo "$res" | grep -E '^ +all ') :: $(echo "$res" | grep -E '^cpu:')"
 			done
 		done
 	done

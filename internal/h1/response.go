@@ -42,10 +42,7 @@ func (w *response) WriteHeader(code int) {
 }
 
 func (w *response) Write(p []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if !bodyAllowed(w.status) {
+	if !w.bodyStarts() {
 		return 0, http.ErrBodyNotAllowed
 	}
 	w.body = append(w.body, p...)
@@ -53,14 +50,20 @@ func (w *response) Write(p []byte) (int, error) {
 }
 
 func (w *response) WriteString(s string) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	if !bodyAllowed(w.status) {
+	if !w.bodyStarts() {
 		return 0, http.ErrBodyNotAllowed
 	}
 	w.body = append(w.body, s...)
 	return len(s), nil
+}
+
+// bodyStarts sets the status to 200 if none is set yet, as a write of
+// the body does, and says whether the status allows a body.
+func (w *response) bodyStarts() bool {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return bodyAllowed(w.status)
 }
 
 func bodyAllowed(status int) bool {
