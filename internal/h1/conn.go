@@ -21,6 +21,7 @@ type conn struct {
 	idle     bool // waiting for a request; guarded by s.mu
 	remote   string
 	tlsState *tls.ConnectionState
+	writeBy  time.Time // the write deadline set (extendWrite)
 
 	blank  http.Request // a request with only the server's context
 	req    http.Request
@@ -170,8 +171,21 @@ func (c *conn) flush() error {
 	if c.bw.Buffered() == 0 {
 		return nil
 	}
-	c.rwc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	c.extendWrite()
 	return c.bw.Flush()
+}
+
+// extendWrite gives the connection's next writes at least half of
+// WriteTimeout: the deadline moves only once half of it has passed,
+// which spares a timer update per response. It is called before every
+// response is buffered (the buffer may write itself out when full) and
+// before every flush.
+func (c *conn) extendWrite() {
+	now := time.Now()
+	if c.writeBy.Sub(now) < c.s.cfg.WriteTimeout/2 {
+		c.writeBy = now.Add(c.s.cfg.WriteTimeout)
+		c.rwc.SetWriteDeadline(c.writeBy)
+	}
 }
 
 // lingeringClose half-closes the connection and reads what the client

@@ -197,6 +197,36 @@ func TestNoHoldWhileWaiting(t *testing.T) {
 	}
 }
 
+// TestWriteDeadlineMoves: a connection's write deadline is renewed for
+// later responses, also for those the full buffer writes out before a
+// flush (a batch of large pipelined responses).
+func TestWriteDeadlineMoves(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.WriteTimeout = 200 * time.Millisecond
+	big := strings.Repeat("x", 4<<10)
+	_, addr := start(t, cfg, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, big) }))
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(c)
+	for round := range 3 {
+		io.WriteString(c, strings.Repeat("GET / HTTP/1.1\r\nHost: h\r\n\r\n", 10))
+		for i := range 10 {
+			res, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("round %d, response %d: %v", round, i, err)
+			}
+			if got := bodyOf(res); len(got) != len(big) {
+				t.Fatalf("round %d, response %d: %d bytes", round, i, len(got))
+			}
+		}
+		time.Sleep(300 * time.Millisecond) // past the first deadline
+	}
+}
+
 func TestHTTP10(t *testing.T) {
 	_, addr := start(t, DefaultConfig(), http.HandlerFunc(echo))
 	rs := responses(t, raw(t, addr, "GET /a HTTP/1.0\r\n\r\nGET /b HTTP/1.0\r\n\r\n"), 1)

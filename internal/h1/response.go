@@ -81,9 +81,7 @@ func (c *conn) writeResponse(closing bool) bool {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if len(w.body)+512 > bw.Available() {
-		c.rwc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	}
+	c.extendWrite()
 	bw.WriteString(statusLine(w.status))
 	for k, vs := range w.header {
 		switch k {

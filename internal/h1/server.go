@@ -47,7 +47,8 @@ type Config struct {
 	// ReadTimeout bounds the reading of a whole request, body included,
 	// from its first byte.
 	ReadTimeout time.Duration
-	// WriteTimeout bounds each write of responses to the connection.
+	// WriteTimeout bounds the writing of responses: each write to the
+	// connection has at least half of it, at most all of it.
 	WriteTimeout time.Duration
 	// IdleTimeout closes a keep-alive connection idle this long.
 	IdleTimeout time.Duration
